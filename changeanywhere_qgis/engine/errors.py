@@ -1,0 +1,21 @@
+"""Errors the engine raises. Every message names the problem and the fix.
+
+The QGIS adapters turn these into QgsProcessingException / message-bar text; the command line
+prints them without a traceback.
+"""
+
+
+class ChangeAnywhereError(Exception):
+    """Base class: a problem the user can fix (bad input, bad model, bad option)."""
+
+
+class InputError(ChangeAnywhereError):
+    """A raster, vector, table or option the user gave is unusable."""
+
+
+class ModelError(ChangeAnywhereError):
+    """The model package is missing, corrupt or does not fit the input."""
+
+
+class Cancelled(ChangeAnywhereError):
+    """The user cancelled; nothing was written."""
