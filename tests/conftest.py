@@ -1,0 +1,57 @@
+"""Shared fixtures: the bundled real OpenEarthMap sample and its class scheme."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from changeanywhere_qgis.engine.scheme import ClassScheme
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "changeanywhere_qgis" / "samples"
+
+# The 8 OpenEarthMap classes (code 0 = unknown), as a model manifest lists them.
+OEM_MANIFEST = {
+    "nodata_code": 0,
+    "classes": [
+        {"code": 1, "name": "bareland", "color": [128, 0, 0]},
+        {"code": 2, "name": "rangeland", "color": [0, 255, 36]},
+        {"code": 3, "name": "developed space", "color": [148, 148, 148]},
+        {"code": 4, "name": "road", "color": [255, 255, 255]},
+        {"code": 5, "name": "tree", "color": [34, 97, 38]},
+        {"code": 6, "name": "water", "color": [0, 69, 255]},
+        {"code": 7, "name": "agriculture land", "color": [75, 181, 73]},
+        {"code": 8, "name": "building", "color": [222, 31, 7]},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def oem_scheme() -> ClassScheme:
+    return ClassScheme.from_manifest(OEM_MANIFEST)
+
+
+@pytest.fixture(scope="session")
+def houston_label_path() -> Path:
+    return SAMPLES / "houston_label.tif"
+
+
+@pytest.fixture(scope="session")
+def houston_changes_path() -> Path:
+    return SAMPLES / "houston_changes.geojson"
+
+
+@pytest.fixture(scope="session")
+def _houston_label_cached(houston_label_path):
+    with rasterio.open(houston_label_path) as src:
+        return src.read(1), src.transform, src.crs, src.nodata
+
+
+@pytest.fixture()
+def houston_label(_houston_label_cached):
+    """(labels uint8 [512, 512], transform, crs, nodata) of the real sample; a fresh array per test."""
+    labels, transform, crs, nodata = _houston_label_cached
+    return np.array(labels, copy=True), transform, crs, None if nodata is None else int(nodata)
