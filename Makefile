@@ -1,0 +1,34 @@
+# The two commands a user needs: `make demo` and `make test`. Each sets the machine up on first use.
+PY ?= .venv/bin/python
+export QT_QPA_PLATFORM ?= offscreen
+DEMO_OUT ?= demo_output
+
+.PHONY: demo test bench package clean setup setup-dev
+
+setup:
+	@scripts/bootstrap.sh runtime
+
+setup-dev:
+	@scripts/bootstrap.sh dev
+
+## make demo: a change sample from the bundled OpenEarthMap sample with the bundled model
+demo: setup
+	$(PY) -m changeanywhere_qgis generate \
+	  --semantic changeanywhere_qgis/samples/houston_label.tif \
+	  --image changeanywhere_qgis/samples/houston_image.tif \
+	  --changes changeanywhere_qgis/samples/houston_changes.geojson --class-field target \
+	  --seed 7 --out $(DEMO_OUT) --overwrite
+
+## make test: the whole test suite (real QGIS headless, real onnxruntime, real GeoTIFFs)
+test: setup-dev
+	$(PY) -m pytest -q tests
+
+## make bench: benchmark figures, written to docs/benchmarks.md
+bench: setup-dev
+	$(PY) -m benchmarks.run --out docs/benchmarks.md
+
+clean:
+	rm -rf $(DEMO_OUT) build dist .pytest_cache
+
+-include model_export/Makefile.inc
+-include packaging.mk

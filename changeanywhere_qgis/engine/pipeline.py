@@ -1,0 +1,245 @@
+"""The two jobs the tool does: ``generate`` a change sample, ``simulate`` change events only.
+
+Each checks every input before it writes anything, writes into a temporary folder, and moves
+the folder into place at the end. The QGIS algorithms and the command line both call these.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from . import __version__ as engine_version
+from .change_polygons import change_polygons, write_change_polygons
+from .errors import InputError
+from .events import ChangeResult, change_mask, events_from_polygons, random_events
+from .model_package import ModelPackage, default_model_dir, load_model_package, read_manifest
+from .progress import Progress
+from .raster_io import ImageSource, OutputFolder, RasterGrid, SemanticRaster, open_rgb, read_semantic, to_uint8, write_classes, write_mask
+from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
+from .scheme import ClassScheme, load_remap
+from .tiling import canvas_size
+from .transitions import load_table
+
+OUTPUTS = ("t1_image.tif", "t2_image.tif", "t1_semantic.tif", "t2_semantic.tif", "change_mask.tif", "sample.json")
+SIMULATE_OUTPUTS = ("t1_semantic.tif", "t2_semantic.tif", "change_mask.tif", "changes.gpkg", "events.json")
+CORRELATION_RANGE = (0.7, 1.0)  # s ~ U(0.7, 1.0) per sample, as in the authors' generator
+
+
+@dataclass
+class ChangeSpec:
+    """Where the change events come from: drawn polygons, or random object-level events."""
+
+    vector: str | None = None
+    class_field: str | None = None
+    layer: str | None = None
+    random: bool = False
+    only_from: list | None = None  # only pixels of these classes (codes or names) change
+    transitions: str | dict | None = None  # transition table for random events (JSON file or dict)
+
+    def check(self) -> None:
+        if bool(self.vector) == bool(self.random):
+            raise InputError("Give exactly one source of change events: change polygons (with their class field) or random events.")
+        if self.vector and not self.class_field:
+            raise InputError("Change polygons need the name of the field that holds each polygon's target class (--class-field).")
+
+
+@dataclass
+class GenerateSettings:
+    steps: int = 50
+    eta: float = 1.0
+    seed: int | None = None  # None: a fresh seed, recorded in sample.json
+    correlation: float | None = None  # s; None: drawn per sample from CORRELATION_RANGE
+    device: str = "auto"
+    threads: int | None = None
+    batch_size: int = 4
+    tile_overlap_px: int = 64
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if not 1 <= self.steps <= 1000:
+            raise InputError(f"steps must be between 1 and 1000, got {self.steps}.")
+        if self.correlation is not None and not 0.0 <= self.correlation <= 1.0:
+            raise InputError(f"The content correlation s must be between 0 and 1, got {self.correlation}.")
+        if not 0.0 <= self.eta <= 1.0:
+            raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
+
+
+def _rngs(seed: int) -> dict[str, np.random.Generator]:
+    # Independent streams, so e.g. changing the step count does not change the simulated events.
+    return {name: np.random.default_rng([seed, i]) for i, name in enumerate(("events", "correlation", "sampler"))}
+
+
+def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, rng: np.random.Generator) -> ChangeResult:
+    nodata = scheme.nodata_code
+    only_from = [scheme.resolve(c) for c in spec.only_from] if spec.only_from else None
+    if spec.vector:
+        return events_from_polygons(
+            sem.labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
+            nodata=nodata, only_from=only_from, layer=spec.layer,
+        )
+    table = load_table(spec.transitions, scheme) if spec.transitions else None
+    return random_events(sem.labels, scheme, rng, nodata=nodata, table=table)
+
+
+def _scheme_for(model) -> ClassScheme:
+    if isinstance(model, ModelPackage):
+        return model.scheme
+    return ClassScheme.from_manifest(read_manifest(model or default_model_dir(), verify_hashes=False))
+
+
+def _write_maps(out: OutputFolder, sem: SemanticRaster, post: np.ndarray, mask: np.ndarray, scheme: ClassScheme) -> None:
+    write_classes(out.path("t1_semantic.tif"), sem.labels, sem.valid, sem.grid, scheme)
+    write_classes(out.path("t2_semantic.tif"), post, sem.valid, sem.grid, scheme)
+    write_mask(out.path("change_mask.tif"), mask, sem.grid)
+
+
+def simulate(
+    semantic: str | Path, out_dir: str | Path, changes: ChangeSpec, *, model=None, remap=None, band: int = 1,
+    seed: int | None = None, overwrite: bool = False, progress: Progress | None = None,
+) -> dict:
+    """Change events only (no model run): post-event map, change mask, change polygons."""
+    changes.check()
+    progress = progress or Progress()
+    out = OutputFolder(out_dir, overwrite)
+    scheme = _scheme_for(model)
+    sem = read_semantic(semantic, scheme, band, load_remap(remap))
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    progress.start(3)
+    progress.stage("simulating change events")
+    result = _apply_changes(sem, scheme, changes, _rngs(seed)["events"])
+    mask = change_mask(sem.labels, result.post, nodata=scheme.nodata_code)
+    mask[~sem.valid] = 255
+    progress.advance()
+    record = {
+        "semantic": str(semantic), "seed": seed, "remap": remap if isinstance(remap, (str, type(None))) else "custom",
+        "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
+    }
+    with out:
+        progress.stage("writing maps and change polygons")
+        _write_maps(out, sem, result.post, mask, scheme)
+        polygons = change_polygons(sem.labels, result.post, sem.grid.transform, nodata=scheme.nodata_code)
+        write_change_polygons(out.path("changes.gpkg"), polygons, sem.grid.crs, scheme)
+        out.path("events.json").write_text(json.dumps(record, indent=2))
+        progress.advance()
+    progress.advance()
+    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in SIMULATE_OUTPUTS}}
+
+
+def _changed_fraction(mask: np.ndarray) -> float:
+    valid = mask != 255
+    return float((mask[valid] == 1).mean()) if valid.any() else 0.0
+
+
+def _latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
+    """1 where a latent cell's whole f x f block is unchanged (a cell touching any change is free to change)."""
+    h, w = shape
+    padded = np.zeros((h * f, w * f), dtype=bool)
+    padded[: mask.shape[0], : mask.shape[1]] = mask == 1
+    changed = padded.reshape(h, f, w, f).any(axis=(1, 3))
+    return (~changed).astype(np.float32)
+
+
+def _write_decoded(model, latent, grid, settings, progress, path, sem: SemanticRaster) -> None:
+    with open_rgb(path, sem.grid) as dst:
+        def write_rows(row: int, rgb: np.ndarray) -> None:
+            rows = min(rgb.shape[1], sem.grid.height - row)
+            if rows <= 0:
+                return
+            window = Window(0, row, sem.grid.width, rows)
+            dst.write(to_uint8(rgb[:, :rows, : sem.grid.width]), window=window)
+            dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
+
+        decode(model, latent, grid, settings, write_rows, progress)
+
+
+def _copy_image(image: ImageSource, path: Path, sem: SemanticRaster, rows_per_block: int = 256) -> None:
+    with open_rgb(path, sem.grid) as dst:
+        for row in range(0, sem.grid.height, rows_per_block):
+            rows = min(rows_per_block, sem.grid.height - row)
+            window = Window(0, row, sem.grid.width, rows)
+            dst.write(image.read_uint8(row, 0, rows, sem.grid.width), window=window)
+
+
+def generate(
+    semantic: str | Path, out_dir: str | Path, changes: ChangeSpec, *, image: str | Path | None = None,
+    model: str | Path | ModelPackage | None = None, remap=None, band: int = 1, overwrite: bool = False,
+    settings: GenerateSettings | None = None, progress: Progress | None = None,
+) -> dict:
+    """Make one change sample: pre/post images, pre/post maps, change mask and sample.json."""
+    settings = settings or GenerateSettings()
+    settings.check()
+    changes.check()
+    progress = progress or Progress()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    out = OutputFolder(out_dir, overwrite)
+    pkg = model if isinstance(model, ModelPackage) else load_model_package(model, settings.device, settings.threads)
+    scheme = pkg.scheme
+    sem = read_semantic(semantic, scheme, band, load_remap(remap))
+    source = ImageSource(image, sem.grid) if image else None
+    try:
+        seed = secrets.randbelow(2**31) if settings.seed is None else int(settings.seed)
+        rngs = _rngs(seed)
+        result = _apply_changes(sem, scheme, changes, rngs["events"])
+        mask = change_mask(sem.labels, result.post, nodata=scheme.nodata_code)
+        mask[~sem.valid] = 255
+        s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
+        timings["prepare_s"] = time.perf_counter() - clock
+
+        f, granule = pkg.downsample, max(pkg.multiple_of, pkg.downsample)
+        canvas = (canvas_size(sem.grid.height, granule), canvas_size(sem.grid.width, granule))
+        grid = latent_grid(pkg, *canvas, settings.tile_overlap_px)
+        sampler = SamplerSettings(settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
+        pad = ((0, canvas[0] - sem.grid.height), (0, canvas[1] - sem.grid.width))
+        pre_canvas = np.pad(sem.labels, pad, constant_values=scheme.nodata_code)
+        post_canvas = np.pad(result.post, pad, constant_values=scheme.nodata_code)
+        n = len(grid.tiles)
+        progress.start(n * settings.steps * (1 if source else 2) + (n if source else 0) + n * (1 if source else 2))
+
+        with out:
+            clock = time.perf_counter()
+            if source:
+                progress.stage("encoding the pre-event image")
+                pre_latent = encode(pkg, source.read_model_range, grid, sampler, progress)
+                _copy_image(source, out.path("t1_image.tif"), sem)
+            else:
+                progress.stage("generating the pre-event image from the pre-event map")
+                pre_latent = sample(pkg, pre_canvas, grid, sampler, rngs["sampler"], progress)
+                _write_decoded(pkg, pre_latent, grid, sampler, progress, out.path("t1_image.tif"), sem)
+            timings["pre_event_s"] = time.perf_counter() - clock
+
+            clock = time.perf_counter()
+            progress.stage("generating the post-event image")
+            known = KnownContent(pre_latent, _latent_unchanged(mask, f, (grid.height, grid.width)), s)
+            post_latent = sample(pkg, post_canvas, grid, sampler, rngs["sampler"], progress, known)
+            _write_decoded(pkg, post_latent, grid, sampler, progress, out.path("t2_image.tif"), sem)
+            timings["post_event_s"] = time.perf_counter() - clock
+
+            _write_maps(out, sem, result.post, mask, scheme)
+            record = {
+                "engine_version": engine_version,
+                "model": {"name": pkg.name, "path": str(pkg.path), "format": pkg.manifest["format"]},
+                "inputs": {"semantic": str(semantic), "image": str(image) if image else None, "band": band,
+                           "remap": remap if isinstance(remap, (str, type(None))) else "custom",
+                           "changes": asdict(changes)},
+                "grid": {"width": sem.grid.width, "height": sem.grid.height, "crs": sem.grid.crs.to_string() if sem.grid.crs else None,
+                         "transform": list(sem.grid.transform)[:6]},
+                "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
+                "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale,
+                "tiles": n, "tile_overlap_px": settings.tile_overlap_px,
+                "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
+                "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
+            }
+            out.path("sample.json").write_text(json.dumps(record, indent=2))
+    finally:
+        if source:
+            source.close()
+    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in OUTPUTS}}
