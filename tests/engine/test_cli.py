@@ -1,0 +1,53 @@
+"""The command line, run as a user runs it: a subprocess, exit codes, messages without tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import rasterio
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "changeanywhere_qgis", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600, **kw)
+
+
+def test_generate_from_the_command_line(tiny_model_dir, tmp_path, houston_label_path, houston_changes_path):
+    out = tmp_path / "out"
+    done = cli("generate", "--semantic", houston_label_path, "--changes", houston_changes_path, "--class-field", "target",
+               "--model", tiny_model_dir, "--steps", "2", "--seed", "3", "--correlation", "0.8", "--device", "cpu", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "t2_image.tif" in done.stdout and "device cpu" in done.stdout
+    assert "%" in done.stderr  # the progress bar
+    record = json.loads((out / "sample.json").read_text())
+    assert record["correlation_s"] == 0.8 and not record["correlation_drawn"]
+    with rasterio.open(out / "t2_image.tif") as ds:
+        assert ds.count == 3
+
+
+def test_simulate_writes_maps_and_change_polygons(tmp_path, houston_label_path):
+    out = tmp_path / "sim"
+    done = cli("simulate", "--semantic", houston_label_path, "--random-events", "--seed", "2", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} == {"t1_semantic.tif", "t2_semantic.tif", "change_mask.tif", "changes.gpkg", "events.json"}
+
+
+def test_errors_are_one_clear_line_and_exit_2(tiny_model_dir, tmp_path, houston_label_path):
+    done = cli("generate", "--semantic", tmp_path / "missing.tif", "--random-events", "--model", tiny_model_dir, "--out", tmp_path / "o")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: Semantic raster") and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = cli("generate", "--semantic", houston_label_path, "--changes", "x.gpkg", "--model", tiny_model_dir, "--out", tmp_path / "o")
+    assert done.returncode == 2 and "--class-field" in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_info_reports_model_and_device(tiny_model_dir):
+    done = cli("info", "--model", tiny_model_dir, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["device"] == "cpu" and len(report["classes"]) == 8
+    assert {"encoder", "decoder", "denoiser"} == set(report["file_sizes_bytes"])
