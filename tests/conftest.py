@@ -55,3 +55,18 @@ def houston_label(_houston_label_cached):
     """(labels uint8 [512, 512], transform, crs, nodata) of the real sample; a fresh array per test."""
     labels, transform, crs, nodata = _houston_label_cached
     return np.array(labels, copy=True), transform, crs, None if nodata is None else int(nodata)
+
+
+TINY_MODEL = REPO / "tests" / "data" / "tiny_model"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """A tiny model package made by `make tiny-model` (model_export, a few training steps) and committed."""
+    assert (TINY_MODEL / "model.json").is_file(), "tests/data/tiny_model is missing: run `make tiny-model`"
+    return TINY_MODEL
+
+
+@pytest.fixture(scope="session")
+def houston_image_path() -> Path:
+    return SAMPLES / "houston_image.tif"
