@@ -6,6 +6,7 @@ Written as a GeoPackage layer ``changes`` that QGIS 3.22 (GDAL 3.6) opens withou
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -105,16 +106,19 @@ def write_change_polygons(path, polygons, crs, scheme: ClassScheme, transform=No
 
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.gpkg")
     try:
-        pyogrio.write_dataframe(
-            gdf,
-            tmp,
-            layer=LAYER,
-            driver="GPKG",
-            geometry_type="Polygon",
-            promote_to_multi=False,
-            dataset_options={"VERSION": "1.2"},
-            layer_options={"SPATIAL_INDEX": "YES"},
-        )
+        with warnings.catch_warnings():
+            # A raster without a CRS (e.g. a PNG tile) gives polygons without one: expected here.
+            warnings.filterwarnings("ignore", message=".*'crs' was not provided", category=UserWarning)
+            pyogrio.write_dataframe(
+                gdf,
+                tmp,
+                layer=LAYER,
+                driver="GPKG",
+                geometry_type="Polygon",
+                promote_to_multi=False,
+                dataset_options={"VERSION": "1.2"},
+                layer_options={"SPATIAL_INDEX": "YES"},
+            )
         os.replace(tmp, path)
     except Exception as exc:
         raise InputError(f"Cannot write the change polygons to {path} ({exc}). Pick a writable folder and file name.") from exc
