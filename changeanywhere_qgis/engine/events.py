@@ -258,7 +258,8 @@ def events_from_polygons(
     present = [i for i, g in enumerate(geoms) if g is not None and not g.is_empty]
     if not present:
         raise InputError(f"The change polygons in {name} have no geometry (all features are empty). Draw polygons.")
-    skipped = [ids[i] for i in range(len(geoms)) if i not in set(present)]
+    present_set = set(present)
+    skipped = [ids[i] for i in range(len(geoms)) if i not in present_set]
     if skipped:
         warnings.warn(f"Change polygons without geometry ignored: feature {', '.join(skipped)}.", stacklevel=2)
 
@@ -327,7 +328,8 @@ def events_from_polygons(
             f"{_fmt_bounds(poly_bounds)}, the raster covers {_fmt_bounds(raster_box.bounds)}. Draw the polygons "
             "over the raster, or fix the layer's CRS if they were meant to be there."
         )
-    outside = [ids[i] for i in usable if i not in set(inside)]
+    inside_set = set(inside)
+    outside = [ids[i] for i in usable if i not in inside_set]
     if outside:
         warnings.warn(f"Change polygons outside the raster ignored: feature {', '.join(outside)}.", stacklevel=2)
 
