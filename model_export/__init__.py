@@ -1,0 +1,1 @@
+"""Training and ONNX export of the ChangeAnywhere model package (PyTorch; never imported by the plugin)."""

@@ -1,0 +1,219 @@
+"""Export a finished diffusion run (which embeds its autoencoder) as a model package (docs/model-package.md).
+
+    python model_export/export_onnx.py --checkpoint model_export/runs/default/diffusion \
+        --out changeanywhere_qgis/models/default
+
+Every graph is checked in ONNX Runtime against PyTorch (batch 2, several sizes); the export fails,
+printing the largest difference, when one exceeds --tolerance. Files are written to a temporary
+folder and moved into place only when all checks pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch
+
+from model_export.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel, downsample_factor
+from model_export.checkpoint import load_if_present
+from model_export.data import NUM_CLASSES
+from model_export.denoiser import SemanticUNet
+from model_export.provenance import loss_summary
+
+FORMAT = "changeanywhere-model/1"
+LICENSE = "CC BY-NC-SA 4.0 (trained on OpenEarthMap and LoveDA)"
+OPSET = 17
+# OpenEarthMap codes 1..8 in one-hot channel order, with OpenEarthMap's official palette.
+CLASSES = [
+    (1, "bareland", "#800000"),
+    (2, "rangeland", "#00FF24"),
+    (3, "developed space", "#949494"),
+    (4, "road", "#FFFFFF"),
+    (5, "tree", "#226126"),
+    (6, "water", "#0045FF"),
+    (7, "agriculture land", "#4BB549"),
+    (8, "building", "#DE1F07"),
+]
+
+
+class ExportError(Exception):
+    pass
+
+
+def rgb(hex_colour: str) -> list[int]:
+    return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def load_networks(checkpoint_dir: Path) -> tuple[dict, EncoderGraph, DecoderGraph, SemanticUNet]:
+    ckpt = load_if_present(checkpoint_dir / "last.pt")
+    if ckpt is None or ckpt.get("stage") != "diffusion":
+        raise ExportError(f"{checkpoint_dir / 'last.pt'} is missing or not a diffusion-stage checkpoint; "
+                          "give --checkpoint the --out folder of `python -m model_export.train --stage diffusion`.")
+    ae = ckpt["autoencoder"]
+    vq = build_vqmodel(ae["config"])
+    vq.load_state_dict(ae["vq"])
+    vq.eval()
+    unet = SemanticUNet(ckpt["config"]["diffusion"], num_classes=NUM_CLASSES)
+    unet.load_state_dict(ckpt["ema"])  # the EMA weights are the ones that sample well
+    unet.eval()
+    mean, std = ae["latent_mean"], ae["latent_std"]
+    return ckpt, EncoderGraph(vq, mean, std).eval(), DecoderGraph(vq, mean, std).eval(), unet
+
+
+def export_graph(module: torch.nn.Module, args: tuple, names_in: list[str], name_out: str,
+                 dynamic: dict, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), input_names=names_in, output_names=[name_out],
+                          dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True, dynamo=False)
+
+
+def max_difference(path: Path, module: torch.nn.Module, feeds: list[dict]) -> float:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for feed in feeds:
+        with torch.no_grad():
+            ref = module(*[torch.from_numpy(v) for v in feed.values()]).numpy()
+        got = sess.run(None, feed)[0]
+        if got.shape != ref.shape:
+            raise ExportError(f"{path.name}: ONNX Runtime gives shape {got.shape}, PyTorch {ref.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float) -> dict:
+    cfg, ae = ckpt["config"], ckpt["autoencoder"]
+    dcfg, ecfg = cfg["diffusion"], cfg["export"]
+    f = downsample_factor(ae["config"])
+    ae_summary = json.loads(ae["summary"]) if ae.get("summary") else {}
+    return {
+        "format": FORMAT,
+        "name": ecfg["name"],
+        "version": ecfg["version"],
+        "description": ecfg["description"],
+        "license": LICENSE,
+        "classes": [{"code": c, "name": n, "color": rgb(h)} for c, n, h in CLASSES],
+        "nodata_code": 0,
+        "image": {"bands": 3, "scale": "x / 127.5 - 1"},
+        "latent": {"channels": 3, "downsample": f},
+        "diffusion": {
+            "num_train_timesteps": dcfg["num_train_timesteps"], "beta_schedule": "linear",
+            "beta_start": dcfg["beta_start"], "beta_end": dcfg["beta_end"],
+            "prediction": dcfg["prediction"], "guidance_scale": guidance,
+        },
+        "tile": {"size": ecfg["tile_size"], "multiple_of": f * unet.latent_multiple},
+        "gsd_m": ecfg["gsd_m"],
+        "training": {
+            "data": ckpt["data"],
+            "hardware": ckpt["hardware"],
+            "autoencoder": {
+                "steps": ae["steps"], "wall_seconds": round(ae["wall_seconds"], 1),
+                "loss": loss_summary(ae["history"]), "holdout_psnr_db": ae_summary.get("holdout_psnr_db"),
+                "params": sum(p.numel() for p in build_vqmodel(ae["config"]).parameters()),
+            },
+            "diffusion": {
+                "steps": ckpt["step"], "wall_seconds": round(ckpt["wall_seconds"], 1),
+                "loss": loss_summary(ckpt["history"]), "loss_kind": dcfg["loss"],
+                "params": sum(p.numel() for p in unet.parameters()),
+            },
+            "held_out": cfg["data"].get("holdout", []),
+        },
+        "files": files,
+    }
+
+
+def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: float | None = None) -> dict:
+    torch.set_num_threads(2)
+    ckpt, encoder, decoder, unet = load_networks(checkpoint_dir)
+    f = downsample_factor(ckpt["autoencoder"]["config"])
+    m = f * unet.latent_multiple
+    rng = np.random.default_rng(0)
+    sizes = [(2 * m, 2 * m), (3 * m, 2 * m), (4 * m, 5 * m)]  # image pixels (H, W)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        image = torch.from_numpy(rng.uniform(-1, 1, (2, 3, *sizes[0])).astype(np.float32))
+        latent = encoder(image).detach()
+        t = torch.tensor([10, 900], dtype=torch.int64)
+        semantic = torch.zeros(2, NUM_CLASSES, *sizes[0])
+        semantic[0, 2] = 1.0
+        export_graph(encoder, (image,), ["image"], "latent",
+                     {"image": {0: "N", 2: "H", 3: "W"}, "latent": {0: "N", 2: "h", 3: "w"}}, tmp / "encoder.onnx")
+        export_graph(decoder, (latent,), ["latent"], "image",
+                     {"latent": {0: "N", 2: "h", 3: "w"}, "image": {0: "N", 2: "H", 3: "W"}}, tmp / "decoder.onnx")
+        export_graph(unet, (latent, t, semantic), ["latent", "timestep", "semantic"], "prediction",
+                     {"latent": {0: "N", 2: "h", 3: "w"}, "timestep": {0: "N"},
+                      "semantic": {0: "N", 2: "H", 3: "W"}, "prediction": {0: "N", 2: "h", 3: "w"}},
+                     tmp / "denoiser.onnx")
+
+        feeds = {"encoder": [], "decoder": [], "denoiser": []}
+        for h, w in sizes:
+            img = rng.uniform(-1, 1, (2, 3, h, w)).astype(np.float32)
+            with torch.no_grad():
+                lat = encoder(torch.from_numpy(img)).numpy()  # realistic decoder input: near the codebook
+            labels = rng.integers(0, NUM_CLASSES + 1, (2, h, w))
+            sem = (labels[:, None] == np.arange(1, NUM_CLASSES + 1)[None, :, None, None]).astype(np.float32)
+            feeds["encoder"].append({"image": img})
+            feeds["decoder"].append({"latent": lat})
+            feeds["denoiser"].append({"latent": rng.standard_normal(lat.shape).astype(np.float32),
+                                      "timestep": np.array([0, 999], dtype=np.int64), "semantic": sem})
+        modules = {"encoder": encoder, "decoder": decoder, "denoiser": unet}
+        failures = []
+        for name, module in modules.items():
+            diff = max_difference(tmp / f"{name}.onnx", module, feeds[name])
+            print(f"{name}: max |ONNX Runtime - PyTorch| = {diff:.2e} over sizes {sizes}, batch 2")
+            if not diff <= tolerance:
+                failures.append(f"{name}: max abs difference {diff:.3e} > tolerance {tolerance:g}")
+        if failures:
+            raise ExportError("ONNX Runtime does not match PyTorch: " + "; ".join(failures))
+
+        files = {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in modules}
+        g = guidance if guidance is not None else ckpt["config"]["export"]["guidance_scale"]
+        doc = manifest(ckpt, unet, files, g)
+        (tmp / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, type=Path, help="--out folder of the diffusion stage")
+    p.add_argument("--out", required=True, type=Path, help="model package folder to write")
+    p.add_argument("--tolerance", type=float, default=1e-3)
+    p.add_argument("--guidance-scale", type=float, help="overrides the config's [export] guidance_scale")
+    args = p.parse_args(argv)
+    try:
+        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    size = sum(p.stat().st_size for p in args.out.iterdir())
+    print(f"wrote {args.out} ({size / 1e6:.2f} MB): {doc['name']} {doc['version']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Train the model package's networks.
+
+    python -m model_export.train --stage autoencoder --config model_export/configs/default.toml \
+        --data data/train/oem data/train/loveda@loveda --out model_export/runs/default/autoencoder
+    python -m model_export.train --stage diffusion --config ... --data ... \
+        --autoencoder model_export/runs/default/autoencoder --out model_export/runs/default/diffusion
+
+A run resumes from ``OUT/last.pt`` when it exists. ``DIR@loveda`` or ``DIR@mapping.json`` remaps
+the labels of a folder to OpenEarthMap codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+import torch
+
+from .data import DataError, holdout_windows, scan_folders
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_export.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", required=True, choices=("autoencoder", "diffusion"))
+    p.add_argument("--config", required=True)
+    p.add_argument("--data", required=True, nargs="+", metavar="DIR[@REMAP]")
+    p.add_argument("--out", required=True)
+    p.add_argument("--autoencoder", help="output folder of the autoencoder stage (diffusion stage)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--max-minutes", type=float)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(2)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
+    cfg = load_config(args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        tiles = scan_folders(args.data)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    holdout = holdout_windows(cfg["data"].get("holdout", []))
+    common = dict(cfg=cfg, tiles=tiles, holdout=holdout, out=out, device=args.device, seed=args.seed,
+                  max_steps=args.max_steps, max_minutes=args.max_minutes, data_args=args.data)
+    if args.stage == "autoencoder":
+        from .train_autoencoder import run
+
+        run(**common)
+    else:
+        if not args.autoencoder or not (Path(args.autoencoder) / "last.pt").is_file():
+            p.error("--stage diffusion needs --autoencoder DIR, the output folder of a finished autoencoder stage")
+        from .train_diffusion import run
+
+        try:
+            run(**common, autoencoder_dir=Path(args.autoencoder))
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

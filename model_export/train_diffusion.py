@@ -1,0 +1,172 @@
+"""Stage 2: the mask-conditioned denoiser, trained on cached latents of the frozen autoencoder.
+
+Every labelled tile is encoded once under the 8 flips/rotations; each step then costs only the UNet
+on random aligned crops (latent crop + the label crop at image resolution).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from tqdm import tqdm
+
+from .autoencoder import build_vqmodel, downsample_factor
+from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
+from .data import NUM_CLASSES, DataError, Tile, Window, dihedral, image_to_tensor_range, load_tile, masked_for_holdout, one_hot
+from .denoiser import SemanticUNet
+from .provenance import hardware, loss_summary, write_summary
+from .schedule_utils import EMA, Budget, warmup_cosine
+
+# Latent pixels kept away from a held-out window: the encoder sees a few pixels beyond each latent.
+HOLDOUT_MARGIN = 4
+
+
+def noise_scheduler(dcfg: dict) -> DDPMScheduler:
+    return DDPMScheduler(
+        num_train_timesteps=dcfg["num_train_timesteps"], beta_schedule="linear",
+        beta_start=dcfg["beta_start"], beta_end=dcfg["beta_end"], prediction_type=dcfg["prediction"],
+    )
+
+
+def load_autoencoder(ae_dir: Path) -> tuple[dict, torch.nn.Module]:
+    ckpt = load_if_present(ae_dir / "last.pt")
+    if ckpt is None or not ckpt.get("finished"):
+        raise DataError(f"{ae_dir / 'last.pt'} is not a finished autoencoder run; finish the autoencoder stage first.")
+    vq = build_vqmodel(ckpt["config"]["autoencoder"])
+    vq.load_state_dict(ckpt["vq"])
+    ae = {"config": ckpt["config"]["autoencoder"], "vq": ckpt["vq"], "latent_mean": ckpt["latent_mean"],
+          "latent_std": ckpt["latent_std"], "steps": ckpt["step"], "wall_seconds": ckpt["wall_seconds"],
+          "history": ckpt["history"]}
+    summary = ae_dir / "summary.json"
+    ae["summary"] = summary.read_text() if summary.is_file() else None
+    return ae, vq.eval()
+
+
+@torch.no_grad()
+def build_latent_cache(vq, ae: dict, tiles: list[Tile], holdout: list[Window], device: str) -> dict:
+    """Standardised latents, labels and valid-crop masks of every labelled tile under 8 transforms."""
+    f = downsample_factor(ae["config"])
+    mean = ae["latent_mean"].reshape(1, -1, 1, 1).to(device)
+    std = ae["latent_std"].reshape(1, -1, 1, 1).to(device)
+    latents, labels, valid = [], [], []
+    labelled = [t for t in tiles if t.label_path is not None]
+    if not labelled:
+        raise DataError("The diffusion stage needs labelled tiles: none of the data folders has a labels/ folder "
+                        "with files matching the images.")
+    for tile in tqdm(labelled, desc="encoding tiles"):
+        image, label = load_tile(tile)
+        image, label = masked_for_holdout(tile, image, label, holdout)
+        ok = np.ones((tile.height // f, tile.width // f), dtype=bool)
+        for w in holdout:
+            if w.stem == tile.stem:
+                ok[max(0, w.rows[0] // f - HOLDOUT_MARGIN) : w.rows[1] // f + HOLDOUT_MARGIN,
+                   max(0, w.cols[0] // f - HOLDOUT_MARGIN) : w.cols[1] // f + HOLDOUT_MARGIN] = False
+        for k in range(8):
+            x = torch.from_numpy(image_to_tensor_range(np.ascontiguousarray(dihedral(image, k))))[None].to(device)
+            z = (vq.encode(x).latents - mean) / std
+            latents.append(z[0].cpu().half())
+            labels.append(torch.from_numpy(np.ascontiguousarray(dihedral(label, k))))
+            valid.append(torch.from_numpy(np.ascontiguousarray(dihedral(ok, k))))
+    return {"latents": latents, "labels": labels, "valid": valid, "factor": f}
+
+
+def sample_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Aligned random crops: latents [B, C, crop, crop] and label codes [B, f*crop, f*crop]."""
+    f, zs, ls = cache["factor"], [], []
+    while len(zs) < batch:
+        i = int(rng.integers(len(cache["latents"])))
+        z, valid = cache["latents"][i], cache["valid"][i]
+        r = int(rng.integers(0, z.shape[1] - crop + 1))
+        c = int(rng.integers(0, z.shape[2] - crop + 1))
+        if not bool(valid[r : r + crop, c : c + crop].all()):
+            continue
+        zs.append(z[:, r : r + crop, c : c + crop].float())
+        ls.append(cache["labels"][i][f * r : f * (r + crop), f * c : f * (c + crop)].numpy())
+    return torch.stack(zs), np.stack(ls)
+
+
+def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: str, seed: int,
+        max_steps: int | None, max_minutes: float | None, data_args: list[str], autoencoder_dir: Path) -> dict:
+    dcfg = cfg["diffusion"]
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    ae, vq = load_autoencoder(autoencoder_dir)
+    cache_path = out / "latents.pt"
+    cache = load_if_present(cache_path)
+    if cache is None:
+        cache = build_latent_cache(vq.to(device), ae, tiles, holdout, device)
+        save_atomic(cache, cache_path)
+    del vq
+
+    unet = SemanticUNet(dcfg, num_classes=NUM_CLASSES).to(device)
+    ema = EMA(unet, dcfg["ema_decay"])
+    opt = torch.optim.AdamW(unet.parameters(), lr=dcfg["lr"], weight_decay=0.01)
+    sched = noise_scheduler(dcfg)
+    budget = Budget(max_steps or dcfg["steps"], max_minutes)
+    step, wall, history = 0, 0.0, []
+    ckpt = load_if_present(out / "last.pt")
+    if ckpt is not None:
+        unet.load_state_dict(ckpt["unet"])
+        ema.model.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["opt"])
+        step, wall, history = ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
+        restore_rng(ckpt["rng"], rng)
+        print(f"resuming the denoiser at step {step} from {out / 'last.pt'}")
+
+    def state(finished: bool) -> dict:
+        return {
+            "stage": "diffusion", "config": cfg, "unet": unet.state_dict(), "ema": ema.model.state_dict(),
+            "opt": opt.state_dict(), "step": step, "planned_steps": budget.planned_steps,
+            "wall_seconds": wall + budget.elapsed(), "history": history, "rng": rng_state(rng),
+            "finished": finished, "autoencoder": ae, "data": data_args, "hardware": hardware(device),
+        }
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
+    alphas = sched.alphas_cumprod.to(device)
+    last_save = budget.elapsed()
+    bar = tqdm(total=budget.planned_steps, initial=step, desc="diffusion", mininterval=10)
+    unet.train()
+    while not budget.done(step):
+        for g in opt.param_groups:
+            g["lr"] = dcfg["lr"] * warmup_cosine(step, dcfg["warmup_steps"], budget.progress(step))
+        x0, labels = sample_batch(rng, cache, dcfg["crop"], dcfg["batch_size"])
+        x0 = x0.to(device)
+        semantic = torch.from_numpy(one_hot(labels)).to(device)
+        drop = torch.rand(len(x0), device=device) < dcfg["cond_drop"]
+        semantic[drop] = 0.0  # the unconditional case, for classifier-free guidance
+        t = torch.randint(0, dcfg["num_train_timesteps"], (len(x0),), device=device)
+        noise = torch.randn_like(x0)
+        a = alphas[t].reshape(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        target = a.sqrt() * noise - (1 - a).sqrt() * x0 if dcfg["prediction"] == "v_prediction" else noise
+        with autocast:
+            pred = unet(xt, t, semantic).float()
+        loss = F.mse_loss(pred, target) if dcfg["loss"] == "mse" else F.l1_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        ema.update(unet, step)
+        step += 1
+        history.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", avg100=f"{np.mean(history[-100:]):.4f}")
+        if budget.elapsed() - last_save > 60 * dcfg["checkpoint_minutes"]:
+            save_atomic(state(False), out / "last.pt")
+            last_save = budget.elapsed()
+    bar.close()
+
+    final = state(True)
+    save_atomic(final, out / "last.pt")
+    summary = {
+        "stage": "diffusion", "steps": step, "wall_seconds": round(final["wall_seconds"], 1),
+        "hardware": hardware(device), "data": data_args, "loss": loss_summary(history),
+        "params": sum(p.numel() for p in unet.parameters()), "autoencoder": str(autoencoder_dir),
+    }
+    write_summary(out, summary)
+    print(f"diffusion: {step} steps, loss {summary['loss']}")
+    return summary
