@@ -1,0 +1,443 @@
+"""The ChangeAnywhere dock: wires the layers, the class palette, the polygon map tool and the task.
+
+The map tool only makes polygons; this dock turns a finished polygon into a feature of the change
+polygons layer (a scratch layer by default, or any polygon layer the user picks) with the target
+class chosen in the palette, and runs the generation as a QgsTask.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsField,
+    QgsMapLayer,
+    QgsProcessingUtils,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox, QgsRasterBandComboBox
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..processing import qgis_compat as compat
+from ..processing.dependencies import install_hint, missing_modules
+from .map_tool import PolygonMapTool
+from .rubber_band import PolygonRubberBand
+from .styling import style_change_mask, style_change_polygons, style_land_cover
+from .task import GenerateTask
+
+TARGET_FIELD = "target"
+TARGET_NAME_FIELD = "target_name"
+DEVICES = (("auto", "Auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
+# engine output -> (layer name in the project, visible at first)
+RESULT_LAYERS = (
+    ("change_mask.tif", "change mask", False),
+    ("t2_semantic.tif", "post-event map", False),
+    ("t1_semantic.tif", "pre-event map", False),
+    ("t2_image.tif", "post-event image", True),
+    ("t1_image.tif", "pre-event image", True),
+)
+
+
+def _is_string_field(field: QgsField) -> bool:
+    return field.typeName().lower().startswith(("string", "text", "varchar", "char"))
+
+
+class ChangeAnywhereDock(QgsDockWidget):
+    resultsAdded = pyqtSignal(object)  # the QgsLayerTreeGroup holding a finished sample
+    taskStarted = pyqtSignal(object)  # the GenerateTask
+
+    def __init__(self, iface, parent=None):
+        super().__init__("ChangeAnywhere", parent)
+        self.setObjectName("ChangeAnywhereDock")
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.classes: list[dict] = []
+        self.task: GenerateTask | None = None
+        self.last_result: dict | None = None
+        self.tool = PolygonMapTool(self.canvas)
+        self.band = PolygonRubberBand(self.canvas)
+        self.tool.verticesChanged.connect(self.band.set_vertices)
+        self.tool.hoverMoved.connect(self.band.set_hover)
+        self.tool.polygonFinished.connect(self.add_polygon)
+        self.tool.deactivated.connect(lambda: self.draw_button.setChecked(False))
+        self._build()
+        self.load_classes()
+        self._check_dependencies()
+
+    # --- layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QWidget()
+        main = QVBoxLayout(body)
+
+        inputs = QGroupBox("Inputs")
+        form = QFormLayout(inputs)
+        self.semantic_combo = QgsMapLayerComboBox()
+        self.semantic_combo.setFilters(compat.layer_filter("RasterLayer"))
+        self.band_combo = QgsRasterBandComboBox()
+        self.semantic_combo.layerChanged.connect(self.band_combo.setLayer)
+        self.band_combo.setLayer(self.semantic_combo.currentLayer())
+        self.image_combo = QgsMapLayerComboBox()
+        self.image_combo.setFilters(compat.layer_filter("RasterLayer"))
+        self.image_combo.setAllowEmptyLayer(True)
+        self.image_combo.setLayer(None)
+        self.model_widget = QgsFileWidget()
+        self.model_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.model_widget.setToolTip("Model package folder; empty: the model bundled with the plugin")
+        self.model_widget.fileChanged.connect(lambda _path: self.load_classes())
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        form.addRow("Land-cover map", self.semantic_combo)
+        form.addRow("Band", self.band_combo)
+        form.addRow("Pre-event image", self.image_combo)
+        form.addRow("Model", self.model_widget)
+        form.addRow("", self.model_label)
+        main.addWidget(inputs)
+
+        draw = QGroupBox("Change polygons")
+        box = QVBoxLayout(draw)
+        box.addWidget(QLabel("Target class (what the land becomes):"))
+        self.palette = QListWidget()
+        self.palette.setMaximumHeight(150)
+        self.palette.currentRowChanged.connect(self._target_changed)
+        box.addWidget(self.palette)
+        row = QHBoxLayout()
+        self.polygons_combo = QgsMapLayerComboBox()
+        self.polygons_combo.setFilters(compat.layer_filter("PolygonLayer"))
+        self.polygons_combo.setAllowEmptyLayer(True)
+        self.polygons_combo.setLayer(None)
+        self.new_layer_button = QToolButton()
+        self.new_layer_button.setText("New")
+        self.new_layer_button.setToolTip("A new scratch layer for the change polygons (save it like any layer)")
+        self.new_layer_button.clicked.connect(lambda: self.polygons_combo.setLayer(self.new_polygons_layer()))
+        row.addWidget(self.polygons_combo, 1)
+        row.addWidget(self.new_layer_button)
+        form2 = QFormLayout()
+        form2.addRow("Layer", row)
+        self.field_combo = QgsFieldComboBox()
+        self.polygons_combo.layerChanged.connect(self._polygons_layer_changed)
+        form2.addRow("Target-class field", self.field_combo)
+        box.addLayout(form2)
+        self.draw_button = QPushButton("Draw change polygons")
+        self.draw_button.setCheckable(True)
+        self.draw_button.setToolTip("Click vertices; right-click or double-click finishes; Backspace undoes a vertex; Esc cancels")
+        self.draw_button.toggled.connect(self._draw_toggled)
+        box.addWidget(self.draw_button)
+        main.addWidget(draw)
+
+        settings = QGroupBox("Generation")
+        form3 = QFormLayout(settings)
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 1000)
+        self.steps_spin.setValue(50)
+        self.correlation_spin = QDoubleSpinBox()
+        self.correlation_spin.setRange(-0.05, 1.0)
+        self.correlation_spin.setSingleStep(0.05)
+        self.correlation_spin.setSpecialValueText("random (0.7-1)")
+        self.correlation_spin.setValue(-0.05)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(-1, 2**31 - 1)
+        self.seed_spin.setSpecialValueText("random")
+        self.seed_spin.setValue(-1)
+        self.device_combo = QComboBox()
+        for key, label in DEVICES:
+            self.device_combo.addItem(label, key)
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.output_widget.setToolTip("Each run writes a new sample-<time> folder here; empty: a temporary folder")
+        form3.addRow("Diffusion steps", self.steps_spin)
+        form3.addRow("Content correlation s", self.correlation_spin)
+        form3.addRow("Seed", self.seed_spin)
+        form3.addRow("Device", self.device_combo)
+        form3.addRow("Output folder", self.output_widget)
+        main.addWidget(settings)
+
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.clicked.connect(self._generate_clicked)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        main.addWidget(self.generate_button)
+        main.addWidget(self.progress)
+        main.addWidget(self.status_label)
+        main.addStretch(1)
+        self.setWidget(body)
+
+    def _check_dependencies(self) -> None:
+        missing = missing_modules()
+        if missing:
+            self.generate_button.setEnabled(False)
+            self.generate_button.setToolTip("Install the missing Python libraries first (see below)")
+            self.status_label.setText(install_hint(missing))
+
+    # --- model and palette ----------------------------------------------------------------------
+    def model_dir(self) -> str | None:
+        return self.model_widget.filePath().strip() or None
+
+    def load_classes(self) -> None:
+        """The palette from the model's manifest (fast: no onnxruntime session)."""
+        self.palette.clear()
+        self.classes = []
+        try:
+            from ..engine.model_package import default_model_dir, read_manifest
+
+            folder = self.model_dir() or default_model_dir()
+            manifest = read_manifest(folder, verify_hashes=False)
+        except Exception as exc:  # ModelError names the fix; ImportError: numpy missing
+            self.model_label.setText(f"<span style='color:#b00'>{exc}</span>")
+            return
+        self.classes = [{"code": int(c["code"]), "name": str(c["name"]), "color": list(c["color"])} for c in manifest["classes"]]
+        self.model_label.setText(f"{manifest['name']} {manifest.get('version', '')} — {len(self.classes)} classes")
+        for c in self.classes:
+            pixmap = QPixmap(16, 16)
+            pixmap.fill(QColor(*c["color"][:3]))
+            item = QListWidgetItem(QIcon(pixmap), f"{c['code']}  {c['name']}")
+            item.setData(Qt.ItemDataRole.UserRole, c["code"])
+            self.palette.addItem(item)
+        if self.classes:
+            self.palette.setCurrentRow(0)
+
+    def target_class(self) -> dict | None:
+        row = self.palette.currentRow()
+        return self.classes[row] if 0 <= row < len(self.classes) else None
+
+    def set_target_class(self, name_or_code) -> None:
+        for row, c in enumerate(self.classes):
+            if str(name_or_code).lower() in (c["name"].lower(), str(c["code"])):
+                self.palette.setCurrentRow(row)
+                return
+        raise ValueError(f"no class {name_or_code!r} in the model")
+
+    def _target_changed(self, _row: int) -> None:
+        target = self.target_class()
+        if target:
+            self.band.set_color(QColor(*target["color"][:3]))
+
+    # --- the change polygons layer --------------------------------------------------------------
+    def new_polygons_layer(self) -> QgsVectorLayer:
+        semantic = self.semantic_combo.currentLayer()
+        crs = semantic.crs() if semantic is not None else self.canvas.mapSettings().destinationCrs()
+        uri = f"Polygon?crs={crs.authid() or 'EPSG:4326'}&field={TARGET_FIELD}:integer&field={TARGET_NAME_FIELD}:string(64)"
+        layer = QgsVectorLayer(uri, "ChangeAnywhere change polygons", "memory")
+        if not crs.authid():
+            layer.setCrs(crs)
+        if self.classes:
+            style_change_polygons(layer, self.classes, TARGET_FIELD)
+        QgsProject.instance().addMapLayer(layer)
+        return layer
+
+    def polygons_layer(self) -> QgsVectorLayer | None:
+        return self.polygons_combo.currentLayer()
+
+    def _polygons_layer_changed(self, layer: QgsMapLayer | None) -> None:
+        self.field_combo.setLayer(layer)
+        if layer is not None and layer.fields().indexOf(TARGET_FIELD) >= 0:
+            self.field_combo.setField(TARGET_FIELD)
+
+    def _draw_toggled(self, on: bool) -> None:
+        if on:
+            if self.polygons_layer() is None:
+                self.polygons_combo.setLayer(self.new_polygons_layer())
+            self.canvas.setMapTool(self.tool)
+        elif self.canvas.mapTool() is self.tool:
+            self.canvas.unsetMapTool(self.tool)
+
+    def add_polygon(self, geometry) -> QgsFeature | None:
+        """A finished polygon (canvas CRS) -> a feature with the chosen target class."""
+        target = self.target_class()
+        if target is None:
+            self._message("Choose a target class in the palette first (the model lists none?).", Qgis.MessageLevel.Warning)
+            return None
+        layer = self.polygons_layer()
+        if layer is None:
+            layer = self.new_polygons_layer()
+            self.polygons_combo.setLayer(layer)
+        field = self.field_combo.currentField() or TARGET_FIELD
+        fields = layer.fields()
+        if fields.indexOf(field) < 0:
+            self._message(f"The layer '{layer.name()}' has no field '{field}': choose its target-class field.", Qgis.MessageLevel.Warning)
+            return None
+        geometry = type(geometry)(geometry)
+        source_crs = self.canvas.mapSettings().destinationCrs()
+        if source_crs != layer.crs():
+            geometry.transform(QgsCoordinateTransform(source_crs, layer.crs(), QgsProject.instance()))
+        feature = QgsFeature(fields)
+        feature.setGeometry(geometry)
+        feature[field] = target["name"] if _is_string_field(fields[fields.indexOf(field)]) else target["code"]
+        if field != TARGET_NAME_FIELD and fields.indexOf(TARGET_NAME_FIELD) >= 0:
+            feature[TARGET_NAME_FIELD] = target["name"]
+        if layer.isEditable():
+            layer.addFeature(feature)
+        else:
+            ok, added = layer.dataProvider().addFeatures([feature])
+            if not ok:
+                self._message(f"Cannot add the polygon to '{layer.name()}' (read-only?). Toggle editing on it, or use a scratch layer.",
+                              Qgis.MessageLevel.Critical)
+                return None
+            feature = added[0]
+            layer.updateExtents()
+        layer.triggerRepaint()
+        return feature
+
+    # --- generation -----------------------------------------------------------------------------
+    def _generate_clicked(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.status_label.setText("Cancelling…")
+            return
+        try:
+            self.start_generation()
+        except ValueError as exc:
+            self._message(str(exc), Qgis.MessageLevel.Warning)
+
+    def _export_polygons(self, layer: QgsVectorLayer, folder: Path) -> str:
+        """The polygons as a GeoPackage the engine (in another thread) can read."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = str(folder / "change_polygons.gpkg")
+        options = QgsVectorFileWriter.SaveVectorOptions()
+        options.driverName = "GPKG"
+        options.layerName = "changes"
+        context = QgsProject.instance().transformContext()
+        if hasattr(QgsVectorFileWriter, "writeAsVectorFormatV3"):
+            result = QgsVectorFileWriter.writeAsVectorFormatV3(layer, path, context, options)
+        else:
+            result = QgsVectorFileWriter.writeAsVectorFormatV2(layer, path, context, options)
+        if result[0] != QgsVectorFileWriter.WriterError.NoError:
+            raise ValueError(f"Cannot export the change polygons of '{layer.name()}': {result[1]}")
+        return path
+
+    def start_generation(self) -> GenerateTask:
+        semantic = self.semantic_combo.currentLayer()
+        if not isinstance(semantic, QgsRasterLayer) or semantic.providerType() != "gdal":
+            raise ValueError("Choose the land-cover map: a raster layer from a file (GeoTIFF).")
+        image = self.image_combo.currentLayer()
+        if image is not None and image.providerType() != "gdal":
+            raise ValueError("The pre-event image must be a raster layer from a file (GeoTIFF).")
+        layer = self.polygons_layer()
+        if layer is None or layer.featureCount() == 0:
+            raise ValueError("Draw at least one change polygon (or choose a polygon layer that has some).")
+        field = self.field_combo.currentField()
+        if not field:
+            raise ValueError("Choose the target-class field of the change polygons.")
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(self.output_widget.filePath().strip() or QgsProcessingUtils.tempFolder())
+        out_dir = base / f"sample-{stamp}"
+        n = 1
+        while out_dir.exists():
+            n += 1
+            out_dir = base / f"sample-{stamp}-{n}"
+        polygons = self._export_polygons(layer, Path(QgsProcessingUtils.tempFolder()) / f"changeanywhere-input-{stamp}-{n}")
+
+        settings = {
+            "steps": self.steps_spin.value(),
+            "seed": None if self.seed_spin.value() < 0 else self.seed_spin.value(),
+            "correlation": None if self.correlation_spin.value() < 0 else self.correlation_spin.value(),
+            "device": self.device_combo.currentData(),
+        }
+        task = GenerateTask(
+            semantic.source().split("|")[0], str(out_dir), {"vector": polygons, "class_field": field, "layer": "changes"},
+            image=image.source().split("|")[0] if image is not None else None, model=self.model_dir(),
+            band=self.band_combo.currentBand() if self.band_combo.currentBand() > 0 else 1,
+            settings_kwargs=settings, overwrite=False,
+        )
+        task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        task.stage.connect(self.status_label.setText)
+        task.done.connect(self._task_done)
+        task.failed.connect(self._task_failed)
+        task.cancelled.connect(self._task_cancelled)
+        self.task = task
+        self.generate_button.setText("Cancel")
+        self.progress.setValue(0)
+        self.status_label.setText("Starting…")
+        QgsApplication.taskManager().addTask(task)
+        self.taskStarted.emit(task)
+        return task
+
+    def _task_ended(self) -> None:
+        self.task = None
+        self.generate_button.setText("Generate")
+
+    def _task_done(self, result: dict) -> None:
+        self._task_ended()
+        self.last_result = result
+        self.progress.setValue(100)
+        group = self.add_results(result)
+        device = f"{result['device']} ({result['device_note']})"
+        changed = 100 * result["changed_fraction"]
+        self.status_label.setText(f"Done on {device}; seed {result['seed']}, s = {result['correlation_s']:.2f}, "
+                                  f"{changed:.1f} % changed.\n{Path(result['outputs']['sample.json']).parent}")
+        self._message(f"Change sample ready ({changed:.1f} % of the land changed), device: {device}.", Qgis.MessageLevel.Success)
+        self.resultsAdded.emit(group)
+
+    def _task_failed(self, message: str) -> None:
+        self._task_ended()
+        self.progress.setValue(0)
+        self.status_label.setText(message)
+        self._message(message, Qgis.MessageLevel.Critical)
+
+    def _task_cancelled(self) -> None:
+        self._task_ended()
+        self.progress.setValue(0)
+        self.status_label.setText("Cancelled; nothing was written.")
+        self._message("Generation cancelled; nothing was written.", Qgis.MessageLevel.Info)
+
+    def add_results(self, result: dict):
+        """The sample's layers into the project, in a group at the top, styled with the class palette."""
+        project = QgsProject.instance()
+        root = project.layerTreeRoot()
+        group = root.insertGroup(0, f"ChangeAnywhere sample (seed {result['seed']})")
+        outputs = result["outputs"]
+        for name, title, visible in RESULT_LAYERS:
+            layer = QgsRasterLayer(outputs[name], title, "gdal")
+            if not layer.isValid():
+                self._message(f"Cannot open {outputs[name]} in QGIS.", Qgis.MessageLevel.Warning)
+                continue
+            if name.endswith("semantic.tif") and self.classes:
+                style_land_cover(layer, self.classes)
+            elif name == "change_mask.tif":
+                style_change_mask(layer)
+            project.addMapLayer(layer, False)
+            node = group.addLayer(layer)
+            node.setItemVisibilityChecked(visible)
+        return group
+
+    def _message(self, text: str, level) -> None:
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if bar is not None:
+            bar.pushMessage("ChangeAnywhere", text, level, 0 if level == Qgis.MessageLevel.Critical else 8)
+
+    # --- teardown -------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.canvas.mapTool() is self.tool:
+            self.canvas.unsetMapTool(self.tool)
+        self.band.remove()

@@ -1,0 +1,146 @@
+"""The base of the ChangeAnywhere algorithms: naming, help, and the inputs they share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from . import qgis_compat as compat
+from .common import class_list, raster_path
+
+ICON = Path(__file__).resolve().parent.parent / "icon.png"
+
+
+class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
+    """Subclasses set NAME, DISPLAY_NAME, HELP and implement initAlgorithm / processAlgorithm."""
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    HELP = ""
+
+    SEMANTIC = "SEMANTIC"
+    BAND = "BAND"
+    CHANGES = "CHANGES"
+    CLASS_FIELD = "CLASS_FIELD"
+    RANDOM_EVENTS = "RANDOM_EVENTS"
+    ONLY_FROM = "ONLY_FROM"
+    TRANSITIONS = "TRANSITIONS"
+    MODEL = "MODEL"
+    REMAP = "REMAP"
+    SEED = "SEED"
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):
+        return self.DISPLAY_NAME
+
+    def group(self):
+        return ""
+
+    def groupId(self):
+        return ""
+
+    def shortHelpString(self):
+        return self.HELP
+
+    def icon(self):
+        return QIcon(str(ICON))
+
+    def createInstance(self):
+        return type(self)()
+
+    # --- shared inputs -------------------------------------------------------------------------
+    def add_semantic_inputs(self) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer(self.SEMANTIC, "Land-cover (semantic) raster"))
+        # optional=True: QGIS 3.22's band parameter refuses a missing value despite its default (1).
+        self.addParameter(QgsProcessingParameterBand(self.BAND, "Band holding the class codes", 1, self.SEMANTIC, optional=True))
+
+    def add_change_inputs(self) -> None:
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.CHANGES, "Change polygons (each with its target class)", [compat.SOURCE_POLYGON], optional=True))
+        self.addParameter(QgsProcessingParameterField(
+            self.CLASS_FIELD, "Target-class field (class code or name)", parentLayerParameterName=self.CHANGES,
+            type=compat.FIELD_ANY, optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RANDOM_EVENTS, "Random change events instead of polygons", defaultValue=False))
+        self.addParameter(compat.advanced(QgsProcessingParameterString(
+            self.ONLY_FROM, "Only land of these classes changes (comma-separated codes or names)", optional=True)))
+        self.addParameter(compat.advanced(QgsProcessingParameterFile(
+            self.TRANSITIONS, "Transition table for random events (JSON; empty: OpenEarthMap rules)",
+            behavior=compat.FILE_BEHAVIOR_FILE, extension="json", optional=True)))
+
+    def add_model_input(self) -> None:
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, "Model package folder (empty: the bundled model)", behavior=compat.FILE_BEHAVIOR_FOLDER, optional=True))
+
+    def add_remap_and_seed(self) -> None:
+        self.addParameter(compat.advanced(QgsProcessingParameterString(
+            self.REMAP, "Class remap of the raster's codes: empty, 'loveda', or a JSON file {\"from\": to}", optional=True)))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SEED, "Random seed (empty: a fresh one, reported in the outputs)", type=compat.NUMBER_INTEGER,
+            optional=True, minValue=0))
+
+    # --- reading them --------------------------------------------------------------------------
+    def semantic_path(self, parameters, context) -> str:
+        layer = self.parameterAsRasterLayer(parameters, self.SEMANTIC, context)
+        if layer is None:
+            raise QgsProcessingException("Choose a land-cover raster layer (SEMANTIC).")
+        return raster_path(layer, "land-cover")
+
+    def band(self, parameters, context) -> int:
+        value = parameters.get(self.BAND)
+        return 1 if value in (None, "") else max(1, self.parameterAsInt(parameters, self.BAND, context))
+
+    def model_dir(self, parameters, context) -> str | None:
+        value = self.parameterAsFile(parameters, self.MODEL, context)
+        return value or None
+
+    def remap(self, parameters, context) -> str | None:
+        value = (self.parameterAsString(parameters, self.REMAP, context) or "").strip()
+        return value or None
+
+    def seed(self, parameters, context) -> int | None:
+        value = parameters.get(self.SEED)
+        if value is None or value == "":
+            return None
+        return self.parameterAsInt(parameters, self.SEED, context)
+
+    def change_spec(self, parameters, context, feedback):
+        from ..engine.pipeline import ChangeSpec
+
+        random = self.parameterAsBoolean(parameters, self.RANDOM_EVENTS, context)
+        has_polygons = parameters.get(self.CHANGES) not in (None, "")
+        if random == has_polygons:
+            raise QgsProcessingException(
+                "Give exactly one source of change events: either change polygons (with their target-class field) "
+                "or tick 'Random change events'.")
+        only_from = class_list(self.parameterAsString(parameters, self.ONLY_FROM, context))
+        transitions = self.parameterAsFile(parameters, self.TRANSITIONS, context) or None
+        if random:
+            return ChangeSpec(random=True, only_from=only_from, transitions=transitions)
+        class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
+        if not class_field:
+            raise QgsProcessingException(
+                "Choose the field of the change polygons that holds each polygon's target class (CLASS_FIELD).")
+        # Any polygon source (memory layer, selection, database): the engine reads a file, so QGIS
+        # exports it when needed.
+        path, layer_name = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, self.CHANGES, context, ["gpkg", "geojson", "shp"], "gpkg", feedback)
+        if not path:
+            raise QgsProcessingException("The change polygons layer cannot be read; check CHANGES.")
+        return ChangeSpec(vector=path, class_field=class_field, layer=layer_name or None,
+                          only_from=only_from, transitions=transitions)

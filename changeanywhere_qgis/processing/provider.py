@@ -1,0 +1,43 @@
+"""The "ChangeAnywhere" Processing provider (id ``changeanywhere``)."""
+
+from __future__ import annotations
+
+import importlib
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import ICON
+
+# One line per algorithm ("module:class", relative to this package): adding an algorithm is adding its line.
+ALGORITHMS = (
+    ".generate_sample:GenerateChangeSample",
+    ".simulate_events:SimulateChangeEvents",
+    ".model_information:ModelInformation",
+)
+
+
+def algorithm_classes() -> list:
+    classes = []
+    for spec in ALGORITHMS:
+        module, name = spec.split(":")
+        classes.append(getattr(importlib.import_module(module, __package__), name))
+    return classes
+
+
+class ChangeAnywhereProvider(QgsProcessingProvider):
+    def id(self):
+        return "changeanywhere"
+
+    def name(self):
+        return "ChangeAnywhere"
+
+    def longName(self):
+        return "ChangeAnywhere: change-detection samples from land-cover maps"
+
+    def icon(self):
+        return QIcon(str(ICON))
+
+    def loadAlgorithms(self):
+        for cls in algorithm_classes():
+            self.addAlgorithm(cls())
