@@ -92,14 +92,30 @@ def read_manifest(model_dir: str | Path, verify_hashes: bool = True) -> dict:
 
 
 def cuda_unavailable_reason() -> str | None:
-    """None when onnxruntime offers CUDA here; else why not, with the fix."""
+    """None when onnxruntime's CUDA provider can load here; else why not, with the fix.
+
+    Loading the provider library ourselves names the exact missing CUDA library, and spares the
+    user onnxruntime's own error log when CUDA is absent (the normal case under ``auto``).
+    """
+    import ctypes
+
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return (
             "this onnxruntime has no CUDA provider; install the GPU build "
-            "(pip install onnxruntime-gpu, with CUDA 12 and cuDNN 9) to use an NVIDIA GPU"
+            "(pip install onnxruntime-gpu) to use an NVIDIA GPU"
         )
+    capi = Path(ort.__file__).parent / "capi"
+    library = next(iter(sorted(capi.glob("*onnxruntime_providers_cuda*"))), None)
+    if library is not None:
+        try:
+            ctypes.CDLL(str(library))
+        except OSError as exc:
+            return (
+                f"onnxruntime's CUDA provider cannot load ({exc}); install the NVIDIA CUDA and cuDNN "
+                "libraries that this onnxruntime-gpu release needs (see onnxruntime's CUDA requirements)"
+            )
     return None
 
 
@@ -268,7 +284,7 @@ def load_model_package(model_dir: str | Path | None = None, device: str = "auto"
                 used, note = "cuda", "running on the GPU (CUDA)"
             else:
                 sessions = None
-                reason = "onnxruntime could not start its CUDA provider (no NVIDIA GPU, or CUDA 12 / cuDNN 9 libraries missing)"
+                reason = "onnxruntime could not start its CUDA provider (no usable NVIDIA GPU or driver)"
         if sessions is None:
             if device == "cuda":
                 raise ModelError(f"The GPU was requested but {reason}. Fix that, or choose device 'auto' or 'cpu'.")

@@ -59,7 +59,7 @@ class GenerateSettings:
     device: str = "auto"
     threads: int | None = None
     batch_size: int = 4
-    tile_overlap_px: int = 64
+    tile_overlap_px: int | None = None  # None: a quarter of the model's tile
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -196,8 +196,11 @@ def generate(
 
         f, granule = pkg.downsample, max(pkg.multiple_of, pkg.downsample)
         canvas = (canvas_size(sem.grid.height, granule), canvas_size(sem.grid.width, granule))
-        grid = latent_grid(pkg, *canvas, settings.tile_overlap_px)
-        sampler = SamplerSettings(settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
+        overlap = pkg.tile_size // 4 if settings.tile_overlap_px is None else settings.tile_overlap_px
+        if not 0 <= overlap < pkg.tile_size:
+            raise InputError(f"The tile overlap must be between 0 and {pkg.tile_size - 1} px (the model's tile is {pkg.tile_size} px), got {overlap}.")
+        grid = latent_grid(pkg, *canvas, overlap)
+        sampler = SamplerSettings(settings.steps, settings.eta, overlap, settings.batch_size)
         pad = ((0, canvas[0] - sem.grid.height), (0, canvas[1] - sem.grid.width))
         pre_canvas = np.pad(sem.labels, pad, constant_values=scheme.nodata_code)
         post_canvas = np.pad(result.post, pad, constant_values=scheme.nodata_code)
@@ -234,7 +237,7 @@ def generate(
                          "transform": list(sem.grid.transform)[:6]},
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
                 "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale,
-                "tiles": n, "tile_overlap_px": settings.tile_overlap_px,
+                "tiles": n, "tile_overlap_px": overlap,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
             }

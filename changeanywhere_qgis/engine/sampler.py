@@ -26,7 +26,7 @@ from .tiling import TileGrid
 class SamplerSettings:
     steps: int = 50
     eta: float = 1.0
-    tile_overlap_px: int = 64
+    tile_overlap_px: int = 64  # pixels; the latent grid uses tile_overlap_px // downsample
     batch_size: int = 4
 
 

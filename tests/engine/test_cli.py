@@ -28,9 +28,9 @@ def test_generate_from_the_command_line(tiny_model_dir, tmp_path, houston_label_
         assert ds.count == 3
 
 
-def test_simulate_writes_maps_and_change_polygons(tmp_path, houston_label_path):
+def test_simulate_writes_maps_and_change_polygons(tiny_model_dir, tmp_path, houston_label_path):
     out = tmp_path / "sim"
-    done = cli("simulate", "--semantic", houston_label_path, "--random-events", "--seed", "2", "--out", out)
+    done = cli("simulate", "--semantic", houston_label_path, "--random-events", "--seed", "2", "--model", tiny_model_dir, "--out", out)
     assert done.returncode == 0, done.stderr
     assert {p.name for p in out.iterdir()} == {"t1_semantic.tif", "t2_semantic.tif", "change_mask.tif", "changes.gpkg", "events.json"}
 

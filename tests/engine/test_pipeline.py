@@ -95,18 +95,6 @@ def test_same_seed_same_sample_other_seed_other_sample(tiny_model_dir, tmp_path,
     assert a["correlation_s"] == b["correlation_s"]
 
 
-def test_latent_mixing_holds_unchanged_land_to_the_pre_event_image(tiny_model_dir, tmp_path, houston_label_path, houston_image_path, houston_changes_path):
-    spec = ChangeSpec(vector=str(houston_changes_path), class_field="target")
-    diffs = {}
-    for s in (0.0, 1.0):
-        out = tmp_path / f"s{s}"
-        _run(tiny_model_dir, houston_label_path, out, image=houston_image_path, changes=spec, correlation=s, steps=10)
-        t1, t2 = _read(out / "t1_image.tif")[0].astype(float), _read(out / "t2_image.tif")[0].astype(float)
-        unchanged = _read(out / "change_mask.tif", 1)[0] == 0
-        diffs[s] = np.abs(t1 - t2).mean(axis=0)[unchanged].mean()
-    assert diffs[1.0] < diffs[0.0]
-
-
 def test_an_existing_output_folder_needs_overwrite(tiny_model_dir, tmp_path, houston_label_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -193,16 +181,16 @@ def test_progress_reaches_the_end(tiny_model_dir, tmp_path, houston_label_path):
     assert any("post-event" in m for _, m in seen)
 
 
-def test_simulate_on_a_loveda_png_with_the_builtin_remap(tmp_path):
+def test_simulate_on_a_loveda_png_with_the_builtin_remap(tiny_model_dir, tmp_path):
     from pathlib import Path
 
     loveda = Path(__file__).resolve().parents[2] / "data" / "train" / "loveda" / "labels" / "0.png"
     with pytest.raises(InputError, match="remap"):
         # LoveDA codes are not all OpenEarthMap codes: without the remap the scheme check fails or mislabels.
-        simulate(loveda, tmp_path / "raw", ChangeSpec(random=True), seed=1, remap={"2": 99})
+        simulate(loveda, tmp_path / "raw", ChangeSpec(random=True), model=tiny_model_dir, seed=1, remap={"2": 99})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = simulate(loveda, tmp_path / "sim", ChangeSpec(random=True), seed=1, remap="loveda")
+        result = simulate(loveda, tmp_path / "sim", ChangeSpec(random=True), model=tiny_model_dir, seed=1, remap="loveda")
     pre, _, _ = _read(tmp_path / "sim" / "t1_semantic.tif", 1)
     raw = _read(loveda, 1)[0]
     assert np.all(pre[raw == 2] == 8) and np.all(pre[raw == 6] == 5)  # building, forest -> tree

@@ -1,0 +1,189 @@
+"""`make bench`: speed, memory and seam figures of the engine, written to docs/benchmarks.md.
+
+Every figure is measured here, in one run, on this machine: timings are given as ratios of
+things measured side by side, since shared machines are noisy.
+
+    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,memory,seams]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from changeanywhere_qgis.engine.model_package import default_model_dir, load_model_package
+from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
+from changeanywhere_qgis.engine.seams import seam_score
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "changeanywhere_qgis" / "samples"
+HOUSTON_LABEL = REPO / "data" / "train" / "oem" / "labels" / "houston_16.tif"
+THREADS = 2
+
+
+def machine() -> str:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    import onnxruntime
+
+    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
+
+
+def bench_denoiser(model_dir: Path, repeats: int = 20) -> dict:
+    """ONNX Runtime vs PyTorch eager on the same denoiser weights, same threads, interleaved rounds."""
+    import torch
+
+    from benchmarks.torch_twin import export_twin, twin_denoiser
+
+    torch.set_num_threads(THREADS)
+    pkg = load_model_package(model_dir, device="cpu", threads=THREADS)
+    net, weights = twin_denoiser()
+    size = pkg.tile_size // pkg.downsample
+    labels = rasterio.open(SAMPLES / "houston_label.tif").read(1, window=((0, pkg.tile_size), (0, pkg.tile_size)))
+    latent = torch.randn(1, pkg.latent_channels, size, size)
+    timestep = torch.tensor([500], dtype=torch.int64)
+    semantic = torch.from_numpy(pkg.scheme.one_hot(labels))
+    session = export_twin(net, latent, timestep, semantic, THREADS)
+    feeds = {"latent": latent.numpy(), "timestep": timestep.numpy(), "semantic": semantic.numpy()}
+    with torch.inference_mode():
+        diff = float(np.abs(session.run(None, feeds)[0] - net(latent, timestep, semantic).numpy()).max())
+        for _ in range(3):  # warm-up both
+            session.run(None, feeds), net(latent, timestep, semantic)
+        ort_times, torch_times = [], []
+        for _ in range(repeats):
+            start = time.perf_counter(); session.run(None, feeds); ort_times.append(time.perf_counter() - start)
+            start = time.perf_counter(); net(latent, timestep, semantic); torch_times.append(time.perf_counter() - start)
+    o, p = float(np.median(ort_times)), float(np.median(torch_times))
+    return {"tile": f"{size}x{size} latent ({pkg.tile_size} px), batch 1", "threads": THREADS, "weights": weights,
+            "onnxruntime_ms": 1e3 * o, "pytorch_ms": 1e3 * p, "speedup": p / o, "max_abs_diff": diff, "repeats": repeats}
+
+
+def bench_end_to_end(model_dir: Path, steps: int = 50) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = generate(SAMPLES / "houston_label.tif", Path(tmp) / "out",
+                          ChangeSpec(vector=str(SAMPLES / "houston_changes.geojson"), class_field="target"),
+                          image=SAMPLES / "houston_image.tif", model=model_dir,
+                          settings=GenerateSettings(steps=steps, seed=7, device="cpu", threads=THREADS))
+    megapixels = result["grid"]["width"] * result["grid"]["height"] / 1e6
+    seconds = sum(result["timings"].values())
+    return {"raster": f"{result['grid']['width']}x{result['grid']['height']} (bundled sample, with its image)",
+            "steps": steps, "tiles": result["tiles"], "seconds": seconds, "seconds_per_megapixel": seconds / megapixels}
+
+
+def _mirrored_label(size: int, path: Path) -> None:
+    """A size x size land-cover raster made of mirrored copies of the real 1024 px houston_16 label."""
+    with rasterio.open(HOUSTON_LABEL) as src:
+        label, profile = src.read(1), src.profile
+    reps = -(-size // label.shape[0])
+    row = np.concatenate([label if i % 2 == 0 else label[:, ::-1] for i in range(reps)], axis=1)
+    full = np.concatenate([row if i % 2 == 0 else row[::-1] for i in range(reps)], axis=0)[:size, :size]
+    profile.update(width=size, height=size, nodata=0, tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(full, 1)
+
+
+def bench_memory(model_dir: Path, sizes=(1024, 4096)) -> dict:
+    """Peak RSS of a whole run (fresh process each), one diffusion step: memory does not depend on steps."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            label = Path(tmp) / f"label_{size}.tif"
+            _mirrored_label(size, label)
+            done = subprocess.run([sys.executable, "-m", "benchmarks.memory_probe", str(label), str(Path(tmp) / f"out_{size}"),
+                                   "--model", str(model_dir)], capture_output=True, text=True, cwd=REPO, check=True)
+            out[size] = json.loads(done.stdout.strip().splitlines()[-1])
+    small, large = out[sizes[0]]["peak_rss_mb"], out[sizes[-1]]["peak_rss_mb"]
+    return {"runs": out, "ratio": large / small, "pixels_ratio": (sizes[-1] / sizes[0]) ** 2}
+
+
+def bench_seams(model_dir: Path, steps: int = 20) -> dict:
+    """Seam score of a 1024 px image generated from a map: fused tiles vs tiles with no overlap."""
+    scores = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for overlap in (64, 0):
+            out = Path(tmp) / f"o{overlap}"
+            result = generate(HOUSTON_LABEL, out, ChangeSpec(random=True), model=model_dir,
+                              settings=GenerateSettings(steps=steps, seed=3, device="cpu", threads=THREADS, tile_overlap_px=overlap))
+            with rasterio.open(out / "t1_image.tif") as ds:
+                image = ds.read()
+            pkg_tile = load_model_package(model_dir, device="cpu").tile_size
+            scores[overlap] = {**seam_score(image, pkg_tile, overlap), "tiles": result["tiles"]}
+    return {"steps": steps, "fused_overlap_64": scores[64], "no_overlap": scores[0]}
+
+
+def render(results: dict, model_dir: Path) -> str:
+    lines = ["# Benchmarks", "", f"Made by `make bench` (`python -m benchmarks.run`) on {machine()}.",
+             f"Model: `{model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir}`. "
+             "Figures from one run; rerun the command to check them.", ""]
+    if "denoiser" in results:
+        d = results["denoiser"]
+        lines += ["## Denoiser step: ONNX Runtime vs PyTorch eager", "",
+                  f"The same weights in both ({d['weights']}; exported with the project's exporter), {d['threads']} threads each, "
+                  f"{d['tile']}, median of {d['repeats']} interleaved runs.", "",
+                  "| runtime | ms per step |", "| --- | --- |",
+                  f"| ONNX Runtime | {d['onnxruntime_ms']:.1f} |", f"| PyTorch eager | {d['pytorch_ms']:.1f} |", "",
+                  f"**ONNX Runtime is {d['speedup']:.2f}x as fast** (max abs difference of outputs {d['max_abs_diff']:.1e}).", ""]
+    if "end_to_end" in results:
+        e = results["end_to_end"]
+        lines += ["## End to end", "", f"One change sample at default settings ({e['steps']} DDIM steps) on {e['raster']}, "
+                  f"{e['tiles']} tiles, {THREADS} threads: **{e['seconds']:.1f} s, {e['seconds_per_megapixel']:.0f} s per megapixel**.", ""]
+    if "memory" in results:
+        m = results["memory"]
+        lines += ["## Memory: bounded by tiles, not by the raster", "",
+                  "Peak resident memory of a whole run in a fresh process (random events, pre-event image generated, "
+                  "one DDIM step: memory does not depend on the step count) on land-cover rasters built from mirrored copies "
+                  "of the real houston_16 label.", "", "| raster | tiles | peak RSS (MB) |", "| --- | --- | --- |"]
+        lines += [f"| {s}x{s} | {r['tiles']} | {r['peak_rss_mb']:.0f} |" for s, r in m["runs"].items()]
+        lines += ["", f"**Ratio {m['ratio']:.2f}** for {m['pixels_ratio']:.0f}x the pixels (target: at most 1.5).", ""]
+    if "seams" in results:
+        s = results["seams"]
+        f, n = s["fused_overlap_64"], s["no_overlap"]
+        lines += ["## Seams", "", f"A 1024x1024 image generated from the houston_16 map ({s['steps']} steps). The seam score "
+                  "is the mean absolute pixel jump across tile boundaries divided by the mean jump everywhere else "
+                  "(`engine/seams.py`): 1 means the boundaries cannot be told apart.", "",
+                  "| tiling | tiles | boundary jump | interior jump | seam score |", "| --- | --- | --- | --- | --- |",
+                  f"| overlap 64 px, predictions fused every step (default) | {f['tiles']} | {f['boundary']:.2f} | {f['interior']:.2f} | **{f['ratio']:.2f}** |",
+                  f"| no overlap (for comparison) | {n['tiles']} | {n['boundary']:.2f} | {n['interior']:.2f} | {n['ratio']:.2f} |", ""]
+    for extra in results.get("extra_sections", []):
+        lines += [extra, ""]
+    return "\n".join(lines)
+
+
+SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "memory": bench_memory, "seams": bench_seams}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    p.add_argument("--model", default=str(default_model_dir()))
+    p.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
+    a = p.parse_args()
+    model_dir = Path(a.model).resolve()
+    wanted = a.only.split(",") if a.only else list(SECTIONS)
+    results = {}
+    for name in wanted:
+        print(f"== {name}", flush=True)
+        results[name] = SECTIONS[name](model_dir)
+        print(json.dumps(results[name], indent=1, default=str), flush=True)
+    try:
+        from benchmarks.dataset_bench import dataset_section  # the dataset generator's figures, when present
+    except ImportError:
+        pass
+    else:
+        if not a.only or "dataset" in wanted:
+            results["extra_sections"] = [dataset_section(model_dir)]
+    Path(a.out).write_text(render(results, model_dir))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

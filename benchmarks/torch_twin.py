@@ -1,0 +1,43 @@
+"""The PyTorch twin of a model package's denoiser, for timing ONNX Runtime against PyTorch eager.
+
+With the training run at hand (model_export/runs/default/diffusion/last.pt) the twin carries the
+trained EMA weights; otherwise it is the same architecture (model_export/configs/default.toml) with
+freshly initialised weights — step time does not depend on the weight values. Either way the
+twin is exported with the project's exporter, so ONNX Runtime and PyTorch run the very same weights.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import tomllib
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+
+from model_export.data import NUM_CLASSES
+from model_export.denoiser import SemanticUNet
+from model_export.export_onnx import export_graph, load_networks
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = REPO / "model_export" / "runs" / "default" / "diffusion"
+CONFIG = REPO / "model_export" / "configs" / "default.toml"
+
+
+def twin_denoiser() -> tuple[torch.nn.Module, str]:
+    if (RUN / "last.pt").is_file():
+        return load_networks(RUN)[3], f"trained weights from {RUN.relative_to(REPO)}/last.pt"
+    torch.manual_seed(0)
+    cfg = tomllib.loads(CONFIG.read_text())
+    return SemanticUNet(cfg["diffusion"], num_classes=NUM_CLASSES).eval(), f"architecture of {CONFIG.relative_to(REPO)}, fresh weights"
+
+
+def export_twin(net: torch.nn.Module, latent, timestep, semantic, threads: int) -> ort.InferenceSession:
+    """Export with the project's exporter and open it in onnxruntime as the engine does."""
+    path = Path(tempfile.mkdtemp()) / "denoiser.onnx"
+    dynamic = {"latent": {0: "n", 2: "h", 3: "w"}, "timestep": {0: "n"}, "semantic": {0: "n", 2: "H", 3: "W"}, "prediction": {0: "n", 2: "h", 3: "w"}}
+    export_graph(net, (latent, timestep, semantic), ["latent", "timestep", "semantic"], "prediction", dynamic, path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
