@@ -21,10 +21,10 @@ from .errors import InputError
 from .events import ChangeResult, change_mask, events_from_polygons, random_events
 from .model_package import ModelPackage, default_model_dir, load_model_package, read_manifest
 from .progress import Progress
-from .raster_io import ImageSource, OutputFolder, RasterGrid, SemanticRaster, open_rgb, read_semantic, to_uint8, write_classes, write_mask
-from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
+from .raster_io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, to_uint8, write_classes, write_mask
+from .sampler import decode
 from .scheme import ClassScheme, load_remap
-from .tiling import canvas_size
+from .synthesis import Plan, plan, post_event_latent, pre_event_latent
 from .transitions import load_table
 
 OUTPUTS = ("t1_image.tif", "t2_image.tif", "t1_semantic.tif", "t2_semantic.tif", "change_mask.tif", "sample.json")
@@ -137,16 +137,7 @@ def _changed_fraction(mask: np.ndarray) -> float:
     return float((mask[valid] == 1).mean()) if valid.any() else 0.0
 
 
-def _latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
-    """1 where a latent cell's whole f x f block is unchanged (a cell touching any change is free to change)."""
-    h, w = shape
-    padded = np.zeros((h * f, w * f), dtype=bool)
-    padded[: mask.shape[0], : mask.shape[1]] = mask == 1
-    changed = padded.reshape(h, f, w, f).any(axis=(1, 3))
-    return (~changed).astype(np.float32)
-
-
-def _write_decoded(model, latent, grid, settings, progress, path, sem: SemanticRaster) -> None:
+def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster) -> None:
     with open_rgb(path, sem.grid) as dst:
         def write_rows(row: int, rgb: np.ndarray) -> None:
             rows = min(rgb.shape[1], sem.grid.height - row)
@@ -156,7 +147,7 @@ def _write_decoded(model, latent, grid, settings, progress, path, sem: SemanticR
             dst.write(to_uint8(rgb[:, :rows, : sem.grid.width]), window=window)
             dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
 
-        decode(model, latent, grid, settings, write_rows, progress)
+        decode(model, latent, p.grid, p.sampler, write_rows, progress)
 
 
 def _copy_image(image: ImageSource, path: Path, sem: SemanticRaster, rows_per_block: int = 256) -> None:
@@ -194,36 +185,21 @@ def generate(
         s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
         timings["prepare_s"] = time.perf_counter() - clock
 
-        f, granule = pkg.downsample, max(pkg.multiple_of, pkg.downsample)
-        canvas = (canvas_size(sem.grid.height, granule), canvas_size(sem.grid.width, granule))
-        overlap = pkg.tile_size // 4 if settings.tile_overlap_px is None else settings.tile_overlap_px
-        if not 0 <= overlap < pkg.tile_size:
-            raise InputError(f"The tile overlap must be between 0 and {pkg.tile_size - 1} px (the model's tile is {pkg.tile_size} px), got {overlap}.")
-        grid = latent_grid(pkg, *canvas, overlap)
-        sampler = SamplerSettings(settings.steps, settings.eta, overlap, settings.batch_size)
-        pad = ((0, canvas[0] - sem.grid.height), (0, canvas[1] - sem.grid.width))
-        pre_canvas = np.pad(sem.labels, pad, constant_values=scheme.nodata_code)
-        post_canvas = np.pad(result.post, pad, constant_values=scheme.nodata_code)
-        n = len(grid.tiles)
-        progress.start(n * settings.steps * (1 if source else 2) + (n if source else 0) + n * (1 if source else 2))
+        p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
+        progress.start(p.work_units(settings.steps, source is not None))
 
         with out:
             clock = time.perf_counter()
+            pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_model_range if source else None)
             if source:
-                progress.stage("encoding the pre-event image")
-                pre_latent = encode(pkg, source.read_model_range, grid, sampler, progress)
                 _copy_image(source, out.path("t1_image.tif"), sem)
             else:
-                progress.stage("generating the pre-event image from the pre-event map")
-                pre_latent = sample(pkg, pre_canvas, grid, sampler, rngs["sampler"], progress)
-                _write_decoded(pkg, pre_latent, grid, sampler, progress, out.path("t1_image.tif"), sem)
+                _write_decoded(pkg, pre_latent, p, progress, out.path("t1_image.tif"), sem)
             timings["pre_event_s"] = time.perf_counter() - clock
 
             clock = time.perf_counter()
-            progress.stage("generating the post-event image")
-            known = KnownContent(pre_latent, _latent_unchanged(mask, f, (grid.height, grid.width)), s)
-            post_latent = sample(pkg, post_canvas, grid, sampler, rngs["sampler"], progress, known)
-            _write_decoded(pkg, post_latent, grid, sampler, progress, out.path("t2_image.tif"), sem)
+            post_latent = post_event_latent(pkg, p, result.post, pre_latent, mask, s, rngs["sampler"], progress)
+            _write_decoded(pkg, post_latent, p, progress, out.path("t2_image.tif"), sem)
             timings["post_event_s"] = time.perf_counter() - clock
 
             _write_maps(out, sem, result.post, mask, scheme)
@@ -237,7 +213,7 @@ def generate(
                          "transform": list(sem.grid.transform)[:6]},
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
                 "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale,
-                "tiles": n, "tile_overlap_px": overlap,
+                "tiles": p.tiles, "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
             }

@@ -127,7 +127,7 @@ def decode(
     band_top, acc, wsum = 0, None, None
     for index, row in enumerate(rows):
         tiles = by_row[row]
-        top, bottom = row * f, (row + tiles[0].size_y) * f
+        bottom = (row + tiles[0].size_y) * f
         if acc is None:
             acc = np.zeros((3, bottom - band_top, width_px), dtype=np.float32)
             wsum = np.zeros((bottom - band_top, width_px), dtype=np.float32)

@@ -60,3 +60,17 @@ def test_tiled_decode_writes_every_row_once_in_order(pkg, real_crop):
     assert all(rgb.shape[2] == labels.shape[1] and np.isfinite(rgb).all() for _, rgb in written)
     for (r0, a), (r1, _) in zip(written, written[1:]):
         assert r0 + a.shape[1] == r1
+
+
+def test_change_pair_in_memory_matches_its_inputs(pkg, real_crop):
+    from changeanywhere_qgis.engine.synthesis import change_pair
+
+    image, labels = real_crop
+    pre_rgb = np.round((image + 1) * 127.5).astype(np.uint8)
+    post = labels.copy()
+    post[40:80, 40:80] = 6  # water
+    mask = (post != labels).astype(np.uint8)
+    t1, t2 = change_pair(pkg, labels, post, mask, 0.9, np.random.default_rng(1), image=pre_rgb, steps=2)
+    assert t1 is pre_rgb and t2.shape == pre_rgb.shape and t2.dtype == np.uint8
+    g1, g2 = change_pair(pkg, labels, post, mask, 0.9, np.random.default_rng(1), steps=2)
+    assert g1.shape == g2.shape == pre_rgb.shape and g1.std() > 0
