@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-minutes", type=float)
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU threads; 1 is faster when other jobs share the cores (no spinning threads)")
     args = p.parse_args(argv)
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
     cfg = load_config(args.config)

@@ -85,8 +85,8 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         step += 1
         history.append(loss.item())
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}", l1=f"{float(l1):.4f}", edge=f"{float(edge):.4f}",
-                        vq=f"{float(dec.commit_loss.mean()):.4f}", g=f"{float(g_loss):.3f}", d=f"{float(d_loss):.3f}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{l1.item():.4f}", edge=f"{edge.item():.4f}",
+                        vq=f"{dec.commit_loss.mean().item():.4f}", g=f"{g_loss.item():.3f}", d=f"{d_loss.item():.3f}")
         if budget.elapsed() - last_save > 60 * acfg["checkpoint_minutes"]:
             save_atomic(state(False), out / "last.pt")
             last_save = budget.elapsed()
@@ -104,7 +104,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         "params": sum(p.numel() for p in vq.parameters()),
     }
     write_summary(out, summary)
-    print(f"autoencoder: {step} steps, hold-out PSNR {held_psnr:.2f} dB, latent mean {mean.tolist()} std {std.tolist()}")
+    print(f"autoencoder: {step} steps, hold-out PSNR {held_psnr} dB, latent mean {mean.tolist()} std {std.tolist()}")
     return summary
 
 
@@ -127,10 +127,10 @@ def latent_stats(vq, tiles: list[Tile], holdout: list[Window], f: int, device: s
 
 @torch.no_grad()
 def holdout_psnr(vq, tiles: list[Tile], holdout: list[Window], device: str) -> float | None:
-    """Reconstruction PSNR (quantised) on the first held-out window found in the data, if any."""
+    """Reconstruction PSNR (quantised) on the first held-out window inside the data, if any."""
     for w in holdout:
         for tile in tiles:
-            if tile.stem == w.stem:
+            if tile.stem == w.stem and w.rows[1] <= tile.height and w.cols[1] <= tile.width:
                 image, _ = load_tile(tile)
                 crop = image[w.rows[0] : w.rows[1], w.cols[0] : w.cols[1]]
                 x = torch.from_numpy(image_to_tensor_range(crop))[None].to(device)

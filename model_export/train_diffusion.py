@@ -126,7 +126,6 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         }
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
-    alphas = sched.alphas_cumprod.to(device)
     last_save = budget.elapsed()
     bar = tqdm(total=budget.planned_steps, initial=step, desc="diffusion", mininterval=10)
     unet.train()
@@ -140,9 +139,8 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         semantic[drop] = 0.0  # the unconditional case, for classifier-free guidance
         t = torch.randint(0, dcfg["num_train_timesteps"], (len(x0),), device=device)
         noise = torch.randn_like(x0)
-        a = alphas[t].reshape(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        target = a.sqrt() * noise - (1 - a).sqrt() * x0 if dcfg["prediction"] == "v_prediction" else noise
+        xt = sched.add_noise(x0, noise, t)
+        target = sched.get_velocity(x0, noise, t) if dcfg["prediction"] == "v_prediction" else noise
         with autocast:
             pred = unet(xt, t, semantic).float()
         loss = F.mse_loss(pred, target) if dcfg["loss"] == "mse" else F.l1_loss(pred, target)

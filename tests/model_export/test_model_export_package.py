@@ -1,0 +1,63 @@
+"""The exported package follows the contract, loads in the engine and matches PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from changeanywhere_qgis.engine.model_package import load_model_package
+from model_export.data import one_hot
+from model_export.export_onnx import export, load_networks
+
+
+@pytest.fixture(scope="module")
+def package(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pkg") / "model"
+    export(tiny_run / "dm", out)
+    return out
+
+
+def test_package_loads_in_engine(package):
+    model = load_model_package(package, device="cpu")
+    m = model.manifest
+    assert m["format"] == "changeanywhere-model/1"
+    assert [c["code"] for c in m["classes"]] == list(range(1, 9))
+    assert m["classes"][7]["name"] == "building" and m["classes"][7]["color"] == [222, 31, 7]
+    assert m["nodata_code"] == 0 and m["latent"] == {"channels": 3, "downsample": 4}
+    assert m["diffusion"]["prediction"] == "v_prediction"
+    assert m["training"]["diffusion"]["steps"] == 40
+    assert model.schedule.prediction == "v_prediction"
+
+
+def test_engine_graphs_match_torch(package, tiny_run):
+    model = load_model_package(package, device="cpu")
+    _, encoder, decoder, unet = load_networks(tiny_run / "dm")
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, (2, 3, 32, 48)).astype(np.float32)
+    latent = model.encode(image)
+    assert latent.shape == (2, 3, 8, 12)
+    assert model.decode(latent).shape == (2, 3, 32, 48)
+    labels = rng.integers(0, 9, (2, 32, 48))
+    semantic = one_hot(labels)
+    t = np.array([3, 700], dtype=np.int64)
+    got = model._run("denoiser", latent=latent, timestep=t, semantic=semantic)
+    with torch.no_grad():
+        want = unet(torch.from_numpy(latent), torch.from_numpy(t), torch.from_numpy(semantic)).numpy()
+        want_latent = encoder(torch.from_numpy(image)).numpy()
+    np.testing.assert_allclose(latent, want_latent, atol=1e-4)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_export_refuses_non_diffusion_checkpoint(tiny_run, tmp_path):
+    from model_export.export_onnx import main
+
+    assert main(["--checkpoint", str(tiny_run / "ae"), "--out", str(tmp_path / "m")]) == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_one_hot_channel_order_and_unknown():
+    oh = one_hot(np.array([[0, 1, 8]]))
+    assert oh.shape == (8, 1, 3)
+    assert oh[:, 0, 0].sum() == 0  # code 0 (unknown) -> all-zero pixel
+    assert oh[0, 0, 1] == 1 and oh[7, 0, 2] == 1
