@@ -128,6 +128,9 @@ class ModelPackage:
     device: str  # "cpu" or "cuda": where the sessions really run
     device_note: str  # why, in words (e.g. the reason CUDA was not used)
     sessions: dict = field(repr=False)
+    # Where conditioning tensors live between steps: "cuda" on the GPU; None on the CPU, where
+    # plain numpy inputs cost nothing extra. Tests set "cpu" to run the I/O-binding path here.
+    bind_device: str | None = None
 
     @property
     def scheme(self) -> ClassScheme:
@@ -172,22 +175,48 @@ class ModelPackage:
         """latent [N, C, h, w] -> [N, 3, h*f, w*f] float32 in [-1, 1]."""
         return self._run("decoder", latent=np.ascontiguousarray(latent, dtype=np.float32))
 
+    def condition(self, semantic: np.ndarray):
+        """The denoiser's conditioning for one tile batch, made once and reused at every step.
+
+        With classifier-free guidance it holds the conditional and the unconditional (all-zero)
+        halves. On CUDA it is uploaded once and stays on the GPU (ONNX Runtime I/O binding): the
+        one-hot map is by far the largest input, K x f^2 times the latent.
+        """
+        semantic = np.ascontiguousarray(semantic, dtype=np.float32)
+        if self.guidance_scale != 1.0:
+            semantic = np.concatenate([semantic, np.zeros_like(semantic)])
+        if self.bind_device is None:
+            return semantic
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(semantic, self.bind_device, 0)
+
     def denoise(self, latent: np.ndarray, timestep: np.ndarray, semantic: np.ndarray) -> np.ndarray:
-        """The network's prediction (noise or v), with classifier-free guidance when the model asks for it."""
+        """The network's prediction (noise or v) for a batch under a one-hot map [N, K, H, W]."""
+        return self.denoise_with(latent, timestep, self.condition(semantic))
+
+    def denoise_with(self, latent: np.ndarray, timestep: np.ndarray, condition) -> np.ndarray:
+        """As ``denoise``, with a conditioning made by ``condition()`` (reused across steps);
+        the two halves are mixed by classifier-free guidance when the model asks for it."""
         latent = np.ascontiguousarray(latent, dtype=np.float32)
         timestep = np.ascontiguousarray(timestep, dtype=np.int64)
-        semantic = np.ascontiguousarray(semantic, dtype=np.float32)
         g = self.guidance_scale
+        if g != 1.0:
+            latent, timestep = np.concatenate([latent, latent]), np.concatenate([timestep, timestep])
+        if self.bind_device is None:
+            out = self._run("denoiser", latent=latent, timestep=timestep, semantic=condition)
+        else:
+            session = self.sessions["denoiser"]
+            binding = session.io_binding()
+            binding.bind_cpu_input("latent", latent)
+            binding.bind_cpu_input("timestep", timestep)
+            binding.bind_ortvalue_input("semantic", condition)
+            binding.bind_output("prediction", self.bind_device)
+            session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
         if g == 1.0:
-            return self._run("denoiser", latent=latent, timestep=timestep, semantic=semantic)
-        # One batch holds the conditional and the unconditional (all-zero map) halves.
-        both = self._run(
-            "denoiser",
-            latent=np.concatenate([latent, latent]),
-            timestep=np.concatenate([timestep, timestep]),
-            semantic=np.concatenate([semantic, np.zeros_like(semantic)]),
-        )
-        cond, uncond = np.split(both, 2)
+            return out
+        cond, uncond = np.split(out, 2)
         return uncond + g * (cond - uncond)
 
     def describe(self) -> dict:
@@ -290,4 +319,5 @@ def load_model_package(model_dir: str | Path | None = None, device: str = "auto"
                 raise ModelError(f"The GPU was requested but {reason}. Fix that, or choose device 'auto' or 'cpu'.")
             sessions, used, note = _make_sessions(manifest["files"], cpu, threads, False), "cpu", f"CPU: {reason}"
     _check_graphs(sessions, manifest)
-    return ModelPackage(path=folder, manifest=manifest, device=used, device_note=note, sessions=sessions)
+    return ModelPackage(path=folder, manifest=manifest, device=used, device_note=note, sessions=sessions,
+                        bind_device="cuda" if used == "cuda" else None)

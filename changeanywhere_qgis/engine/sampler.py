@@ -88,16 +88,28 @@ def sample(
     timesteps = schedule.timesteps(settings.steps)
     mixing = known.mixing_steps(settings.steps) if known is not None else 0
 
+    batches = grid.batches(settings.batch_size)
+    # On the GPU each batch's conditioning is uploaded once for all steps; on the CPU it is
+    # rebuilt per step, so memory stays bounded by the tile batch.
+    kept = {} if model.bind_device is not None else None
+
+    def condition(index: int, batch):
+        if kept is not None and index in kept:
+            return kept[index]
+        made = model.condition(np.concatenate([scheme.one_hot(semantic[tile.scaled(f).slices]) for tile in batch]))
+        if kept is not None:
+            kept[index] = made
+        return made
+
     x = rng.standard_normal(shape, dtype=np.float32)
     for i, t in enumerate(timesteps):
         if i < mixing:
             noised = schedule.q_sample(known.latent, int(t), rng.standard_normal(shape, dtype=np.float32))
             x = known.unchanged * noised + (1.0 - known.unchanged) * x
         prediction = np.zeros(shape, dtype=np.float32)
-        for batch in grid.batches(settings.batch_size):
+        for index, batch in enumerate(batches):
             latents = np.stack([x[(slice(None), *tile.slices)] for tile in batch])
-            onehot = np.concatenate([scheme.one_hot(semantic[tile.scaled(f).slices]) for tile in batch])
-            out = model.denoise(latents, np.full(len(batch), t, dtype=np.int64), onehot)
+            out = model.denoise_with(latents, np.full(len(batch), t, dtype=np.int64), condition(index, batch))
             for tile, p in zip(batch, out):
                 prediction[(slice(None), *tile.slices)] += weight * p
             progress.advance(len(batch))

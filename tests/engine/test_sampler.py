@@ -74,3 +74,34 @@ def test_change_pair_in_memory_matches_its_inputs(pkg, real_crop):
     assert t1 is pre_rgb and t2.shape == pre_rgb.shape and t2.dtype == np.uint8
     g1, g2 = change_pair(pkg, labels, post, mask, 0.9, np.random.default_rng(1), steps=2)
     assert g1.shape == g2.shape == pre_rgb.shape and g1.std() > 0
+
+
+def test_io_binding_path_gives_the_same_latents(tiny_model_dir, real_crop):
+    """The CUDA path keeps conditioning on the device through I/O binding. No GPU here, so the same
+    binding code runs against the CPU device; on a CUDA machine `device='cuda'` takes it for real."""
+    import dataclasses
+
+    _, labels = real_crop
+    plain = load_model_package(tiny_model_dir, device="cpu")
+    bound = dataclasses.replace(plain, bind_device="cpu")
+    settings = SamplerSettings(steps=3, tile_overlap_px=16, batch_size=4)
+    grid = latent_grid(plain, *labels.shape, settings.tile_overlap_px)
+    a = sample(plain, labels, grid, settings, np.random.default_rng(3), Progress())
+    b = sample(bound, labels, grid, settings, np.random.default_rng(3), Progress())
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cuda_sampling_matches_cpu(tiny_model_dir, real_crop):
+    from changeanywhere_qgis.engine.model_package import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"needs a CUDA machine: {reason}")
+    _, labels = real_crop
+    cpu, gpu = load_model_package(tiny_model_dir, device="cpu"), load_model_package(tiny_model_dir, device="cuda")
+    assert gpu.device == "cuda"
+    settings = SamplerSettings(steps=3, tile_overlap_px=16, batch_size=4)
+    grid = latent_grid(cpu, *labels.shape, settings.tile_overlap_px)
+    a = sample(cpu, labels, grid, settings, np.random.default_rng(3), Progress())
+    b = sample(gpu, labels, grid, settings, np.random.default_rng(3), Progress())
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
