@@ -51,3 +51,40 @@ def test_info_reports_model_and_device(tiny_model_dir):
     report = json.loads(done.stdout)
     assert report["device"] == "cpu" and len(report["classes"]) == 8
     assert {"encoder", "decoder", "denoiser"} == set(report["file_sizes_bytes"])
+
+
+def test_ctrl_c_leaves_no_partial_output(tiny_model_dir, tmp_path, houston_label_path):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "changeanywhere_qgis", "generate", "--semantic", str(houston_label_path),
+                             "--random-events", "--model", str(tiny_model_dir), "--steps", "400", "--device", "cpu", "--out", str(out)],
+                            cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(".partial-" in p.name for p in tmp_path.iterdir()):
+        time.sleep(0.2)
+    assert any(".partial-" in p.name for p in tmp_path.iterdir()), "generation never started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "nothing was written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_open_in_the_system_gdal_with_crs_extent_and_colours(tiny_model_dir, tmp_path, houston_label_path):
+    """QGIS reads through the distribution's GDAL (older than rasterio's own): check with that one."""
+    out = tmp_path / "out"
+    assert cli("generate", "--semantic", houston_label_path, "--random-events", "--model", tiny_model_dir,
+               "--steps", "1", "--seed", "1", "--device", "cpu", "--out", out).returncode == 0
+    code = (
+        "import sys; from osgeo import gdal; gdal.UseExceptions()\n"
+        "ref = gdal.Open(sys.argv[1]); sem = gdal.Open(sys.argv[2]); img = gdal.Open(sys.argv[3])\n"
+        "ct = sem.GetRasterBand(1).GetColorTable()\n"
+        "print(sem.GetGeoTransform() == ref.GetGeoTransform(), img.GetGeoTransform() == ref.GetGeoTransform(),\n"
+        "      sem.GetSpatialRef().IsSame(ref.GetSpatialRef()), img.RasterCount, ct.GetColorEntry(6), ct.GetColorEntry(8))\n"
+    )
+    done = subprocess.run(["/usr/bin/python3", "-c", code, str(houston_label_path), str(out / "t2_semantic.tif"), str(out / "t2_image.tif")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "1", "3", "(0,", "69,", "255,", "255)", "(222,", "31,", "7,", "255)"]
