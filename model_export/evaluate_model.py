@@ -1,0 +1,195 @@
+"""Evaluate an exported model package on the held-out window and write the model card's figures.
+
+On the window held back from all training (houston_16 rows 768:1024, cols 768:1024):
+  - autoencoder reconstruction PSNR, through the package's encoder and decoder graphs;
+  - images generated from the window's map through the package and the engine's schedule (DDIM,
+    as the plugin samples), for several guidance scales and seeds;
+  - mIoU of a segmentation net (model_export/segmentation.py) on each generated image against the
+    map, against the map rotated 180 degrees (what an image that ignores the map scores), and on
+    the real image (what a perfect generator could score);
+  - denoiser step time, ONNX Runtime against PyTorch eager, same weights and threads, side by side.
+The pictures go to --images, the table between the evaluation markers of --card.
+
+    python -m model_export.evaluate_model --model changeanywhere_qgis/models/default \
+        --checkpoint model_export/runs/default/diffusion --segmentation model_export/runs/default/segmentation \
+        --card docs/model-card.md --images docs/img
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from changeanywhere_qgis.engine.model_package import load_model_package
+
+from . import segmentation
+from .data import image_to_tensor_range, one_hot, read_raster
+from .export_onnx import load_networks
+
+START, END = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[3, H, W] in [-1, 1] -> HxWx3 uint8 (the inverse of the contract's x / 127.5 - 1)."""
+    return np.clip(np.round((np.moveaxis(image, 0, -1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def colourise(label: np.ndarray, classes: list[dict]) -> np.ndarray:
+    lut = np.zeros((256, 3), np.uint8)
+    for c in classes:
+        lut[c["code"]] = c["color"]
+    return lut[label]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10.0 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def generate(model, label: np.ndarray, guidance: float, seed: int, steps: int, eta: float) -> np.ndarray:
+    """The plugin's sampling on one tile: DDIM with the package's schedule, classifier-free guidance."""
+    model.manifest["diffusion"]["guidance_scale"] = guidance
+    schedule, f = model.schedule, model.downsample
+    rng = np.random.default_rng(seed)
+    semantic = one_hot(label)[None]
+    x = rng.standard_normal((1, model.latent_channels, label.shape[0] // f, label.shape[1] // f), dtype=np.float32)
+    for t in schedule.timesteps(steps):
+        pred = model.denoise(x, np.array([t], dtype=np.int64), semantic)
+        noise = rng.standard_normal(x.shape, dtype=np.float32) if eta > 0 else None
+        x = schedule.ddim_step(x, int(t), schedule.previous_timestep(int(t), steps), pred, eta=eta, noise=noise)
+    return model.decode(x)[0]
+
+
+def time_denoiser(model, unet, latent_px: int, batch: int, rounds: int) -> dict:
+    """Median seconds per denoiser call, ONNX Runtime and PyTorch eager, interleaved on the same inputs."""
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((batch, 3, latent_px, latent_px)).astype(np.float32)
+    t = np.full(batch, 500, dtype=np.int64)
+    semantic = one_hot(rng.integers(0, 9, (batch, 4 * latent_px, 4 * latent_px)))
+    tl, tt, ts = torch.from_numpy(latent), torch.from_numpy(t), torch.from_numpy(semantic)
+    session = model.sessions["denoiser"]
+    feed = {"latent": latent, "timestep": t, "semantic": semantic}
+    ort_s, torch_s = [], []
+    with torch.inference_mode():
+        for _ in range(2):  # warm-up
+            session.run(None, feed)
+            unet(tl, tt, ts)
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            ort_s.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            unet(tl, tt, ts)
+            torch_s.append(time.perf_counter() - t0)
+    o, p = float(np.median(ort_s)), float(np.median(torch_s))
+    return {"latent": latent_px, "batch": batch, "onnxruntime_ms": round(1e3 * o, 1),
+            "torch_eager_ms": round(1e3 * p, 1), "speedup": round(p / o, 2)}
+
+
+def card_table(r: dict) -> str:
+    lines = [
+        START,
+        f"Held-out window: `{r['window']}` (never used in training). Generated with DDIM, {r['steps']} steps, "
+        f"eta {r['eta']}, seeds {r['seeds']}; mIoU over the classes present in the map, by the segmentation net "
+        "of `model_export/segmentation.py` (trained on the real training tiles).",
+        "",
+        f"- Autoencoder reconstruction PSNR (ONNX encoder -> decoder): **{r['reconstruction_psnr_db']:.2f} dB**",
+        f"- Segmentation mIoU on the real image: **{r['miou_real']:.3f}** (the ceiling for a generated image)",
+        "",
+        "| guidance scale | mIoU vs map | mIoU vs map rotated 180° (ignores the map) |",
+        "| --- | --- | --- |",
+    ]
+    for g in r["generated"]:
+        lines.append(f"| {g['guidance']:g} | {g['miou_map']:.3f} | {g['miou_rotated']:.3f} |")
+    lines += ["", "Denoiser call, ONNX Runtime vs PyTorch eager (same weights, "
+              f"{r['threads']} threads, medians of {r['rounds']} interleaved calls):", "",
+              "| latent | batch | ONNX Runtime ms | PyTorch eager ms | speed-up |", "| --- | --- | --- | --- | --- |"]
+    for t in r["timing"]:
+        lines.append(f"| {t['latent']}x{t['latent']} | {t['batch']} | {t['onnxruntime_ms']} | {t['torch_eager_ms']} | {t['speedup']}x |")
+    lines += ["", "![held-out window](img/default_model_holdout.png)", "",
+              "Left to right: real image, map, autoencoder reconstruction, then one generated image per guidance "
+              "scale (first seed).", END]
+    return "\n".join(lines)
+
+
+def update_card(card: Path, table: str) -> None:
+    text = card.read_text() if card.is_file() else f"# Model card\n\n{START}\n{END}\n"
+    if START not in text or END not in text:
+        text += f"\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    card.write_text(head + table + tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--checkpoint", required=True, type=Path, help="the diffusion run the package was exported from")
+    p.add_argument("--segmentation", required=True, type=Path)
+    p.add_argument("--image", type=Path, default=Path("data/train/oem/images/houston_16.tif"))
+    p.add_argument("--label", type=Path, default=Path("data/train/oem/labels/houston_16.tif"))
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--eta", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--card", type=Path)
+    p.add_argument("--images", type=Path, default=Path("docs/img"))
+    p.add_argument("--json", type=Path, help="also write the figures here (default: CHECKPOINT/evaluation.json)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    model = load_model_package(args.model, device="cpu", threads=args.threads)
+    ckpt, _, _, unet = load_networks(args.checkpoint)
+    (window,) = [w for w in ckpt["config"]["data"]["holdout"] if w["stem"] == args.image.stem]
+    rows, cols = slice(*window["rows"]), slice(*window["cols"])
+    real = read_raster(args.image)[rows, cols, :3]
+    label = read_raster(args.label)[rows, cols, 0]
+    seg = segmentation.load(args.segmentation)
+
+    real_in = image_to_tensor_range(real)
+    recon = to_uint8(model.decode(model.encode(real_in[None]))[0])
+    result = {
+        "window": f"{args.image.stem} rows {window['rows'][0]}:{window['rows'][1]}, cols {window['cols'][0]}:{window['cols'][1]}",
+        "steps": args.steps, "eta": args.eta, "seeds": args.seeds, "threads": args.threads, "rounds": args.rounds,
+        "reconstruction_psnr_db": psnr(recon, real),
+        "miou_real": segmentation.miou(segmentation.predict(seg, real_in), label)[0],
+        "generated": [],
+    }
+    panel = [real, colourise(label, model.manifest["classes"]), recon]
+    rotated = np.rot90(label, 2)
+    for g in args.guidance:
+        scores, scores_rot = [], []
+        for seed in args.seeds:
+            image = generate(model, label, g, seed, args.steps, args.eta)
+            pred = segmentation.predict(seg, image)
+            scores.append(segmentation.miou(pred, label)[0])
+            scores_rot.append(segmentation.miou(pred, rotated)[0])
+            if seed == args.seeds[0]:
+                panel.append(to_uint8(image))
+        result["generated"].append({"guidance": g, "miou_map": float(np.mean(scores)),
+                                    "miou_rotated": float(np.mean(scores_rot)), "per_seed": scores})
+        print(f"guidance {g:g}: mIoU vs map {np.mean(scores):.3f}, vs rotated map {np.mean(scores_rot):.3f}")
+    result["timing"] = [time_denoiser(model, unet, 64, 1, args.rounds), time_denoiser(model, unet, 64, 2, args.rounds)]
+    print(json.dumps(result, indent=2))
+
+    args.images.mkdir(parents=True, exist_ok=True)
+    gap = np.full((real.shape[0], 4, 3), 255, np.uint8)
+    strip = np.concatenate([x for im in panel for x in (im, gap)][:-1], axis=1)
+    Image.fromarray(strip).save(args.images / "default_model_holdout.png", optimize=True)
+    (args.json or args.checkpoint / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    if args.card:
+        update_card(args.card, card_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

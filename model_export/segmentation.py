@@ -1,0 +1,134 @@
+"""A small land-cover segmentation net, the judge of whether generated images follow their maps.
+
+Trained on the real labelled tiles (held-out windows excluded), then used by evaluate_model.py:
+high mIoU on a generated image against its map means the generator drew the classes where the map
+put them.
+
+    python -m model_export.segmentation --data data/train/oem data/train/loveda@loveda \
+        --out model_export/runs/default/segmentation --max-minutes 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .checkpoint import save_atomic
+from .data import NUM_CLASSES, dihedral, holdout_windows, image_to_tensor_range, load_tile, random_crop_origin, scan_folders
+from .schedule_utils import Budget, warmup_cosine
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
+
+
+def block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SmallUNet(nn.Module):
+    """Three-level UNet, 16-32-64 channels: logits for the 8 classes (channel c = code c + 1)."""
+
+    def __init__(self, widths=(16, 32, 64)):
+        super().__init__()
+        self.enc = nn.ModuleList([block(3, widths[0]), block(widths[0], widths[1]), block(widths[1], widths[2])])
+        self.dec = nn.ModuleList([block(widths[2] + widths[1], widths[1]), block(widths[1] + widths[0], widths[0])])
+        self.head = nn.Conv2d(widths[0], NUM_CLASSES, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e0 = self.enc[0](x)
+        e1 = self.enc[1](F.max_pool2d(e0, 2))
+        e2 = self.enc[2](F.max_pool2d(e1, 2))
+        d1 = self.dec[0](torch.cat([F.interpolate(e2, scale_factor=2.0), e1], 1))
+        d0 = self.dec[1](torch.cat([F.interpolate(d1, scale_factor=2.0), e0], 1))
+        return self.head(d0)
+
+
+def labelled_crops(rng, tiles, holdout, size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = [], []
+    while len(images) < count:
+        tile = tiles[int(rng.integers(len(tiles)))]
+        origin = random_crop_origin(rng, tile, size, holdout)
+        if origin is None:
+            continue
+        image, label = load_tile(tile)
+        r, c = origin
+        k = int(rng.integers(8))
+        images.append(image_to_tensor_range(np.ascontiguousarray(dihedral(image[r : r + size, c : c + size], k))))
+        labels.append(np.ascontiguousarray(dihedral(label[r : r + size, c : c + size], k)))
+    return np.stack(images), np.stack(labels)
+
+
+@torch.no_grad()
+def predict(net: SmallUNet, image: np.ndarray) -> np.ndarray:
+    """[3, H, W] float32 in [-1, 1] -> [H, W] OpenEarthMap codes 1..8."""
+    net.eval()
+    return net(torch.from_numpy(image)[None]).argmax(1)[0].numpy().astype(np.uint8) + 1
+
+
+def miou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, dict[int, float]]:
+    """Mean IoU over the classes present in ``truth`` (code 0 = unknown is ignored)."""
+    known = truth > 0
+    ious = {}
+    for code in np.unique(truth[known]):
+        p, t = (pred == code) & known, truth == code
+        ious[int(code)] = float((p & t).sum() / max(1, (p | t).sum()))
+    return float(np.mean(list(ious.values()))) if ious else float("nan"), ious
+
+
+def load(folder: Path) -> SmallUNet:
+    net = SmallUNet()
+    net.load_state_dict(torch.load(folder / "segmentation.pt", map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR[@REMAP]")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="only its [data] holdout is used")
+    p.add_argument("--max-steps", type=int, default=3000)
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    with open(args.config, "rb") as f:
+        holdout = holdout_windows(tomllib.load(f)["data"].get("holdout", []))
+    tiles = [t for t in scan_folders(args.data) if t.label_path is not None]
+    net = SmallUNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    budget = Budget(args.max_steps, args.max_minutes)
+    step, bar = 0, tqdm(total=args.max_steps, desc="segmentation", mininterval=10)
+    net.train()
+    while not budget.done(step):
+        for g in opt.param_groups:
+            g["lr"] = 3e-3 * warmup_cosine(step, 50, budget.progress(step))
+        images, labels = labelled_crops(rng, tiles, holdout, 128, 8)
+        logits = net(torch.from_numpy(images))
+        # Code 0 (unknown) -> target -1, ignored.
+        loss = F.cross_entropy(logits, torch.from_numpy(labels.astype(np.int64) - 1), ignore_index=-1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_atomic(net.state_dict(), args.out / "segmentation.pt")
+    print(f"segmentation: {step} steps, last loss {loss.item():.3f}, wrote {args.out / 'segmentation.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
