@@ -18,7 +18,9 @@ from rasterio.windows import Window
 from . import __version__ as engine_version
 from .change_polygons import change_polygons, write_change_polygons
 from .errors import InputError
-from .events import ChangeResult, change_mask, events_from_polygons, random_events
+from .events import ChangeResult, change_mask
+from .polygon_events import events_from_polygons
+from .random_events import random_events
 from .model_package import ModelPackage, default_model_dir, load_model_package, read_manifest
 from .progress import Progress
 from .raster_io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, to_uint8, write_classes, write_mask

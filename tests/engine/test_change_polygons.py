@@ -13,7 +13,9 @@ from rasterio.transform import from_origin
 
 from changeanywhere_qgis.engine.change_polygons import change_polygons, write_change_polygons
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.events import change_mask, events_from_polygons, random_events
+from changeanywhere_qgis.engine.events import change_mask
+from changeanywhere_qgis.engine.polygon_events import events_from_polygons
+from changeanywhere_qgis.engine.random_events import random_events
 
 SYSTEM_OGRINFO = Path("/usr/bin/ogrinfo")
 

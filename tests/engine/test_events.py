@@ -11,13 +11,9 @@ from shapely import make_valid
 from shapely.geometry import LineString, Point, Polygon, box
 
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.events import (
-    ChangeEvent,
-    ChangeResult,
-    change_mask,
-    events_from_polygons,
-    random_events,
-)
+from changeanywhere_qgis.engine.events import ChangeEvent, ChangeResult, change_mask
+from changeanywhere_qgis.engine.polygon_events import events_from_polygons
+from changeanywhere_qgis.engine.random_events import random_events
 from changeanywhere_qgis.engine.transitions import default_table, load_table
 
 WATER, BUILDING, TREE = 6, 8, 5

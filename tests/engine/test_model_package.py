@@ -25,7 +25,7 @@ def _edit_manifest(folder, change):
 def test_tiny_model_runs_its_three_graphs_on_the_cpu(tiny_model_dir):
     pkg = load_model_package(tiny_model_dir, device="cpu")
     assert pkg.device == "cpu"
-    f, c, k = pkg.downsample, pkg.latent_channels, len(pkg.scheme.classes)
+    f, c = pkg.downsample, pkg.latent_channels
     image = np.zeros((2, 3, 64, 96), dtype=np.float32)
     latent = pkg.encode(image)
     assert latent.shape == (2, c, 64 // f, 96 // f)
