@@ -44,7 +44,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..processing import qgis_compat as compat
-from ..processing.dependencies import install_hint, missing_modules
+from ..processing.dependencies import install_hint, missing_modules, preload_native_libraries
 from .map_tool import PolygonMapTool
 from .rubber_band import PolygonRubberBand
 from .styling import style_change_mask, style_change_polygons, style_land_cover
@@ -334,6 +334,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         return path
 
     def start_generation(self) -> GenerateTask:
+        preload_native_libraries()  # in the main thread, before the task imports the engine
         semantic = self.semantic_combo.currentLayer()
         if not isinstance(semantic, QgsRasterLayer) or semantic.providerType() != "gdal":
             raise ValueError("Choose the land-cover map: a raster layer from a file (GeoTIFF).")

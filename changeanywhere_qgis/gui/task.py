@@ -35,9 +35,7 @@ class GenerateTask(QgsTask):
             from ..engine.pipeline import ChangeSpec, GenerateSettings, generate
             from ..engine.progress import Progress
         except ImportError as exc:
-            from ..processing.dependencies import install_hint
-
-            self.error = f"{install_hint()} ({exc})"
+            self.error = self._import_error(exc)
             return False
 
         def report(fraction: float, message: str) -> None:
@@ -60,13 +58,20 @@ class GenerateTask(QgsTask):
             self.error = str(exc)
             return False
         except ImportError as exc:
-            from ..processing.dependencies import install_hint
-
-            self.error = f"{install_hint()} ({exc})"
+            self.error = self._import_error(exc)
             return False
         except Exception as exc:  # an engine bug: say so, with where it happened
             self.error = f"Unexpected error: {exc!r}\n{traceback.format_exc(limit=6)}"
             return False
+
+    @staticmethod
+    def _import_error(exc: ImportError) -> str:
+        from ..processing.dependencies import install_hint, missing_library
+
+        library = missing_library(exc)
+        if library is None:
+            return f"Unexpected error (a bug in the plugin, please report it): {exc!r}"
+        return f"{install_hint([library])} ({exc})"
 
     def finished(self, ok: bool) -> None:  # main thread
         if ok and self.result is not None:

@@ -18,7 +18,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from .dependencies import install_hint, missing_modules
+from .dependencies import install_hint, missing_library, missing_modules, preload_native_libraries
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DEVICE_LABELS = ("Auto (GPU when available)", "CPU", "GPU (CUDA)")
@@ -30,6 +30,7 @@ def require_engine(need_onnxruntime: bool = True) -> None:
     missing = [m for m in missing_modules() if need_onnxruntime or m != "onnxruntime"]
     if missing:
         raise QgsProcessingException(install_hint(missing))
+    preload_native_libraries()
 
 
 def engine_progress(feedback: QgsProcessingFeedback | None):
@@ -60,7 +61,10 @@ def engine_errors():
     except ChangeAnywhereError as exc:
         raise QgsProcessingException(str(exc)) from exc
     except ImportError as exc:
-        raise QgsProcessingException(f"{install_hint()} ({exc})") from exc
+        library = missing_library(exc)
+        if library is None:
+            raise
+        raise QgsProcessingException(f"{install_hint([library])} ({exc})") from exc
 
 
 def raster_path(layer: QgsRasterLayer | None, what: str) -> str | None:

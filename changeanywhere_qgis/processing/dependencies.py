@@ -37,6 +37,12 @@ def missing_modules() -> list[str]:
     return missing
 
 
+def missing_library(exc: ImportError) -> str | None:
+    """The engine library an ImportError is about, or None (then it is a bug, not a missing install)."""
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    return name if name in REQUIREMENTS else None
+
+
 def qgis_python() -> str:
     """The Python interpreter QGIS runs (inside QGIS, sys.executable is the QGIS binary)."""
     exe = Path(sys.executable or "")
@@ -82,3 +88,41 @@ def install_hint(missing: list[str] | None = None) -> str:
         text += "(On Debian/Ubuntu's system Python, add --break-system-packages.) "
     text += "Then restart QGIS."
     return text
+
+
+_PRELOADED = False
+# Python packages whose wheels bundle their own GDAL / GEOS / PROJ builds.
+NATIVE_WHEELS = ("shapely", "pyproj", "rasterio", "pyogrio")
+
+
+def preload_native_libraries() -> None:
+    """Import the engine's GDAL/GEOS-based packages so that they use the libraries they bundle.
+
+    Inside the QGIS binaries (qgis, qgis_process) QGIS's own GDAL and GEOS are already loaded in
+    the global symbol scope. On Linux a pip wheel's bundled copy (e.g. shapely's GEOS 3.14) would
+    then resolve its calls to QGIS's older copy, which fails ("WKB output dimension must be 2 or 3")
+    or crashes. RTLD_DEEPBIND makes each wheel prefer its own libraries. Distribution packages
+    (python3-shapely, ...) built against QGIS's libraries are unaffected. Call before the engine
+    is imported; later calls do nothing.
+    """
+    global _PRELOADED
+    if _PRELOADED:
+        return
+    _PRELOADED = True
+    if not sys.platform.startswith("linux") or not hasattr(os, "RTLD_DEEPBIND"):
+        return
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+    try:
+        for module in NATIVE_WHEELS:
+            if module in sys.modules:
+                continue
+            try:
+                importlib.import_module(module)
+                if module == "rasterio":
+                    importlib.import_module("rasterio.features")
+                    importlib.import_module("rasterio.warp")
+            except Exception:  # noqa: BLE001 (a missing or broken package is reported by missing_modules / the engine)
+                pass
+    finally:
+        sys.setdlopenflags(flags)

@@ -45,3 +45,35 @@ def wait_until(predicate, timeout: float = 180.0) -> bool:
     return predicate()
 
 
+
+
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"  # /usr/bin/qgis_process (the wrapper) is broken on Debian 12
+
+
+def qgis_process_env(plugin_dir, home) -> dict:
+    """A headless qgis_process environment: a throw-away profile, our plugin folder, this venv's packages."""
+    import sysconfig
+
+    env = dict(os.environ)
+    site = sysconfig.get_paths()["purelib"]  # onnxruntime, rasterio, ... of the interpreter running the tests
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env.update({
+        "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"), "QT_QPA_PLATFORM": "offscreen",
+        "QGIS_PLUGINPATH": str(plugin_dir),
+        "PYTHONPATH": os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p),
+    })
+    return env
+
+
+def qgis_process(args, env, timeout=300):
+    import subprocess
+
+    return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def show_canvas(canvas) -> None:
+    """Show the canvas's window (offscreen): only a laid-out canvas gets its real pixel size."""
+    canvas.window().show()
+    QCoreApplication.processEvents()
