@@ -49,6 +49,7 @@ RECORDS = ".samples"  # one JSON record per finished sample
 WORK = ".work"  # private temporary folders of samples being written
 CORRELATION_RANGE = (0.7, 1.0)  # s ~ U(0.7, 1.0) per sample, as in the authors' generator
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
+CONNECT_TIMEOUT = "15s"  # to reach a Dask scheduler
 STREAMS = ("events", "correlation", "sampler", "window")  # independent random streams of one sample
 
 
@@ -277,8 +278,8 @@ def _worker_state(job: DatasetJob) -> dict:
 
 def init_worker(job: DatasetJob) -> None:
     """ProcessPoolExecutor initializer: load the model once per worker process."""
-    _STATE["job"] = job
     _worker_state(job)
+    _STATE["job"] = job
 
 
 def _read_window(job: DatasetJob, state: dict, raster: int, row: int, col: int):
@@ -417,7 +418,6 @@ def _default_threads(workers: int) -> int:
 
 def _run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -> None:
     if workers == 1 or len(todo) == 1:
-        _STATE["job"] = job
         for index in todo:
             if cancelled():
                 raise Cancelled("")
@@ -451,7 +451,7 @@ def _run_dask(job: DatasetJob, todo: list[int], address: str, tick, cancelled) -
         raise InputError(f"A Dask scheduler was given but the 'distributed' package is missing ({exc}). "
                          "Install dask[distributed], or run with local workers.") from exc
     try:
-        client = Client(address, set_as_default=False, timeout="20s")
+        client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         raise InputError(f"Cannot reach the Dask scheduler at {address} ({exc}). Check the address "
                          "(e.g. tcp://host:8786) and that the scheduler is running.") from exc
@@ -468,11 +468,12 @@ def _run_dask(job: DatasetJob, todo: list[int], address: str, tick, cancelled) -
         shared = client.scatter(job, broadcast=True)
         futures = client.map(run_sample, [shared] * len(todo), todo, pure=False)
         try:
-            for future in as_completed(futures):
-                future.result()
-                tick()
-                if cancelled():
-                    raise Cancelled("")
+            with client.as_current():
+                for future in as_completed(futures):
+                    future.result()
+                    tick()
+                    if cancelled():
+                        raise Cancelled("")
         except BaseException:
             client.cancel(futures)
             raise
