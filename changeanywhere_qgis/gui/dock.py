@@ -44,7 +44,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..processing import qgis_compat as compat
-from ..processing.dependencies import install_hint, missing_modules, preload_native_libraries
+from ..processing.dependencies import import_engine, install_hint, missing_modules
 from .map_tool import PolygonMapTool
 from .rubber_band import PolygonRubberBand
 from .styling import style_change_mask, style_change_polygons, style_land_cover
@@ -309,8 +309,8 @@ class ChangeAnywhereDock(QgsDockWidget):
     # --- generation -----------------------------------------------------------------------------
     def _generate_clicked(self) -> None:
         if self.task is not None:
-            self.task.cancel()
             self.status_label.setText("Cancelling…")
+            self.task.cancel()  # a task that has not started yet ends (and reports) right here
             return
         try:
             self.start_generation()
@@ -334,7 +334,10 @@ class ChangeAnywhereDock(QgsDockWidget):
         return path
 
     def start_generation(self) -> GenerateTask:
-        preload_native_libraries()  # in the main thread, before the task imports the engine
+        try:
+            import_engine()  # in the main thread, before the task uses it
+        except ImportError as exc:
+            raise ValueError(GenerateTask._import_error(exc)) from exc
         semantic = self.semantic_combo.currentLayer()
         if not isinstance(semantic, QgsRasterLayer) or semantic.providerType() != "gdal":
             raise ValueError("Choose the land-cover map: a raster layer from a file (GeoTIFF).")

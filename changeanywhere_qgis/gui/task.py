@@ -32,6 +32,7 @@ class GenerateTask(QgsTask):
     def run(self) -> bool:
         try:
             from ..engine.errors import Cancelled, ChangeAnywhereError
+            from ..processing.common import run_in_python_thread
             from ..engine.pipeline import ChangeSpec, GenerateSettings, generate
             from ..engine.progress import Progress
         except ImportError as exc:
@@ -45,7 +46,8 @@ class GenerateTask(QgsTask):
 
         a = self.args
         try:
-            self.result = generate(
+            self.result = run_in_python_thread(  # a Python thread: pyproj crashes in QThreads
+                generate,
                 a["semantic"], a["out_dir"], ChangeSpec(**self.spec_kwargs), image=a["image"], model=a["model"],
                 remap=a["remap"], band=a["band"], overwrite=a["overwrite"],
                 settings=GenerateSettings(**self.settings_kwargs), progress=Progress(report, self.isCanceled),

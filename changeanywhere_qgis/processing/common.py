@@ -67,6 +67,39 @@ def engine_errors():
         raise QgsProcessingException(f"{install_hint([library])} ({exc})") from exc
 
 
+def run_in_python_thread(function, *args, **kwargs):
+    """Call ``function`` in a thread that Python created, wait for it, return its result or raise its error.
+
+    QGIS runs Processing algorithms and QgsTasks in QThreads, which Python did not create; pyproj
+    >= 3.7 keeps its PROJ context in Python thread-local storage and crashes there (pyproj issue
+    #1509, fixed upstream by PR #1539). The engine reaches pyproj through geopandas, so it runs in
+    a plain Python thread; progress and cancel work as before (they are thread-safe calls).
+    """
+    import threading
+
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["result"] = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+            outcome["error"] = exc
+
+    from qgis.PyQt.QtCore import QCoreApplication, QThread
+
+    app = QCoreApplication.instance()
+    in_main_thread = app is not None and QThread.currentThread() == app.thread()
+    worker = threading.Thread(target=target, name="changeanywhere-engine", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+        if in_main_thread:  # deliver the progress signals (and the Cancel click) meanwhile, as QGIS does
+            QCoreApplication.processEvents()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
 def raster_path(layer: QgsRasterLayer | None, what: str) -> str | None:
     """The file behind a raster layer (the engine reads files with GDAL)."""
     if layer is None:

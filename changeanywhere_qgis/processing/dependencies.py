@@ -95,6 +95,18 @@ _PRELOADED = False
 NATIVE_WHEELS = ("shapely", "pyproj", "rasterio", "pyogrio")
 
 
+def _host_exports_gdal_or_geos() -> bool:
+    """True inside a QGIS binary (GDAL/GEOS in the global symbol scope); False when Python came first
+    (``import qgis`` loads them privately, and the wheels need no help)."""
+    import ctypes
+
+    try:
+        host = ctypes.CDLL(None)
+    except OSError:
+        return False
+    return any(hasattr(host, symbol) for symbol in ("GEOSversion", "GDALVersionInfo"))
+
+
 def preload_native_libraries() -> None:
     """Import the engine's GDAL/GEOS-based packages so that they use the libraries they bundle.
 
@@ -109,7 +121,7 @@ def preload_native_libraries() -> None:
     if _PRELOADED:
         return
     _PRELOADED = True
-    if not sys.platform.startswith("linux") or not hasattr(os, "RTLD_DEEPBIND"):
+    if not sys.platform.startswith("linux") or not hasattr(os, "RTLD_DEEPBIND") or not _host_exports_gdal_or_geos():
         return
     flags = sys.getdlopenflags()
     sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
@@ -126,3 +138,19 @@ def preload_native_libraries() -> None:
                 pass
     finally:
         sys.setdlopenflags(flags)
+
+
+def import_engine() -> None:
+    """Import the engine and its native libraries now, in the calling (main) thread.
+
+    A QgsTask runs in a worker thread; GDAL-based wheels (pyogrio, rasterio) first imported and
+    initialised there crashed later reads in other threads in our tests. Importing them in the main
+    thread before the task starts avoids that.
+    """
+    preload_native_libraries()
+    for module in ("numpy", "scipy.ndimage", "shapely", "pyproj", "rasterio", "rasterio.features", "pyogrio", "geopandas"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # reported with the install command when the engine needs it
+    importlib.import_module(__package__.rsplit(".", 1)[0] + ".engine.pipeline")

@@ -25,6 +25,7 @@ from .common import (
     raster_path,
     remove_run_folder,
     require_engine,
+    run_in_python_thread,
     temp_run_folder,
 )
 
@@ -134,7 +135,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
 
             out_dir = temp_run_folder()
             try:
-                result = generate(semantic, out_dir, spec, image=image, model=self.model_dir(parameters, context),
+                result = run_in_python_thread(generate, semantic, out_dir, spec, image=image, model=self.model_dir(parameters, context),
                                   remap=self.remap(parameters, context), band=self.band(parameters, context),
                                   settings=settings, progress=engine_progress(feedback))
                 feedback.pushInfo(f"Device: {result['device']} ({result['device_note']}); seed {result['seed']}, "

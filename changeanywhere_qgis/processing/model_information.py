@@ -12,7 +12,7 @@ from qgis.core import (
 )
 
 from .base import ChangeAnywhereAlgorithm
-from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, require_engine
+from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, require_engine, run_in_python_thread
 
 
 def describe_text(report: dict) -> str:
@@ -58,7 +58,7 @@ class ModelInformation(ChangeAnywhereAlgorithm):
             from ..engine.model_package import load_model_package
 
             device = DEVICE_CHOICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
-            report = load_model_package(self.model_dir(parameters, context), device).describe()
+            report = run_in_python_thread(load_model_package, self.model_dir(parameters, context), device).describe()
         for line in describe_text(report).splitlines():
             feedback.pushInfo(line)
         text = json.dumps(report, indent=2)

@@ -17,7 +17,15 @@ from qgis.core import (
 
 from . import qgis_compat as compat
 from .base import ChangeAnywhereAlgorithm
-from .common import engine_errors, engine_progress, place_outputs, remove_run_folder, require_engine, temp_run_folder
+from .common import (
+    engine_errors,
+    engine_progress,
+    place_outputs,
+    remove_run_folder,
+    require_engine,
+    run_in_python_thread,
+    temp_run_folder,
+)
 
 
 class SimulateChangeEvents(ChangeAnywhereAlgorithm):
@@ -79,7 +87,7 @@ class SimulateChangeEvents(ChangeAnywhereAlgorithm):
 
             out_dir = temp_run_folder()
             try:
-                result = simulate(semantic, out_dir, spec, model=self.model_dir(parameters, context),
+                result = run_in_python_thread(simulate, semantic, out_dir, spec, model=self.model_dir(parameters, context),
                                   remap=self.remap(parameters, context), band=self.band(parameters, context),
                                   seed=self.seed(parameters, context), progress=engine_progress(feedback))
                 if feedback.isCanceled():

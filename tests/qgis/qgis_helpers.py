@@ -77,3 +77,15 @@ def show_canvas(canvas) -> None:
     """Show the canvas's window (offscreen): only a laid-out canvas gets its real pixel size."""
     canvas.window().show()
     QCoreApplication.processEvents()
+
+
+def value_at(path, row: int, col: int) -> int:
+    """Band 1 at pixel (row, col), read through QGIS's GDAL provider."""
+    from qgis.core import QgsPointXY
+
+    layer = QgsRasterLayer(str(path), "probe", "gdal")
+    extent = layer.extent()
+    x, y = pixel_to_map(extent, layer.width(), layer.height(), row, col)
+    value, ok = layer.dataProvider().sample(QgsPointXY(x, y), 1)
+    assert ok, f"no value at row {row}, col {col} of {path}"
+    return int(value)

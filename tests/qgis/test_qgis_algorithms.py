@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from osgeo import gdal
 from qgis.core import (
     QgsFeature,
     QgsProcessingContext,
@@ -15,12 +13,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsVectorLayer,
 )
-from qgis_helpers import BUILDING, BUILDING_CENTRE_PX, WATER, assert_same_grid
-
-
-def _band(path) -> np.ndarray:
-    ds = gdal.Open(str(path))
-    return ds.GetRasterBand(1).ReadAsArray()
+from qgis_helpers import BUILDING, BUILDING_CENTRE_PX, WATER, assert_same_grid, value_at
 
 
 def test_provider_lists_its_algorithms(provider):
@@ -52,9 +45,9 @@ def test_generate_change_sample(processing_run, tiny_model_dir, houston_label_pa
         # RGB images: 3 bands (+ the nodata mask, which QGIS shows as an alpha band)
         assert layer.bandCount() in ((3, 4) if key in ("pre", "post") else (1,))
     row, col = BUILDING_CENTRE_PX
-    assert _band(out["pre_map"])[row, col] == BUILDING
-    assert _band(out["post_map"])[row, col] == WATER  # "a building becomes water"
-    assert _band(out["mask"])[row, col] == 1
+    assert value_at(out["pre_map"], row, col) == BUILDING
+    assert value_at(out["post_map"], row, col) == WATER  # "a building becomes water"
+    assert value_at(out["mask"], row, col) == 1
     record = json.loads((tmp_path / "sample.json").read_text())
     assert record["seed"] == 11 and record["device"] == "cpu"
     assert not list(tmp_path.glob(".*partial*"))
@@ -156,3 +149,24 @@ def test_missing_libraries_name_the_install_command(processing_run, monkeypatch,
         processing_run("changeanywhere:modelinformation", {"MODEL": str(tiny_model_dir)})
     message = str(info.value)
     assert "-m pip install" in message and "onnxruntime" in message and "rasterio" in message
+
+
+def test_runs_as_a_background_task_like_the_processing_dialog(provider, tiny_model_dir, houston_label_path,
+                                                              houston_changes_path, tmp_path):
+    """QGIS's dialog runs algorithms in a QThread (QgsProcessingAlgRunnerTask), where pyproj >= 3.7 crashes
+    unless the engine runs in a Python thread (common.run_in_python_thread)."""
+    from qgis.core import QgsApplication, QgsProcessingAlgRunnerTask
+    from qgis_helpers import wait_until
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("changeanywhere:simulatechangeevents")
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    params = {"SEMANTIC": str(houston_label_path), "CHANGES": str(houston_changes_path), "CLASS_FIELD": "target",
+              "MODEL": str(tiny_model_dir), "SEED": 1, "OUTPUT_POST_MAP": str(tmp_path / "post.tif"),
+              "OUTPUT_CHANGE_MASK": str(tmp_path / "mask.tif"), "OUTPUT_CHANGES": str(tmp_path / "changes.gpkg")}
+    for _ in range(2):  # the second run reuses a pooled thread
+        done = {}
+        task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
+        task.executed.connect(lambda ok, results: done.update(ok=ok, results=results))
+        QgsApplication.taskManager().addTask(task)
+        assert wait_until(lambda: "ok" in done, timeout=120)
+        assert done["ok"] and done["results"]["EVENTS"] == 2

@@ -1,0 +1,205 @@
+"""The dock on a real canvas: pick layers and model, choose "water", draw over a building with the
+map tool, generate as a QgsTask, and get styled layers in a group; cancel writes nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsPalettedRasterRenderer, QgsRasterLayer
+from qgis.gui import QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+from qgis_helpers import BUILDING, BUILDING_CENTRE_PX, WATER, assert_same_grid, pixel_to_map, show_canvas, value_at, wait_until
+
+from changeanywhere_qgis.gui.dock import ChangeAnywhereDock
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _click(canvas, tool, x, y, button=Qt.MouseButton.LeftButton):
+    p = canvas.getCoordinateTransform().transform(x, y)
+    pos = QPoint(round(p.x()), round(p.y()))
+    tool.canvasPressEvent(QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonPress, pos, button))
+    tool.canvasReleaseEvent(QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonRelease, pos, button))
+
+
+@pytest.fixture()
+def dock(qgis_iface, qgis_canvas, clean_project, tiny_model_dir, houston_label_path, houston_image_path):
+    label = QgsRasterLayer(str(houston_label_path), "land cover", "gdal")
+    image = QgsRasterLayer(str(houston_image_path), "image", "gdal")
+    assert label.isValid() and image.isValid()
+    clean_project.addMapLayers([image, label])
+    show_canvas(qgis_canvas)
+    qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:3857"))  # the canvas in another CRS than the data
+    qgis_canvas.setLayers([label, image])
+    qgis_canvas.zoomToFullExtent()
+    widget = ChangeAnywhereDock(qgis_iface)
+    widget.semantic_combo.setLayer(label)
+    widget.image_combo.setLayer(image)
+    widget.model_widget.setFilePath(str(tiny_model_dir))
+    widget.steps_spin.setValue(2)
+    widget.seed_spin.setValue(3)
+    widget.device_combo.setCurrentIndex(1)  # CPU
+    yield widget
+    widget.cleanup()
+    widget.deleteLater()
+
+
+def draw_over_building(dock, label_layer_info, half: int = 8):
+    """Square of 2*half pixels around the all-building block, clicked on the canvas, then a right click."""
+    canvas, tool = dock.canvas, dock.tool
+    dock.draw_button.setChecked(True)
+    assert canvas.mapTool() is tool
+    crs, extent, width, height = label_layer_info
+    row, col = BUILDING_CENTRE_PX
+    to_canvas = canvas.mapSettings().layerToMapCoordinates
+    from qgis.core import QgsCoordinateTransform, QgsPointXY, QgsProject
+
+    transform = QgsCoordinateTransform(QgsCoordinateReferenceSystem(crs), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+    del to_canvas
+    corners = [(row - half, col - half), (row - half, col + half), (row + half, col + half), (row + half, col - half)]
+    for r, c in corners:
+        p = transform.transform(QgsPointXY(*pixel_to_map(extent, width, height, r, c)))
+        _click(canvas, tool, p.x(), p.y())
+    _click(canvas, tool, p.x(), p.y(), button=Qt.MouseButton.RightButton)
+
+
+def test_palette_and_drawing_make_a_target_class_feature(dock, label_layer_info):
+    assert dock.palette.count() == 8 and "tiny test model" in dock.model_label.text()
+    dock.set_target_class("water")
+    assert dock.target_class()["code"] == WATER
+    assert dock.band.band.strokeColor().name() == "#0045ff"  # the model's colour for water
+    draw_over_building(dock, label_layer_info)
+    layer = dock.polygons_layer()
+    assert layer is not None and layer.providerType() == "memory" and layer.featureCount() == 1
+    assert layer.crs().authid() == label_layer_info[0]  # the scratch layer takes the land-cover map's CRS
+    feature = next(layer.getFeatures())
+    assert feature["target"] == WATER and feature["target_name"] == "water"
+    row, col = BUILDING_CENTRE_PX
+    x, y = pixel_to_map(label_layer_info[1], label_layer_info[2], label_layer_info[3], row, col)
+    from qgis.core import QgsGeometry, QgsPointXY
+
+    assert feature.geometry().contains(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+    pixel_area = (label_layer_info[1].width() / label_layer_info[2]) ** 2
+    assert feature.geometry().area() == pytest.approx(16 * 16 * pixel_area, rel=0.15)
+    assert dock.field_combo.currentField() == "target"
+
+
+def test_dock_generates_with_a_task_and_adds_styled_layers(dock, qgis_iface, label_layer_info, tmp_path):
+    dock.set_target_class("water")
+    draw_over_building(dock, label_layer_info)
+    dock.output_widget.setFilePath(str(tmp_path))
+    task = dock.start_generation()
+    assert dock.generate_button.text() == "Cancel"
+    assert task in QgsApplication.taskManager().tasks() or dock.task is None
+    groups = []
+    dock.resultsAdded.connect(groups.append)
+    assert wait_until(lambda: dock.task is None, timeout=300), "the generation task did not finish"
+    assert dock.last_result is not None, dock.status_label.text()
+    result = dock.last_result
+    assert result["device"] == "cpu" and "cpu" in dock.status_label.text()
+    successes = qgis_iface.messageBar().get_messages(3)  # Qgis.MessageLevel.Success
+    assert any("device: cpu" in m for m in successes)
+
+    group = groups[0]
+    layers = {node.layer().name(): node.layer() for node in group.findLayers()}
+    assert set(layers) == {"pre-event image", "post-event image", "pre-event map", "post-event map", "change mask"}
+    for layer in layers.values():
+        assert_same_grid(layer.source(), label_layer_info)
+    for name in ("pre-event map", "post-event map"):
+        renderer = layers[name].renderer()
+        assert isinstance(renderer, QgsPalettedRasterRenderer)
+        assert {c.value: c.label for c in renderer.classes()}[WATER] == "6 water"
+        assert {c.value: c.color.name() for c in renderer.classes()}[WATER] == "#0045ff"
+    assert isinstance(layers["change mask"].renderer(), QgsPalettedRasterRenderer)
+    row, col = BUILDING_CENTRE_PX
+    assert value_at(layers["pre-event map"].source(), row, col) == BUILDING
+    assert value_at(layers["post-event map"].source(), row, col) == WATER  # the building became water
+    assert value_at(layers["change mask"].source(), row, col) == 1
+    out = Path(result["outputs"]["t2_image.tif"]).parent
+    assert out.parent == tmp_path
+
+    shot = tmp_path / "qgis-dock.png"
+    write_screenshot(dock, layers, shot)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("CHANGEANYWHERE_SCREENSHOT"):
+        target = REPO / "docs" / "img" / "qgis-dock.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(shot.read_bytes())
+
+
+def test_cancel_from_the_dock_writes_nothing(dock, qgis_iface, label_layer_info, tmp_path):
+    dock.set_target_class("water")
+    draw_over_building(dock, label_layer_info)
+    dock.steps_spin.setValue(50)
+    dock.output_widget.setFilePath(str(tmp_path))
+    dock.start_generation()
+    dock._generate_clicked()  # the Generate button reads "Cancel" while a task runs
+    assert wait_until(lambda: dock.task is None, timeout=120)
+    assert dock.last_result is None
+    assert "Cancelled" in dock.status_label.text()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_go_to_the_message_bar(dock, qgis_iface, label_layer_info, houston_changes_path):
+    dock.model_widget.setFilePath(str(Path(houston_changes_path).parent))  # no model.json there
+    assert dock.palette.count() == 0 and "model.json" in dock.model_label.text()
+    before = len(qgis_iface.messageBar().get_messages(1))
+    dock._generate_clicked()  # nothing drawn yet
+    warnings = qgis_iface.messageBar().get_messages(1)
+    assert len(warnings) == before + 1 and "change polygon" in warnings[-1]
+
+
+def write_screenshot(dock, layers: dict, path: Path) -> None:
+    """The dock beside offscreen renders of the pre-event image (with the drawn polygon) and the result."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QRect, QSize
+    from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
+
+    dock.setFloating(True)
+    dock.resize(400, 980)
+    dock.show()
+    wait_until(lambda: True, timeout=0.2)
+    panel = dock.grab().toImage()
+
+    polygons = dock.polygons_layer()
+    extent = layers["post-event image"].extent()
+    size = 470
+
+    def render(map_layers):
+        settings = QgsMapSettings()
+        settings.setLayers(map_layers)
+        settings.setDestinationCrs(layers["post-event image"].crs())
+        settings.setExtent(extent)
+        settings.setOutputSize(QSize(size, size))
+        settings.setBackgroundColor(QColor(255, 255, 255))
+        job = QgsMapRendererParallelJob(settings)
+        job.start()
+        job.waitForFinished()
+        return job.renderedImage()
+
+    views = [
+        ("Before: image + drawn polygon (→ water)", render([polygons, layers["pre-event image"]])),
+        ("After: generated post-event image", render([layers["post-event image"]])),
+        ("Before: land-cover map", render([layers["pre-event map"]])),
+        ("After: land-cover map", render([layers["post-event map"]])),
+    ]
+    caption = 26
+    width = panel.width() + 2 * (size + 10) + 10
+    height = max(panel.height(), 2 * (size + caption + 10))
+    canvas = QImage(width, height, QImage.Format.Format_RGB32)
+    canvas.fill(QColor(240, 240, 240))
+    painter = QPainter(canvas)
+    painter.drawImage(0, 0, panel)
+    font = QFont()
+    font.setPointSize(11)
+    painter.setFont(font)
+    for i, (title, image) in enumerate(views):
+        x = panel.width() + 10 + (i % 2) * (size + 10)
+        y = (i // 2) * (size + caption + 10)
+        painter.drawText(QRect(x, y, size, caption), int(Qt.AlignmentFlag.AlignVCenter), title)
+        painter.drawImage(x, y + caption, image)
+    painter.end()
+    assert canvas.save(str(path))
+    dock.hide()
