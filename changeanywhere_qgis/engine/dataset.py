@@ -282,9 +282,8 @@ def init_worker(job: DatasetJob) -> None:
     _STATE["job"] = job
 
 
-def _read_window(job: DatasetJob, state: dict, raster: int, row: int, col: int):
+def _read_window(job: DatasetJob, scheme: ClassScheme, lut, images: dict, raster: int, row: int, col: int):
     """(labels uint8, valid bool, transform, crs, image uint8 [3,H,W] or None) of one tile window."""
-    scheme: ClassScheme = state["pkg"].scheme
     tile, band = job.settings.tile, job.settings.band
     window = Window(col, row, tile, tile)
     with rasterio.open(job.semantic[raster]) as ds:
@@ -295,15 +294,15 @@ def _read_window(job: DatasetJob, state: dict, raster: int, row: int, col: int):
     if nodata is not None:
         invalid |= np.isnan(raw) if np.isnan(nodata) else raw == nodata
     labels = np.where(invalid, scheme.nodata_code, np.nan_to_num(raw)).astype(np.uint8)
-    if state["lut"] is not None:
-        labels = state["lut"][labels]
+    if lut is not None:
+        labels = lut[labels]
     invalid |= labels == scheme.nodata_code
     image = None
     path = job.images[raster]
     if path is not None:
-        if path not in state["images"]:
-            state["images"][path] = rasterio.open(path)
-        image = state["images"][path].read((1, 2, 3), window=window)
+        if path not in images:
+            images[path] = rasterio.open(path)
+        image = images[path].read((1, 2, 3), window=window)
     return labels, ~invalid, transform, crs, image
 
 
@@ -332,7 +331,7 @@ def run_sample(job: DatasetJob, index: int) -> dict:
     seed = sample_seed(st.seed, index)
     rngs = sample_rngs(seed)
     raster, row, col = job.windows[index]
-    pre, valid, transform, crs, image = _read_window(job, state, raster, row, col)
+    pre, valid, transform, crs, image = _read_window(job, scheme, state["lut"], state["images"], raster, row, col)
     result = random_events(pre, scheme, rngs["events"], nodata=scheme.nodata_code, table=state["table"],
                            transition_probability=st.transition_probability, max_changed_fraction=st.max_changed_fraction)
     mask = change_mask(pre, result.post, nodata=scheme.nodata_code)
@@ -373,6 +372,28 @@ def run_sample(job: DatasetJob, index: int) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return record
+
+
+def sample_maps(root, record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pre, post, valid) maps of a finished sample, rebuilt from its source window and seed.
+
+    The change events are simulated again from the sample's seed, exactly as when it was made (the
+    evaluation checks the rebuilt change mask against the sample's label).
+    """
+    from .random_events import random_events
+
+    spec = json.loads((Path(root) / SPEC_FILE).read_text())
+    st = spec["settings"]
+    scheme = ClassScheme.from_manifest(spec)
+    settings = DatasetSettings(count=1, **st)
+    job = DatasetJob(out=str(root), model=spec["model"]["path"], semantic=(record["source"]["semantic"],), images=(None,),
+                     settings=settings, windows=(), digits=spec["digits"])
+    w = record["window"]
+    pre, valid, _, _, _ = _read_window(job, scheme, load_remap(st["remap"]), {}, 0, w["row"], w["col"])
+    rngs = sample_rngs(record["seed"])
+    result = random_events(pre, scheme, rngs["events"], nodata=scheme.nodata_code, table=load_table(st["transitions"], scheme),
+                           transition_probability=st["transition_probability"], max_changed_fraction=st["max_changed_fraction"])
+    return pre, result.post, valid
 
 
 def _run_in_worker(index: int) -> dict:

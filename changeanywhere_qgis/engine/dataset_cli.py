@@ -103,7 +103,8 @@ def run_evaluate(args) -> int:
     from .evaluate import EvaluateSettings, evaluate_dataset
 
     settings = EvaluateSettings(levir=args.levir, segmentation=args.segmentation, seg_data=args.seg_data,
-                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed)
+                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed,
+                                command="python -m changeanywhere_qgis " + " ".join(sys.argv[1:]))
     progress, close = _progress()
     try:
         result = evaluate_dataset(args.dataset, report=args.report, figures=args.figures, settings=settings, progress=progress)

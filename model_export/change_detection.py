@@ -1,0 +1,297 @@
+"""The PyTorch side of ``python -m changeanywhere_qgis evaluate``: two judges of a generated dataset.
+
+1. Usefulness (the paper's claim in miniature): FC-Siam-diff (Daudt et al., ICIP 2018), trained only on
+   a generated dataset in the LEVIR-CD layout, then tested on real LEVIR-CD pairs (F1, IoU, precision,
+   recall over all test pixels), against the same network untrained (same initial weights) and against
+   a simple image-difference baseline. Every threshold is picked on the generated data, never on LEVIR.
+2. Map following: the segmentation net of ``model_export/segmentation.py`` (trained on real labelled
+   tiles) labels images; :func:`segmentation_miou` scores them against their maps.
+
+    python -m model_export.change_detection --dataset DATASET --levir data/levir-cd [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from changeanywhere_qgis.engine.layouts import read_raster
+
+
+# ----------------------------------------------------------------------------------------------
+# FC-Siam-diff
+
+
+def _conv(cin: int, cout: int, n: int) -> nn.Sequential:
+    layers = []
+    for i in range(n):
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class FCSiamDiff(nn.Module):
+    """FC-Siam-diff, written plainly: 4 encoder levels (shared weights), 4 decoder levels with |difference| skips."""
+
+    def __init__(self, widths=(16, 32, 64, 128)):
+        super().__init__()
+        w = widths
+        self.enc = nn.ModuleList([_conv(3, w[0], 2), _conv(w[0], w[1], 2), _conv(w[1], w[2], 3), _conv(w[2], w[3], 3)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(w[3], w[3], 2, stride=2), nn.ConvTranspose2d(w[2], w[2], 2, stride=2),
+                                 nn.ConvTranspose2d(w[1], w[1], 2, stride=2), nn.ConvTranspose2d(w[0], w[0], 2, stride=2)])
+        self.dec = nn.ModuleList([_conv(2 * w[3], w[2], 3), _conv(2 * w[2], w[1], 3), _conv(2 * w[1], w[0], 2),
+                                  _conv(2 * w[0], w[0], 1)])
+        self.head = nn.Conv2d(w[0], 1, 1)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for stage in self.enc:
+            x = stage(x)
+            feats.append(x)
+            x = F.max_pool2d(x, 2)
+        return feats
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        fa, fb = self.encode(a), self.encode(b)
+        x = F.max_pool2d(fb[3], 2)
+        for k in range(4):
+            level = 3 - k
+            x = self.up[k](x)
+            x = self.dec[k](torch.cat([x, (fa[level] - fb[level]).abs()], 1))
+        return self.head(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image.astype(np.float32) / 127.5 - 1.0)
+
+
+def load_levir_folder(root: Path, names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(A, B uint8 [N, 3, H, W], change bool [N, H, W], names) of a LEVIR-CD layout folder."""
+    root = Path(root)
+    if names is None:
+        names = sorted(p.name for p in (root / "A").iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff", ".jpg"))
+    if not names:
+        raise FileNotFoundError(f"No images in {root / 'A'}.")
+    a = np.stack([read_raster(root / "A" / n)[:3] for n in names])
+    b = np.stack([read_raster(root / "B" / n)[:3] for n in names])
+    label = np.stack([read_raster(root / "label" / n)[0] > 127 for n in names])
+    return a, b, label, names
+
+
+def dataset_split(root: Path, split: str) -> list[str]:
+    path = Path(root) / "list" / f"{split}.txt"
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def _augment(a: np.ndarray, b: np.ndarray, y: np.ndarray, rng: np.random.Generator, crop: int):
+    n, _, h, w = a.shape
+    out_a, out_b, out_y = [], [], []
+    for i in range(n):
+        r, c = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        xa, xb, xy = a[i, :, r : r + crop, c : c + crop], b[i, :, r : r + crop, c : c + crop], y[i, r : r + crop, c : c + crop]
+        k = int(rng.integers(4))
+        xa, xb, xy = np.rot90(xa, k, (1, 2)), np.rot90(xb, k, (1, 2)), np.rot90(xy, k)
+        if rng.random() < 0.5:
+            xa, xb, xy = xa[:, :, ::-1], xb[:, :, ::-1], xy[:, ::-1]
+        if rng.random() < 0.5:  # change is symmetric in time
+            xa, xb = xb, xa
+        out_a.append(np.ascontiguousarray(xa)), out_b.append(np.ascontiguousarray(xb)), out_y.append(np.ascontiguousarray(xy))
+    return np.stack(out_a), np.stack(out_b), np.stack(out_y)
+
+
+# ----------------------------------------------------------------------------------------------
+# scores
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    return {"tp": int((pred & truth).sum()), "fp": int((pred & ~truth).sum()), "fn": int((~pred & truth).sum()),
+            "tn": int((~pred & ~truth).sum())}
+
+
+def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """F1, IoU, precision and recall of the change class over all pixels (as LEVIR-CD papers report them)."""
+    c = confusion(pred, truth)
+    tp, fp, fn = c["tp"], c["fp"], c["fn"]
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    iou = tp / (tp + fp + fn) if tp + fp + fn else 0.0
+    return {"f1": f1, "iou": iou, "precision": precision, "recall": recall}
+
+
+def best_threshold(score: np.ndarray, truth: np.ndarray, candidates: np.ndarray) -> float:
+    """The threshold of ``score > t`` with the highest F1 on (generated) data."""
+    truth = truth.astype(bool)
+    f1s = [scores(score > t, truth)["f1"] for t in candidates]
+    return float(candidates[int(np.argmax(f1s))])
+
+
+def image_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel mean absolute RGB difference, [N, H, W] float32 in 0..255."""
+    return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=1)
+
+
+@torch.no_grad()
+def predict(net: nn.Module, a: np.ndarray, b: np.ndarray, batch: int = 4) -> np.ndarray:
+    """Change probabilities [N, H, W] (H, W multiples of 16)."""
+    net.eval()
+    out = []
+    for i in range(0, len(a), batch):
+        out.append(torch.sigmoid(net(_to_tensor(a[i : i + batch]), _to_tensor(b[i : i + batch])))[:, 0].numpy())
+    return np.concatenate(out)
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    return bce + dice
+
+
+def train(net: nn.Module, a: np.ndarray, b: np.ndarray, y: np.ndarray, *, epochs: int, max_minutes: float | None,
+          seed: int = 0, batch: int = 8, crop: int = 128, lr: float = 1e-3, log=print) -> dict:
+    """Adam, BCE + Dice, random crops, rotations, flips and A/B swaps; stops at ``epochs`` or the time limit."""
+    rng = np.random.default_rng(seed)
+    crop = min(crop, a.shape[-1], a.shape[-2])
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    steps_per_epoch = max(1, len(a) // batch)
+    total = epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 2), pct_start=0.1)
+    start = time.monotonic()
+    step, losses = 0, []
+    net.train()
+    stopped_by = "epochs"
+    for epoch in range(epochs):
+        order = rng.permutation(len(a))
+        for k in range(steps_per_epoch):
+            idx = np.sort(order[k * batch : (k + 1) * batch])
+            xa, xb, xy = _augment(a[idx], b[idx], y[idx], rng, crop)
+            loss = _loss(net(_to_tensor(xa), _to_tensor(xb))[:, 0], torch.from_numpy(xy.astype(np.float32)))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step < total - 1:
+                sched.step()
+            step += 1
+            losses.append(loss.item())
+        log(f"change detection: epoch {epoch + 1}/{epochs}, loss {np.mean(losses[-steps_per_epoch:]):.3f}")
+        if max_minutes and time.monotonic() - start > 60 * max_minutes:
+            stopped_by = "time limit"
+            break
+    return {"steps": step, "epochs_run": epoch + 1, "stopped_by": stopped_by, "seconds": time.monotonic() - start,
+            "loss_first": losses[0] if losses else None, "loss_last": float(np.mean(losses[-steps_per_epoch:])) if losses else None}
+
+
+def evaluate_change_detection(dataset: Path, levir: Path, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
+                              threads: int | None = None, log=print) -> dict:
+    """Train FC-Siam-diff on the generated dataset's train split, test on the real LEVIR-CD pairs."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    dataset, levir = Path(dataset), Path(levir)
+    train_names = dataset_split(dataset, "train") + dataset_split(dataset, "val")
+    pick_names = dataset_split(dataset, "test") or train_names  # thresholds are picked here
+    ta, tb, ty, train_names = load_levir_folder(dataset, train_names or None)
+    pa, pb, py, pick_names = load_levir_folder(dataset, pick_names)
+    la, lb, ly, levir_names = load_levir_folder(levir)
+
+    untrained = FCSiamDiff()
+    net = FCSiamDiff()
+    net.load_state_dict(untrained.state_dict())  # the same initial weights
+    info = train(net, ta, tb, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
+
+    grid = np.linspace(0.05, 0.95, 19)
+    results = {}
+    for name, model in (("FC-Siam-diff, trained on the generated data", net), ("FC-Siam-diff, untrained", untrained)):
+        t = best_threshold(predict(model, pa, pb), py, grid)
+        prob = predict(model, la, lb)
+        results[name] = {**scores(prob > t, ly), "threshold": t}
+        if model is net:
+            trained_pred = prob > t
+    t = best_threshold(image_difference(pa, pb), py, np.arange(1, 256, 2, dtype=np.float32))
+    diff_pred = image_difference(la, lb) > t
+    results["image difference (mean absolute RGB difference; threshold from the generated data)"] = {**scores(diff_pred, ly), "threshold": t}
+    # LEVIR's share of changed pixels, and the score of calling everything changed, for scale
+    results["everything changed (reference)"] = scores(np.ones_like(ly), ly)
+    return {
+        "results": results,
+        "train": {"samples": len(train_names), "tile": int(ta.shape[-1]), **info, "epochs": epochs, "crop": min(128, ta.shape[-1])},
+        "threshold_samples": len(pick_names),
+        "levir": {"pairs": len(levir_names), "path": str(levir), "changed_share": float(ly.mean())},
+        "figure": _figure(la[:4], lb[:4], ly[:4], trained_pred[:4], diff_pred[:4]),
+        "figure_columns": ["A (real)", "B (real)", "truth", "FC-Siam-diff (generated data)", "image difference"],
+    }
+
+
+def _figure(a, b, truth, pred, diff) -> np.ndarray:
+    rows = []
+    gap = np.full((3, a.shape[2], 4), 255, np.uint8)
+    as_rgb = lambda m: np.repeat((m.astype(np.uint8) * 255)[None], 3, 0)  # noqa: E731
+    for i in range(len(a)):
+        row = [a[i], b[i], as_rgb(truth[i]), as_rgb(pred[i]), as_rgb(diff[i])]
+        rows.append(np.concatenate([x for r in row for x in (r, gap)][:-1], axis=2))
+        rows.append(np.full((3, 4, rows[-1].shape[2]), 255, np.uint8))
+    return np.concatenate(rows[:-1], axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# segmentation judge (the network of model_export/segmentation.py)
+
+
+def train_segmentation(out_dir: Path, data: list[str], max_minutes: float, seed: int = 0, threads: int = 2) -> Path:
+    from . import segmentation
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "segmentation.pt").is_file():
+        segmentation.main(["--data", *data, "--out", str(out_dir), "--max-minutes", str(max_minutes),
+                           "--seed", str(seed), "--threads", str(threads)])
+    return out_dir
+
+
+def segmentation_miou(checkpoint_dir: Path, pairs) -> dict:
+    """mIoU (classes present in each map, nodata ignored) of the segmentation net on (image uint8 [3,H,W], map) pairs."""
+    from . import segmentation
+
+    net = segmentation.load(Path(checkpoint_dir))
+    values, per_class = [], {}
+    for image, labels in pairs:
+        pred = segmentation.predict(net, image.astype(np.float32) / 127.5 - 1.0)
+        m, ious = segmentation.miou(pred, labels)
+        if not np.isnan(m):
+            values.append(m)
+        for code, v in ious.items():
+            per_class.setdefault(code, []).append(v)
+    return {"miou": float(np.mean(values)) if values else float("nan"), "images": len(values),
+            "per_class": {int(c): float(np.mean(v)) for c, v in sorted(per_class.items())}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, type=Path, help="generated dataset, LEVIR-CD layout")
+    p.add_argument("--levir", default="data/levir-cd", type=Path)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--max-minutes", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    out = evaluate_change_detection(args.dataset, args.levir, epochs=args.epochs, max_minutes=args.max_minutes,
+                                    seed=args.seed, threads=args.threads)
+    out.pop("figure")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
