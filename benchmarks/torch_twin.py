@@ -29,7 +29,12 @@ def twin_denoiser() -> tuple[torch.nn.Module, str]:
         return load_networks(RUN)[3], f"trained weights from {RUN.relative_to(REPO)}/last.pt"
     torch.manual_seed(0)
     cfg = tomllib.loads(CONFIG.read_text())
-    return SemanticUNet(cfg["diffusion"], num_classes=NUM_CLASSES).eval(), f"architecture of {CONFIG.relative_to(REPO)}, fresh weights"
+    net = SemanticUNet(cfg["diffusion"], num_classes=NUM_CLASSES).eval()
+    with torch.no_grad():  # zero-initialised layers (the output conv) would make every output 0
+        for p in net.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.02)
+    return net, f"architecture of {CONFIG.relative_to(REPO)}, random weights"
 
 
 def export_twin(net: torch.nn.Module, latent, timestep, semantic, threads: int) -> ort.InferenceSession:
@@ -40,4 +45,6 @@ def export_twin(net: torch.nn.Module, latent, timestep, semantic, threads: int) 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
+    # Idle onnxruntime threads spin by default and would steal the cores from PyTorch's turn.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
