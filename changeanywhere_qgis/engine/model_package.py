@@ -246,6 +246,9 @@ def _session_options(threads: int | None, quiet: bool):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = int(threads)
+    # Between network calls the sampler works in numpy, and dataset workers share the cores:
+    # idle onnxruntime threads must sleep, not spin.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if quiet:
         options.log_severity_level = 3  # a failed CUDA attempt under `auto` is expected, not an error
     return options
