@@ -34,8 +34,10 @@ class ChangeAnywherePlugin:
         from .processing.provider import ChangeAnywhereProvider
 
         if self.provider is None:
-            self.provider = ChangeAnywhereProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+            provider = ChangeAnywhereProvider()
+            # False (and the object deleted) when a provider with this id is already registered
+            if QgsApplication.processingRegistry().addProvider(provider):
+                self.provider = provider
 
     # --- GUI ----------------------------------------------------------------------------------------
     def initGui(self):  # noqa: N802

@@ -44,7 +44,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..processing import qgis_compat as compat
-from ..processing.dependencies import import_engine, install_hint, missing_modules
+from ..processing import dependencies
 from .map_tool import PolygonMapTool
 from .rubber_band import PolygonRubberBand
 from .styling import style_change_mask, style_change_polygons, style_land_cover
@@ -191,11 +191,11 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.setWidget(body)
 
     def _check_dependencies(self) -> None:
-        missing = missing_modules()
+        missing = dependencies.missing_modules()
         if missing:
             self.generate_button.setEnabled(False)
             self.generate_button.setToolTip("Install the missing Python libraries first (see below)")
-            self.status_label.setText(install_hint(missing))
+            self.status_label.setText(dependencies.install_hint(missing))
 
     # --- model and palette ----------------------------------------------------------------------
     def model_dir(self) -> str | None:
@@ -335,7 +335,7 @@ class ChangeAnywhereDock(QgsDockWidget):
 
     def start_generation(self) -> GenerateTask:
         try:
-            import_engine()  # in the main thread, before the task uses it
+            dependencies.import_engine()  # in the main thread, before the task uses it
         except ImportError as exc:
             raise ValueError(GenerateTask._import_error(exc)) from exc
         semantic = self.semantic_combo.currentLayer()

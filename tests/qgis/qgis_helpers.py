@@ -58,7 +58,9 @@ def qgis_process_env(plugin_dir, home) -> dict:
     site = sysconfig.get_paths()["purelib"]  # onnxruntime, rasterio, ... of the interpreter running the tests
     runtime = home / "run"
     runtime.mkdir(mode=0o700, exist_ok=True)
+    env.pop("QGIS_CUSTOM_CONFIG_PATH", None)  # pytest-qgis's profile: each qgis_process run here gets its own
     env.update({
+        "QGIS_CUSTOM_CONFIG_PATH": str(home / "qgis-profile"),
         "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local" / "share"), "QT_QPA_PLATFORM": "offscreen",
         "QGIS_PLUGINPATH": str(plugin_dir),
