@@ -195,7 +195,7 @@ def train(net: nn.Module, a: np.ndarray, b: np.ndarray, y: np.ndarray, *, epochs
 
 
 def evaluate_change_detection(dataset: Path, levir: Path, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
-                              threads: int | None = None, log=print) -> dict:
+                              threads: int | None = None, widths=(16, 32, 64, 128), log=print) -> dict:
     """Train FC-Siam-diff on the generated dataset's train split, test on the real LEVIR-CD pairs."""
     if threads:
         torch.set_num_threads(threads)
@@ -207,8 +207,8 @@ def evaluate_change_detection(dataset: Path, levir: Path, *, epochs: int = 20, m
     pa, pb, py, pick_names = load_levir_folder(dataset, pick_names)
     la, lb, ly, levir_names = load_levir_folder(levir)
 
-    untrained = FCSiamDiff()
-    net = FCSiamDiff()
+    untrained = FCSiamDiff(widths)
+    net = FCSiamDiff(widths)
     net.load_state_dict(untrained.state_dict())  # the same initial weights
     info = train(net, ta, tb, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
 
@@ -227,7 +227,7 @@ def evaluate_change_detection(dataset: Path, levir: Path, *, epochs: int = 20, m
     results["everything changed (reference)"] = scores(np.ones_like(ly), ly)
     return {
         "results": results,
-        "train": {"samples": len(train_names), "tile": int(ta.shape[-1]), **info, "epochs": epochs, "crop": min(128, ta.shape[-1])},
+        "train": {"samples": len(train_names), "tile": int(ta.shape[-1]), "widths": list(widths), **info, "epochs": epochs, "crop": min(128, ta.shape[-1])},
         "threshold_samples": len(pick_names),
         "levir": {"pairs": len(levir_names), "path": str(levir), "changed_share": float(ly.mean())},
         "figure": _figure(la[:4], lb[:4], ly[:4], trained_pred[:4], diff_pred[:4]),

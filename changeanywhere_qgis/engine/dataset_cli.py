@@ -51,6 +51,7 @@ def add_dataset_commands(sub) -> None:
     ev.add_argument("--cd-epochs", type=int, default=20, help="training epochs of the change-detection net (default 20)")
     ev.add_argument("--max-minutes", type=float, default=10.0, help="time limit of each network's training (default 10)")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
+    ev.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice; 1 is fastest on a busy machine)")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(handler=run_evaluate)
 
@@ -103,7 +104,7 @@ def run_evaluate(args) -> int:
     from .evaluate import EvaluateSettings, evaluate_dataset
 
     settings = EvaluateSettings(levir=args.levir, segmentation=args.segmentation, seg_data=args.seg_data,
-                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed,
+                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed, threads=args.threads,
                                 command="python -m changeanywhere_qgis " + " ".join(sys.argv[1:]))
     progress, close = _progress()
     try:

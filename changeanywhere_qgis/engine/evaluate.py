@@ -60,10 +60,10 @@ class EvaluateSettings:
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """PSNR (dB, peak 255) of two uint8 [C, H, W] images over the pixels of ``mask`` (all when None)."""
+    """PSNR (dB, peak 255, at most 100 for identical pixels) of two uint8 [C, H, W] images over ``mask`` (all when None)."""
     diff = (a.astype(np.float64) - b.astype(np.float64)) ** 2
     mse = diff.mean() if mask is None else diff[:, mask].mean()
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+    return float(10 * np.log10(255.0**2 / max(mse, 255.0**2 * 1e-10)))
 
 
 def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
@@ -218,13 +218,19 @@ def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSetti
 def _segmentation(root: Path, spec: dict, maps, settings: EvaluateSettings, progress: Progress, workdir: Path) -> dict:
     from model_export.change_detection import segmentation_miou, train_segmentation
 
+    if settings.threads:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+
     checkpoint = Path(settings.segmentation) if settings.segmentation else REPO / "model_export" / "runs" / "default" / "segmentation"
     trained_now = False
     if not (checkpoint / "segmentation.pt").is_file():
         if settings.segmentation:
             raise InputError(f"No segmentation.pt in {checkpoint}. Train one with python -m model_export.segmentation.")
         progress.stage("training the segmentation judge on the real labelled tiles")
-        checkpoint = train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes, 6.0), settings.seed)
+        checkpoint = train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes, 6.0), settings.seed,
+                                        settings.threads or 2)
         trained_now = True
     progress.stage("segmenting the generated images")
     nodata = spec["nodata_code"]

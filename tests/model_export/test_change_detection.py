@@ -1,0 +1,89 @@
+"""FC-Siam-diff and the scores of the usefulness test; one tiny end-to-end run on a generated dataset and LEVIR-CD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model_export.change_detection import (
+    FCSiamDiff,
+    best_threshold,
+    evaluate_change_detection,
+    image_difference,
+    scores,
+    train,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine a second OpenMP thread mostly waits."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_scores_from_a_known_confusion():
+    truth = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], bool)
+    pred = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0], bool)  # tp 3, fn 1, fp 1
+    s = scores(pred, truth)
+    assert s["precision"] == pytest.approx(0.75) and s["recall"] == pytest.approx(0.75)
+    assert s["f1"] == pytest.approx(0.75) and s["iou"] == pytest.approx(3 / 5)
+    assert scores(np.zeros(4, bool), np.zeros(4, bool))["f1"] == 0.0
+
+
+def test_threshold_and_image_difference():
+    a = np.zeros((1, 3, 8, 8), np.uint8)
+    b = a.copy()
+    b[0, :, :4] = 200
+    d = image_difference(a, b)
+    assert d.shape == (1, 8, 8) and d[0, 0, 0] == 200 and d[0, 7, 7] == 0
+    truth = d > 100
+    t = best_threshold(d, truth, np.arange(1, 256, 2, dtype=np.float32))
+    assert scores(d > t, truth)["f1"] == 1.0
+
+
+def test_fc_siam_diff_shapes():
+    net = FCSiamDiff().eval()
+    a, b = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = net(a, b)
+        feats = net.encode(a)
+    assert out.shape == (2, 1, 64, 64)
+    assert [f.shape[1] for f in feats] == [16, 32, 64, 128]  # the original FC-Siam-diff widths
+
+
+def test_training_learns_a_toy_change():
+    rng = np.random.default_rng(0)
+    a = rng.integers(90, 110, (16, 3, 32, 32)).astype(np.uint8)
+    b = a.copy()
+    y = np.zeros((16, 32, 32), bool)
+    for i in range(16):  # a bright square appears
+        r, c = rng.integers(0, 20, 2)
+        b[i, :, r : r + 12, c : c + 12] = 250
+        y[i, r : r + 12, c : c + 12] = True
+    torch.manual_seed(0)
+    net = FCSiamDiff((4, 8, 8, 16))
+    info = train(net, a, b, y, epochs=8, max_minutes=1, batch=8, crop=32, lr=3e-3, log=lambda m: None)
+    assert info["loss_last"] < info["loss_first"]
+
+
+def test_trained_on_a_generated_dataset_tested_on_levir(tmp_path, tiny_model_dir, houston_label_path):
+    from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+
+    ds = tmp_path / "ds"
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
+    out = evaluate_change_detection(ds, REPO / "data" / "levir-cd", epochs=1, max_minutes=1,
+                                    widths=(4, 8, 8, 16), log=lambda m: None)
+    assert out["levir"]["pairs"] == 11 and 0 < out["levir"]["changed_share"] < 0.5
+    assert out["train"]["samples"] == 5 and out["threshold_samples"] == 1
+    assert len(out["results"]) == 4
+    for v in out["results"].values():
+        assert 0 <= v["f1"] <= 1 and 0 <= v["iou"] <= v["f1"] + 1e-9
+    assert out["figure"].dtype == np.uint8 and out["figure"].shape[0] == 3
