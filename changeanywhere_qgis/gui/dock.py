@@ -25,7 +25,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox, QgsRasterBandComboBox
 from qgis.PyQt.QtCore import Qt, pyqtSignal
-from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
+from qgis.PyQt.QtGui import QColor, QIcon, QPainter, QPixmap
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -218,6 +218,10 @@ class ChangeAnywhereDock(QgsDockWidget):
         for c in self.classes:
             pixmap = QPixmap(16, 16)
             pixmap.fill(QColor(*c["color"][:3]))
+            painter = QPainter(pixmap)  # an outline, so that white (road) shows
+            painter.setPen(QColor(60, 60, 60))
+            painter.drawRect(0, 0, 15, 15)
+            painter.end()
             item = QListWidgetItem(QIcon(pixmap), f"{c['code']}  {c['name']}")
             item.setData(Qt.ItemDataRole.UserRole, c["code"])
             self.palette.addItem(item)
