@@ -437,6 +437,24 @@ def _default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def python_executable() -> str | None:
+    """The Python interpreter for worker processes: ``sys.executable``, unless that is an application
+    embedding Python (QGIS's ``qgis`` / ``qgis-bin.exe``); then the interpreter beside its prefix."""
+    import shutil
+    import sys
+
+    exe = Path(sys.executable or "")
+    if exe.name.lower().startswith("python"):
+        return str(exe)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for prefix in dict.fromkeys((sys.exec_prefix, sys.prefix, getattr(sys, "base_prefix", sys.prefix))):
+        for rel in (f"bin/python{version}", "bin/python3", "python.exe", "python3.exe", f"apps/Python{version.replace('.', '')}/python.exe"):
+            if (Path(prefix) / rel).is_file():
+                return str(Path(prefix) / rel)
+    found = shutil.which(f"python{version}") or shutil.which("python3")
+    return found
+
+
 def _run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -> None:
     if workers == 1 or len(todo) == 1:
         for index in todo:
@@ -448,8 +466,13 @@ def _run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) 
     import multiprocessing
 
     # spawn: no copy of this process's onnxruntime/GDAL state; each worker loads the model once.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=init_worker, initargs=(job,)) as pool:
+    context = multiprocessing.get_context("spawn")
+    python = python_executable()
+    if python is None:
+        warnings.warn("No Python interpreter found to start worker processes with; running in this process.", stacklevel=2)
+        return _run_local(job, todo, 1, tick, cancelled)
+    context.set_executable(python)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(job,)) as pool:
         pending = {pool.submit(_run_in_worker, i) for i in todo}
         try:
             while pending:

@@ -14,6 +14,7 @@ ALGORITHMS = (
     ".generate_sample:GenerateChangeSample",
     ".simulate_events:SimulateChangeEvents",
     ".model_information:ModelInformation",
+    ".alg_dataset:GenerateChangeDataset",
 )
 
 

@@ -1,0 +1,131 @@
+"""Processing algorithm "Generate change-detection dataset": one call to ``engine.dataset.generate_dataset``."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from . import qgis_compat as compat
+from .base import ChangeAnywhereAlgorithm
+from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, engine_progress, raster_path, require_engine, run_in_python_thread
+
+LAYOUTS = ("levir", "second", "both")
+LAYOUT_LABELS = ("LEVIR-CD (A/, B/, label/, list/)", "SECOND (im1/, im2/, label1/, label2/)", "Both")
+FORMATS = ("png", "tif")
+FORMAT_LABELS = ("PNG", "GeoTIFF (georeferenced)")
+RASTER_LAYERS = compat._new_or_old("ProcessingSourceType", "Raster", QgsProcessing.SourceType.TypeRaster)
+
+
+class GenerateChangeDataset(ChangeAnywhereAlgorithm):
+    NAME = "generatechangedataset"
+    DISPLAY_NAME = "Generate change-detection dataset"
+    HELP = (
+        "Cuts tiles from land-cover maps (skipping tiles that are mostly nodata), simulates random object-level "
+        "change events on each and generates the pre- and post-event images with the model: a training dataset "
+        "for change detection, in the LEVIR-CD layout (A/, B/, label/ 0/255, list/train|val|test.txt), the SECOND "
+        "layout (im1/, im2/, label1/, label2/) or both, with manifest.jsonl and a dataset card (README.md).\n\n"
+        "Each sample's seed comes from the dataset seed and its number: the same seed gives the same dataset. "
+        "Running it again on the same folder with the same settings finishes an interrupted dataset (finished "
+        "samples are kept). Images, when given, are the real pre-event images (one per map, same grid)."
+    )
+
+    IMAGES = "IMAGES"
+    COUNT = "COUNT"
+    TILE = "TILE"
+    LAYOUT = "LAYOUT"
+    FORMAT = "FORMAT"
+    STEPS = "STEPS"
+    WORKERS = "WORKERS"
+    SCHEDULER = "SCHEDULER"
+    MAX_NODATA = "MAX_NODATA"
+    DEVICE = "DEVICE"
+    OUTPUT = "OUTPUT"
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterMultipleLayers(self.SEMANTIC, "Land-cover (semantic) rasters", RASTER_LAYERS))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.IMAGES, "Pre-event images (RGB, one per land-cover raster, same grids; empty: generated)", RASTER_LAYERS,
+            optional=True))
+        self.addParameter(QgsProcessingParameterNumber(self.COUNT, "Number of samples", type=compat.NUMBER_INTEGER,
+                                                       defaultValue=200, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(self.TILE, "Tile size (pixels)", type=compat.NUMBER_INTEGER,
+                                                       defaultValue=256, minValue=8))
+        self.addParameter(QgsProcessingParameterEnum(self.LAYOUT, "Layout", options=list(LAYOUT_LABELS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(self.FORMAT, "Image format", options=list(FORMAT_LABELS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SEED, "Dataset seed", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0))
+        self.add_model_input()
+        self.addParameter(QgsProcessingParameterNumber(
+            self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=50, minValue=1, maxValue=1000))
+        self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=1))
+        self.addParameter(compat.advanced(QgsProcessingParameterFile(
+            self.TRANSITIONS, "Transition table for the change events (JSON; empty: OpenEarthMap rules)",
+            behavior=compat.FILE_BEHAVIOR_FILE, extension="json", optional=True)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.MAX_NODATA, "Skip tiles with more nodata than this fraction", type=compat.NUMBER_DOUBLE,
+            defaultValue=0.5, minValue=0.0, maxValue=0.99)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.WORKERS, "Local worker processes (empty: one per CPU core)", type=compat.NUMBER_INTEGER, optional=True, minValue=1)))
+        self.addParameter(compat.advanced(QgsProcessingParameterString(
+            self.SCHEDULER, "Dask scheduler address (e.g. tcp://host:8786; empty: local workers)", optional=True)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.BAND, "Band holding the class codes", type=compat.NUMBER_INTEGER, defaultValue=1, minValue=1)))
+        self.addParameter(compat.advanced(QgsProcessingParameterString(
+            self.REMAP, "Class remap of the rasters' codes: empty, 'loveda', or a JSON file {\"from\": to}", optional=True)))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Dataset folder"))
+
+        self.addOutput(QgsProcessingOutputNumber("COUNT", "Samples in the dataset"))
+        self.addOutput(QgsProcessingOutputNumber("GENERATED", "Samples generated by this run"))
+        self.addOutput(QgsProcessingOutputNumber("SKIPPED", "Samples already finished before this run"))
+        self.addOutput(QgsProcessingOutputFile("MANIFEST", "Manifest (manifest.jsonl)"))
+        self.addOutput(QgsProcessingOutputFile("CARD", "Dataset card (README.md)"))
+
+    def _paths(self, parameters, name, context, what) -> list[str]:
+        layers = self.parameterAsLayerList(parameters, name, context) or []
+        return [raster_path(layer, what) for layer in layers]
+
+    def processAlgorithm(self, parameters, context, feedback):
+        require_engine()
+        with engine_errors():
+            from ..engine.dataset import DatasetSettings, generate_dataset
+
+            semantic = self._paths(parameters, self.SEMANTIC, context, "land-cover")
+            if not semantic:
+                raise QgsProcessingException("Choose at least one land-cover raster layer (SEMANTIC).")
+            images = self._paths(parameters, self.IMAGES, context, "pre-event image") or None
+            workers = parameters.get(self.WORKERS)
+            settings = DatasetSettings(
+                count=self.parameterAsInt(parameters, self.COUNT, context),
+                tile=self.parameterAsInt(parameters, self.TILE, context),
+                layout=LAYOUTS[self.parameterAsEnum(parameters, self.LAYOUT, context)],
+                fmt=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
+                seed=self.parameterAsInt(parameters, self.SEED, context),
+                steps=self.parameterAsInt(parameters, self.STEPS, context),
+                max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
+                transitions=self.parameterAsFile(parameters, self.TRANSITIONS, context) or None,
+                band=self.parameterAsInt(parameters, self.BAND, context) or 1,
+                remap=self.remap(parameters, context),
+            )
+            out = self.parameterAsString(parameters, self.OUTPUT, context)
+            scheduler = (self.parameterAsString(parameters, self.SCHEDULER, context) or "").strip() or None
+            result = run_in_python_thread(
+                generate_dataset, semantic, out, settings, images=images, model=self.model_dir(parameters, context),
+                workers=None if workers in (None, "") or scheduler else self.parameterAsInt(parameters, self.WORKERS, context),
+                scheduler=scheduler, device=DEVICE_CHOICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+                progress=engine_progress(feedback))
+        splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())
+        feedback.pushInfo(f"{result['count']} samples ({splits}): {result['generated']} generated now, "
+                          f"{result['skipped']} already finished. Mean changed land "
+                          f"{100 * result['statistics']['changed_fraction']['mean']:.1f} %.")
+        return {self.OUTPUT: result["out"], "COUNT": result["count"], "GENERATED": result["generated"],
+                "SKIPPED": result["skipped"], "MANIFEST": f"{result['out']}/manifest.jsonl", "CARD": f"{result['out']}/README.md"}
