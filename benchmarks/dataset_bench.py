@@ -1,0 +1,76 @@
+"""Dataset generation speed for `make bench`: samples per minute with 1 and 2 local workers, and the
+projected time of a 100,000-sample dataset at the model's defaults on this machine.
+
+    python -m benchmarks.dataset_bench [--model DIR] [--samples 6] [--steps 50]
+
+``benchmarks/run.py`` calls :func:`dataset_section` and appends the markdown it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+from changeanywhere_qgis.engine.model_package import default_model_dir, read_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "changeanywhere_qgis" / "samples"
+TARGET = 100_000
+
+
+def measure(model_dir: Path, samples: int = 6, steps: int = 50, tile: int | None = None, workers=(1, 2)) -> dict:
+    """Generate the same ``samples`` samples (bundled map and image, the model's tile) with each worker count."""
+    manifest = read_manifest(model_dir, verify_hashes=False)
+    tile = tile or int(manifest["tile"]["size"])
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in workers:
+            settings = DatasetSettings(count=samples, tile=tile, steps=steps, seed=0)
+            result = generate_dataset(SAMPLES / "houston_label.tif", Path(tmp) / f"w{n}", settings,
+                                      images=SAMPLES / "houston_image.tif", model=model_dir, workers=n)
+            runs[n] = {"seconds": result["seconds"], "samples_per_minute": result["samples_per_minute"],
+                       "threads_per_worker": result["threads_per_sample"]}
+    best = max(r["samples_per_minute"] for r in runs.values())
+    return {"model": manifest["name"], "tile": tile, "steps": steps, "samples": samples, "cores": os.cpu_count(), "runs": runs,
+            "scaling": runs[workers[-1]]["samples_per_minute"] / runs[workers[0]]["samples_per_minute"],
+            "hours_for_target": TARGET / best / 60.0}
+
+
+def render(m: dict) -> str:
+    lines = ["## Dataset generation", "",
+             f"`python -m changeanywhere_qgis dataset` on the bundled sample (real pre-event image, post-event image generated), "
+             f"model {m['model']}, {m['tile']} px tiles (one model tile each), {m['steps']} DDIM steps"
+             f"{' (the default)' if m['steps'] == 50 else ''}, "
+             f"{m['samples']} samples per run, {m['cores']} cores; times include starting the workers and loading the model.", "",
+             "| local workers | onnxruntime threads each | seconds | samples per minute |", "| --- | --- | --- | --- |"]
+    for n, r in m["runs"].items():
+        lines.append(f"| {n} | {r['threads_per_worker']} | {r['seconds']:.1f} | {r['samples_per_minute']:.2f} |")
+    lines += ["", f"**Scaling 1 → 2 workers: {m['scaling']:.2f}x.** Projected time for {TARGET:,} samples at the faster "
+              f"setting on this machine: **{m['hours_for_target']:.0f} hours** (a Dask cluster divides it by its number of "
+              "such machines: `--scheduler`).", ""]
+    return "\n".join(lines)
+
+
+def dataset_section(model_dir) -> str:
+    model_dir = Path(model_dir)
+    return render(measure(model_dir))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(default_model_dir()))
+    p.add_argument("--samples", type=int, default=6)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--tile", type=int)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    m = measure(Path(a.model), a.samples, a.steps, a.tile)
+    print(json.dumps(m, indent=2) if a.json else render(m))
+
+
+if __name__ == "__main__":
+    main()
