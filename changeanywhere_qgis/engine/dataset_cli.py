@@ -88,6 +88,11 @@ def run_dataset(args) -> int:
         result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,
                                   scheduler=args.scheduler, device=args.device, threads=args.threads,
                                   overwrite=args.overwrite, progress=progress)
+    except KeyboardInterrupt:
+        close()
+        print(f"cancelled: the finished samples are kept in {args.out}; rerun the same command to finish the rest",
+              file=sys.stderr)
+        return 130
     finally:
         close()
     splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())

@@ -207,3 +207,19 @@ def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, hou
     first = (out / "A" / "000000.png").read_bytes()
     result = _make(out, tiny_model_dir, houston_label_path, count=3, seed=1)
     assert result["skipped"] == 1 and (out / "A" / "000000.png").read_bytes() == first
+
+
+def test_ctrl_c_keeps_finished_samples(tmp_path, tiny_model_dir, houston_label_path):
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "changeanywhere_qgis", "dataset", "--semantic", str(houston_label_path), "--count", "50",
+           "--tile", "64", "--steps", "16", "--out", str(out), "--model", str(tiny_model_dir), "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 45
+    while time.time() < deadline and not list((out / ".samples").glob("*.json")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "finished samples are kept" in err
+    kept = {p.stem for p in (out / ".samples").glob("*.json")}
+    assert kept and {p.stem for p in (out / "A").iterdir()} == kept  # no file of an unfinished sample
+    assert not any((out / ".work").iterdir()) if (out / ".work").exists() else True
