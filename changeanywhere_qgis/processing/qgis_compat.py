@@ -20,18 +20,19 @@ from qgis.core import (
 
 
 def _new_or_old(new_enum: str, new_member: str, old):
+    """``Qgis.<new_enum>.<new_member>`` when this QGIS has it, else ``old()`` (evaluated only then)."""
     scoped = getattr(Qgis, new_enum, None)
-    return getattr(scoped, new_member) if scoped is not None else old
+    return getattr(scoped, new_member) if scoped is not None else old()
 
 
-SOURCE_POLYGON = _new_or_old("ProcessingSourceType", "VectorPolygon", getattr(QgsProcessing, "SourceType", None) and QgsProcessing.SourceType.TypeVectorPolygon)
-FILE_BEHAVIOR_FOLDER = _new_or_old("ProcessingFileParameterBehavior", "Folder", QgsProcessingParameterFile.Behavior.Folder)
-FILE_BEHAVIOR_FILE = _new_or_old("ProcessingFileParameterBehavior", "File", QgsProcessingParameterFile.Behavior.File)
-NUMBER_INTEGER = _new_or_old("ProcessingNumberParameterType", "Integer", QgsProcessingParameterNumber.Type.Integer)
-NUMBER_DOUBLE = _new_or_old("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber.Type.Double)
-FIELD_ANY = _new_or_old("ProcessingFieldParameterDataType", "Any", QgsProcessingParameterField.DataType.Any)
-FLAG_ADVANCED = _new_or_old("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-POLYGON_GEOMETRY = _new_or_old("GeometryType", "Polygon", QgsWkbTypes.GeometryType.PolygonGeometry)
+SOURCE_POLYGON = _new_or_old("ProcessingSourceType", "VectorPolygon", lambda: QgsProcessing.SourceType.TypeVectorPolygon)
+FILE_BEHAVIOR_FOLDER = _new_or_old("ProcessingFileParameterBehavior", "Folder", lambda: QgsProcessingParameterFile.Behavior.Folder)
+FILE_BEHAVIOR_FILE = _new_or_old("ProcessingFileParameterBehavior", "File", lambda: QgsProcessingParameterFile.Behavior.File)
+NUMBER_INTEGER = _new_or_old("ProcessingNumberParameterType", "Integer", lambda: QgsProcessingParameterNumber.Type.Integer)
+NUMBER_DOUBLE = _new_or_old("ProcessingNumberParameterType", "Double", lambda: QgsProcessingParameterNumber.Type.Double)
+FIELD_ANY = _new_or_old("ProcessingFieldParameterDataType", "Any", lambda: QgsProcessingParameterField.DataType.Any)
+FLAG_ADVANCED = _new_or_old("ProcessingParameterFlag", "Advanced", lambda: QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+POLYGON_GEOMETRY = _new_or_old("GeometryType", "Polygon", lambda: QgsWkbTypes.GeometryType.PolygonGeometry)
 
 
 def advanced(param: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:

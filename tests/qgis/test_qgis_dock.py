@@ -235,7 +235,7 @@ def write_screenshot(dock, layers: dict, path: Path) -> None:
     for i, (title, image) in enumerate(views):
         x = panel.width() + 10 + (i % 2) * (size + 10)
         y = (i // 2) * (size + caption + 10)
-        painter.drawText(QRect(x, y, size, caption), int(Qt.AlignmentFlag.AlignVCenter), title)
+        painter.drawText(QRect(x, y, size, caption), Qt.AlignmentFlag.AlignVCenter, title)
         painter.drawImage(x, y + caption, image)
     painter.end()
     assert canvas.save(str(path))
