@@ -57,19 +57,22 @@ def test_ctrl_c_leaves_no_partial_output(tiny_model_dir, tmp_path, houston_label
     import signal
     import time
 
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "changeanywhere_qgis", "generate", "--semantic", str(houston_label_path),
-                             "--random-events", "--model", str(tiny_model_dir), "--steps", "400", "--device", "cpu", "--out", str(out)],
-                            cwd=REPO, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(".partial-" in p.name for p in tmp_path.iterdir()):
-        time.sleep(0.2)
-    assert any(".partial-" in p.name for p in tmp_path.iterdir()), "generation never started"
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "nothing was written" in err
-    assert list(tmp_path.iterdir()) == []
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: a full pipe would block the progress bar
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "changeanywhere_qgis", "generate", "--semantic", str(houston_label_path),
+                                 "--random-events", "--model", str(tiny_model_dir), "--steps", "400", "--device", "cpu",
+                                 "--out", str(work / "out")], cwd=REPO, stderr=err)
+        deadline = time.time() + 300
+        while time.time() < deadline and not any(".partial-" in p.name for p in work.iterdir()):
+            time.sleep(0.2)
+        assert any(".partial-" in p.name for p in work.iterdir()), "generation never started"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=300)
+    assert proc.returncode == 130 and "nothing was written" in log.read_text()
+    assert list(work.iterdir()) == []
 
 
 def test_outputs_open_in_the_system_gdal_with_crs_extent_and_colours(tiny_model_dir, tmp_path, houston_label_path):
