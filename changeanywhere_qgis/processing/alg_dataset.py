@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    Qgis,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
@@ -23,7 +24,9 @@ LAYOUTS = ("levir", "second", "both")
 LAYOUT_LABELS = ("LEVIR-CD (A/, B/, label/, list/)", "SECOND (im1/, im2/, label1/, label2/)", "Both")
 FORMATS = ("png", "tif")
 FORMAT_LABELS = ("PNG", "GeoTIFF (georeferenced)")
-RASTER_LAYERS = compat._new_or_old("ProcessingSourceType", "Raster", QgsProcessing.SourceType.TypeRaster)
+# Raster layers as a Processing source type: Qgis.ProcessingSourceType (QGIS >= 3.36), else QgsProcessing.SourceType.
+RASTER_LAYERS = (Qgis.ProcessingSourceType.Raster if hasattr(Qgis, "ProcessingSourceType")
+                 else QgsProcessing.SourceType.TypeRaster)
 
 
 class GenerateChangeDataset(ChangeAnywhereAlgorithm):
