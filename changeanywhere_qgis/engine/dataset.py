@@ -677,7 +677,10 @@ def dataset_card(spec: dict, stats: dict, count: int) -> str:
         "", "## Sources", "",
     ]
     lines += [f"- `{p}`" + (f" with image `{spec['images'][k]}`" if spec["images"] else "") for k, p in enumerate(spec["semantic"])]
-    lines += ["", "Generated imagery inherits the licences of the model's training data and of the input maps; "
+    command = dataset_command(spec, count, ".", relative=False)
+    lines += ["", "Made (and resumed, if interrupted) by this command, run inside this folder:", "",
+              f"    {command}", ""]
+    lines += ["Generated imagery inherits the licences of the model's training data and of the input maps; "
               "see the model's card.", "", "## Layout", ""]
     if layout in ("levir", "both"):
         lines += ["- LEVIR-CD: `A/` pre-event image, `B/` post-event image, `label/` change mask (0 unchanged, 255 changed); "
@@ -704,6 +707,33 @@ def dataset_card(spec: dict, stats: dict, count: int) -> str:
               "| code | class | pre-event | post-event |", "| --- | --- | --- | --- |"]
     lines += [f"| {c['code']} | {c['name']} | {c['pre']:.1%} | {c['post']:.1%} |" for c in stats["classes"]]
     return "\n".join(lines) + "\n"
+
+
+def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> str:
+    """The command line that makes (or resumes) this dataset; ``relative``: paths relative to the working folder
+    when inside it (else as recorded, absolute)."""
+    import shlex
+
+    def rel(p: str) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(Path.cwd())) if relative else p
+        except ValueError:
+            return p
+
+    st = spec["settings"]
+    args = ["python", "-m", "changeanywhere_qgis", "dataset", "--semantic", *map(rel, spec["semantic"])]
+    if spec["images"]:
+        args += ["--image", *map(rel, spec["images"])]
+    args += ["--count", str(count), "--tile", str(st["tile"]), "--layout", st["layout"], "--format", st["fmt"],
+             "--seed", str(st["seed"]), "--steps", str(st["steps"])]
+    defaults = {"eta": 1.0, "max_nodata": 0.5, "transitions": None, "band": 1, "remap": None, "batch_size": 4}
+    flags = {"eta": "--eta", "max_nodata": "--max-nodata", "transitions": "--transitions", "band": "--band",
+             "remap": "--remap", "batch_size": "--batch-size"}
+    for key, flag in flags.items():
+        if st.get(key) != defaults[key]:
+            args += [flag, str(st[key])]
+    args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
+    return shlex.join(args)
 
 
 def _split_counts(count: int) -> list[int]:

@@ -6,6 +6,7 @@ code. Engine errors (InputError, ModelError, Cancelled) are raised and printed b
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def add_dataset_commands(sub) -> None:
     ev.add_argument("--cd-epochs", type=int, default=20, help="training epochs of the change-detection net (default 20)")
     ev.add_argument("--max-minutes", type=float, default=10.0, help="time limit of each network's training (default 10)")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
+    ev.add_argument("--note", action="append", default=[], metavar="MARKDOWN", help="a paragraph to put at the top of the report (repeatable)")
     ev.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice; 1 is fastest on a busy machine)")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(handler=run_evaluate)
@@ -109,8 +111,8 @@ def run_evaluate(args) -> int:
     from .evaluate import EvaluateSettings, evaluate_dataset
 
     settings = EvaluateSettings(levir=args.levir, segmentation=args.segmentation, seg_data=args.seg_data,
-                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed, threads=args.threads,
-                                command="python -m changeanywhere_qgis " + " ".join(sys.argv[1:]))
+                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=args.note,
+                                command="python -m changeanywhere_qgis " + shlex.join(sys.argv[1:]))
     progress, close = _progress()
     try:
         result = evaluate_dataset(args.dataset, report=args.report, figures=args.figures, settings=settings, progress=progress)

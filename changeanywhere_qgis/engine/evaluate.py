@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .dataset import SPEC_FILE, load_records, sample_maps
+from .dataset import SPEC_FILE, dataset_command, load_records, sample_maps
 from .errors import InputError
 from .layouts import read_raster, write_raster
 from .progress import Progress
@@ -53,6 +53,7 @@ class EvaluateSettings:
     seed: int = 0
     threads: int | None = None
     command: str | None = None  # the command line, recorded in the report
+    notes: list = field(default_factory=list)  # paragraphs put at the top of the report
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,11 +284,14 @@ def render(r: dict, spec: dict, settings: EvaluateSettings, report: Path, figure
     lines = ["# Quality of a generated change-detection dataset", ""]
     if settings.command:
         lines += [f"Made by `{settings.command}`.", ""]
+    for note in settings.notes:
+        lines += [note, ""]
     lines += [f"Dataset `{r['dataset']}`: {r['samples']} samples of {st['tile']}x{st['tile']} px, model **{spec['model']['name']}**, "
               f"{st['steps']} DDIM steps, seed {st['seed']}, "
               + ("real pre-event images (A) with generated post-event images (B)." if r["real_pre_event_images"]
                  else "both images generated from the maps."),
               f"Measured on {platform.node() or 'this machine'} ({platform.machine()}), {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
+              "Dataset made by:", "", f"    {dataset_command(spec, r['samples'], r['dataset'])}", "",
               f"![samples]({rel(figures / 'samples.png')})", "",
               "Columns: pre-event map, pre-event image (A), post-event map, post-event image (B), change mask.", ""]
     lines += ["## Unchanged land stays consistent", "",
