@@ -55,6 +55,35 @@ def render(m: dict) -> str:
     return "\n".join(lines)
 
 
+def dask_check(dataset: Path, samples: int = 10, workers: int = 2) -> dict:
+    """Make the first ``samples`` samples of a finished dataset again on a Dask LocalCluster (``workers`` worker
+    processes, one thread each) and compare them with the dataset's files byte for byte."""
+    from distributed import LocalCluster
+
+    from changeanywhere_qgis.engine.dataset import SPEC_FILE, load_records
+
+    spec = json.loads((Path(dataset) / SPEC_FILE).read_text())
+    settings = DatasetSettings(count=samples, **spec["settings"])
+    records = load_records(Path(dataset))[:samples]
+    with tempfile.TemporaryDirectory() as tmp, LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                            dashboard_address=None) as cluster:
+        out = Path(tmp) / "dask"
+        result = generate_dataset(spec["semantic"], out, settings, images=spec["images"], model=spec["model"]["path"],
+                                  scheduler=cluster.scheduler_address)
+        same = differ = 0
+        for r in records:
+            for rel in r["files"].values():
+                if (out / rel).read_bytes() == (Path(dataset) / rel).read_bytes():
+                    same += 1
+                else:
+                    differ += 1
+        fields = ("window", "seed", "s", "events", "transitions", "changed_fraction")
+        mine = load_records(out)
+        records_equal = all(all(a[f] == b[f] for f in fields) for a, b in zip(mine, records))
+    return {"samples": samples, "dask_workers": result["workers"], "seconds": result["seconds"],
+            "files_identical": same, "files_different": differ, "manifest_records_equal": records_equal}
+
+
 def dataset_section(model_dir) -> str:
     model_dir = Path(model_dir)
     return render(measure(model_dir))
@@ -67,7 +96,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--tile", type=int)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--dask-check", metavar="DATASET", help="instead: remake the first --samples samples of DATASET on a "
+                   "two-worker Dask LocalCluster and compare them with its files")
     a = p.parse_args()
+    if a.dask_check:
+        print(json.dumps(dask_check(Path(a.dask_check), a.samples), indent=2))
+        return
     m = measure(Path(a.model), a.samples, a.steps, a.tile)
     print(json.dumps(m, indent=2) if a.json else render(m))
 
