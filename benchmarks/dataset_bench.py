@@ -1,7 +1,8 @@
 """Dataset generation speed for `make bench`: samples per minute with 1 and 2 local workers, and the
 projected time of a 100,000-sample dataset at the model's defaults on this machine.
 
-    python -m benchmarks.dataset_bench [--model DIR] [--samples 6] [--steps 50]
+    python -m benchmarks.dataset_bench [--model DIR] [--samples 6] [--steps 50] [--out FILE.md]
+    python -m benchmarks.dataset_bench --dask-check DATASET [--samples 10]
 
 ``benchmarks/run.py`` calls :func:`dataset_section` and appends the markdown it returns.
 """
@@ -96,6 +97,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--tile", type=int)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--out", help="write the markdown section to this file (with the command that made it)")
     p.add_argument("--dask-check", metavar="DATASET", help="instead: remake the first --samples samples of DATASET on a "
                    "two-worker Dask LocalCluster and compare them with its files")
     a = p.parse_args()
@@ -103,7 +105,14 @@ def main() -> None:
         print(json.dumps(dask_check(Path(a.dask_check), a.samples), indent=2))
         return
     m = measure(Path(a.model), a.samples, a.steps, a.tile)
-    print(json.dumps(m, indent=2) if a.json else render(m))
+    text = json.dumps(m, indent=2) if a.json else render(m)
+    if a.out:
+        import shlex
+        import sys
+
+        command = "python -m benchmarks.dataset_bench " + shlex.join(sys.argv[1:])
+        Path(a.out).write_text(f"# Dataset generation speed\n\nMade by `{command}` on this machine.\n\n" + text.replace("## Dataset generation\n\n", "", 1))
+    print(text)
 
 
 if __name__ == "__main__":
