@@ -17,8 +17,11 @@ from qgis_helpers import BUILDING, BUILDING_CENTRE_PX, WATER, assert_same_grid, 
 
 
 def test_provider_lists_its_algorithms(provider):
-    ids = sorted(a.id() for a in provider.algorithms())
-    assert ids == ["changeanywhere:generatechangesample", "changeanywhere:modelinformation", "changeanywhere:simulatechangeevents"]
+    ids = {a.id() for a in provider.algorithms()}
+    assert {"changeanywhere:generatechangesample", "changeanywhere:modelinformation", "changeanywhere:simulatechangeevents"} <= ids
+    from changeanywhere_qgis.processing.provider import ALGORITHMS
+
+    assert len(ids) == len(ALGORITHMS)  # one registration line per algorithm
     assert provider.name() == "ChangeAnywhere"
     for alg in provider.algorithms():
         assert alg.shortHelpString() and alg.displayName()
