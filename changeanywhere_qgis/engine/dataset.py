@@ -687,7 +687,8 @@ def dataset_card(spec: dict, stats: dict, count: int) -> str:
                   "`list/train.txt`, `list/val.txt`, `list/test.txt` (one file name a line), as the BIT and ChangeFormer loaders read them."]
     if layout in ("second", "both"):
         lines += ["- SECOND: `im1/`, `im2/` images; `label1/`, `label2/` land-cover class before and after where the land "
-                  "changed, 0 elsewhere (palette images: pixel value = class code, palette = class colours)."]
+                  "changed, 0 (no change) elsewhere; palette images: pixel value = class code, palette = the model's class colours, "
+                  "no change drawn white as in SECOND, or black when one of the model's classes is white."]
     lines += [f"- `manifest.jsonl`: one line per sample (source raster, window, seed, s, events, class transitions, "
               f"change fraction, split); `{SPEC_FILE}`: the settings (a rerun with them resumes an unfinished dataset).",
               f"- Files are {st['fmt'].upper()}" + (" (GeoTIFFs keep the window's georeferencing)." if st["fmt"] == "tif" else "."), "",
