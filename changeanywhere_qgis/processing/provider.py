@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICON
@@ -40,5 +40,14 @@ class ChangeAnywhereProvider(QgsProcessingProvider):
         return QIcon(str(ICON))
 
     def loadAlgorithms(self):
-        for cls in algorithm_classes():
+        # A broken algorithm module is logged and skipped: an exception escaping initAlgorithm inside
+        # addAlgorithm would abort QGIS (PyQt turns it into qFatal).
+        for spec in ALGORITHMS:
+            try:
+                module, name = spec.split(":")
+                cls = getattr(importlib.import_module(module, __package__), name)
+                cls().initAlgorithm({})  # a throw-away instance, to fail here rather than inside QGIS
+            except Exception as exc:  # noqa: BLE001
+                QgsMessageLog.logMessage(f"algorithm {spec} not loaded: {exc!r}", "ChangeAnywhere", Qgis.MessageLevel.Critical)
+                continue
             self.addAlgorithm(cls())

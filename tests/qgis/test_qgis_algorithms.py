@@ -173,3 +173,22 @@ def test_runs_as_a_background_task_like_the_processing_dialog(provider, tiny_mod
         QgsApplication.taskManager().addTask(task)
         assert wait_until(lambda: "ok" in done, timeout=120)
         assert done["ok"] and done["results"]["EVENTS"] == 2
+
+
+def test_a_broken_algorithm_module_is_skipped_not_fatal(qgis_app, qgis_processing, monkeypatch):
+    from qgis.core import QgsApplication
+
+    from changeanywhere_qgis.processing import provider as provider_module
+
+    class Probe(provider_module.ChangeAnywhereProvider):
+        def id(self):
+            return "changeanywhere_probe"
+
+    monkeypatch.setattr(provider_module, "ALGORITHMS", (".model_information:ModelInformation", ".no_such_module:Nothing"))
+    probe = Probe()
+    registry = QgsApplication.processingRegistry()
+    assert registry.addProvider(probe)
+    try:
+        assert [a.name() for a in probe.algorithms()] == ["modelinformation"]
+    finally:
+        registry.removeProvider(probe)
