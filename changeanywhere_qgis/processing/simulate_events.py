@@ -109,6 +109,9 @@ class SimulateChangeEvents(ChangeAnywhereAlgorithm):
         source = QgsVectorLayer(f"{gpkg}|layername=changes", "changes", "ogr")
         if not source.isValid():
             raise QgsProcessingException(f"The engine's change polygons {gpkg} cannot be read.")
+        dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_CHANGES, context) or ""
+        if dest and not dest.startswith(("memory:", "ogr:", "postgres:", "postgis:", "spatialite:", "mssql:", "oracle:", "hana:")):
+            Path(dest.split("|")[0]).parent.mkdir(parents=True, exist_ok=True)  # as for the rasters
         sink, sink_id = self.parameterAsSink(parameters, self.OUTPUT_CHANGES, context, source.fields(),
                                              source.wkbType(), source.crs())
         if sink is None:

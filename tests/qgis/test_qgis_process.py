@@ -67,3 +67,29 @@ def test_bad_input_fails_with_the_engine_message(linked_plugin_env, tiny_model_d
     assert ran.returncode != 0
     assert "remap" in ran.stdout + ran.stderr
     assert not (root / "bad").exists() or not any((root / "bad").iterdir())
+
+
+def test_simulate_and_model_information_headless(linked_plugin_env, tiny_model_dir, houston_label_path,
+                                                 houston_changes_path, label_layer_info):
+    from qgis.core import QgsVectorLayer
+
+    env, root = linked_plugin_env
+    out = root / "simulate"
+    ran = qgis_process([
+        "--json", "run", "changeanywhere:simulatechangeevents", "--", f"SEMANTIC={houston_label_path}",
+        f"CHANGES={houston_changes_path}", "CLASS_FIELD=target", f"MODEL={tiny_model_dir}", "SEED=9",
+        f"OUTPUT_POST_MAP={out / 'post_map.tif'}", f"OUTPUT_CHANGE_MASK={out / 'mask.tif'}",
+        f"OUTPUT_CHANGES={out / 'changes.gpkg'}",
+    ], env)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    results = json.loads(ran.stdout)["results"]
+    assert results["EVENTS"] == 2 and results["SEED"] == 9
+    assert_same_grid(out / "post_map.tif", label_layer_info)
+    assert_same_grid(out / "mask.tif", label_layer_info)
+    changes = QgsVectorLayer(str(out / "changes.gpkg"), "changes", "ogr")
+    assert changes.isValid() and changes.featureCount() > 0 and changes.crs().authid() == label_layer_info[0]
+
+    ran = qgis_process(["--json", "run", "changeanywhere:modelinformation", "--", f"MODEL={tiny_model_dir}", "DEVICE=0"], env)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    results = json.loads(ran.stdout)["results"]
+    assert results["CLASS_COUNT"] == 8 and results["DEVICE_USED"] in ("cpu", "cuda") and results["DEVICE_NOTE"]
