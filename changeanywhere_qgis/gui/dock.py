@@ -64,7 +64,8 @@ RESULT_LAYERS = (
 
 
 def _is_string_field(field: QgsField) -> bool:
-    return field.typeName().lower().startswith(("string", "text", "varchar", "char"))
+    """A text field gets the class name, a numeric one the class code (the engine reads either)."""
+    return not field.isNumeric()
 
 
 class ChangeAnywhereDock(QgsDockWidget):
