@@ -240,3 +240,18 @@ def write_screenshot(dock, layers: dict, path: Path) -> None:
     painter.end()
     assert canvas.save(str(path))
     dock.hide()
+
+
+def test_an_existing_layer_with_a_text_field_gets_class_names(dock, clean_project, label_layer_info):
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:3857&field=id:integer&field=becomes:string(32)", "my changes", "memory")
+    clean_project.addMapLayer(layer)
+    dock.polygons_combo.setLayer(layer)
+    dock.field_combo.setField("becomes")
+    dock.set_target_class("water")
+    draw_over_building(dock, label_layer_info)
+    assert layer.featureCount() == 1
+    feature = next(layer.getFeatures())
+    assert feature["becomes"] == "water"
+    assert feature.geometry().boundingBox().intersects(dock.canvas.extent())
