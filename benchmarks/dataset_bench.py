@@ -47,7 +47,7 @@ def measure(model_dir: Path, samples: int = 8, steps: int = 50, tile: int | None
                        "steady_samples_per_minute": steady, "threads_per_worker": result["threads_per_sample"]}
     rate = lambda r: r["steady_samples_per_minute"] or r["samples_per_minute"]  # noqa: E731
     best = max(rate(r) for r in runs.values())
-    return {"model": manifest["name"], "tile": tile, "steps": steps, "samples": samples, "cores": os.cpu_count(), "runs": runs,
+    return {"model": manifest["name"], "tile": tile, "model_tile": int(manifest["tile"]["size"]), "steps": steps, "samples": samples, "cores": os.cpu_count(), "runs": runs,
             "scaling": rate(runs[workers[-1]]) / rate(runs[workers[0]]),
             "hours_for_target": TARGET / best / 60.0}
 
@@ -55,7 +55,9 @@ def measure(model_dir: Path, samples: int = 8, steps: int = 50, tile: int | None
 def render(m: dict) -> str:
     lines = ["## Dataset generation", "",
              f"`python -m changeanywhere_qgis dataset` on the bundled sample (real pre-event image, post-event image generated), "
-             f"model {m['model']}, {m['tile']} px tiles (one model tile each), {m['steps']} DDIM steps"
+             f"model {m['model']}, {m['tile']} px tiles ("
+             + ("one model tile each" if m["tile"] <= m["model_tile"] else f"overlapping {m['model_tile']} px model tiles") +
+             f"), {m['steps']} DDIM steps"
              f"{' (the default)' if m['steps'] == 50 else ''}, "
              f"{m['samples']} samples per run, {m['cores']} cores. The whole run includes starting the workers and loading "
              "the model; the steady rate counts from the moment every worker has finished its first sample.", "",
