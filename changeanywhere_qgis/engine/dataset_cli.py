@@ -53,6 +53,8 @@ def add_dataset_commands(sub) -> None:
     ev.add_argument("--max-minutes", type=float, default=10.0, help="time limit of each network's training (default 10)")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
     ev.add_argument("--note", action="append", default=[], metavar="MARKDOWN", help="a paragraph to put at the top of the report (repeatable)")
+    ev.add_argument("--notes-file", metavar="FILE", help="markdown to put at the top of the report")
+    ev.add_argument("--rerender", action="store_true", help="write the report again from the figures' results.json (new notes; measures nothing)")
     ev.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice; 1 is fastest on a busy machine)")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(handler=run_evaluate)
@@ -108,10 +110,18 @@ def run_dataset(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    from .errors import InputError
     from .evaluate import EvaluateSettings, evaluate_dataset
 
+    notes = list(args.note)
+    if args.notes_file:
+        try:
+            notes.insert(0, Path(args.notes_file).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise InputError(f"Cannot read the notes file {args.notes_file} ({exc}).") from exc
+
     settings = EvaluateSettings(levir=args.levir, segmentation=args.segmentation, seg_data=args.seg_data,
-                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=args.note,
+                                cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes, rerender=args.rerender,
                                 command="python -m changeanywhere_qgis " + shlex.join(sys.argv[1:]))
     progress, close = _progress()
     try:

@@ -54,6 +54,7 @@ class EvaluateSettings:
     threads: int | None = None
     command: str | None = None  # the command line, recorded in the report
     notes: list = field(default_factory=list)  # paragraphs put at the top of the report
+    rerender: bool = False  # write the report again from the figures' results.json, measuring nothing
 
 
 # ----------------------------------------------------------------------------------------------
@@ -152,6 +153,13 @@ def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSetti
     figures = Path(figures) if figures else report.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     report.parent.mkdir(parents=True, exist_ok=True)
+    if settings.rerender:
+        saved = figures / "results.json"
+        if not saved.is_file():
+            raise InputError(f"No {saved} to write the report from. Run evaluate without --rerender first.")
+        results = json.loads(saved.read_text())
+        report.write_text(render(results, spec, settings, report, figures))
+        return {"report": str(report), "results": results, "summary": _short(results)}
     use_torch = settings.use_torch and torch_available()
     progress.start(len(records) + (3 * len(records) if use_torch else 0))
     results: dict = {"dataset": str(root), "samples": len(records), "tile": spec["settings"]["tile"],
@@ -210,6 +218,7 @@ def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSetti
             results["change_detection"] = cd
         progress.advance(len(records))
     results["notes"] = notes
+    results["command"] = settings.command
     (figures / "results.json").write_text(json.dumps(results, indent=2, default=str))
     text = render(results, spec, settings, report, figures)
     report.write_text(text)
@@ -282,8 +291,9 @@ def render(r: dict, spec: dict, settings: EvaluateSettings, report: Path, figure
     rel = lambda p: Path(p).resolve().relative_to(report.parent.resolve()).as_posix() if Path(p).resolve().is_relative_to(report.parent.resolve()) else str(p)  # noqa: E731
     c = r["consistency"]
     lines = ["# Quality of a generated change-detection dataset", ""]
-    if settings.command:
-        lines += [f"Made by `{settings.command}`.", ""]
+    measured = r.get("command") if settings.rerender else settings.command
+    if measured:
+        lines += [f"Measured by `{measured}`" + (f"; this text written by `{settings.command}`." if settings.rerender and settings.command else "."), ""]
     for note in settings.notes:
         lines += [note, ""]
     lines += [f"Dataset `{r['dataset']}`: {r['samples']} samples of {st['tile']}x{st['tile']} px, model **{spec['model']['name']}**, "

@@ -43,12 +43,18 @@ def test_report_without_torch(tmp_path, tiny_model_dir, houston_label_path):
     generate_dataset(houston_label_path, ds, DatasetSettings(count=3, tile=128, steps=2, seed=4), model=tiny_model_dir, workers=1)
     result = evaluate_dataset(ds, report=tmp_path / "q" / "quality.md", settings=EvaluateSettings(use_torch=False, command="x"))
     text = (tmp_path / "q" / "quality.md").read_text()
-    assert "Made by `x`" in text and "## Unchanged land stays consistent" in text and "## No seams" in text
+    assert "Measured by `x`." in text and "## Unchanged land stays consistent" in text and "## No seams" in text
     assert "skipped: --no-torch" in text and "![samples](figures/samples.png)" in text
     assert (tmp_path / "q" / "figures" / "samples.png").is_file() and (tmp_path / "q" / "figures" / "results.json").is_file()
     r = result["results"]
     assert r["maps_rebuilt_mismatch"] == 0 and r["seams"]["applies"] and r["seams"]["t2"]["n"] == 3
     assert r["consistency"]["unchanged"]["psnr"]["n"] == 3
+    # new notes without measuring again
+    again = evaluate_dataset(ds, report=tmp_path / "q" / "quality.md",
+                             settings=EvaluateSettings(rerender=True, notes=["**Note.**"], command="y"))
+    text2 = (tmp_path / "q" / "quality.md").read_text()
+    assert "Measured by `x`; this text written by `y`." in text2 and "**Note.**" in text2
+    assert again["results"]["consistency"] == r["consistency"]
     with pytest.raises(InputError, match="not a dataset"):
         evaluate_dataset(tmp_path / "q")
 
