@@ -8,14 +8,15 @@ want=${1:-dev}
 cd "$(dirname "$0")/.."
 SYSPY=/usr/bin/python3
 
-if ! "$SYSPY" -c "import qgis.core" 2>/dev/null; then
+# qgis brings qgis_process (the tests run the algorithms through it too).
+if ! "$SYSPY" -c "import qgis.core" 2>/dev/null || [ ! -x /usr/bin/qgis_process.bin ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo ">> QGIS's Python bindings are missing: installing python3-qgis qgis-providers (Debian packages)"
+    echo ">> QGIS is missing: installing qgis python3-qgis qgis-providers (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-qgis qgis-providers python3-venv >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qgis python3-qgis qgis-providers python3-venv >/dev/null
   else
-    echo "QGIS's Python bindings are missing. Install them, then run this again:" >&2
-    echo "    sudo apt-get install python3-qgis qgis-providers python3-venv" >&2
+    echo "QGIS (with its Python bindings and qgis_process) is missing. Install it, then run this again:" >&2
+    echo "    sudo apt-get install qgis python3-qgis qgis-providers python3-venv" >&2
     exit 1
   fi
 fi

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +46,10 @@ class ChangeSpec:
     transitions: str | dict | None = None  # transition table for random events (JSON file or dict)
 
     def check(self) -> None:
-        if bool(self.vector) == bool(self.random):
+        has_vector = self.vector is not None and not (isinstance(self.vector, str) and not self.vector.strip())
+        if has_vector == bool(self.random):
             raise InputError("Give exactly one source of change events: change polygons (with their class field) or random events.")
-        if self.vector and not self.class_field:
+        if has_vector and not self.class_field:
             raise InputError("Change polygons need the name of the field that holds each polygon's target class (--class-field).")
 
 
@@ -73,6 +74,12 @@ class GenerateSettings:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
 
 
+def _describe(changes: ChangeSpec) -> dict:
+    """The change source for sample.json (a layer given in memory is named, not dumped)."""
+    vector = changes.vector if isinstance(changes.vector, (str, Path, type(None))) else "in-memory layer"
+    return {**{k: v for k, v in vars(changes).items() if k != "vector"}, "vector": None if vector is None else str(vector)}
+
+
 def _rngs(seed: int) -> dict[str, np.random.Generator]:
     # Independent streams, so e.g. changing the step count does not change the simulated events.
     return {name: np.random.default_rng([seed, i]) for i, name in enumerate(("events", "correlation", "sampler"))}
@@ -81,7 +88,7 @@ def _rngs(seed: int) -> dict[str, np.random.Generator]:
 def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, rng: np.random.Generator) -> ChangeResult:
     nodata = scheme.nodata_code
     only_from = [scheme.resolve(c) for c in spec.only_from] if spec.only_from else None
-    if spec.vector:
+    if spec.vector is not None and not spec.random:
         return events_from_polygons(
             sem.labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
             nodata=nodata, only_from=only_from, layer=spec.layer,
@@ -210,7 +217,7 @@ def generate(
                 "model": {"name": pkg.name, "path": str(pkg.path), "format": pkg.manifest["format"]},
                 "inputs": {"semantic": str(semantic), "image": str(image) if image else None, "band": band,
                            "remap": remap if isinstance(remap, (str, type(None))) else "custom",
-                           "changes": asdict(changes)},
+                           "changes": _describe(changes)},
                 "grid": {"width": sem.grid.width, "height": sem.grid.height, "crs": sem.grid.crs.to_string() if sem.grid.crs else None,
                          "transform": list(sem.grid.transform)[:6]},
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,

@@ -195,3 +195,11 @@ def test_simulate_on_a_loveda_png_with_the_builtin_remap(tiny_model_dir, tmp_pat
     raw = _read(loveda, 1)[0]
     assert np.all(pre[raw == 2] == 8) and np.all(pre[raw == 6] == 5)  # building, forest -> tree
     assert (tmp_path / "sim" / "changes.gpkg").is_file() and result["changed_fraction"] > 0
+
+
+def test_change_polygons_given_as_a_geodataframe(tiny_model_dir, tmp_path, houston_label_path, houston_changes_path):
+    import geopandas as gpd
+
+    layer = gpd.read_file(houston_changes_path)
+    result = _run(tiny_model_dir, houston_label_path, tmp_path / "out", changes=ChangeSpec(vector=layer, class_field="target"), steps=1)
+    assert result["inputs"]["changes"]["vector"] == "in-memory layer" and result["changed_fraction"] > 0
