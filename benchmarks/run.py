@@ -165,22 +165,24 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
     p.add_argument("--model", default=str(default_model_dir()))
-    p.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
+    p.add_argument("--only", help="comma-separated sections to remeasure (the others are kept from the last run): "
+                   + ",".join([*SECTIONS, "dataset"]))
     a = p.parse_args()
     model_dir = Path(a.model).resolve()
-    wanted = a.only.split(",") if a.only else list(SECTIONS)
-    results = {}
-    for name in wanted:
+    wanted = a.only.split(",") if a.only else list(SECTIONS) + ["dataset"]
+    # Raw figures are kept beside the page, so `--only` remeasures some sections and keeps the rest.
+    raw = Path(a.out).with_suffix(".json")
+    results = json.loads(raw.read_text()) if a.only and raw.is_file() else {}
+    for name in [w for w in wanted if w in SECTIONS]:
         print(f"== {name}", flush=True)
         results[name] = SECTIONS[name](model_dir)
         print(json.dumps(results[name], indent=1, default=str), flush=True)
-    try:
-        from benchmarks.dataset_bench import dataset_section  # the dataset generator's figures, when present
-    except ImportError:
-        pass
-    else:
-        if not a.only or "dataset" in wanted:
-            results["extra_sections"] = [dataset_section(model_dir)]
+    if "dataset" in wanted:
+        from benchmarks.dataset_bench import dataset_section
+
+        print("== dataset", flush=True)
+        results["extra_sections"] = [dataset_section(model_dir)]
+    raw.write_text(json.dumps(results, indent=1, default=str))
     Path(a.out).write_text(render(results, model_dir))
     print(f"wrote {a.out}")
 
