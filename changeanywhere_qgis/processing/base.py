@@ -95,6 +95,16 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             optional=True, minValue=0))
 
     # --- reading them --------------------------------------------------------------------------
+    def destinations(self, parameters, context, file_outputs: tuple = ()) -> dict:
+        """Where the user wants each of ``self.FILES``: layers as output layers, the rest as plain files."""
+        found = {}
+        for param in self.FILES:
+            read = self.parameterAsFileOutput if param in file_outputs else self.parameterAsOutputLayer
+            dest = read(parameters, param, context)
+            if dest:
+                found[param] = dest
+        return found
+
     def semantic_path(self, parameters, context) -> str:
         layer = self.parameterAsRasterLayer(parameters, self.SEMANTIC, context)
         if layer is None:

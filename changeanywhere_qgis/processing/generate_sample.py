@@ -124,14 +124,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 threads=None if threads in (None, "") else self.parameterAsInt(parameters, self.THREADS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             )
-            destinations = {}
-            for param in self.FILES:
-                if param == self.OUTPUT_RECORD:
-                    dest = self.parameterAsFileOutput(parameters, param, context)
-                else:
-                    dest = self.parameterAsOutputLayer(parameters, param, context)
-                if dest:
-                    destinations[param] = dest
+            destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_RECORD,))
 
             out_dir = temp_run_folder()
             try:

@@ -76,14 +76,7 @@ class SimulateChangeEvents(ChangeAnywhereAlgorithm):
 
             semantic = self.semantic_path(parameters, context)
             spec = self.change_spec(parameters, context, feedback)
-            destinations = {}
-            for param in self.FILES:
-                if param == self.OUTPUT_EVENTS:
-                    dest = self.parameterAsFileOutput(parameters, param, context)
-                else:
-                    dest = self.parameterAsOutputLayer(parameters, param, context)
-                if dest:
-                    destinations[param] = dest
+            destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_EVENTS,))
 
             out_dir = temp_run_folder()
             try:
