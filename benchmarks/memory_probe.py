@@ -5,7 +5,6 @@ Usage: python -m benchmarks.memory_probe SEMANTIC.tif OUT_DIR [--model DIR] [--s
 
 import argparse
 import json
-import resource
 
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 
@@ -19,7 +18,10 @@ def main() -> None:
     a = p.parse_args()
     result = generate(a.semantic, a.out, ChangeSpec(random=True), model=a.model, overwrite=True,
                       settings=GenerateSettings(steps=a.steps, seed=1, device="cpu"))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent across
+    # fork + exec, so it would report the (larger) benchmark process instead of this one.
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    peak_mb = int(status["VmHWM"].split()[0]) / 1024
     print(json.dumps({"peak_rss_mb": peak_mb, "tiles": result["tiles"], "timings": result["timings"]}))
 
 

@@ -123,7 +123,8 @@ def bench_seams(model_dir: Path, steps: int = 20) -> dict:
 def render(results: dict, model_dir: Path) -> str:
     lines = ["# Benchmarks", "", f"Made by `make bench` (`python -m benchmarks.run`) on {machine()}.",
              f"Model: `{model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir}`. "
-             "Figures from one run; rerun the command to check them.", ""]
+             "Each section's figures come from one run of the command (`--only SECTION` remeasures one section); "
+             "rerun it to check them.", ""]
     if "denoiser" in results:
         d = results["denoiser"]
         lines += ["## Denoiser step: ONNX Runtime vs PyTorch eager", "",
