@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 DEMO_OUT ?= demo_output
 
-.PHONY: demo test bench package clean setup setup-dev
+.PHONY: demo test bench quality package clean setup setup-dev
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -26,6 +26,10 @@ test: setup-dev
 ## make bench: benchmark figures, written to docs/benchmarks.md
 bench: setup-dev
 	$(PY) -m benchmarks.run --out docs/benchmarks.md
+
+## make quality: a 200-sample dataset with the bundled model and its report, docs/quality.md (about an hour)
+quality: setup-dev
+	scripts/quality_report.sh
 
 clean:
 	rm -rf $(DEMO_OUT) build dist .pytest_cache

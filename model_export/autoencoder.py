@@ -75,6 +75,44 @@ def quantise(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return q.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
+class CodebookUsage:
+    """Counts codebook hits and re-seeds codes left unused for a while with current encoder outputs.
+
+    Without this a VQ codebook collapses: the first default run used 74 of its 2,048 codes, so the
+    decoder saw a posterised latent and lost colour. Restarting dead codes on data (as SoundStream
+    and Jukebox do) keeps the whole codebook in use.
+    """
+
+    def __init__(self, codebook_size: int, every: int):
+        self.hits = torch.zeros(codebook_size)
+        self.every = every
+        self.seen = 0
+
+    def nearest(self, z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        flat = z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        return torch.cdist(flat, codebook.detach().float()).argmin(1), flat
+
+    @torch.no_grad()
+    def update(self, z: torch.Tensor, codebook: nn.Parameter, generator: torch.Generator) -> int:
+        """Record this batch's codes; every ``every`` batches re-seed the unused ones. Returns how many."""
+        idx, flat = self.nearest(z, codebook)
+        self.hits += torch.bincount(idx.cpu(), minlength=len(self.hits)).float()
+        self.seen += 1
+        if self.every <= 0 or self.seen < self.every:
+            return 0
+        dead = (self.hits == 0).nonzero().flatten()
+        if len(dead):
+            pick = torch.randint(len(flat), (len(dead),), generator=generator)
+            jitter = 0.01 * flat.std(0, keepdim=True) * torch.randn(len(dead), flat.shape[1], generator=generator)
+            codebook.data[dead.to(codebook.device)] = (flat[pick] + jitter.to(flat.device)).to(codebook.dtype)
+        self.hits.zero_()
+        self.seen = 0
+        return len(dead)
+
+    def used(self) -> int:
+        return int((self.hits > 0).sum())
+
+
 class EncoderGraph(nn.Module):
     """image [-1, 1] -> standardised pre-quantisation latent (the diffusion space)."""
 

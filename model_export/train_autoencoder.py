@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .autoencoder import PatchDiscriminator, build_vqmodel, downsample_factor, edge_l1, psnr
+from .autoencoder import CodebookUsage, PatchDiscriminator, build_vqmodel, downsample_factor, edge_l1, psnr
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
 from .data import Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops
 from .provenance import hardware, loss_summary, write_summary
@@ -53,6 +53,9 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
     w_l1, w_edge, w_gan = acfg["l1_weight"], acfg["edge_weight"], acfg["gan_weight"]
+    usage = CodebookUsage(acfg["codebook_size"], acfg.get("restart_dead_codes_every", 0))
+    restart_gen = torch.Generator().manual_seed(seed + step)
+    restarted = 0
     last_save = budget.elapsed()
     bar = tqdm(total=budget.planned_steps, initial=step, desc="autoencoder", mininterval=10)
     vq.train()
@@ -65,7 +68,8 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         x = torch.from_numpy(sample_image_crops(rng, tiles, acfg["crop"], acfg["batch_size"], holdout)).to(device)
         gan_on = disc is not None and budget.progress(step) >= acfg["gan_start"]
         with autocast:
-            dec = vq(x)
+            h = vq.encode(x).latents
+            dec = vq.decode(h)  # quantises to the codebook (straight-through) and decodes
             rec = dec.sample.float()
             l1, edge = F.l1_loss(rec, x), edge_l1(rec, x)
             loss = w_l1 * l1 + w_edge * edge + dec.commit_loss.float().mean()
@@ -82,10 +86,12 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
+        restarted += usage.update(h, vq.quantize.embedding.weight, restart_gen)
         step += 1
         history.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{l1.item():.4f}", edge=f"{edge.item():.4f}",
+                        codes=usage.used(), restarted=restarted,
                         vq=f"{dec.commit_loss.mean().item():.4f}", g=f"{g_loss.item():.3f}", d=f"{d_loss.item():.3f}")
         if budget.elapsed() - last_save > 60 * acfg["checkpoint_minutes"]:
             save_atomic(state(False), out / "last.pt")
@@ -93,7 +99,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
     bar.close()
 
     vq.eval()
-    mean, std = latent_stats(vq, tiles, holdout, downsample_factor(acfg), device)
+    mean, std, codes_used = latent_stats(vq, tiles, holdout, downsample_factor(acfg), device)
     held_psnr = holdout_psnr(vq, tiles, holdout, device)
     final = state(True, {"latent_mean": mean, "latent_std": std})
     save_atomic(final, out / "last.pt")
@@ -101,16 +107,17 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         "stage": "autoencoder", "steps": step, "wall_seconds": round(final["wall_seconds"], 1),
         "hardware": hardware(device), "data": data_args, "loss": loss_summary(history),
         "holdout_psnr_db": held_psnr, "latent_mean": mean.tolist(), "latent_std": std.tolist(),
-        "params": sum(p.numel() for p in vq.parameters()),
+        "codes_used": codes_used, "codebook_size": acfg["codebook_size"], "params": sum(p.numel() for p in vq.parameters()),
     }
     write_summary(out, summary)
-    print(f"autoencoder: {step} steps, hold-out PSNR {held_psnr} dB, latent mean {mean.tolist()} std {std.tolist()}")
+    print(f"autoencoder: {step} steps, hold-out PSNR {held_psnr} dB, {codes_used} codes used, latent mean {mean.tolist()} std {std.tolist()}")
     return summary
 
 
 @torch.no_grad()
-def latent_stats(vq, tiles: list[Tile], holdout: list[Window], f: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of the pre-quantisation latent over all training pixels."""
+def latent_stats(vq, tiles: list[Tile], holdout: list[Window], f: int, device: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-channel mean and std of the pre-quantisation latent over all training pixels, and how many
+    codebook entries those pixels quantise to."""
     values = []
     for tile in tiles:
         image, label = load_tile(tile)
@@ -122,7 +129,9 @@ def latent_stats(vq, tiles: list[Tile], holdout: list[Window], f: int, device: s
                 keep[w.rows[0] // f : w.rows[1] // f, w.cols[0] // f : w.cols[1] // f] = False
         values.append(z[:, keep])
     allz = torch.cat(values, dim=1)
-    return allz.mean(1), allz.std(1).clamp_min(1e-4)
+    codebook = vq.quantize.embedding.weight.detach().float().cpu()
+    codes = torch.cat([torch.cdist(chunk, codebook).argmin(1) for chunk in allz.t().split(65536)])
+    return allz.mean(1), allz.std(1).clamp_min(1e-4), int(codes.unique().numel())
 
 
 @torch.no_grad()
