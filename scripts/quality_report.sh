@@ -19,25 +19,34 @@ dataset=("$PY" -m changeanywhere_qgis dataset
   --semantic changeanywhere_qgis/samples/houston_label.tif --image changeanywhere_qgis/samples/houston_image.tif
   --count "$COUNT" --tile 256 --layout both --format png --seed 0 --steps 50 --workers 2 --model "$MODEL" --out "$OUT")
 
-rm -rf "$OUT"
-echo "1. dataset, killed after ${KILL_AFTER_S}s: ${dataset[*]}"
-setsid "${dataset[@]}" > "$OUT.log" 2>&1 &
-pid=$!
-sleep "$KILL_AFTER_S"
-kill -KILL -- "-$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-killed_at=$(find "$OUT" -path '*/A/*' -type f 2>/dev/null | wc -l)
-echo "   killed with $killed_at samples written; rerunning the same command"
-"${dataset[@]}" 2>&1 | tee -a "$OUT.log" | tail -3
+STEP=${FROM_STEP:-1}  # FROM_STEP=3 evaluates a dataset made earlier (its logs are kept beside it)
+if [ "$STEP" -le 1 ]; then
+  rm -rf "$OUT"
+  echo "1. dataset, killed after ${KILL_AFTER_S}s: ${dataset[*]}"
+  setsid "${dataset[@]}" > "$OUT.log" 2>&1 &
+  pid=$!
+  sleep "$KILL_AFTER_S"
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  find "$OUT" -path '*/A/*' -type f 2>/dev/null | wc -l > "$OUT.killed"
+  echo "   killed with $(cat "$OUT.killed") samples written; rerunning the same command"
+  "${dataset[@]}" 2>&1 | tee -a "$OUT.log" | tail -3
+fi
 
-echo "2. Dask check"
-dask=$("$PY" -m benchmarks.dataset_bench --dask-check "$OUT" --samples 10)
-echo "$dask"
+if [ "$STEP" -le 2 ]; then
+  echo "2. Dask check"
+  "$PY" -m benchmarks.dataset_bench --dask-check "$OUT" --samples 10 | tee "$OUT.dask.json"
+fi
 
 echo "3. evaluate"
 [ -d "$SEG" ] || make model-segmentation DEFAULT_RUN="$(dirname "$SEG")"
+killed_at=$(cat "$OUT.killed")
 resumed=$(grep -o '[0-9]* generated now, [0-9]* already there' "$OUT.log" | tail -1)
-same=$(echo "$dask" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(f"{d[\"files_identical\"]} of {d[\"files_identical\"]+d[\"files_different\"]} image and label files byte-identical to the local run, manifest records {\"equal\" if d[\"manifest_records_equal\"] else \"DIFFERENT\"}")')
+same=$("$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+n = d["files_identical"] + d["files_different"]
+print("{} of {} image and label files byte-identical to the local run, manifest records {}".format(
+    d["files_identical"], n, "equal" if d["manifest_records_equal"] else "DIFFERENT"))' "$OUT.dask.json")
 "$PY" -m changeanywhere_qgis evaluate "$OUT" --report docs/quality.md --figures docs/quality --segmentation "$SEG" \
   --threads 2 --cd-epochs 20 --max-minutes 10 --notes-file docs/quality-notes.md \
   --note "**Resumed after a kill.** \`scripts/quality_report.sh\` ran the dataset command with 2 local workers, killed it and its workers with SIGKILL after ${KILL_AFTER_S} s ($killed_at samples written), and ran the same command again: $resumed. \`tests/engine/test_dataset.py\` checks that a killed-and-resumed run equals an uninterrupted one byte for byte." \
