@@ -569,7 +569,11 @@ def generate_dataset(semantic, out_dir, settings: DatasetSettings, *, images=Non
         else:
             _run_local(job, todo, workers, tick, cancelled)
             backend = {"backend": "local", "workers": workers, "threads_per_sample": job.threads}
-    except Cancelled:
+    except BaseException as exc:  # cancel or Ctrl-C: the local workers have stopped, so remove what a
+        if not scheduler:  # sample cut short left (Dask tasks may still be running: the next run cleans)
+            _remove_leftovers(job)
+        if not isinstance(exc, Cancelled):
+            raise
         n = len(finished(job))
         raise Cancelled(f"Cancelled by the user: {n} of {job.count} samples are finished and kept in {out}; "
                         "rerun the same command to finish the rest.") from None

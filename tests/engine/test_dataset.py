@@ -223,3 +223,26 @@ def test_ctrl_c_keeps_finished_samples(tmp_path, tiny_model_dir, houston_label_p
     kept = {p.stem for p in (out / ".samples").glob("*.json")}
     assert kept and {p.stem for p in (out / "A").iterdir()} == kept  # no file of an unfinished sample
     assert not any((out / ".work").iterdir()) if (out / ".work").exists() else True
+
+
+def test_interrupt_while_a_sample_moves_its_files_leaves_nothing(tmp_path, tiny_model_dir, houston_label_path, monkeypatch):
+    # Ctrl-C lands after the first sample moved one of its files into place but before its record:
+    # that file must go, so the folder holds only finished samples (no rerun needed to clean it).
+    import changeanywhere_qgis.engine.dataset as dataset
+
+    real_replace, calls = os.replace, {"n": 0}
+
+    def interrupted_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:  # 1: dataset.json, 2: the sample's first file, 3: its second file
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(dataset.os, "replace", interrupted_replace)
+    out = tmp_path / "ds"
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=1), model=tiny_model_dir, workers=1)
+    monkeypatch.setattr(dataset.os, "replace", real_replace)
+    left = [p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "dataset.json"]
+    assert left == []
+    assert not (out / ".work").exists() or not any((out / ".work").iterdir())
