@@ -88,7 +88,8 @@ class CodebookUsage:
         self.every = every
         self.seen = 0
 
-    def nearest(self, z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    def nearest(self, z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index of the nearest codebook entry per latent pixel, and the latent pixels as rows."""
         flat = z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
         return torch.cdist(flat, codebook.detach().float()).argmin(1), flat
 

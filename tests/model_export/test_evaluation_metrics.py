@@ -30,3 +30,17 @@ def test_update_card_replaces_only_the_marked_section(tmp_path):
     text = card.read_text()
     assert "old figures" not in text and "new figures" in text
     assert text.startswith("# Card\nkept\n") and text.endswith("also kept\n")
+
+
+def test_judge_augmentation_changes_colours_not_layout():
+    from model_export.segmentation import photometric
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((4, 3, 32, 32), np.float32)
+    images[:, :, :, 16:] = 0.8  # a bright right half: the "layout"
+    out = photometric(rng, images)
+    assert out.shape == images.shape and out.dtype == np.float32
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    assert not np.allclose(out, images)  # colours moved
+    for x in out:  # the right half stays brighter than the left: the layout survives
+        assert x[:, :, 20:].mean() > x[:, :, :12].mean() + 0.3
