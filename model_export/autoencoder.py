@@ -66,12 +66,17 @@ def psnr(fake: torch.Tensor, real: torch.Tensor) -> float:
     return 10.0 * torch.log10(torch.tensor(4.0 / max(mse, 1e-12))).item()
 
 
-def quantise(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """Nearest codebook entry per pixel, written with matmul/argmin so it exports to ONNX."""
-    n, c, h, w = z.shape
-    flat = z.permute(0, 2, 3, 1).reshape(-1, c)
+def nearest_code(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest codebook entry for each row of ``flat`` [M, C], written with matmul/argmin
+    so it exports to ONNX."""
     dist = (flat * flat).sum(1, keepdim=True) - 2.0 * flat @ codebook.t() + (codebook * codebook).sum(1)[None]
-    q = codebook[dist.argmin(1)]
+    return dist.argmin(1)
+
+
+def quantise(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Nearest codebook entry per pixel."""
+    n, c, h, w = z.shape
+    q = codebook[nearest_code(z.permute(0, 2, 3, 1).reshape(-1, c), codebook)]
     return q.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
@@ -88,15 +93,11 @@ class CodebookUsage:
         self.every = every
         self.seen = 0
 
-    def nearest(self, z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Index of the nearest codebook entry per latent pixel, and the latent pixels as rows."""
-        flat = z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        return torch.cdist(flat, codebook.detach().float()).argmin(1), flat
-
     @torch.no_grad()
     def update(self, z: torch.Tensor, codebook: nn.Parameter, generator: torch.Generator) -> int:
         """Record this batch's codes; every ``every`` batches re-seed the unused ones. Returns how many."""
-        idx, flat = self.nearest(z, codebook)
+        flat = z.detach().float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # latent pixels as rows
+        idx = nearest_code(flat, codebook.detach().float())
         self.hits += torch.bincount(idx.cpu(), minlength=len(self.hits)).float()
         self.seen += 1
         if self.every <= 0 or self.seen < self.every:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .autoencoder import CodebookUsage, PatchDiscriminator, build_vqmodel, downsample_factor, edge_l1, psnr
+from .autoencoder import CodebookUsage, PatchDiscriminator, build_vqmodel, downsample_factor, edge_l1, nearest_code, psnr
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
 from .data import Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops
 from .provenance import hardware, loss_summary, write_summary
@@ -130,7 +130,7 @@ def latent_stats(vq, tiles: list[Tile], holdout: list[Window], f: int, device: s
         values.append(z[:, keep])
     allz = torch.cat(values, dim=1)
     codebook = vq.quantize.embedding.weight.detach().float().cpu()
-    codes = torch.cat([torch.cdist(chunk, codebook).argmin(1) for chunk in allz.t().split(65536)])
+    codes = torch.cat([nearest_code(chunk, codebook) for chunk in allz.t().split(65536)])
     return allz.mean(1), allz.std(1).clamp_min(1e-4), int(codes.unique().numel())
 
 

@@ -45,11 +45,15 @@ class ChangeSpec:
     only_from: list | None = None  # only pixels of these classes (codes or names) change
     transitions: str | dict | None = None  # transition table for random events (JSON file or dict)
 
+    @property
+    def has_vector(self) -> bool:
+        """Polygons were given: a path (not blank) or an in-memory layer (whose truth value is ambiguous)."""
+        return self.vector is not None and not (isinstance(self.vector, str) and not self.vector.strip())
+
     def check(self) -> None:
-        has_vector = self.vector is not None and not (isinstance(self.vector, str) and not self.vector.strip())
-        if has_vector == bool(self.random):
+        if self.has_vector == bool(self.random):
             raise InputError("Give exactly one source of change events: change polygons (with their class field) or random events.")
-        if has_vector and not self.class_field:
+        if self.has_vector and not self.class_field:
             raise InputError("Change polygons need the name of the field that holds each polygon's target class (--class-field).")
 
 
@@ -77,7 +81,7 @@ class GenerateSettings:
 def _describe(changes: ChangeSpec) -> dict:
     """The change source for sample.json (a layer given in memory is named, not dumped)."""
     vector = changes.vector if isinstance(changes.vector, (str, Path, type(None))) else "in-memory layer"
-    return {**{k: v for k, v in vars(changes).items() if k != "vector"}, "vector": None if vector is None else str(vector)}
+    return {**vars(changes), "vector": None if vector is None else str(vector)}
 
 
 def _rngs(seed: int) -> dict[str, np.random.Generator]:
@@ -88,7 +92,7 @@ def _rngs(seed: int) -> dict[str, np.random.Generator]:
 def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, rng: np.random.Generator) -> ChangeResult:
     nodata = scheme.nodata_code
     only_from = [scheme.resolve(c) for c in spec.only_from] if spec.only_from else None
-    if spec.vector is not None and not spec.random:
+    if spec.has_vector:
         return events_from_polygons(
             sem.labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
             nodata=nodata, only_from=only_from, layer=spec.layer,
