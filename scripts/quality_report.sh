@@ -14,9 +14,9 @@ COUNT=${COUNT:-200}
 KILL_AFTER_S=${KILL_AFTER_S:-600}
 SEG=${SEG:-model_export/runs/default/segmentation}
 export OMP_WAIT_POLICY=PASSIVE
+SAMPLE=(--semantic changeanywhere_qgis/samples/houston_label.tif --image changeanywhere_qgis/samples/houston_image.tif)
 
-dataset=("$PY" -m changeanywhere_qgis dataset
-  --semantic changeanywhere_qgis/samples/houston_label.tif --image changeanywhere_qgis/samples/houston_image.tif
+dataset=("$PY" -m changeanywhere_qgis dataset "${SAMPLE[@]}"
   --count "$COUNT" --tile 256 --layout both --format png --seed 0 --steps 50 --workers 2 --model "$MODEL" --out "$OUT")
 
 STEP=${FROM_STEP:-1}  # FROM_STEP=3 evaluates a dataset made earlier (its logs are kept beside it)
@@ -56,8 +56,7 @@ print("{} of {} image and label files byte-identical to the local run, manifest 
 #    no model-tile boundaries. A few 512 px tiles (3x3 overlapping model tiles each) show them.
 SEAMS_OUT=${SEAMS_OUT:-build/dataset512}
 echo "4. seams on 512 px tiles"
-"$PY" -m changeanywhere_qgis dataset --semantic changeanywhere_qgis/samples/houston_label.tif \
-  --image changeanywhere_qgis/samples/houston_image.tif --count "${SEAMS_COUNT:-6}" --tile 512 --layout levir \
+"$PY" -m changeanywhere_qgis dataset "${SAMPLE[@]}" --count "${SEAMS_COUNT:-6}" --tile 512 --layout levir \
   --format png --seed 0 --steps 50 --workers 2 --model "$MODEL" --out "$SEAMS_OUT" --overwrite
 "$PY" -m changeanywhere_qgis evaluate "$SEAMS_OUT" --no-torch --report docs/quality-seams.md --figures docs/quality-seams \
   --note "Seams inside 512 px dataset tiles, each generated as overlapping model tiles; made by \`scripts/quality_report.sh\` (step 4) next to the 200-sample report in \`docs/quality.md\`."
