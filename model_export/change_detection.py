@@ -250,13 +250,15 @@ def _figure(a, b, truth, pred, diff) -> np.ndarray:
 # segmentation judge (the network of model_export/segmentation.py)
 
 
-def train_segmentation(out_dir: Path, data: list[str], max_minutes: float, seed: int = 0, threads: int = 2) -> Path:
+def train_segmentation(out_dir: Path, data: list[str], max_minutes: float, seed: int = 0, threads: int = 2,
+                       redrawn_by: str | None = None) -> Path:
     from . import segmentation
 
     out_dir = Path(out_dir)
     if not (out_dir / "segmentation.pt").is_file():
+        extra = ["--redrawn-by", str(redrawn_by)] if redrawn_by and Path(redrawn_by, "model.json").is_file() else []
         segmentation.main(["--data", *data, "--out", str(out_dir), "--max-minutes", str(max_minutes),
-                           "--seed", str(seed), "--threads", str(threads)])
+                           "--seed", str(seed), "--threads", str(threads), *extra])
     return out_dir
 
 

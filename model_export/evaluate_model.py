@@ -98,16 +98,19 @@ def card_table(r: dict) -> str:
         START,
         f"Held-out window: `{r['window']}` (never used in training). Generated with DDIM, {r['steps']} steps, "
         f"eta {r['eta']}, seeds {r['seeds']}; mIoU over the classes present in the map, by the segmentation net "
-        "of `model_export/segmentation.py` (trained on the real training tiles).",
+        f"of `model_export/segmentation.py` ({segmentation.recipe(r['judge'])}).",
         "",
         f"- Autoencoder reconstruction PSNR (ONNX encoder -> decoder): **{r['reconstruction_psnr_db']:.2f} dB**",
-        f"- Segmentation mIoU on the real image: **{r['miou_real']:.3f}** (the ceiling for a generated image)",
+        f"- Segmentation mIoU on the real image: **{r['miou_real']:.3f}** (vs its map rotated 180°: "
+        f"{r['miou_real_rotated']:.3f}); on the autoencoder's reconstruction of it: **{r['miou_reconstruction']:.3f}** "
+        "(what a generator that draws the real layout, through this decoder, could score)",
         "",
-        "| guidance scale | mIoU vs map | mIoU vs map rotated 180° (ignores the map) |",
-        "| --- | --- | --- |",
+        "| guidance scale | mIoU vs map | mIoU vs map rotated 180° (ignores the map) | ratio |",
+        "| --- | --- | --- | --- |",
     ]
     for g in r["generated"]:
-        lines.append(f"| {g['guidance']:g} | {g['miou_map']:.3f} | {g['miou_rotated']:.3f} |")
+        ratio = f"{g['miou_map'] / g['miou_rotated']:.2f}x" if g["miou_rotated"] > 0 else "n/a"
+        lines.append(f"| {g['guidance']:g} | {g['miou_map']:.3f} | {g['miou_rotated']:.3f} | {ratio} |")
     lines += ["", "Denoiser call, ONNX Runtime vs PyTorch eager (same weights, "
               f"{r['threads']} threads, medians of {r['rounds']} interleaved calls):", "",
               "| latent | batch | ONNX Runtime ms | PyTorch eager ms | speed-up |", "| --- | --- | --- | --- | --- |"]
@@ -156,16 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     seg = segmentation.load(args.segmentation)
 
     real_in = image_to_tensor_range(real)
-    recon = to_uint8(model.decode(model.encode(real_in[None]))[0])
+    recon_in = model.decode(model.encode(real_in[None]))[0]
+    recon = to_uint8(recon_in)
+    rotated = np.rot90(label, 2)
+    real_pred = segmentation.predict(seg, real_in)
     result = {
         "window": f"{args.image.stem} rows {window['rows'][0]}:{window['rows'][1]}, cols {window['cols'][0]}:{window['cols'][1]}",
         "steps": args.steps, "eta": args.eta, "seeds": args.seeds, "threads": args.threads, "rounds": args.rounds,
         "reconstruction_psnr_db": psnr(recon, real),
-        "miou_real": segmentation.miou(segmentation.predict(seg, real_in), label)[0],
+        "judge": segmentation.read_record(args.segmentation),
+        "miou_real": segmentation.miou(real_pred, label)[0],
+        "miou_real_rotated": segmentation.miou(real_pred, rotated)[0],
+        "miou_reconstruction": segmentation.miou(segmentation.predict(seg, recon_in), label)[0],
         "generated": [],
     }
     panel = [real, colourise(label, model.manifest["classes"]), recon]
-    rotated = np.rot90(label, 2)
     for g in args.guidance:
         scores, scores_rot = [], []
         for seed in args.seeds:

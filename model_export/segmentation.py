@@ -11,6 +11,7 @@ put them.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -51,7 +52,13 @@ class SmallUNet(nn.Module):
         return self.head(d0)
 
 
-def labelled_crops(rng, tiles, holdout, size: int, count: int, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def labelled_crops(rng, tiles, holdout, size: int, count: int, cache: dict | None = None,
+                   renders: dict | None = None, render_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random crops of the labelled tiles, each turned by one of the 8 dihedral moves.
+
+    With ``renders`` (stem -> the tile as an autoencoder redraws it), a ``render_share`` of the crops
+    come from the redrawn tile instead of the real one, under the same label.
+    """
     images, labels = [], []
     cache = {} if cache is None else cache
     while len(images) < count:
@@ -62,6 +69,8 @@ def labelled_crops(rng, tiles, holdout, size: int, count: int, cache: dict | Non
         if tile.stem not in cache:  # a tile is read once, not once per crop
             cache[tile.stem] = load_tile(tile)
         image, label = cache[tile.stem]
+        if renders and rng.random() < render_share:
+            image = renders[tile.stem]
         r, c = origin
         k = int(rng.integers(8))
         images.append(image_to_tensor_range(np.ascontiguousarray(dihedral(image[r : r + size, c : c + size], k))))
@@ -91,6 +100,33 @@ def photometric(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def decoder_renderings(model_dir: Path, tiles, threads: int) -> dict[str, np.ndarray]:
+    """Each labelled tile as a model package's autoencoder redraws it (encode, then decode).
+
+    Generated images come out of this decoder: softer, with its own small colour and texture
+    habits. A judge that has seen real land drawn this way reads a generated image's layout instead
+    of marking it down for being drawn by the decoder. Held-out windows stay out of training all the
+    same: crops are taken outside them.
+    """
+    from changeanywhere_qgis.engine.model_package import load_model_package  # the plugin's reader
+
+    model = load_model_package(Path(model_dir), device="cpu", threads=threads)
+    f = model.downsample
+    renders = {}
+    for tile in tqdm(tiles, desc="redrawing tiles through the autoencoder"):
+        image, _ = load_tile(tile)
+        h, w = (image.shape[0] // f) * f, (image.shape[1] // f) * f
+        redrawn = image.copy()  # a strip narrower than f at the edge stays real
+        for r in range(0, h, 256):  # 256 px blocks: the memory of one model tile
+            for c in range(0, w, 256):
+                block = image_to_tensor_range(image[r : min(r + 256, h), c : min(c + 256, w)])
+                out = model.decode(model.encode(block[None]))[0]
+                redrawn[r : r + out.shape[1], c : c + out.shape[2]] = np.clip(
+                    np.round((np.moveaxis(out, 0, -1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        renders[tile.stem] = redrawn
+    return renders
+
+
 @torch.no_grad()
 def predict(net: SmallUNet, image: np.ndarray) -> np.ndarray:
     """[3, H, W] float32 in [-1, 1] -> [H, W] OpenEarthMap codes 1..8."""
@@ -108,9 +144,26 @@ def miou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, dict[int, float]]:
     return float(np.mean(list(ious.values()))) if ious else float("nan"), ious
 
 
+def read_record(folder: Path) -> dict | None:
+    """How the judge in ``folder`` was trained (its judge.json), or None for one saved without it."""
+    path = Path(folder) / "judge.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def recipe(record: dict | None) -> str:
+    """The judge's training in a few words, for reports."""
+    if not record:
+        return "trained on the real labelled tiles"
+    made = f"{record['steps']} steps on the real labelled tiles"
+    if record.get("redrawn_by"):
+        made += f", {record['redrawn_share']:.0%} of its crops redrawn by the autoencoder of `{record['redrawn_by']}`"
+    return made + (", colour/contrast/blur augmentation" if record.get("augment") else "")
+
+
 def load(folder: Path) -> SmallUNet:
+    state = torch.load(folder / "segmentation.pt", map_location="cpu", weights_only=True)
     net = SmallUNet()
-    net.load_state_dict(torch.load(folder / "segmentation.pt", map_location="cpu", weights_only=True))
+    net.load_state_dict(state)
     return net.eval()
 
 
@@ -125,13 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the images as they are (no colour/contrast/blur augmentation)")
+    p.add_argument("--redrawn-by", type=Path, metavar="MODEL_DIR",
+                   help="a model package: also train on the tiles as its autoencoder redraws them")
+    p.add_argument("--redrawn-share", type=float, default=0.5, help="share of crops taken from the redrawn tiles")
     args = p.parse_args(argv)
+    if not 0.0 <= args.redrawn_share <= 1.0:
+        p.error(f"--redrawn-share is {args.redrawn_share}; give a share between 0 and 1 (0.5: half the crops redrawn).")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     with open(args.config, "rb") as f:
         holdout = holdout_windows(tomllib.load(f)["data"].get("holdout", []))
     tiles = [t for t in scan_folders(args.data) if t.label_path is not None]
+    renders = decoder_renderings(args.redrawn_by, tiles, args.threads) if args.redrawn_by else None
     net = SmallUNet()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     budget = Budget(args.max_steps, args.max_minutes)
@@ -140,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     while not budget.done(step):
         for g in opt.param_groups:
             g["lr"] = 3e-3 * warmup_cosine(step, 50, budget.progress(step))
-        images, labels = labelled_crops(rng, tiles, holdout, 128, 8, cache)
+        images, labels = labelled_crops(rng, tiles, holdout, 128, 8, cache, renders, args.redrawn_share)
         if args.augment:
             images = photometric(rng, images)
         logits = net(torch.from_numpy(images))
@@ -155,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     args.out.mkdir(parents=True, exist_ok=True)
     save_atomic(net.state_dict(), args.out / "segmentation.pt")
+    # How this judge was made, for the model card.
+    (args.out / "judge.json").write_text(json.dumps({
+        "steps": step, "last_loss": round(loss.item(), 4), "data": args.data, "augment": args.augment,
+        "redrawn_by": str(args.redrawn_by) if args.redrawn_by else None,
+        "redrawn_share": args.redrawn_share if args.redrawn_by else 0.0}, indent=2) + "\n")
     print(f"segmentation: {step} steps, last loss {loss.item():.3f}, wrote {args.out / 'segmentation.pt'}")
     return 0
 

@@ -12,7 +12,8 @@ the rest, and the same seed gives the same files, whichever machine or worker ma
 Samples run in local worker processes (``concurrent.futures``, each worker loads the model once) or,
 given a scheduler address, as tasks on a Dask distributed cluster (the same function; the inputs and
 the output folder must be on a file system every worker sees). At the end ``manifest.jsonl`` (one
-line per sample, in index order), the split lists and the dataset card (``README.md``) are written.
+line per sample, in index order), the split lists and the dataset card (``README.md``, made by
+:mod:`dataset_card`) are written.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import rasterio
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from . import __version__ as engine_version
+from .dataset_card import assign_splits, dataset_card, dataset_statistics
 from .errors import Cancelled, InputError
 from .events import change_mask
 from .layouts import FOLDERS, LIST_FOLDER, SPLITS, check_layout, folders, write_sample
@@ -48,7 +49,6 @@ CARD = "README.md"
 RECORDS = ".samples"  # one JSON record per finished sample
 WORK = ".work"  # private temporary folders of samples being written
 CORRELATION_RANGE = (0.7, 1.0)  # s ~ U(0.7, 1.0) per sample, as in the authors' generator
-SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 CONNECT_TIMEOUT = "15s"  # to reach a Dask scheduler
 STREAMS = ("events", "correlation", "sampler", "window")  # independent random streams of one sample
 
@@ -585,20 +585,7 @@ def generate_dataset(semantic, out_dir, settings: DatasetSettings, *, images=Non
 
 
 # ----------------------------------------------------------------------------------------------
-# manifest, splits, card
-
-
-def assign_splits(count: int, seed: int) -> list[str]:
-    """Exact 70/10/20 % train/val/test, spread over the samples by the dataset seed."""
-    n_val = round(count * SPLIT_FRACTIONS["val"])
-    n_test = round(count * SPLIT_FRACTIONS["test"])
-    order = np.random.default_rng([int(seed), 0x5B117]).permutation(count)
-    split = ["train"] * count
-    for i in order[:n_val]:
-        split[i] = "val"
-    for i in order[n_val : n_val + n_test]:
-        split[i] = "test"
-    return split
+# manifest, splits, card (the card's text: dataset_card.py)
 
 
 def load_records(root: Path) -> list[dict]:
@@ -627,120 +614,6 @@ def finish_dataset(job: DatasetJob) -> dict:
         names = [f"{r['name']}.{ext}" for r in records if r["split"] == split]
         _write_atomic(out / LIST_FOLDER / f"{split}.txt", "".join(n + "\n" for n in names))
     stats = dataset_statistics(records, job.spec)
-    _write_atomic(out / CARD, dataset_card(job.spec, stats, job.count))
+    _write_atomic(out / CARD, dataset_card(job.spec, stats, job.count, spec_file=SPEC_FILE,
+                                          correlation_range=CORRELATION_RANGE))
     return {"out": str(out), "count": job.count, "splits": {s: splits.count(s) for s in SPLITS}, "statistics": stats}
-
-
-def dataset_statistics(records: list[dict], spec: dict) -> dict:
-    names = {str(c["code"]): c["name"] for c in spec["classes"]}
-    pre, post = np.zeros(256), np.zeros(256)
-    for r in records:
-        for code, n in r["class_pixels"]["pre"].items():
-            pre[int(code)] += n
-        for code, n in r["class_pixels"]["post"].items():
-            post[int(code)] += n
-    fractions = np.array([r["changed_fraction"] for r in records])
-    kinds: dict[str, int] = {}
-    transitions: dict[tuple[int, int], int] = {}
-    for r in records:
-        for e in r["events"]:
-            kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
-        for t in r["transitions"]:
-            transitions[(t["from"], t["to"])] = transitions.get((t["from"], t["to"]), 0) + t["pixels"]
-    changed_total = sum(transitions.values())
-    top = sorted(transitions.items(), key=lambda kv: -kv[1])[:10]
-    s = np.array([r["s"] for r in records])
-    return {
-        "samples": len(records),
-        "classes": [{"code": int(c), "name": names[c], "pre": float(pre[int(c)] / max(pre.sum(), 1)),
-                     "post": float(post[int(c)] / max(post.sum(), 1))} for c in names],
-        "changed_fraction": {"mean": float(fractions.mean()), "median": float(np.median(fractions)),
-                             "min": float(fractions.min()), "max": float(fractions.max()),
-                             "no_change_samples": int((fractions == 0).sum())},
-        "events": kinds,
-        "top_transitions": [{"from": names.get(str(a), str(a)), "to": names.get(str(b), str(b)),
-                             "share": n / max(changed_total, 1)} for (a, b), n in top],
-        "s": {"min": float(s.min()), "max": float(s.max()), "mean": float(s.mean())},
-    }
-
-
-def dataset_card(spec: dict, stats: dict, count: int) -> str:
-    st = spec["settings"]
-    layout = st["layout"]
-    lines = [
-        "# Synthetic change-detection dataset", "",
-        f"Made by ChangeAnywhere for QGIS (engine {engine_version}) with the model **{spec['model']['name']}** "
-        f"(version {spec['model']['version']}). {count} samples of {st['tile']}x{st['tile']} px, "
-        f"{st['steps']} DDIM steps (eta {st['eta']}), dataset seed {st['seed']}.", "",
-        "Every sample is a tile of a land-cover map with random object-level change events (objects added, removed, "
-        "or turned into another class under the transition table " + (f"`{st['transitions']}`" if st["transitions"] else "of OpenEarthMap rules") +
-        "); the post-event image is generated by a semantic latent diffusion model under the post-event map, the "
-        "unchanged land mixed in from the pre-event image with a content correlation s drawn per sample from "
-        f"U({CORRELATION_RANGE[0]}, {CORRELATION_RANGE[1]}). "
-        + ("The pre-event images are the real images given." if spec["images"] else "The pre-event images are generated from the maps too."),
-        "", "## Sources", "",
-    ]
-    lines += [f"- `{p}`" + (f" with image `{spec['images'][k]}`" if spec["images"] else "") for k, p in enumerate(spec["semantic"])]
-    command = dataset_command(spec, count, ".", relative=False)
-    lines += ["", "Made (and resumed, if interrupted) by this command, run inside this folder:", "",
-              f"    {command}", ""]
-    lines += ["Generated imagery inherits the licences of the model's training data and of the input maps; "
-              "see the model's card.", "", "## Layout", ""]
-    if layout in ("levir", "both"):
-        lines += ["- LEVIR-CD: `A/` pre-event image, `B/` post-event image, `label/` change mask (0 unchanged, 255 changed); "
-                  "`list/train.txt`, `list/val.txt`, `list/test.txt` (one file name a line), as the BIT and ChangeFormer loaders read them."]
-    if layout in ("second", "both"):
-        lines += ["- SECOND: `im1/`, `im2/` images; `label1/`, `label2/` land-cover class before and after where the land "
-                  "changed, 0 (no change) elsewhere; palette images: pixel value = class code, palette = the model's class colours, "
-                  "no change drawn white as in SECOND, or black when one of the model's classes is white."]
-    lines += [f"- `manifest.jsonl`: one line per sample (source raster, window, seed, s, events, class transitions, "
-              f"change fraction, split); `{SPEC_FILE}`: the settings (a rerun with them resumes an unfinished dataset).",
-              f"- Files are {st['fmt'].upper()}" + (" (GeoTIFFs keep the window's georeferencing)." if st["fmt"] == "tif" else "."), "",
-              "## Splits", ""]
-    lines += ["| split | samples |", "| --- | --- |"]
-    lines += [f"| {name} | {n} |" for name, n in zip(SPLITS, _split_counts(count))]
-    cf = stats["changed_fraction"]
-    lines += ["", "## Change statistics", "",
-              f"Changed land per sample: mean {cf['mean']:.1%}, median {cf['median']:.1%}, min {cf['min']:.1%}, "
-              f"max {cf['max']:.1%}; {cf['no_change_samples']} samples without change. "
-              f"Content correlation s: {stats['s']['min']:.2f} to {stats['s']['max']:.2f} (mean {stats['s']['mean']:.2f}).", "",
-              "| event | count |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in sorted(stats["events"].items())]
-    lines += ["", "Most frequent class transitions (share of the changed pixels):", "", "| from | to | share |", "| --- | --- | --- |"]
-    lines += [f"| {t['from']} | {t['to']} | {t['share']:.1%} |" for t in stats["top_transitions"]]
-    lines += ["", "## Classes", "", "Share of the labelled pixels, before and after the events:", "",
-              "| code | class | pre-event | post-event |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c['code']} | {c['name']} | {c['pre']:.1%} | {c['post']:.1%} |" for c in stats["classes"]]
-    return "\n".join(lines) + "\n"
-
-
-def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> str:
-    """The command line that makes (or resumes) this dataset; ``relative``: paths relative to the working folder
-    when inside it (else as recorded, absolute)."""
-    import shlex
-
-    def rel(p: str) -> str:
-        try:
-            return str(Path(p).resolve().relative_to(Path.cwd())) if relative else p
-        except ValueError:
-            return p
-
-    st = spec["settings"]
-    args = ["python", "-m", "changeanywhere_qgis", "dataset", "--semantic", *map(rel, spec["semantic"])]
-    if spec["images"]:
-        args += ["--image", *map(rel, spec["images"])]
-    args += ["--count", str(count), "--tile", str(st["tile"]), "--layout", st["layout"], "--format", st["fmt"],
-             "--seed", str(st["seed"]), "--steps", str(st["steps"])]
-    defaults = {"eta": 1.0, "max_nodata": 0.5, "transitions": None, "band": 1, "remap": None, "batch_size": 4}
-    flags = {"eta": "--eta", "max_nodata": "--max-nodata", "transitions": "--transitions", "band": "--band",
-             "remap": "--remap", "batch_size": "--batch-size"}
-    for key, flag in flags.items():
-        if st.get(key) != defaults[key]:
-            args += [flag, str(st[key])]
-    args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
-    return shlex.join(args)
-
-
-def _split_counts(count: int) -> list[int]:
-    n_val, n_test = round(count * SPLIT_FRACTIONS["val"]), round(count * SPLIT_FRACTIONS["test"])
-    return [count - n_val - n_test, n_val, n_test]

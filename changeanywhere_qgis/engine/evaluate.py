@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .dataset import SPEC_FILE, dataset_command, load_records, sample_maps
+from .dataset import SPEC_FILE, load_records, sample_maps
+from .dataset_card import dataset_command
 from .errors import InputError
 from .layouts import read_raster, write_raster
 from .progress import Progress
@@ -227,6 +228,7 @@ def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSetti
 
 def _segmentation(root: Path, spec: dict, maps, settings: EvaluateSettings, progress: Progress, workdir: Path) -> dict:
     from model_export.change_detection import segmentation_miou, train_segmentation
+    from model_export.segmentation import read_record, recipe
 
     if settings.threads:
         import torch
@@ -239,8 +241,9 @@ def _segmentation(root: Path, spec: dict, maps, settings: EvaluateSettings, prog
         if settings.segmentation:
             raise InputError(f"No segmentation.pt in {checkpoint}. Train one with python -m model_export.segmentation.")
         progress.stage("training the segmentation judge on the real labelled tiles")
+        # The judge also sees the training tiles as this dataset's model redraws them: its images come out of that decoder.
         checkpoint = train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes, 6.0), settings.seed,
-                                        settings.threads or 2)
+                                        settings.threads or 2, redrawn_by=spec["model"]["path"])
         trained_now = True
     progress.stage("segmenting the generated images")
     nodata = spec["nodata_code"]
@@ -248,7 +251,7 @@ def _segmentation(root: Path, spec: dict, maps, settings: EvaluateSettings, prog
     def masked(labels, valid):
         return np.where(valid, labels, nodata)
 
-    out = {"checkpoint": str(checkpoint), "trained_now": trained_now}
+    out = {"checkpoint": str(checkpoint), "trained_now": trained_now, "recipe": recipe(read_record(checkpoint))}
     out["post_generated"] = segmentation_miou(checkpoint, [(t2, masked(post, v)) for _, t2, _, post, v in maps])
     out["post_generated_vs_rotated_map"] = segmentation_miou(checkpoint, [(t2, masked(post, v)[::-1, ::-1]) for _, t2, _, post, v in maps])
     key = "pre_real" if spec["images"] else "pre_generated"
@@ -330,7 +333,7 @@ def render(r: dict, spec: dict, settings: EvaluateSettings, report: Path, figure
     if "segmentation" in r:
         s = r["segmentation"]
         lines += ["## Generated images follow their maps", "",
-                  "A small segmentation network (`model_export/segmentation.py`, trained on the real labelled tiles; "
+                  f"A small segmentation network (`model_export/segmentation.py`, {s.get('recipe', 'trained on the real labelled tiles')}; "
                   f"checkpoint `{s['checkpoint']}`{', trained for this report' if s['trained_now'] else ''}) labels each image; "
                   "mIoU against the map the image was generated from (classes present in the map; nodata ignored).", "",
                   "| images | maps | mIoU |", "| --- | --- | --- |",

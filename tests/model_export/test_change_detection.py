@@ -87,3 +87,23 @@ def test_trained_on_a_generated_dataset_tested_on_levir(tmp_path, tiny_model_dir
     for v in out["results"].values():
         assert 0 <= v["f1"] <= 1 and 0 <= v["iou"] <= v["f1"] + 1e-9
     assert out["figure"].dtype == np.uint8 and out["figure"].shape[0] == 3
+
+
+def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path, tiny_model_dir, houston_label_path, small_data):
+    """The torch side of `evaluate`: a judge trained on tiles redrawn by the dataset's model, named in the report."""
+    from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+    from changeanywhere_qgis.engine.evaluate import EvaluateSettings, evaluate_dataset
+    from model_export import segmentation
+
+    ds = tmp_path / "ds"
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
+    judge = tmp_path / "judge"
+    assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1",
+                              "--redrawn-by", str(tiny_model_dir)]) == 0
+    report = tmp_path / "q" / "quality.md"
+    result = evaluate_dataset(ds, report=report, settings=EvaluateSettings(
+        segmentation=str(judge), cd_epochs=1, max_minutes=0.2, threads=1, command="x"))
+    seg = result["results"]["segmentation"]
+    assert seg["checkpoint"] == str(judge) and not seg["trained_now"]
+    assert 0.0 <= seg["post_generated"]["miou"] <= 1.0 and 0.0 <= seg["post_generated_vs_rotated_map"]["miou"] <= 1.0
+    assert f"2 steps on the real labelled tiles, 50% of its crops redrawn by the autoencoder of `{tiny_model_dir}`" in report.read_text()

@@ -44,3 +44,54 @@ def test_judge_augmentation_changes_colours_not_layout():
     assert not np.allclose(out, images)  # colours moved
     for x in out:  # the right half stays brighter than the left: the layout survives
         assert x[:, :, 20:].mean() > x[:, :, :12].mean() + 0.3
+
+
+def test_judge_crops_come_from_the_redrawn_tiles_at_the_asked_share(small_data):
+    from model_export.data import scan_folders
+    from model_export.segmentation import labelled_crops
+
+    tiles = scan_folders(small_data)
+    black = {t.stem: np.zeros((256, 256, 3), np.uint8) for t in tiles}  # an unmistakable "redrawing"
+    rng = np.random.default_rng(0)
+    images, labels = labelled_crops(rng, tiles, [], 64, 40, renders=black, render_share=1.0)
+    assert np.all(images == -1.0) and labels.max() > 0  # every crop redrawn, labels untouched
+    images, _ = labelled_crops(rng, tiles, [], 64, 40, renders=black, render_share=0.5)
+    redrawn = np.all(images == -1.0, axis=(1, 2, 3))
+    assert 8 <= redrawn.sum() <= 32  # about half
+    images, _ = labelled_crops(rng, tiles, [], 64, 40)
+    assert not np.all(images == -1.0, axis=(1, 2, 3)).any()  # without renders: real crops only
+
+
+def test_judge_trains_on_tiles_redrawn_by_a_model_package(small_data, tmp_path):
+    import json
+    from pathlib import Path
+
+    from model_export.data import load_tile, scan_folders
+    from model_export.segmentation import decoder_renderings, load, main
+
+    tiny = Path(__file__).parents[1] / "data" / "tiny_model"
+    tiles = scan_folders(small_data)
+    renders = decoder_renderings(tiny, tiles, threads=1)
+    for tile in tiles:
+        real, _ = load_tile(tile)
+        assert renders[tile.stem].shape == real.shape and renders[tile.stem].dtype == np.uint8
+        assert not np.array_equal(renders[tile.stem], real)  # really passed through the autoencoder
+    out = tmp_path / "judge"
+    assert main(["--data", *small_data, "--out", str(out), "--max-steps", "3", "--threads", "1",
+                 "--redrawn-by", str(tiny)]) == 0
+    record = json.loads((out / "judge.json").read_text())
+    assert record["steps"] == 3 and record["redrawn_by"] == str(tiny) and record["redrawn_share"] == 0.5
+    load(out)  # the saved weights load into the judge
+
+
+def test_card_table_gives_the_map_following_ratio_and_names_the_judge():
+    from model_export.evaluate_model import card_table
+
+    r = {"window": "w", "steps": 50, "eta": 1.0, "seeds": [0], "threads": 2, "rounds": 1, "reconstruction_psnr_db": 22.0,
+         "judge": {"steps": 7, "augment": False, "redrawn_by": "models/x", "redrawn_share": 0.25},
+         "miou_real": 0.4, "miou_real_rotated": 0.1, "miou_reconstruction": 0.3, "timing": [],
+         "generated": [{"guidance": 3.0, "miou_map": 0.24, "miou_rotated": 0.1},
+                       {"guidance": 1.0, "miou_map": 0.05, "miou_rotated": 0.0}]}
+    text = card_table(r)
+    assert "| 3 | 0.240 | 0.100 | 2.40x |" in text and "| 1 | 0.050 | 0.000 | n/a |" in text
+    assert "7 steps on the real labelled tiles, 25% of its crops redrawn by the autoencoder of `models/x`)" in text

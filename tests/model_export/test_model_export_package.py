@@ -61,3 +61,29 @@ def test_one_hot_channel_order_and_unknown():
     assert oh.shape == (8, 1, 3)
     assert oh[:, 0, 0].sum() == 0  # code 0 (unknown) -> all-zero pixel
     assert oh[0, 0, 1] == 1 and oh[7, 0, 2] == 1
+
+
+def test_evaluation_writes_the_card_with_its_judge(package, tiny_run, small_data, tmp_path):
+    """evaluate_model end to end on the tiny package: a judge trained on redrawn tiles, the card's table."""
+    import json
+
+    from model_export import evaluate_model, segmentation
+
+    judge = tmp_path / "judge"
+    assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1",
+                              "--redrawn-by", str(package)]) == 0
+    card = tmp_path / "card.md"
+    card.write_text(f"# Card\n{evaluate_model.START}\n{evaluate_model.END}\n## Limits\n")
+    assert evaluate_model.main(["--model", str(package), "--checkpoint", str(tiny_run / "dm"),
+                                "--segmentation", str(judge), "--guidance", "1", "3", "--seeds", "0", "--steps", "2",
+                                "--rounds", "1", "--threads", "1", "--card", str(card), "--images", str(tmp_path),
+                                "--json", str(tmp_path / "eval.json")]) == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert [g["guidance"] for g in result["generated"]] == [1.0, 3.0]
+    for key in ("miou_real", "miou_real_rotated", "miou_reconstruction"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["judge"]["steps"] == 2 and result["judge"]["redrawn_by"] == str(package)
+    text = card.read_text()
+    assert f"50% of its crops redrawn by the autoencoder of `{package}`" in text and "| ratio |" in text
+    assert text.endswith("## Limits\n")
+    assert (tmp_path / "default_model_holdout.png").is_file()
