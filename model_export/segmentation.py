@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from changeanywhere_qgis.engine.errors import ModelError
+
 from .checkpoint import save_atomic
 from .data import NUM_CLASSES, dihedral, holdout_windows, image_to_tensor_range, load_tile, random_crop_origin, scan_folders
 from .schedule_utils import Budget, warmup_cosine
@@ -190,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.config, "rb") as f:
         holdout = holdout_windows(tomllib.load(f)["data"].get("holdout", []))
     tiles = [t for t in scan_folders(args.data) if t.label_path is not None]
-    renders = decoder_renderings(args.redrawn_by, tiles, args.threads) if args.redrawn_by else None
+    try:
+        renders = decoder_renderings(args.redrawn_by, tiles, args.threads) if args.redrawn_by else None
+    except ModelError as e:
+        p.error(f"--redrawn-by {args.redrawn_by} is not a usable model package ({e})")
     net = SmallUNet()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     budget = Budget(args.max_steps, args.max_minutes)

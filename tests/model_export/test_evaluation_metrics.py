@@ -95,3 +95,17 @@ def test_card_table_gives_the_map_following_ratio_and_names_the_judge():
     text = card_table(r)
     assert "| 3 | 0.240 | 0.100 | 2.40x |" in text and "| 1 | 0.050 | 0.000 | n/a |" in text
     assert "7 steps on the real labelled tiles, 25% of its crops redrawn by the autoencoder of `models/x`)" in text
+
+
+def test_judge_refuses_a_bad_share_or_model_folder(small_data, tmp_path, capsys):
+    import pytest
+
+    from model_export.segmentation import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", *small_data, "--out", str(tmp_path / "j"), "--redrawn-share", "1.5", "--max-steps", "1"])
+    assert exit_info.value.code == 2 and "--redrawn-share is 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", *small_data, "--out", str(tmp_path / "j"), "--redrawn-by", str(tmp_path / "nope"), "--max-steps", "1"])
+    assert exit_info.value.code == 2 and f"--redrawn-by {tmp_path / 'nope'} is not a usable model package" in capsys.readouterr().err
+    assert not (tmp_path / "j").exists()  # nothing written
