@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from changeanywhere_qgis.engine import raster_io
 from changeanywhere_qgis.engine.model_package import load_model_package
 
 from . import segmentation
@@ -38,7 +39,7 @@ START, END = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """[3, H, W] in [-1, 1] -> HxWx3 uint8 (the inverse of the contract's x / 127.5 - 1)."""
-    return np.clip(np.round((np.moveaxis(image, 0, -1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.moveaxis(raster_io.to_uint8(image), 0, -1)
 
 
 def colourise(label: np.ndarray, classes: list[dict]) -> np.ndarray:

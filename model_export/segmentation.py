@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from changeanywhere_qgis.engine.errors import ModelError
+from changeanywhere_qgis.engine.raster_io import to_uint8
 
 from .checkpoint import save_atomic
 from .data import NUM_CLASSES, dihedral, holdout_windows, image_to_tensor_range, load_tile, random_crop_origin, scan_folders
@@ -54,6 +55,13 @@ class SmallUNet(nn.Module):
         return self.head(d0)
 
 
+def cached_tile(cache: dict, tile) -> tuple[np.ndarray, np.ndarray | None]:
+    """(image, label) of ``tile``, read once per run."""
+    if tile.stem not in cache:
+        cache[tile.stem] = load_tile(tile)
+    return cache[tile.stem]
+
+
 def labelled_crops(rng, tiles, holdout, size: int, count: int, cache: dict | None = None,
                    renders: dict | None = None, render_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``count`` random crops of the labelled tiles, each turned by one of the 8 dihedral moves.
@@ -68,9 +76,7 @@ def labelled_crops(rng, tiles, holdout, size: int, count: int, cache: dict | Non
         origin = random_crop_origin(rng, tile, size, holdout)
         if origin is None:
             continue
-        if tile.stem not in cache:  # a tile is read once, not once per crop
-            cache[tile.stem] = load_tile(tile)
-        image, label = cache[tile.stem]
+        image, label = cached_tile(cache, tile)
         if renders and rng.random() < render_share:
             image = renders[tile.stem]
         r, c = origin
@@ -102,7 +108,7 @@ def photometric(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def decoder_renderings(model_dir: Path, tiles, threads: int) -> dict[str, np.ndarray]:
+def decoder_renderings(model_dir: Path, tiles, threads: int, cache: dict | None = None) -> dict[str, np.ndarray]:
     """Each labelled tile as a model package's autoencoder redraws it (encode, then decode).
 
     Generated images come out of this decoder: softer, with its own small colour and texture
@@ -114,17 +120,17 @@ def decoder_renderings(model_dir: Path, tiles, threads: int) -> dict[str, np.nda
 
     model = load_model_package(Path(model_dir), device="cpu", threads=threads)
     f = model.downsample
+    cache = {} if cache is None else cache
     renders = {}
     for tile in tqdm(tiles, desc="redrawing tiles through the autoencoder"):
-        image, _ = load_tile(tile)
+        image, _ = cached_tile(cache, tile)
         h, w = (image.shape[0] // f) * f, (image.shape[1] // f) * f
         redrawn = image.copy()  # a strip narrower than f at the edge stays real
         for r in range(0, h, 256):  # 256 px blocks: the memory of one model tile
             for c in range(0, w, 256):
                 block = image_to_tensor_range(image[r : min(r + 256, h), c : min(c + 256, w)])
                 out = model.decode(model.encode(block[None]))[0]
-                redrawn[r : r + out.shape[1], c : c + out.shape[2]] = np.clip(
-                    np.round((np.moveaxis(out, 0, -1) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+                redrawn[r : r + out.shape[1], c : c + out.shape[2]] = np.moveaxis(to_uint8(out), 0, -1)
         renders[tile.stem] = redrawn
     return renders
 
@@ -163,9 +169,8 @@ def recipe(record: dict | None) -> str:
 
 
 def load(folder: Path) -> SmallUNet:
-    state = torch.load(folder / "segmentation.pt", map_location="cpu", weights_only=True)
     net = SmallUNet()
-    net.load_state_dict(state)
+    net.load_state_dict(torch.load(folder / "segmentation.pt", map_location="cpu", weights_only=True))
     return net.eval()
 
 
@@ -192,14 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.config, "rb") as f:
         holdout = holdout_windows(tomllib.load(f)["data"].get("holdout", []))
     tiles = [t for t in scan_folders(args.data) if t.label_path is not None]
+    cache: dict = {}  # tiles read once, for the redrawing and the crops
     try:
-        renders = decoder_renderings(args.redrawn_by, tiles, args.threads) if args.redrawn_by else None
+        renders = decoder_renderings(args.redrawn_by, tiles, args.threads, cache) if args.redrawn_by else None
     except ModelError as e:
         p.error(f"--redrawn-by {args.redrawn_by} is not a usable model package ({e})")
     net = SmallUNet()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     budget = Budget(args.max_steps, args.max_minutes)
-    step, bar, cache = 0, tqdm(total=args.max_steps, desc="segmentation", mininterval=10), {}
+    step, bar = 0, tqdm(total=args.max_steps, desc="segmentation", mininterval=10)
     net.train()
     while not budget.done(step):
         for g in opt.param_groups:
