@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .engine.errors import ChangeAnywhereError
 from .engine.model_package import DEVICES
+from .engine.schedule import DEFAULT_ETA
 
 
 def _common_inputs(p: argparse.ArgumentParser) -> None:
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common_inputs(gen)
     gen.add_argument("--image", help="pre-event RGB image on the same grid (default: generated from the map)")
     gen.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    gen.add_argument("--eta", type=float, default=1.0, help="DDIM eta, 0 = deterministic updates (default 1)")
+    gen.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
     gen.add_argument("--correlation", type=float, help="content correlation s in [0, 1] (default: drawn in [0.7, 1])")
     gen.add_argument("--device", choices=DEVICES, default="auto")
     gen.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")

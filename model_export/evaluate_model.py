@@ -7,6 +7,8 @@ On the window held back from all training (houston_16 rows 768:1024, cols 768:10
   - mIoU of a segmentation net (model_export/segmentation.py) on each generated image against the
     map, against the map rotated 180 degrees (what an image that ignores the map scores), and on
     the real image (what a perfect generator could score);
+  - the same at the package's guidance scale with other DDIM etas (--compare-eta: the authors' 1 by
+    default), the evidence for the engine's default eta;
   - denoiser step time, ONNX Runtime against PyTorch eager, same weights and threads, side by side.
 The pictures go to --images, the table between the evaluation markers of --card.
 
@@ -29,6 +31,7 @@ from PIL import Image
 
 from changeanywhere_qgis.engine import raster_io
 from changeanywhere_qgis.engine.model_package import load_model_package
+from changeanywhere_qgis.engine.schedule import DEFAULT_ETA
 
 from . import segmentation
 from .data import image_to_tensor_range, one_hot, read_raster
@@ -52,6 +55,26 @@ def colourise(label: np.ndarray, classes: list[dict]) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 10.0 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def ratio(miou_map: float, miou_rotated: float) -> str:
+    return f"{miou_map / miou_rotated:.2f}x" if miou_rotated > 0 else "n/a"
+
+
+def score_generated(model, seg, label: np.ndarray, guidance: float, seeds: list[int], steps: int, eta: float,
+                    keep_first: list | None = None) -> dict:
+    """Mean mIoU of the judge on images generated from ``label``, against it and against it rotated 180°."""
+    rotated = np.rot90(label, 2)
+    scores, scores_rot = [], []
+    for seed in seeds:
+        image = generate(model, label, guidance, seed, steps, eta)
+        pred = segmentation.predict(seg, image)
+        scores.append(segmentation.miou(pred, label)[0])
+        scores_rot.append(segmentation.miou(pred, rotated)[0])
+        if keep_first is not None and seed == seeds[0]:
+            keep_first.append(to_uint8(image))
+    return {"guidance": guidance, "eta": eta, "miou_map": float(np.mean(scores)),
+            "miou_rotated": float(np.mean(scores_rot)), "per_seed": scores}
 
 
 def generate(model, label: np.ndarray, guidance: float, seed: int, steps: int, eta: float) -> np.ndarray:
@@ -98,7 +121,7 @@ def card_table(r: dict) -> str:
     lines = [
         START,
         f"Held-out window: `{r['window']}` (never used in training). Generated with DDIM, {r['steps']} steps, "
-        f"eta {r['eta']}, seeds {r['seeds']}; mIoU over the classes present in the map, by the segmentation net "
+        f"eta {r['eta']:g}, seeds {r['seeds']}; mIoU over the classes present in the map, by the segmentation net "
         f"of `model_export/segmentation.py` ({segmentation.recipe(r['judge'])}).",
         "",
         f"- Autoencoder reconstruction PSNR (ONNX encoder -> decoder): **{r['reconstruction_psnr_db']:.2f} dB**",
@@ -110,8 +133,13 @@ def card_table(r: dict) -> str:
         "| --- | --- | --- | --- |",
     ]
     for g in r["generated"]:
-        ratio = f"{g['miou_map'] / g['miou_rotated']:.2f}x" if g["miou_rotated"] > 0 else "n/a"
-        lines.append(f"| {g['guidance']:g} | {g['miou_map']:.3f} | {g['miou_rotated']:.3f} | {ratio} |")
+        lines.append(f"| {g['guidance']:g} | {g['miou_map']:.3f} | {g['miou_rotated']:.3f} | {ratio(g['miou_map'], g['miou_rotated'])} |")
+    if r.get("sampler"):
+        lines += ["", f"DDIM eta at the package's guidance scale ({r['sampler'][0]['guidance']:g}), same seeds and steps "
+                  "(the engine samples with the first row's eta by default):", "",
+                  "| eta | mIoU vs map | mIoU vs map rotated 180° | ratio |", "| --- | --- | --- | --- |"]
+        for g in r["sampler"]:
+            lines.append(f"| {g['eta']:g} | {g['miou_map']:.3f} | {g['miou_rotated']:.3f} | {ratio(g['miou_map'], g['miou_rotated'])} |")
     lines += ["", "Denoiser call, ONNX Runtime vs PyTorch eager (same weights, "
               f"{r['threads']} threads, medians of {r['rounds']} interleaved calls):", "",
               "| latent | batch | ONNX Runtime ms | PyTorch eager ms | speed-up |", "| --- | --- | --- | --- | --- |"]
@@ -142,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--eta", type=float, default=1.0)
+    p.add_argument("--eta", type=float, default=DEFAULT_ETA)
+    p.add_argument("--compare-eta", type=float, nargs="*", default=[1.0],
+                   help="other DDIM etas to score at the package's guidance scale (default: 1, the authors' setting)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--card", type=Path)
@@ -157,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, cols = slice(*window["rows"]), slice(*window["cols"])
     real = read_raster(args.image)[rows, cols, :3]
     label = read_raster(args.label)[rows, cols, 0]
+    package_guidance = model.guidance_scale  # generate() overrides it per row
     seg = segmentation.load(args.segmentation)
 
     real_in = image_to_tensor_range(real)
@@ -176,17 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     panel = [real, colourise(label, model.manifest["classes"]), recon]
     for g in args.guidance:
-        scores, scores_rot = [], []
-        for seed in args.seeds:
-            image = generate(model, label, g, seed, args.steps, args.eta)
-            pred = segmentation.predict(seg, image)
-            scores.append(segmentation.miou(pred, label)[0])
-            scores_rot.append(segmentation.miou(pred, rotated)[0])
-            if seed == args.seeds[0]:
-                panel.append(to_uint8(image))
-        result["generated"].append({"guidance": g, "miou_map": float(np.mean(scores)),
-                                    "miou_rotated": float(np.mean(scores_rot)), "per_seed": scores})
-        print(f"guidance {g:g}: mIoU vs map {np.mean(scores):.3f}, vs rotated map {np.mean(scores_rot):.3f}")
+        row = score_generated(model, seg, label, g, args.seeds, args.steps, args.eta, keep_first=panel)
+        result["generated"].append(row)
+        print(f"guidance {g:g}: mIoU vs map {row['miou_map']:.3f}, vs rotated map {row['miou_rotated']:.3f}")
+    if args.compare_eta:
+        same = [r for r in result["generated"] if r["guidance"] == package_guidance]
+        result["sampler"] = same[:1] or [score_generated(model, seg, label, package_guidance, args.seeds, args.steps, args.eta)]
+        for eta in args.compare_eta:
+            row = score_generated(model, seg, label, package_guidance, args.seeds, args.steps, eta)
+            result["sampler"].append(row)
+            print(f"eta {eta:g}: mIoU vs map {row['miou_map']:.3f}, vs rotated map {row['miou_rotated']:.3f}")
+    model.manifest["diffusion"]["guidance_scale"] = package_guidance
     result["timing"] = [time_denoiser(model, unet, 64, 1, args.rounds), time_denoiser(model, unet, 64, 2, args.rounds)]
     print(json.dumps(result, indent=2))
 

@@ -3,6 +3,10 @@
     python model_export/export_onnx.py --checkpoint model_export/runs/default/diffusion \
         --out changeanywhere_qgis/models/default
 
+``--decoder DIR`` takes the decoder from a decoder-stage run (``train --stage decoder``) of the
+autoencoder the denoiser was trained on; it refuses one whose encoder or codebook differ, because the
+denoiser's latents would no longer be the decoder's.
+
 Every graph is checked in ONNX Runtime against PyTorch (batch 2, several sizes); the export fails,
 printing the largest difference, when one exceeds --tolerance. Files are written to a temporary
 folder and moved into place only when all checks pass.
@@ -30,6 +34,7 @@ from model_export.checkpoint import load_if_present
 from model_export.data import NUM_CLASSES
 from model_export.denoiser import SemanticUNet
 from model_export.provenance import loss_summary
+from model_export.train_autoencoder import FROZEN_FOR_DECODER
 
 FORMAT = "changeanywhere-model/1"
 LICENSE = "CC BY-NC-SA 4.0 (trained on OpenEarthMap and LoveDA)"
@@ -55,11 +60,33 @@ def rgb(hex_colour: str) -> list[int]:
     return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
 
 
-def load_networks(checkpoint_dir: Path) -> tuple[dict, EncoderGraph, DecoderGraph, SemanticUNet]:
+def with_decoder(ckpt: dict, decoder_dir: Path) -> dict:
+    """The diffusion checkpoint with its embedded autoencoder's decoder replaced by a decoder-stage run's."""
+    dec = load_if_present(decoder_dir / "last.pt")
+    if dec is None or not dec.get("finished") or not dec.get("decoder_of"):
+        raise ExportError(f"{decoder_dir / 'last.pt'} is missing or not a finished decoder-stage run; give --decoder the "
+                          "--out folder of `python -m model_export.train --stage decoder`.")
+    ae = ckpt["autoencoder"]
+    frozen = [k for k in ae["vq"] if k.startswith(FROZEN_FOR_DECODER)]
+    changed = [k for k in frozen if k not in dec["vq"] or not torch.equal(ae["vq"][k], dec["vq"][k])]
+    if changed:
+        raise ExportError(f"--decoder {decoder_dir} was fine-tuned from another autoencoder than the one this denoiser "
+                          f"was trained on ({len(changed)} encoder/codebook tensors differ, e.g. {changed[0]}); "
+                          "run the decoder stage with --autoencoder set to the denoiser's autoencoder.")
+    summary = decoder_dir / "summary.json"
+    ae = {**ae, "vq": dec["vq"], "decoder": {
+        "path": str(decoder_dir), "steps": dec["step"], "wall_seconds": dec["wall_seconds"], "history": dec["history"],
+        "summary": summary.read_text() if summary.is_file() else None}}
+    return {**ckpt, "autoencoder": ae}
+
+
+def load_networks(checkpoint_dir: Path, decoder_dir: Path | None = None) -> tuple[dict, EncoderGraph, DecoderGraph, SemanticUNet]:
     ckpt = load_if_present(checkpoint_dir / "last.pt")
     if ckpt is None or ckpt.get("stage") != "diffusion":
         raise ExportError(f"{checkpoint_dir / 'last.pt'} is missing or not a diffusion-stage checkpoint; "
                           "give --checkpoint the --out folder of `python -m model_export.train --stage diffusion`.")
+    if decoder_dir is not None:
+        ckpt = with_decoder(ckpt, decoder_dir)
     ae = ckpt["autoencoder"]
     vq = build_vqmodel(ae["config"])
     vq.load_state_dict(ae["vq"])
@@ -128,6 +155,7 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float) -> di
                 "loss": loss_summary(ae["history"]), "holdout_psnr_db": ae_summary.get("holdout_psnr_db"),
                 "params": sum(p.numel() for p in build_vqmodel(ae["config"]).parameters()),
             },
+            **({"decoder_finetune": decoder_provenance(ae["decoder"])} if ae.get("decoder") else {}),
             "diffusion": {
                 "steps": ckpt["step"], "wall_seconds": round(ckpt["wall_seconds"], 1),
                 "loss": loss_summary(ckpt["history"]), "loss_kind": dcfg["loss"],
@@ -139,9 +167,16 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float) -> di
     }
 
 
-def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: float | None = None) -> dict:
+def decoder_provenance(d: dict) -> dict:
+    summary = json.loads(d["summary"]) if d.get("summary") else {}
+    return {"steps": d["steps"], "wall_seconds": round(d["wall_seconds"], 1), "loss": loss_summary(d["history"]),
+            "holdout_psnr_db": summary.get("holdout_psnr_db"), "encoder_and_codebook": "frozen (the autoencoder's above)"}
+
+
+def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: float | None = None,
+           decoder_dir: Path | None = None) -> dict:
     torch.set_num_threads(2)
-    ckpt, encoder, decoder, unet = load_networks(checkpoint_dir)
+    ckpt, encoder, decoder, unet = load_networks(checkpoint_dir, decoder_dir)
     f = downsample_factor(ckpt["autoencoder"]["config"])
     m = f * unet.latent_multiple
     rng = np.random.default_rng(0)
@@ -204,9 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="model package folder to write")
     p.add_argument("--tolerance", type=float, default=1e-3)
     p.add_argument("--guidance-scale", type=float, help="overrides the config's [export] guidance_scale")
+    p.add_argument("--decoder", type=Path, help="--out folder of a decoder-stage run of the denoiser's autoencoder")
     args = p.parse_args(argv)
     try:
-        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale)
+        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

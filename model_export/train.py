@@ -4,6 +4,11 @@
         --data data/train/oem data/train/loveda@loveda --out model_export/runs/default/autoencoder
     python -m model_export.train --stage diffusion --config ... --data ... \
         --autoencoder model_export/runs/default/autoencoder --out model_export/runs/default/diffusion
+    python -m model_export.train --stage decoder --config ... --data ... \
+        --autoencoder model_export/runs/default/autoencoder --out model_export/runs/default/decoder
+
+The decoder stage fine-tunes only the decoder of a finished autoencoder (encoder and codebook frozen),
+so a denoiser trained on that autoencoder's latents stays valid: `export_onnx.py --decoder` pairs them.
 
 A run resumes from ``OUT/last.pt`` when it exists. ``DIR@loveda`` or ``DIR@mapping.json`` remaps
 the labels of a folder to OpenEarthMap codes.
@@ -29,11 +34,11 @@ def load_config(path: str | Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m model_export.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", required=True, choices=("autoencoder", "diffusion"))
+    p.add_argument("--stage", required=True, choices=("autoencoder", "decoder", "diffusion"))
     p.add_argument("--config", required=True)
     p.add_argument("--data", required=True, nargs="+", metavar="DIR[@REMAP]")
     p.add_argument("--out", required=True)
-    p.add_argument("--autoencoder", help="output folder of the autoencoder stage (diffusion stage)")
+    p.add_argument("--autoencoder", help="output folder of a finished autoencoder stage (diffusion and decoder stages)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--max-steps", type=int)
@@ -56,20 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     holdout = holdout_windows(cfg["data"].get("holdout", []))
     common = dict(cfg=cfg, tiles=tiles, holdout=holdout, out=out, device=args.device, seed=args.seed,
                   max_steps=args.max_steps, max_minutes=args.max_minutes, data_args=args.data)
-    if args.stage == "autoencoder":
-        from .train_autoencoder import run
+    if args.stage != "autoencoder" and (not args.autoencoder or not (Path(args.autoencoder) / "last.pt").is_file()):
+        p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage")
+    if args.stage == "decoder" and out.resolve() == Path(args.autoencoder).resolve():
+        p.error("--stage decoder writes a new run: give --out a folder other than --autoencoder")
+    try:
+        if args.stage == "diffusion":
+            from .train_diffusion import run
 
-        run(**common)
-    else:
-        if not args.autoencoder or not (Path(args.autoencoder) / "last.pt").is_file():
-            p.error("--stage diffusion needs --autoencoder DIR, the output folder of a finished autoencoder stage")
-        from .train_diffusion import run
-
-        try:
             run(**common, autoencoder_dir=Path(args.autoencoder))
-        except DataError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        else:
+            from .train_autoencoder import run
+
+            run(**common, init_from=Path(args.autoencoder) if args.stage == "decoder" else None)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

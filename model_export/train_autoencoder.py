@@ -1,7 +1,14 @@
-"""Stage 1: the VQ autoencoder (L1 + VQ + image-gradient L1 + optional PatchGAN hinge loss)."""
+"""Stage 1: the VQ autoencoder (L1 + VQ + image-gradient L1 + optional PatchGAN hinge loss).
+
+With ``init_from`` (the ``decoder`` stage) it fine-tunes only the decoder of a finished autoencoder
+run: encoder, quant_conv and codebook stay frozen, so the latents a denoiser was trained on are
+unchanged and ``export_onnx.py --decoder`` can pair the sharper decoder with that denoiser without
+retraining it. The config's ``[decoder]`` table overrides ``[autoencoder]`` keys for this stage.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,23 +18,43 @@ from tqdm import tqdm
 
 from .autoencoder import CodebookUsage, PatchDiscriminator, build_vqmodel, downsample_factor, edge_l1, nearest_code, psnr
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops
+from .data import DataError, Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops
 from .provenance import hardware, loss_summary, write_summary
 from .schedule_utils import Budget, warmup_cosine
 
 
+FROZEN_FOR_DECODER = ("encoder.", "quant_conv.", "quantize.")  # state-dict prefixes the decoder stage keeps
+
+
+def load_finished_autoencoder(folder: Path) -> dict:
+    ckpt = load_if_present(folder / "last.pt")
+    if ckpt is None or ckpt.get("stage") != "autoencoder" or not ckpt.get("finished"):
+        raise DataError(f"{folder / 'last.pt'} is not a finished autoencoder run; give --autoencoder the --out "
+                        "folder of a finished `--stage autoencoder` run.")
+    return ckpt
+
+
 def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: str, seed: int,
-        max_steps: int | None, max_minutes: float | None, data_args: list[str]) -> dict:
-    acfg = cfg["autoencoder"]
+        max_steps: int | None, max_minutes: float | None, data_args: list[str], init_from: Path | None = None) -> dict:
+    decoder_only = init_from is not None
+    acfg = {**cfg["autoencoder"], **cfg.get("decoder", {})} if decoder_only else cfg["autoencoder"]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    vq = build_vqmodel(acfg).to(device)
+    vq = build_vqmodel(cfg["autoencoder"]).to(device)
     vq.quantize.beta = acfg["vq_beta"]
-    opt = torch.optim.AdamW(vq.parameters(), lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
     disc = opt_d = None
     if acfg["gan_weight"] > 0:
         disc = PatchDiscriminator(acfg["disc_channels"], acfg["disc_layers"]).to(device)
         opt_d = torch.optim.AdamW(disc.parameters(), lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
+    base = None
+    if decoder_only:
+        base = load_finished_autoencoder(init_from)
+        vq.load_state_dict(base["vq"])
+        if disc is not None and base.get("disc") is not None:
+            disc.load_state_dict(base["disc"])  # a discriminator that already knows this decoder's look
+        for name, param in vq.named_parameters():
+            param.requires_grad_(not name.startswith(FROZEN_FOR_DECODER))
+    opt = torch.optim.AdamW([q for q in vq.parameters() if q.requires_grad], lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
 
     budget = Budget(max_steps or acfg["steps"], max_minutes)
     step, wall, history = 0, 0.0, []
@@ -40,7 +67,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             opt_d.load_state_dict(ckpt["opt_d"])
         step, wall, history = ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
         restore_rng(ckpt["rng"], rng)
-        print(f"resuming the autoencoder at step {step} from {out / 'last.pt'}")
+        print(f"resuming the {'decoder' if decoder_only else 'autoencoder'} at step {step} from {out / 'last.pt'}")
 
     def state(finished: bool, extra: dict | None = None) -> dict:
         return {
@@ -48,16 +75,18 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             "disc": disc.state_dict() if disc is not None else None,
             "opt_d": opt_d.state_dict() if opt_d is not None else None,
             "step": step, "planned_steps": budget.planned_steps, "wall_seconds": wall + budget.elapsed(),
-            "history": history, "rng": rng_state(rng), "finished": finished, **(extra or {}),
+            "history": history, "rng": rng_state(rng), "finished": finished,
+            "decoder_of": str(init_from) if decoder_only else None, **(extra or {}),
         }
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
     w_l1, w_edge, w_gan = acfg["l1_weight"], acfg["edge_weight"], acfg["gan_weight"]
-    usage = CodebookUsage(acfg["codebook_size"], acfg.get("restart_dead_codes_every", 0))
+    # The decoder stage never touches the codebook: the latents must stay the ones the denoiser knows.
+    usage = CodebookUsage(acfg["codebook_size"], 0 if decoder_only else acfg.get("restart_dead_codes_every", 0))
     restart_gen = torch.Generator().manual_seed(seed + step)
     restarted = 0
     last_save = budget.elapsed()
-    bar = tqdm(total=budget.planned_steps, initial=step, desc="autoencoder", mininterval=10)
+    bar = tqdm(total=budget.planned_steps, initial=step, desc="decoder" if decoder_only else "autoencoder", mininterval=10)
     vq.train()
     while not budget.done(step):
         lr_scale = warmup_cosine(step, acfg["warmup_steps"], budget.progress(step))
@@ -68,7 +97,8 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         x = torch.from_numpy(sample_image_crops(rng, tiles, acfg["crop"], acfg["batch_size"], holdout)).to(device)
         gan_on = disc is not None and budget.progress(step) >= acfg["gan_start"]
         with autocast:
-            h = vq.encode(x).latents
+            with torch.set_grad_enabled(not decoder_only):
+                h = vq.encode(x).latents
             dec = vq.decode(h)  # quantises to the codebook (straight-through) and decodes
             rec = dec.sample.float()
             l1, edge = F.l1_loss(rec, x), edge_l1(rec, x)
@@ -77,7 +107,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             loss = loss + w_gan * g_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vq.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([q for q in vq.parameters() if q.requires_grad], 1.0)
         opt.step()
         d_loss = torch.zeros(())
         if gan_on:
@@ -99,19 +129,37 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
     bar.close()
 
     vq.eval()
-    mean, std, codes_used = latent_stats(vq, tiles, holdout, downsample_factor(acfg), device)
+    if decoder_only:  # the encoder is frozen: its latent statistics are the base run's
+        mean, std = base["latent_mean"], base["latent_std"]
+        codes_used = load_summary_codes(init_from)
+    else:
+        mean, std, codes_used = latent_stats(vq, tiles, holdout, downsample_factor(acfg), device)
     held_psnr = holdout_psnr(vq, tiles, holdout, device)
     final = state(True, {"latent_mean": mean, "latent_std": std})
     save_atomic(final, out / "last.pt")
     summary = {
-        "stage": "autoencoder", "steps": step, "wall_seconds": round(final["wall_seconds"], 1),
+        "stage": "decoder" if decoder_only else "autoencoder", "steps": step, "wall_seconds": round(final["wall_seconds"], 1),
         "hardware": hardware(device), "data": data_args, "loss": loss_summary(history),
         "holdout_psnr_db": held_psnr, "latent_mean": mean.tolist(), "latent_std": std.tolist(),
         "codes_used": codes_used, "codebook_size": acfg["codebook_size"], "params": sum(p.numel() for p in vq.parameters()),
     }
+    if decoder_only:
+        summary["decoder_of"] = str(init_from)
+        summary["base_holdout_psnr_db"] = holdout_psnr(base_model(cfg, base, device), tiles, holdout, device)
     write_summary(out, summary)
-    print(f"autoencoder: {step} steps, hold-out PSNR {held_psnr} dB, {codes_used} codes used, latent mean {mean.tolist()} std {std.tolist()}")
+    print(f"{summary['stage']}: {step} steps, hold-out PSNR {held_psnr} dB, {codes_used} codes used, latent mean {mean.tolist()} std {std.tolist()}")
     return summary
+
+
+def load_summary_codes(folder: Path) -> int | None:
+    summary = folder / "summary.json"
+    return json.loads(summary.read_text()).get("codes_used") if summary.is_file() else None
+
+
+def base_model(cfg: dict, base: dict, device: str):
+    vq = build_vqmodel(cfg["autoencoder"]).to(device)
+    vq.load_state_dict(base["vq"])
+    return vq.eval()
 
 
 @torch.no_grad()

@@ -40,6 +40,7 @@ from .layouts import FOLDERS, LIST_FOLDER, SPLITS, check_layout, folders, write_
 from .model_package import default_model_dir, read_manifest
 from .progress import Progress
 from .raster_io import ImageSource, read_semantic
+from .schedule import DEFAULT_ETA
 from .scheme import ClassScheme, load_remap
 from .transitions import load_table
 
@@ -63,7 +64,7 @@ class DatasetSettings:
     fmt: str = "png"
     seed: int = 0
     steps: int = 50
-    eta: float = 1.0
+    eta: float = DEFAULT_ETA
     max_nodata: float = 0.5  # skip windows with more nodata than this fraction
     transitions: str | None = None  # transition table (JSON file); None: the OpenEarthMap rules
     transition_probability: float = 0.3

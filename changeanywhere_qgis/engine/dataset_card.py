@@ -13,6 +13,7 @@ import numpy as np
 
 from . import __version__ as engine_version
 from .layouts import SPLITS
+from .schedule import DEFAULT_ETA
 
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 
@@ -135,7 +136,7 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
         args += ["--image", *map(rel, spec["images"])]
     args += ["--count", str(count), "--tile", str(st["tile"]), "--layout", st["layout"], "--format", st["fmt"],
              "--seed", str(st["seed"]), "--steps", str(st["steps"])]
-    defaults = {"eta": 1.0, "max_nodata": 0.5, "transitions": None, "band": 1, "remap": None, "batch_size": 4}
+    defaults = {"eta": DEFAULT_ETA, "max_nodata": 0.5, "transitions": None, "band": 1, "remap": None, "batch_size": 4}
     flags = {"eta": "--eta", "max_nodata": "--max-nodata", "transitions": "--transitions", "band": "--band",
              "remap": "--remap", "batch_size": "--batch-size"}
     for key, flag in flags.items():

@@ -25,6 +25,7 @@ from .model_package import ModelPackage, default_model_dir, load_model_package, 
 from .progress import Progress
 from .raster_io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, to_uint8, write_classes, write_mask
 from .sampler import decode
+from .schedule import DEFAULT_ETA
 from .scheme import ClassScheme, load_remap
 from .synthesis import Plan, plan, post_event_latent, pre_event_latent
 from .transitions import load_table
@@ -60,7 +61,7 @@ class ChangeSpec:
 @dataclass
 class GenerateSettings:
     steps: int = 50
-    eta: float = 1.0
+    eta: float = DEFAULT_ETA
     seed: int | None = None  # None: a fresh seed, recorded in sample.json
     correlation: float | None = None  # s; None: drawn per sample from CORRELATION_RANGE
     device: str = "auto"

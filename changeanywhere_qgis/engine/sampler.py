@@ -19,13 +19,14 @@ import numpy as np
 
 from .model_package import ModelPackage
 from .progress import Progress
+from .schedule import DEFAULT_ETA
 from .tiling import TileGrid
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
     steps: int = 50
-    eta: float = 1.0
+    eta: float = DEFAULT_ETA
     tile_overlap_px: int = 64  # pixels; the latent grid uses tile_overlap_px // downsample
     batch_size: int = 4
 

@@ -15,6 +15,7 @@ from .model_package import ModelPackage
 from .progress import Progress
 from .raster_io import to_uint8
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
+from .schedule import DEFAULT_ETA
 from .tiling import TileGrid, canvas_size
 
 
@@ -41,7 +42,7 @@ class Plan:
         return n * steps * (1 if with_image else 2) + n * (2 if not with_image else 1) + (n if with_image else 0)
 
 
-def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = 1.0,
+def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DEFAULT_ETA,
          overlap_px: int | None = None, batch_size: int = 4) -> Plan:
     overlap = pkg.tile_size // 4 if overlap_px is None else int(overlap_px)
     if not 0 <= overlap < pkg.tile_size:
@@ -93,7 +94,7 @@ def decode_array(pkg: ModelPackage, p: Plan, latent: np.ndarray, progress: Progr
 
 
 def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.ndarray, correlation: float,
-                rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = 50, eta: float = 1.0,
+                rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = 50, eta: float = DEFAULT_ETA,
                 overlap_px: int | None = None, batch_size: int = 4, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """In memory: (t1, t2) uint8 [3, H, W] images for a pre/post map pair; ``image`` is an optional uint8 pre-event image."""
     progress = progress or Progress()

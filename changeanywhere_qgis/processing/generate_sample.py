@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..engine.schedule import DEFAULT_ETA
 from . import qgis_compat as compat
 from .base import ChangeAnywhereAlgorithm
 from .common import (
@@ -82,7 +83,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
         self.add_remap_and_seed()
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
-            self.ETA, "DDIM eta (0: deterministic updates)", type=compat.NUMBER_DOUBLE, defaultValue=1.0,
+            self.ETA, "DDIM eta (0: deterministic updates)", type=compat.NUMBER_DOUBLE, defaultValue=DEFAULT_ETA,
             minValue=0.0, maxValue=1.0)))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.THREADS, "CPU threads (empty: all cores)", type=compat.NUMBER_INTEGER, optional=True, minValue=1)))

@@ -94,6 +94,12 @@ def test_card_table_gives_the_map_following_ratio_and_names_the_judge():
                        {"guidance": 1.0, "miou_map": 0.05, "miou_rotated": 0.0}]}
     text = card_table(r)
     assert "| 3 | 0.240 | 0.100 | 2.40x |" in text and "| 1 | 0.050 | 0.000 | n/a |" in text
+    assert "| eta |" not in text  # no sampler comparison asked for
+    r["sampler"] = [{"guidance": 3.0, "eta": 0.0, "miou_map": 0.24, "miou_rotated": 0.1},
+                    {"guidance": 3.0, "eta": 1.0, "miou_map": 0.18, "miou_rotated": 0.12}]
+    text = card_table(r)
+    assert "package's guidance scale (3)" in text
+    assert "| 0 | 0.240 | 0.100 | 2.40x |" in text and "| 1 | 0.180 | 0.120 | 1.50x |" in text
     assert "7 steps on the real labelled tiles, 25% of its crops redrawn by the autoencoder of `models/x`)" in text
 
 

@@ -9,6 +9,7 @@ import torch
 from changeanywhere_qgis.engine.model_package import load_model_package
 from model_export.data import one_hot
 from model_export.export_onnx import export, load_networks
+from training_helpers import TINY_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,47 @@ def test_evaluation_writes_the_card_with_its_judge(package, tiny_run, small_data
     assert f"50% of its crops redrawn by the autoencoder of `{package}`" in text and "| ratio |" in text
     assert text.endswith("## Limits\n")
     assert (tmp_path / "default_model_holdout.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def decoder_run(tiny_run, small_data, tmp_path_factory):
+    from model_export.train import main
+
+    out = tmp_path_factory.mktemp("dec") / "decoder"
+    assert main(["--stage", "decoder", "--config", str(TINY_CONFIG), "--data", *small_data,
+                 "--autoencoder", str(tiny_run / "ae"), "--out", str(out), "--max-steps", "4"]) == 0
+    return out
+
+
+def test_export_pairs_a_fine_tuned_decoder_with_the_denoiser(package, decoder_run, tiny_run, tmp_path):
+    out = tmp_path / "m"
+    doc = export(tiny_run / "dm", out, decoder_dir=decoder_run)
+    assert doc["training"]["decoder_finetune"]["steps"] == 4
+    base, tuned = load_model_package(package, device="cpu"), load_model_package(out, device="cpu")
+    rng = np.random.default_rng(2)
+    image = rng.uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    latent = base.encode(image)
+    np.testing.assert_allclose(tuned.encode(image), latent, atol=1e-5)  # same encoder: the denoiser's latents
+    assert np.abs(tuned.decode(latent) - base.decode(latent)).max() > 1e-4  # another decoder
+    _, _, decoder, _ = load_networks(tiny_run / "dm", decoder_run)
+    with torch.no_grad():
+        np.testing.assert_allclose(tuned.decode(latent), decoder(torch.from_numpy(latent)).numpy(), atol=1e-4)
+
+
+def test_export_refuses_a_decoder_of_another_autoencoder(decoder_run, tiny_run, tmp_path, capsys):
+    import shutil
+
+    from model_export.checkpoint import load_if_present, save_atomic
+    from model_export.export_onnx import main
+
+    other = tmp_path / "other"
+    shutil.copytree(decoder_run, other)
+    ckpt = load_if_present(other / "last.pt")
+    ckpt["vq"]["encoder.conv_in.weight"] = ckpt["vq"]["encoder.conv_in.weight"] + 0.1
+    save_atomic(ckpt, other / "last.pt")
+    assert main(["--checkpoint", str(tiny_run / "dm"), "--out", str(tmp_path / "m"), "--decoder", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "fine-tuned from another autoencoder" in err and "encoder.conv_in.weight" in err
+    assert not (tmp_path / "m").exists()
+    assert main(["--checkpoint", str(tiny_run / "dm"), "--out", str(tmp_path / "m"), "--decoder", str(tiny_run / "ae")]) == 1
+    assert "not a finished decoder-stage run" in capsys.readouterr().err

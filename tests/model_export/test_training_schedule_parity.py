@@ -51,7 +51,8 @@ def test_q_sample_equals_training_add_noise(prediction):
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 @pytest.mark.parametrize("steps", [10, 50])
-def test_ddim_step_eta_one_equals_diffusers(prediction, steps):
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])  # 0 is the engine's default, 1 the authors'
+def test_ddim_step_equals_diffusers(prediction, steps, eta):
     engine = DiffusionSchedule(prediction=prediction)
     ref = ddim(prediction)
     ref.set_timesteps(steps)
@@ -62,7 +63,7 @@ def test_ddim_step_eta_one_equals_diffusers(prediction, steps):
         x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
         pred = rng.standard_normal(x.shape).astype(np.float32)
         noise = rng.standard_normal(x.shape).astype(np.float32)
-        got = engine.ddim_step(x, t, engine.previous_timestep(t, steps), pred, eta=1.0, noise=noise)
-        want = ref.step(torch.from_numpy(pred), t, torch.from_numpy(x), eta=1.0,
+        got = engine.ddim_step(x, t, engine.previous_timestep(t, steps), pred, eta=eta, noise=noise if eta > 0 else None)
+        want = ref.step(torch.from_numpy(pred), t, torch.from_numpy(x), eta=eta,
                         variance_noise=torch.from_numpy(noise)).prev_sample.numpy()
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
