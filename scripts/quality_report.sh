@@ -4,7 +4,7 @@
 #      and finished by rerunning the same command (the resume check);
 #   2. its first 10 samples made again on a two-worker Dask LocalCluster and compared byte for byte;
 #   3. `evaluate`: consistency, map-following, seams, FC-Siam-diff on LEVIR-CD -> docs/quality.md.
-# About an hour on 2 CPU cores with the default model. Logs go to $OUT.log.
+# About half an hour on 2 idle CPU cores with the default model (25 min in session 4). Logs go to $OUT.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
