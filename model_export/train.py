@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
     cfg = load_config(args.config)
     out = Path(args.out)
+    if args.stage != "autoencoder" and (not args.autoencoder or not (Path(args.autoencoder) / "last.pt").is_file()):
+        p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage")
+    if args.stage == "decoder" and out.resolve() == Path(args.autoencoder).resolve():
+        p.error("--stage decoder writes a new run: give --out a folder other than --autoencoder")
     out.mkdir(parents=True, exist_ok=True)
     try:
         tiles = scan_folders(args.data)
@@ -61,10 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     holdout = holdout_windows(cfg["data"].get("holdout", []))
     common = dict(cfg=cfg, tiles=tiles, holdout=holdout, out=out, device=args.device, seed=args.seed,
                   max_steps=args.max_steps, max_minutes=args.max_minutes, data_args=args.data)
-    if args.stage != "autoencoder" and (not args.autoencoder or not (Path(args.autoencoder) / "last.pt").is_file()):
-        p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage")
-    if args.stage == "decoder" and out.resolve() == Path(args.autoencoder).resolve():
-        p.error("--stage decoder writes a new run: give --out a folder other than --autoencoder")
     try:
         if args.stage == "diffusion":
             from .train_diffusion import run

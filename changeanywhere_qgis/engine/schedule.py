@@ -17,7 +17,7 @@ PREDICTIONS = ("epsilon", "v_prediction")
 
 # The default DDIM eta everywhere (engine, command line, Processing). 0 (deterministic updates) rather
 # than the authors' 1: at 50 steps the bundled model follows its map clearly better with 0
-# (docs/model-card.md, "Sampler"); eta 1 injects fresh noise at every step, which at so few steps
+# (docs/model-card.md, the DDIM eta table); eta 1 injects fresh noise at every step, which at so few steps
 # blurs the layout the map asks for.
 DEFAULT_ETA = 0.0
 
