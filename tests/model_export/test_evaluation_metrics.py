@@ -89,12 +89,14 @@ def test_card_table_gives_the_map_following_ratio_and_names_the_judge():
 
     r = {"window": "w", "steps": 50, "eta": 1.0, "seeds": [0], "threads": 2, "rounds": 1, "reconstruction_psnr_db": 22.0,
          "judge": {"steps": 7, "augment": False, "redrawn_by": "models/x", "redrawn_share": 0.25},
-         "miou_real": 0.4, "miou_real_rotated": 0.1, "miou_reconstruction": 0.3, "timing": [],
+         "miou_real": 0.4, "miou_real_rotated": 0.1, "miou_reconstruction": 0.3,
+         "miou_reconstruction_rotated": 0.12, "timing": [],
          "generated": [{"guidance": 3.0, "miou_map": 0.24, "miou_rotated": 0.1},
                        {"guidance": 1.0, "miou_map": 0.05, "miou_rotated": 0.0}]}
     text = card_table(r)
     assert "| 3 | 0.240 | 0.100 | 2.40x |" in text and "| 1 | 0.050 | 0.000 | n/a |" in text
     assert "| eta |" not in text  # no sampler comparison asked for
+    assert "(vs rotated: 0.120, 2.50x: what a generator" in text
     r["sampler"] = [{"guidance": 3.0, "eta": 0.0, "miou_map": 0.24, "miou_rotated": 0.1},
                     {"guidance": 3.0, "eta": 1.0, "miou_map": 0.18, "miou_rotated": 0.12}]
     text = card_table(r)

@@ -81,7 +81,7 @@ def test_evaluation_writes_the_card_with_its_judge(package, tiny_run, small_data
                                 "--json", str(tmp_path / "eval.json")]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
     assert [g["guidance"] for g in result["generated"]] == [1.0, 3.0]
-    for key in ("miou_real", "miou_real_rotated", "miou_reconstruction"):
+    for key in ("miou_real", "miou_real_rotated", "miou_reconstruction", "miou_reconstruction_rotated"):
         assert 0.0 <= result[key] <= 1.0
     assert result["judge"]["steps"] == 2 and result["judge"]["redrawn_by"] == str(package)
     text = card.read_text()
