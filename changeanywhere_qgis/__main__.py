@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--image", help="pre-event RGB image on the same grid (default: generated from the map)")
     gen.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     gen.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
+    gen.add_argument("--guidance", type=float, help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours (default: the model's own, 3 for the bundled model)")
     gen.add_argument("--correlation", type=float, help="content correlation s in [0, 1] (default: drawn in [0.7, 1])")
     gen.add_argument("--device", choices=DEVICES, default="auto")
     gen.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
@@ -119,7 +120,7 @@ def _run(args) -> int:
         if args.command == "generate":
             from .engine.pipeline import GenerateSettings, generate
 
-            settings = GenerateSettings(steps=args.steps, eta=args.eta, seed=args.seed, correlation=args.correlation,
+            settings = GenerateSettings(steps=args.steps, eta=args.eta, guidance=args.guidance, seed=args.seed, correlation=args.correlation,
                                         device=args.device, threads=args.threads, batch_size=args.batch_size)
             result = generate(args.semantic, args.out, _change_spec(args), image=args.image, model=args.model,
                               remap=args.remap, band=args.band, overwrite=args.overwrite, settings=settings, progress=progress)

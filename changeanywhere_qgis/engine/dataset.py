@@ -37,7 +37,7 @@ from .dataset_card import assign_splits, dataset_card, dataset_statistics
 from .errors import Cancelled, InputError
 from .events import change_mask
 from .layouts import FOLDERS, LIST_FOLDER, SPLITS, check_layout, folders, write_sample
-from .model_package import default_model_dir, read_manifest
+from .model_package import check_guidance, default_model_dir, read_manifest
 from .progress import Progress
 from .raster_io import ImageSource, read_semantic
 from .schedule import DEFAULT_ETA
@@ -65,6 +65,7 @@ class DatasetSettings:
     seed: int = 0
     steps: int = 50
     eta: float = DEFAULT_ETA
+    guidance: float | None = None  # classifier-free guidance scale; None: the model's own
     max_nodata: float = 0.5  # skip windows with more nodata than this fraction
     transitions: str | None = None  # transition table (JSON file); None: the OpenEarthMap rules
     transition_probability: float = 0.3
@@ -84,6 +85,7 @@ class DatasetSettings:
             raise InputError(f"steps must be between 1 and 1000, got {self.steps}.")
         if not 0.0 <= self.eta <= 1.0:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
+        check_guidance(self.guidance)
         if not 0.0 <= self.max_nodata < 1.0:
             raise InputError(f"max_nodata (the largest nodata fraction of a tile) must be in [0, 1), got {self.max_nodata}.")
         if self.batch_size < 1:
@@ -222,7 +224,8 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
         "semantic": sources,
         "images": [str(Path(p).resolve()) for p in images] or None,
         "model": _model_spec(model_dir.resolve(), manifest),
-        "settings": {k: v for k, v in asdict(settings).items() if k != "count"},
+        # guidance only when asked for: specs written before it existed still match when a run resumes
+        "settings": {k: v for k, v in asdict(settings).items() if k != "count" and not (k == "guidance" and v is None)},
         "digits": digits,
         "model_tile": {"size": int(manifest["tile"]["size"]), "overlap_px": int(manifest["tile"]["size"]) // 4},
         "classes": [{"code": c.code, "name": c.name, "color": list(c.color)} for c in scheme.classes],
@@ -326,9 +329,9 @@ def run_sample(job: DatasetJob, index: int) -> dict:
     from .random_events import random_events
 
     state = _worker_state(job)
-    pkg = state["pkg"]
-    scheme: ClassScheme = pkg.scheme
     st = job.settings
+    pkg = state["pkg"].with_guidance(st.guidance)
+    scheme: ClassScheme = pkg.scheme
     seed = sample_seed(st.seed, index)
     rngs = sample_rngs(seed)
     raster, row, col = job.windows[index]

@@ -32,6 +32,7 @@ def add_dataset_commands(sub) -> None:
     run.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster, e.g. tcp://host:8786 (shared file system)")
     ds.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     ds.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
+    ds.add_argument("--guidance", type=float, help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours (default: the model's own, 3 for the bundled model)")
     ds.add_argument("--transitions", metavar="JSON", help="transition table for the change events (default: OpenEarthMap rules)")
     ds.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more nodata than this fraction (default 0.5)")
     ds.add_argument("--band", type=int, default=1, help="band of the land-cover rasters (default 1)")
@@ -86,7 +87,7 @@ def run_dataset(args) -> int:
     from .dataset import DatasetSettings, generate_dataset
 
     settings = DatasetSettings(count=args.count, tile=args.tile, layout=args.layout, fmt=args.fmt, seed=args.seed,
-                               steps=args.steps, eta=args.eta, max_nodata=args.max_nodata, transitions=args.transitions,
+                               steps=args.steps, eta=args.eta, guidance=args.guidance, max_nodata=args.max_nodata, transitions=args.transitions,
                                band=args.band, remap=args.remap, batch_size=args.batch_size)
     progress, close = _progress()
     try:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import InputError, ModelError
 from .scheme import ClassScheme
 from .schedule import DiffusionSchedule
 
@@ -119,6 +119,17 @@ def cuda_unavailable_reason() -> str | None:
     return None
 
 
+GUIDANCE_RANGE = (1.0, 10.0)  # 1: no guidance; far above the bundled model's 3, colours saturate and burn
+
+
+def check_guidance(scale: float | None) -> None:
+    """A guidance scale a user asked for (None: the model's own)."""
+    low, high = GUIDANCE_RANGE
+    if scale is not None and not low <= scale <= high:
+        raise InputError(f"The guidance scale must be between {low:g} (no guidance) and {high:g}, got {scale:g}; "
+                         "leave it empty to use the model's own.")
+
+
 @dataclass
 class ModelPackage:
     """A loaded model: its manifest, class scheme, schedule and three onnxruntime sessions."""
@@ -163,6 +174,15 @@ class ModelPackage:
     @property
     def guidance_scale(self) -> float:
         return float(self.manifest["diffusion"].get("guidance_scale", 1.0))
+
+    def with_guidance(self, scale: float | None) -> ModelPackage:
+        """This model sampled with another classifier-free guidance scale (None: its manifest's); the
+        onnxruntime sessions are shared, nothing is reloaded."""
+        if scale is None:
+            return self
+        check_guidance(scale)
+        diffusion = {**self.manifest["diffusion"], "guidance_scale": float(scale)}
+        return replace(self, manifest={**self.manifest, "diffusion": diffusion})
 
     def _run(self, graph: str, **inputs: np.ndarray) -> np.ndarray:
         return self.sessions[graph].run(None, inputs)[0]

@@ -21,7 +21,7 @@ from .errors import InputError
 from .events import ChangeResult, change_mask
 from .polygon_events import events_from_polygons
 from .random_events import random_events
-from .model_package import ModelPackage, default_model_dir, load_model_package, read_manifest
+from .model_package import ModelPackage, check_guidance, default_model_dir, load_model_package, read_manifest
 from .progress import Progress
 from .raster_io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, to_uint8, write_classes, write_mask
 from .sampler import decode
@@ -62,6 +62,7 @@ class ChangeSpec:
 class GenerateSettings:
     steps: int = 50
     eta: float = DEFAULT_ETA
+    guidance: float | None = None  # classifier-free guidance scale; None: the model's own
     seed: int | None = None  # None: a fresh seed, recorded in sample.json
     correlation: float | None = None  # s; None: drawn per sample from CORRELATION_RANGE
     device: str = "auto"
@@ -77,6 +78,7 @@ class GenerateSettings:
             raise InputError(f"The content correlation s must be between 0 and 1, got {self.correlation}.")
         if not 0.0 <= self.eta <= 1.0:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
+        check_guidance(self.guidance)
 
 
 def _describe(changes: ChangeSpec) -> dict:
@@ -187,6 +189,7 @@ def generate(
 
     out = OutputFolder(out_dir, overwrite)
     pkg = model if isinstance(model, ModelPackage) else load_model_package(model, settings.device, settings.threads)
+    pkg = pkg.with_guidance(settings.guidance)
     scheme = pkg.scheme
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
     source = ImageSource(image, sem.grid) if image else None

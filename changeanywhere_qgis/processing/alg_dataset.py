@@ -71,6 +71,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=50, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=1))
+        self.add_sampler_options()
         self.addParameter(compat.advanced(QgsProcessingParameterFile(
             self.TRANSITIONS, "Transition table for the change events (JSON; empty: OpenEarthMap rules)",
             behavior=compat.FILE_BEHAVIOR_FILE, extension="json", optional=True)))
@@ -114,6 +115,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 fmt=FORMATS[self.parameterAsEnum(parameters, self.FORMAT, context)],
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
+                **self.sampler_options(parameters, context),
                 max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
                 transitions=self.parameterAsFile(parameters, self.TRANSITIONS, context) or None,
                 band=self.parameterAsInt(parameters, self.BAND, context) or 1,

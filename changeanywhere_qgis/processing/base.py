@@ -18,6 +18,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ..engine.model_package import GUIDANCE_RANGE
+from ..engine.schedule import DEFAULT_ETA
 from . import qgis_compat as compat
 from .common import class_list, raster_path
 
@@ -41,6 +43,8 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     MODEL = "MODEL"
     REMAP = "REMAP"
     SEED = "SEED"
+    ETA = "ETA"
+    GUIDANCE = "GUIDANCE"
 
     def name(self):
         return self.NAME
@@ -94,6 +98,15 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             self.SEED, "Random seed (empty: a fresh one, reported in the outputs)", type=compat.NUMBER_INTEGER,
             optional=True, minValue=0))
 
+    def add_sampler_options(self) -> None:
+        """DDIM eta and the guidance scale, advanced: the defaults are what the model card measured."""
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.ETA, "DDIM eta (0: deterministic updates)", type=compat.NUMBER_DOUBLE, defaultValue=DEFAULT_ETA,
+            minValue=0.0, maxValue=1.0)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.GUIDANCE, "Guidance scale (empty: the model's own; higher follows the map more, colours saturate)",
+            type=compat.NUMBER_DOUBLE, optional=True, minValue=GUIDANCE_RANGE[0], maxValue=GUIDANCE_RANGE[1])))
+
     # --- reading them --------------------------------------------------------------------------
     def destinations(self, parameters, context, file_outputs: tuple = ()) -> dict:
         """Where the user wants each of ``self.FILES``: layers as output layers, the rest as plain files."""
@@ -122,6 +135,12 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     def remap(self, parameters, context) -> str | None:
         value = (self.parameterAsString(parameters, self.REMAP, context) or "").strip()
         return value or None
+
+    def sampler_options(self, parameters, context) -> dict:
+        """``eta`` and ``guidance`` (None: the model's own) for the engine's settings."""
+        guidance = parameters.get(self.GUIDANCE)
+        return {"eta": self.parameterAsDouble(parameters, self.ETA, context),
+                "guidance": None if guidance in (None, "") else self.parameterAsDouble(parameters, self.GUIDANCE, context)}
 
     def seed(self, parameters, context) -> int | None:
         value = parameters.get(self.SEED)

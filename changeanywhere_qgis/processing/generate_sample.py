@@ -14,7 +14,6 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ..engine.schedule import DEFAULT_ETA
 from . import qgis_compat as compat
 from .base import ChangeAnywhereAlgorithm
 from .common import (
@@ -47,7 +46,6 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
     STEPS = "STEPS"
     CORRELATION = "CORRELATION"
     DEVICE = "DEVICE"
-    ETA = "ETA"
     THREADS = "THREADS"
     BATCH_SIZE = "BATCH_SIZE"
 
@@ -82,9 +80,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
             optional=True, minValue=0.0, maxValue=1.0))
         self.add_remap_and_seed()
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0))
-        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
-            self.ETA, "DDIM eta (0: deterministic updates)", type=compat.NUMBER_DOUBLE, defaultValue=DEFAULT_ETA,
-            minValue=0.0, maxValue=1.0)))
+        self.add_sampler_options()
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.THREADS, "CPU threads (empty: all cores)", type=compat.NUMBER_INTEGER, optional=True, minValue=1)))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
@@ -117,7 +113,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
             threads = parameters.get(self.THREADS)
             settings = GenerateSettings(
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
-                eta=self.parameterAsDouble(parameters, self.ETA, context),
+                **self.sampler_options(parameters, context),
                 seed=self.seed(parameters, context),
                 correlation=(None if parameters.get(self.CORRELATION) in (None, "")
                              else self.parameterAsDouble(parameters, self.CORRELATION, context)),

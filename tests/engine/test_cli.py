@@ -42,6 +42,9 @@ def test_errors_are_one_clear_line_and_exit_2(tiny_model_dir, tmp_path, houston_
     assert "Traceback" not in done.stderr
     done = cli("generate", "--semantic", houston_label_path, "--changes", "x.gpkg", "--model", tiny_model_dir, "--out", tmp_path / "o")
     assert done.returncode == 2 and "--class-field" in done.stderr
+    done = cli("generate", "--semantic", houston_label_path, "--random-events", "--guidance", "40", "--model", tiny_model_dir,
+               "--out", tmp_path / "o")
+    assert done.returncode == 2 and "guidance scale must be between 1" in done.stderr
     assert not (tmp_path / "o").exists()
 
 

@@ -182,6 +182,7 @@ def test_mostly_nodata_tiles_are_skipped(tmp_path, tiny_model_dir, houston_label
     ({"layout": "coco"}, "Unknown dataset layout 'coco'"),
     ({"fmt": "jpg"}, "Unknown image format 'jpg'"),
     ({"transitions": "/nonexistent.json"}, "does not exist"),
+    ({"guidance": 25.0}, "guidance scale must be between 1"),
 ])
 def test_bad_inputs_write_nothing(tmp_path, tiny_model_dir, houston_label_path, change, message):
     settings = DatasetSettings(**{"count": 2, "tile": 64, "steps": 1, **change})
@@ -203,6 +204,14 @@ def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, hou
     with pytest.raises(InputError, match="one image per land-cover raster"):
         plan_dataset([houston_label_path] * 2, tmp_path / "x", DatasetSettings(count=1, tile=64), model=tiny_model_dir,
                      images=[houston_label_path])
+    # another guidance scale is another dataset; one given is recorded and in the remaking command
+    with pytest.raises(InputError, match="other settings.*guidance"):
+        _make(out, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
+    guided = tmp_path / "guided"
+    _make(guided, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
+    assert "--guidance 1.5" in (guided / "README.md").read_text()
+    assert json.loads((guided / "dataset.json").read_text())["settings"]["guidance"] == 1.5
+    assert "guidance" not in json.loads((out / "dataset.json").read_text())["settings"]  # older specs still match
     # more samples with the same settings: the first one is kept as it is
     first = (out / "A" / "000000.png").read_bytes()
     result = _make(out, tiny_model_dir, houston_label_path, count=3, seed=1)

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from changeanywhere_qgis.engine.errors import ModelError
+from changeanywhere_qgis.engine.errors import InputError, ModelError
 from changeanywhere_qgis.engine.model_package import _sha256, load_model_package, read_manifest
 
 
@@ -112,3 +112,21 @@ def test_class_count_mismatch_is_refused(model_copy):
 def test_unknown_device_is_refused(tiny_model_dir):
     with pytest.raises(ModelError, match="choose one of auto, cpu, cuda"):
         load_model_package(tiny_model_dir, device="tpu")
+
+
+def test_another_guidance_scale_shares_the_sessions_and_leaves_the_model_as_it_was(tiny_model_dir):
+    pkg = load_model_package(tiny_model_dir, device="cpu")
+    own = pkg.guidance_scale
+    assert own != 1.0  # the tiny model is exported with guidance, so its conditioning has two halves
+    off = pkg.with_guidance(1.0)
+    assert off.guidance_scale == 1.0 and pkg.guidance_scale == own and off.sessions is pkg.sessions
+    assert pkg.with_guidance(None) is pkg
+    semantic = np.zeros((1, len(pkg.scheme.classes), 32, 32), dtype=np.float32)
+    semantic[:, 2, :, 16:] = semantic[:, 4, :, :16] = 1.0  # a map (all-zero is the unconditional case itself)
+    assert pkg.condition(semantic).shape[0] == 2 and off.condition(semantic).shape[0] == 1
+    latent = np.random.default_rng(0).standard_normal((1, pkg.latent_channels, 8, 8), dtype=np.float32)
+    t = np.array([500], dtype=np.int64)
+    assert not np.allclose(pkg.denoise(latent, t, semantic), off.denoise(latent, t, semantic))
+    for bad in (0.5, 11.0):
+        with pytest.raises(InputError, match="guidance scale must be between 1 .no guidance. and 10"):
+            pkg.with_guidance(bad)

@@ -80,6 +80,17 @@ def test_sample_json_records_the_run(polygon_sample):
     assert record["changed_fraction"] > 0 and set(record["timings"]) >= {"pre_event_s", "post_event_s"}
 
 
+def test_a_guidance_scale_given_is_used_and_recorded(tiny_model_dir, tmp_path, houston_label_path):
+    _run(tiny_model_dir, houston_label_path, tmp_path / "own")
+    _run(tiny_model_dir, houston_label_path, tmp_path / "off", guidance=1.0)
+    own, off = (json.loads((tmp_path / n / "sample.json").read_text()) for n in ("own", "off"))
+    assert own["guidance_scale"] == 2.0 and off["guidance_scale"] == 1.0  # tiny.toml exports 2
+    assert not np.array_equal(_read(tmp_path / "own" / "t2_image.tif")[0], _read(tmp_path / "off" / "t2_image.tif")[0])
+    with pytest.raises(InputError, match="guidance scale must be between 1"):
+        _run(tiny_model_dir, houston_label_path, tmp_path / "bad", guidance=0.0)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_the_pre_event_image_is_the_input_image(polygon_sample, houston_image_path):
     out, _ = polygon_sample
     assert np.array_equal(_read(out / "t1_image.tif")[0], _read(houston_image_path)[0])

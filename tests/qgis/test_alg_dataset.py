@@ -18,12 +18,13 @@ def test_dataset_through_processing(processing_run, tiny_model_dir, houston_labe
     out = tmp_path / "ds"
     params = {"SEMANTIC": [str(houston_label_path)], "IMAGES": [str(houston_image_path)], "COUNT": 3, "TILE": 64,
               "LAYOUT": 2, "FORMAT": 1, "SEED": 4, "MODEL": str(tiny_model_dir), "STEPS": 1, "DEVICE": 1,
-              "WORKERS": 1, "OUTPUT": str(out)}
+              "ETA": 0.5, "GUIDANCE": 1.5, "WORKERS": 1, "OUTPUT": str(out)}
     result = processing_run("changeanywhere:generatechangedataset", params)
     assert result["COUNT"] == 3 and result["GENERATED"] == 3 and result["SKIPPED"] == 0
     assert result["OUTPUT"] == str(out.resolve())
     lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and (out / "README.md").is_file()
+    assert "--eta 0.5 --guidance 1.5" in (out / "README.md").read_text()  # the sampler options reach the engine
     for folder in ("A", "B", "label", "im1", "im2", "label1", "label2"):
         assert len(list((out / folder).glob("*.tif"))) == 3
     with rasterio.open(out / lines[0]["files"]["B"]) as ds, rasterio.open(houston_label_path) as src:

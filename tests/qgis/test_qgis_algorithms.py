@@ -33,7 +33,7 @@ def test_generate_change_sample(processing_run, tiny_model_dir, houston_label_pa
     result = processing_run("changeanywhere:generatechangesample", {
         "SEMANTIC": str(houston_label_path), "IMAGE": str(houston_image_path),
         "CHANGES": str(houston_changes_path), "CLASS_FIELD": "target",
-        "MODEL": str(tiny_model_dir), "STEPS": 2, "SEED": 11, "CORRELATION": 0.8, "DEVICE": 1,
+        "MODEL": str(tiny_model_dir), "STEPS": 2, "SEED": 11, "CORRELATION": 0.8, "DEVICE": 1, "GUIDANCE": 1.5,
         "OUTPUT_PRE_IMAGE": out["pre"], "OUTPUT_POST_IMAGE": out["post"], "OUTPUT_PRE_MAP": out["pre_map"],
         "OUTPUT_POST_MAP": out["post_map"], "OUTPUT_CHANGE_MASK": out["mask"],
         "OUTPUT_RECORD": str(tmp_path / "sample.json"),
@@ -51,7 +51,7 @@ def test_generate_change_sample(processing_run, tiny_model_dir, houston_label_pa
     assert value_at(out["post_map"], row, col) == WATER  # "a building becomes water"
     assert value_at(out["mask"], row, col) == 1
     record = json.loads((tmp_path / "sample.json").read_text())
-    assert record["seed"] == 11 and record["device"] == "cpu"
+    assert record["seed"] == 11 and record["device"] == "cpu" and record["guidance_scale"] == 1.5
     assert not list(tmp_path.glob(".*partial*"))
 
 
