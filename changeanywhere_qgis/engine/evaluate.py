@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .dataset import SPEC_FILE, load_records, sample_maps
+from .dataset import load_records
+from .dataset_job import SPEC_FILE
+from .dataset_sample import sample_maps
 from .dataset_card import dataset_command
 from .errors import InputError
 from .layouts import read_raster, write_raster
