@@ -18,6 +18,7 @@ import rasterio
 from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset, plan_dataset, sample_seed
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.layouts import read_raster
+from changeanywhere_qgis.engine.model_package import ModelPackage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -191,7 +192,7 @@ def test_bad_inputs_write_nothing(tmp_path, tiny_model_dir, houston_label_path, 
     assert not (tmp_path / "out").exists()
 
 
-def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, houston_label_path):
+def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, houston_label_path, monkeypatch):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
@@ -208,7 +209,11 @@ def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, hou
     with pytest.raises(InputError, match="other settings.*guidance"):
         _make(out, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
     guided = tmp_path / "guided"
+    seen = []  # the scale every real denoiser call ran with (the tiny model's map effect is too weak to see in
+    real_denoise = ModelPackage.denoise_with  # its VQ-snapped images, so the calls are observed instead)
+    monkeypatch.setattr(ModelPackage, "denoise_with", lambda self, *a: seen.append(self.guidance_scale) or real_denoise(self, *a))
     _make(guided, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
+    assert seen and set(seen) == {1.5}
     assert "--guidance 1.5" in (guided / "README.md").read_text()
     assert json.loads((guided / "dataset.json").read_text())["settings"]["guidance"] == 1.5
     assert "guidance" not in json.loads((out / "dataset.json").read_text())["settings"]  # older specs still match
