@@ -7,13 +7,14 @@ them once every sample is written, ``evaluate.py`` reads the command back.
 from __future__ import annotations
 
 import shlex
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__ as engine_version
+from .dataset_job import DatasetSettings
 from .layouts import SPLITS
-from .schedule import DEFAULT_ETA
 
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 
@@ -138,8 +139,7 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
         args += ["--image", *map(rel, spec["images"])]
     args += ["--count", str(count), "--tile", str(st["tile"]), "--layout", st["layout"], "--format", st["fmt"],
              "--seed", str(st["seed"]), "--steps", str(st["steps"])]
-    defaults = {"eta": DEFAULT_ETA, "guidance": None, "max_nodata": 0.5, "transitions": None, "band": 1, "remap": None,
-                "batch_size": 4}
+    defaults = {f.name: f.default for f in fields(DatasetSettings)}  # flags at their default are left out
     flags = {"eta": "--eta", "guidance": "--guidance", "max_nodata": "--max-nodata", "transitions": "--transitions", "band": "--band",
              "remap": "--remap", "batch_size": "--batch-size"}
     for key, flag in flags.items():
