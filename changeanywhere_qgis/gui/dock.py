@@ -164,6 +164,16 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.seed_spin.setRange(-1, 2**31 - 1)
         self.seed_spin.setSpecialValueText("random")
         self.seed_spin.setValue(-1)
+        self.eta_spin = QDoubleSpinBox()
+        self.eta_spin.setRange(0.0, 1.0)
+        self.eta_spin.setSingleStep(0.1)
+        self.eta_spin.setValue(0.0)  # the engine's DEFAULT_ETA (a test holds the two equal)
+        self.eta_spin.setToolTip("DDIM eta: 0 = deterministic updates (follows the map best at 50 steps); 1 = the authors' setting")
+        # Its minimum stands for "the model's own" scale; load_classes() sets the range and names that scale.
+        self.guidance_spin = QDoubleSpinBox()
+        self.guidance_spin.setDecimals(1)
+        self.guidance_spin.setSingleStep(0.5)
+        self.guidance_spin.setToolTip("Classifier-free guidance: higher follows the map more closely, colours saturate")
         self.device_combo = QComboBox()
         for key, label in DEVICES:
             self.device_combo.addItem(label, key)
@@ -173,6 +183,8 @@ class ChangeAnywhereDock(QgsDockWidget):
         form3.addRow("Diffusion steps", self.steps_spin)
         form3.addRow("Content correlation s", self.correlation_spin)
         form3.addRow("Seed", self.seed_spin)
+        form3.addRow("DDIM eta", self.eta_spin)
+        form3.addRow("Guidance scale", self.guidance_spin)
         form3.addRow("Device", self.device_combo)
         form3.addRow("Output folder", self.output_widget)
         main.addWidget(settings)
@@ -207,13 +219,15 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.palette.clear()
         self.classes = []
         try:
-            from ..engine.model_package import default_model_dir, read_manifest
+            from ..engine.model_package import GUIDANCE_RANGE, default_model_dir, read_manifest
 
             folder = self.model_dir() or default_model_dir()
             manifest = read_manifest(folder, verify_hashes=False)
         except Exception as exc:  # ModelError names the fix; ImportError: numpy missing
             self.model_label.setText(f"<span style='color:#b00'>{exc}</span>")
             return
+        own = manifest.get("diffusion", {}).get("guidance_scale")
+        self._set_guidance_range(GUIDANCE_RANGE, own)
         self.classes = [{"code": int(c["code"]), "name": str(c["name"]), "color": list(c["color"])} for c in manifest["classes"]]
         self.model_label.setText(f"{manifest['name']} {manifest.get('version', '')} — {len(self.classes)} classes")
         for c in self.classes:
@@ -228,6 +242,25 @@ class ChangeAnywhereDock(QgsDockWidget):
             self.palette.addItem(item)
         if self.classes:
             self.palette.setCurrentRow(0)
+
+    def _set_guidance_range(self, allowed: tuple[float, float], own: float | None) -> None:
+        """One step below the allowed range means "the model's own", named with the model's scale."""
+        keep = self.guidance_spin.value() > self.guidance_spin.minimum()
+        step = self.guidance_spin.singleStep()
+        self.guidance_spin.setRange(allowed[0] - step, allowed[1])
+        self.guidance_spin.setSpecialValueText("the model's own" + (f" ({own:g})" if own is not None else ""))
+        if not keep:
+            self.guidance_spin.setValue(self.guidance_spin.minimum())
+
+    def guidance(self) -> float | None:
+        """The chosen scale; None: the model's own. Between that and the range's start is no scale at all."""
+        value = self.guidance_spin.value()
+        if value <= self.guidance_spin.minimum():
+            return None
+        if value < self.guidance_spin.minimum() + self.guidance_spin.singleStep():
+            raise ValueError(f"A guidance scale of {value:g} is below 1 (no guidance): choose 1 or more, "
+                             "or the lowest value for the model's own scale.")
+        return value
 
     def target_class(self) -> dict | None:
         row = self.palette.currentRow()
@@ -363,14 +396,15 @@ class ChangeAnywhereDock(QgsDockWidget):
         while out_dir.exists():
             n += 1
             out_dir = base / f"sample-{stamp}-{n}"
-        polygons = self._export_polygons(layer, Path(QgsProcessingUtils.tempFolder()) / f"changeanywhere-input-{stamp}-{n}")
-
         settings = {
             "steps": self.steps_spin.value(),
             "seed": None if self.seed_spin.value() < 0 else self.seed_spin.value(),
             "correlation": None if self.correlation_spin.value() < 0 else self.correlation_spin.value(),
+            "eta": self.eta_spin.value(),
+            "guidance": self.guidance(),
             "device": self.device_combo.currentData(),
         }
+        polygons = self._export_polygons(layer, Path(QgsProcessingUtils.tempFolder()) / f"changeanywhere-input-{stamp}-{n}")
         task = GenerateTask(
             semantic.source().split("|")[0], str(out_dir), {"vector": polygons, "class_field": field, "layer": "changes"},
             image=image.source().split("|")[0] if image is not None else None, model=self.model_dir(),

@@ -90,6 +90,8 @@ def test_dock_generates_with_a_task_and_adds_styled_layers(dock, qgis_iface, lab
     dock.set_target_class("water")
     draw_over_building(dock, label_layer_info)
     dock.output_widget.setFilePath(str(tmp_path))
+    dock.eta_spin.setValue(0.5)
+    dock.guidance_spin.setValue(2.5)
     task = dock.start_generation()
     assert dock.generate_button.text() == "Cancel"
     assert task in QgsApplication.taskManager().tasks() or dock.task is None
@@ -99,6 +101,7 @@ def test_dock_generates_with_a_task_and_adds_styled_layers(dock, qgis_iface, lab
     assert dock.last_result is not None, dock.status_label.text()
     result = dock.last_result
     assert result["device"] == "cpu" and "cpu" in dock.status_label.text()
+    assert (result["eta"], result["guidance_scale"]) == (0.5, 2.5)  # the dock's sampler settings reached the engine
     successes = qgis_iface.messageBar().get_messages(3)  # Qgis.MessageLevel.Success
     assert any("device: cpu" in m for m in successes)
 
@@ -120,6 +123,24 @@ def test_dock_generates_with_a_task_and_adds_styled_layers(dock, qgis_iface, lab
     out = Path(result["outputs"]["t2_image.tif"]).parent
     assert out.parent == tmp_path
 
+
+
+def test_sampler_settings_default_to_the_engine_and_the_model(dock):
+    from changeanywhere_qgis.engine.model_package import GUIDANCE_RANGE, default_model_dir, read_manifest
+    from changeanywhere_qgis.engine.schedule import DEFAULT_ETA
+
+    assert dock.eta_spin.value() == DEFAULT_ETA
+    own = read_manifest(dock.model_dir())["diffusion"]["guidance_scale"]
+    assert dock.guidance() is None and dock.guidance_spin.text() == f"the model's own ({own:g})"
+    assert dock.guidance_spin.maximum() == GUIDANCE_RANGE[1]
+    dock.guidance_spin.setValue(GUIDANCE_RANGE[0])
+    assert dock.guidance() == GUIDANCE_RANGE[0]
+    dock.model_widget.setFilePath("")  # another model (the bundled one) keeps a scale the user chose
+    bundled = read_manifest(default_model_dir())["diffusion"]["guidance_scale"]
+    assert dock.guidance() == GUIDANCE_RANGE[0] and dock.guidance_spin.specialValueText() == f"the model's own ({bundled:g})"
+    dock.guidance_spin.setValue(0.8)  # typed between "the model's own" and 1
+    with pytest.raises(ValueError, match="below 1"):
+        dock.guidance()
 
 
 def test_cancel_from_the_dock_writes_nothing(dock, qgis_iface, label_layer_info, tmp_path):
