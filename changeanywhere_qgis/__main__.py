@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .engine.errors import ChangeAnywhereError
 from .engine.model_package import DEVICES
-from .engine.schedule import DEFAULT_ETA
+from .engine.cli_options import add_sampler_arguments
 
 
 def _common_inputs(p: argparse.ArgumentParser) -> None:
@@ -41,9 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="make a bi-temporal change sample (pre/post images, maps, change mask)")
     _common_inputs(gen)
     gen.add_argument("--image", help="pre-event RGB image on the same grid (default: generated from the map)")
-    gen.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    gen.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
-    gen.add_argument("--guidance", type=float, help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours (default: the model's own, 3 for the bundled model)")
+    add_sampler_arguments(gen)
     gen.add_argument("--correlation", type=float, help="content correlation s in [0, 1] (default: drawn in [0.7, 1])")
     gen.add_argument("--device", choices=DEVICES, default="auto")
     gen.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
@@ -106,6 +104,9 @@ def _run(args) -> int:
             print(f"licence: {report['license']}")
             print(f"device:  {report['device']}  ({report['device_note']})")
             print(f"tile:    {report['tile']['size']} px, latent {report['latent']['channels']} channels / {report['latent']['downsample']}")
+            d = report["diffusion"]
+            print(f"sampler: guidance scale {d.get('guidance_scale', 1.0):g} (--guidance changes it), "
+                  f"{d['num_train_timesteps']} training steps, {d['prediction']}")
             print("classes: " + ", ".join(f"{c['code']}={c['name']}" for c in report["classes"]))
             sizes = report["file_sizes_bytes"]
             print("graphs:  " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))

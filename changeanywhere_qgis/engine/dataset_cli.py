@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .layouts import FORMATS, LAYOUTS
 from .model_package import DEVICES
-from .schedule import DEFAULT_ETA
+from .cli_options import add_sampler_arguments
 
 
 def add_dataset_commands(sub) -> None:
@@ -30,9 +30,7 @@ def add_dataset_commands(sub) -> None:
     run = ds.add_mutually_exclusive_group()
     run.add_argument("--workers", type=int, help="local worker processes (default: one per CPU core)")
     run.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster, e.g. tcp://host:8786 (shared file system)")
-    ds.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    ds.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
-    ds.add_argument("--guidance", type=float, help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours (default: the model's own, 3 for the bundled model)")
+    add_sampler_arguments(ds)
     ds.add_argument("--transitions", metavar="JSON", help="transition table for the change events (default: OpenEarthMap rules)")
     ds.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more nodata than this fraction (default 0.5)")
     ds.add_argument("--band", type=int, default=1, help="band of the land-cover rasters (default 1)")

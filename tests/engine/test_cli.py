@@ -54,6 +54,18 @@ def test_info_reports_model_and_device(tiny_model_dir):
     report = json.loads(done.stdout)
     assert report["device"] == "cpu" and len(report["classes"]) == 8
     assert {"encoder", "decoder", "denoiser"} == set(report["file_sizes_bytes"])
+    text = cli("info", "--model", tiny_model_dir)
+    assert text.returncode == 0, text.stderr
+    assert f"guidance scale {report['diffusion']['guidance_scale']:g} (--guidance changes it)" in text.stdout
+
+
+def test_generate_and_dataset_share_the_sampler_options():
+    for command in ("generate", "dataset"):
+        done = cli(command, "--help")
+        assert done.returncode == 0, done.stderr
+        words = " ".join(done.stdout.split())  # argparse wraps the help
+        assert "--guidance GUIDANCE" in words and "the model's own, which `info` shows" in words
+        assert "--eta ETA" in words and "--steps STEPS" in words
 
 
 def test_ctrl_c_leaves_no_partial_output(tiny_model_dir, tmp_path, houston_label_path):
