@@ -119,7 +119,7 @@ def cuda_unavailable_reason() -> str | None:
     return None
 
 
-GUIDANCE_RANGE = (1.0, 10.0)  # 1: no guidance; far above the bundled model's 3, colours saturate and burn
+GUIDANCE_RANGE = (1.0, 10.0)  # 1: no guidance; far above the bundled model's 4, colours saturate and burn
 
 
 def check_guidance(scale: float | None) -> None:
