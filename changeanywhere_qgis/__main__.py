@@ -105,7 +105,7 @@ def _run(args) -> int:
             print(f"device:  {report['device']}  ({report['device_note']})")
             print(f"tile:    {report['tile']['size']} px, latent {report['latent']['channels']} channels / {report['latent']['downsample']}")
             d = report["diffusion"]
-            print(f"sampler: guidance scale {d.get('guidance_scale', 1.0):g} (--guidance changes it), "
+            print(f"sampler: guidance scale {report['guidance_scale']:g} (--guidance changes it), "
                   f"{d['num_train_timesteps']} training steps, {d['prediction']}")
             print("classes: " + ", ".join(f"{c['code']}={c['name']}" for c in report["classes"]))
             sizes = report["file_sizes_bytes"]

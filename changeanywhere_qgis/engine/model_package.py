@@ -122,6 +122,11 @@ def cuda_unavailable_reason() -> str | None:
 GUIDANCE_RANGE = (1.0, 10.0)  # 1: no guidance; far above the bundled model's 4, colours saturate and burn
 
 
+def manifest_guidance_scale(manifest: dict) -> float:
+    """The package's own classifier-free guidance scale; a manifest without one has none (1)."""
+    return float(manifest["diffusion"].get("guidance_scale", 1.0))
+
+
 def check_guidance(scale: float | None) -> None:
     """A guidance scale a user asked for (None: the model's own)."""
     low, high = GUIDANCE_RANGE
@@ -173,7 +178,7 @@ class ModelPackage:
 
     @property
     def guidance_scale(self) -> float:
-        return float(self.manifest["diffusion"].get("guidance_scale", 1.0))
+        return manifest_guidance_scale(self.manifest)
 
     def with_guidance(self, scale: float | None) -> ModelPackage:
         """This model sampled with another classifier-free guidance scale (None: its manifest's); the
@@ -252,6 +257,7 @@ class ModelPackage:
             "latent": self.manifest["latent"],
             "tile": self.manifest["tile"],
             "diffusion": self.manifest["diffusion"],
+            "guidance_scale": self.guidance_scale,
             "gsd_m": self.manifest.get("gsd_m"),
             "file_sizes_bytes": sizes,
             "device": self.device,

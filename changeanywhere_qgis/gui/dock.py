@@ -219,15 +219,14 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.palette.clear()
         self.classes = []
         try:
-            from ..engine.model_package import GUIDANCE_RANGE, default_model_dir, read_manifest
+            from ..engine.model_package import GUIDANCE_RANGE, default_model_dir, manifest_guidance_scale, read_manifest
 
             folder = self.model_dir() or default_model_dir()
             manifest = read_manifest(folder, verify_hashes=False)
         except Exception as exc:  # ModelError names the fix; ImportError: numpy missing
             self.model_label.setText(f"<span style='color:#b00'>{exc}</span>")
             return
-        own = manifest.get("diffusion", {}).get("guidance_scale")
-        self._set_guidance_range(GUIDANCE_RANGE, own)
+        self._set_guidance_range(GUIDANCE_RANGE, manifest_guidance_scale(manifest))
         self.classes = [{"code": int(c["code"]), "name": str(c["name"]), "color": list(c["color"])} for c in manifest["classes"]]
         self.model_label.setText(f"{manifest['name']} {manifest.get('version', '')} — {len(self.classes)} classes")
         for c in self.classes:
@@ -243,12 +242,12 @@ class ChangeAnywhereDock(QgsDockWidget):
         if self.classes:
             self.palette.setCurrentRow(0)
 
-    def _set_guidance_range(self, allowed: tuple[float, float], own: float | None) -> None:
+    def _set_guidance_range(self, allowed: tuple[float, float], own: float) -> None:
         """One step below the allowed range means "the model's own", named with the model's scale."""
         keep = self.guidance_spin.value() > self.guidance_spin.minimum()
         step = self.guidance_spin.singleStep()
         self.guidance_spin.setRange(allowed[0] - step, allowed[1])
-        self.guidance_spin.setSpecialValueText("the model's own" + (f" ({own:g})" if own is not None else ""))
+        self.guidance_spin.setSpecialValueText(f"the model's own ({own:g})")
         if not keep:
             self.guidance_spin.setValue(self.guidance_spin.minimum())
 

@@ -130,3 +130,12 @@ def test_another_guidance_scale_shares_the_sessions_and_leaves_the_model_as_it_w
     for bad in (0.5, 11.0):
         with pytest.raises(InputError, match="guidance scale must be between 1 .no guidance. and 10"):
             pkg.with_guidance(bad)
+
+
+def test_a_manifest_without_a_guidance_scale_has_no_guidance(tiny_model_dir):
+    from changeanywhere_qgis.engine.model_package import manifest_guidance_scale, read_manifest
+
+    manifest = read_manifest(tiny_model_dir)
+    assert manifest_guidance_scale(manifest) == manifest["diffusion"]["guidance_scale"] == 2.0
+    del manifest["diffusion"]["guidance_scale"]
+    assert manifest_guidance_scale(manifest) == 1.0
