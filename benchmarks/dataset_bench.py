@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
-from changeanywhere_qgis.engine.model_package import default_model_dir, read_manifest
+from changeanywhere_qgis.engine.diffusion import default_model_dir, read_manifest
 from changeanywhere_qgis.engine.progress import Progress
 
 REPO = Path(__file__).resolve().parents[1]

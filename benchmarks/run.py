@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from changeanywhere_qgis.engine.model_package import default_model_dir, load_model_package
+from changeanywhere_qgis.engine.diffusion import default_model_dir, load_model_package
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
-from changeanywhere_qgis.engine.seams import seam_score
+from changeanywhere_qgis.engine.quality import seam_score
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "changeanywhere_qgis" / "samples"
@@ -150,7 +150,7 @@ def render(results: dict, model_dir: Path) -> str:
         f, n = s["fused_overlap_64"], s["no_overlap"]
         lines += ["## Seams", "", f"A 1024x1024 image generated from the houston_16 map ({s['steps']} steps). The seam score "
                   "is the mean absolute pixel jump across tile boundaries divided by the mean jump everywhere else "
-                  "(`engine/seams.py`): 1 means the boundaries cannot be told apart.", "",
+                  "(`engine/quality/seams.py`): 1 means the boundaries cannot be told apart.", "",
                   "| tiling | tiles | boundary jump | interior jump | seam score |", "| --- | --- | --- | --- | --- |",
                   f"| overlap 64 px, predictions fused every step (default) | {f['tiles']} | {f['boundary']:.2f} | {f['interior']:.2f} | **{f['ratio']:.2f}** |",
                   f"| no overlap (for comparison) | {n['tiles']} | {n['boundary']:.2f} | {n['interior']:.2f} | {n['ratio']:.2f} |", ""]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from changeanywhere_qgis.engine.layouts import read_raster
+from changeanywhere_qgis.engine.io import read_raster
 
 
 # ----------------------------------------------------------------------------------------------

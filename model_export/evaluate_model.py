@@ -29,9 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from changeanywhere_qgis.engine import raster_io
-from changeanywhere_qgis.engine.model_package import load_model_package
-from changeanywhere_qgis.engine.schedule import DEFAULT_ETA
+from changeanywhere_qgis.engine import diffusion
+from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, load_model_package
 
 from . import segmentation
 from .data import image_to_tensor_range, one_hot, read_raster
@@ -42,7 +41,7 @@ START, END = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """[3, H, W] in [-1, 1] -> HxWx3 uint8 (the inverse of the contract's x / 127.5 - 1)."""
-    return np.moveaxis(raster_io.to_uint8(image), 0, -1)
+    return np.moveaxis(diffusion.to_uint8(image), 0, -1)
 
 
 def colourise(label: np.ndarray, classes: list[dict]) -> np.ndarray:

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from changeanywhere_qgis.engine.errors import ModelError
-from changeanywhere_qgis.engine.raster_io import to_uint8
+from changeanywhere_qgis.engine.diffusion import to_uint8
 
 from .checkpoint import save_atomic
 from .data import NUM_CLASSES, dihedral, holdout_windows, image_to_tensor_range, load_tile, random_crop_origin, scan_folders
@@ -116,7 +116,7 @@ def decoder_renderings(model_dir: Path, tiles, threads: int, cache: dict | None 
     of marking it down for being drawn by the decoder. Held-out windows stay out of training all the
     same: crops are taken outside them.
     """
-    from changeanywhere_qgis.engine.model_package import load_model_package  # the plugin's reader
+    from changeanywhere_qgis.engine.diffusion import load_model_package  # the plugin's reader
 
     model = load_model_package(Path(model_dir), device="cpu", threads=threads)
     f = model.downsample

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from changeanywhere_qgis.engine.scheme import ClassScheme
+from changeanywhere_qgis.engine.landcover import ClassScheme
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "changeanywhere_qgis" / "samples"

@@ -16,19 +16,13 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .change_polygons import change_polygons, write_change_polygons
+from .diffusion import (DEFAULT_ETA, ModelPackage, Plan, check_guidance, decode, default_model_dir, load_model_package, plan,
+                        post_event_latent, pre_event_latent, read_manifest, to_uint8)
 from .errors import InputError
-from .events import ChangeResult, change_mask
-from .polygon_events import events_from_polygons
-from .random_events import random_events
-from .model_package import ModelPackage, check_guidance, default_model_dir, load_model_package, read_manifest
+from .events import ChangeResult, change_mask, change_polygons, events_from_polygons, load_table, random_events, write_change_polygons
+from .io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, write_classes, write_mask
+from .landcover import ClassScheme, load_remap
 from .progress import Progress
-from .raster_io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, to_uint8, write_classes, write_mask
-from .sampler import decode
-from .schedule import DEFAULT_ETA
-from .scheme import ClassScheme, load_remap
-from .synthesis import Plan, plan, post_event_latent, pre_event_latent
-from .transitions import load_table
 
 OUTPUTS = ("t1_image.tif", "t2_image.tif", "t1_semantic.tif", "t2_semantic.tif", "change_mask.tif", "sample.json")
 SIMULATE_OUTPUTS = ("t1_semantic.tif", "t2_semantic.tif", "change_mask.tif", "changes.gpkg", "events.json")
@@ -207,7 +201,7 @@ def generate(
 
         with out:
             clock = time.perf_counter()
-            pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_model_range if source else None)
+            pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None)
             if source:
                 _copy_image(source, out.path("t1_image.tif"), sem)
             else:

@@ -37,6 +37,10 @@ class Progress:
         self.check()
         self._report(min(self.done / self.total, 1.0), self.message)
 
+    def cancelled(self) -> bool:
+        """Whether the user asked to stop (for loops that wait on others' work, e.g. dataset workers)."""
+        return bool(self._is_cancelled())
+
     def check(self) -> None:
         if self._is_cancelled():
             raise Cancelled("Cancelled by the user; nothing was written.")

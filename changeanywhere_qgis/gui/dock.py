@@ -219,7 +219,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.palette.clear()
         self.classes = []
         try:
-            from ..engine.model_package import GUIDANCE_RANGE, default_model_dir, manifest_guidance_scale, read_manifest
+            from ..engine.diffusion import GUIDANCE_RANGE, default_model_dir, manifest_guidance_scale, read_manifest
 
             folder = self.model_dir() or default_model_dir()
             manifest = read_manifest(folder, verify_hashes=False)

@@ -18,8 +18,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..engine.model_package import GUIDANCE_RANGE
-from ..engine.schedule import DEFAULT_ETA
+from ..engine.diffusion import DEFAULT_ETA, GUIDANCE_RANGE
 from . import qgis_compat as compat
 from .common import class_list, raster_path
 

@@ -55,7 +55,7 @@ class ModelInformation(ChangeAnywhereAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         require_engine()
         with engine_errors():
-            from ..engine.model_package import load_model_package
+            from ..engine.diffusion import load_model_package
 
             device = DEVICE_CHOICES[self.parameterAsEnum(parameters, self.DEVICE, context)]
             report = run_in_python_thread(load_model_package, self.model_dir(parameters, context), device).describe()

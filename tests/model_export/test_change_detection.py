@@ -92,7 +92,7 @@ def test_trained_on_a_generated_dataset_tested_on_levir(tmp_path, tiny_model_dir
 def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path, tiny_model_dir, houston_label_path, small_data):
     """The torch side of `evaluate`: a judge trained on tiles redrawn by the dataset's model, named in the report."""
     from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
-    from changeanywhere_qgis.engine.evaluate import EvaluateSettings, evaluate_dataset
+    from model_export.evaluate import EvaluateSettings, evaluate_dataset
     from model_export import segmentation
 
     ds = tmp_path / "ds"

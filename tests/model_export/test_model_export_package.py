@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from changeanywhere_qgis.engine.model_package import load_model_package
+from changeanywhere_qgis.engine.diffusion import load_model_package
 from model_export.data import one_hot
 from model_export.export_onnx import export, load_networks
 from training_helpers import TINY_CONFIG

@@ -126,8 +126,8 @@ def test_dock_generates_with_a_task_and_adds_styled_layers(dock, qgis_iface, lab
 
 
 def test_sampler_settings_default_to_the_engine_and_the_model(dock):
-    from changeanywhere_qgis.engine.model_package import GUIDANCE_RANGE, default_model_dir, read_manifest
-    from changeanywhere_qgis.engine.schedule import DEFAULT_ETA
+    from changeanywhere_qgis.engine.diffusion import GUIDANCE_RANGE, default_model_dir, read_manifest
+    from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA
 
     assert dock.eta_spin.value() == DEFAULT_ETA
     own = read_manifest(dock.model_dir())["diffusion"]["guidance_scale"]

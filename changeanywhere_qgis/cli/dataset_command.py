@@ -1,0 +1,70 @@
+"""``dataset``: a change-detection dataset of many samples (``python -m model_export.evaluate`` judges one).
+
+The handler returns an exit code; engine errors (InputError, ModelError, Cancelled) are printed by ``main``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..engine.diffusion import DEVICES
+from ..engine.io import FORMATS, LAYOUTS
+from .options import add_sampler_arguments
+from .progress_bar import progress_bar
+
+
+def add_dataset_command(sub) -> None:
+    ds = sub.add_parser("dataset", help="a change-detection dataset: many tiles with random change events (LEVIR-CD / SECOND layouts)",
+                        description="Cut tiles from land-cover maps, simulate random change events on each and generate the "
+                                    "image pair. Rerunning the same command resumes an unfinished dataset.")
+    ds.add_argument("--semantic", nargs="+", required=True, metavar="SEM", help="land-cover raster(s)")
+    ds.add_argument("--image", nargs="+", metavar="IMG", help="pre-event RGB image(s), one per raster, same grids (default: generated from the maps)")
+    ds.add_argument("--count", type=int, required=True, help="number of samples")
+    ds.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
+    ds.add_argument("--out", required=True, help="dataset folder")
+    ds.add_argument("--layout", choices=LAYOUTS, default="levir", help="levir (A/B/label/list), second (im1/im2/label1/label2) or both (default levir)")
+    ds.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="png or tif (GeoTIFF, georeferenced); default png")
+    ds.add_argument("--seed", type=int, default=0, help="dataset seed (default 0): the same seed gives the same dataset")
+    run = ds.add_mutually_exclusive_group()
+    run.add_argument("--workers", type=int, help="local worker processes (default: one per CPU core)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster, e.g. tcp://host:8786 (shared file system)")
+    add_sampler_arguments(ds)
+    ds.add_argument("--transitions", metavar="JSON", help="transition table for the change events (default: OpenEarthMap rules)")
+    ds.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more nodata than this fraction (default 0.5)")
+    ds.add_argument("--band", type=int, default=1, help="band of the land-cover rasters (default 1)")
+    ds.add_argument("--remap", help="remap the rasters' codes into the model's: 'loveda' or a JSON file")
+    ds.add_argument("--model", help="model package folder (default: the bundled model)")
+    ds.add_argument("--device", choices=DEVICES, default="cpu", help="cpu (default), cuda or auto")
+    ds.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
+    ds.add_argument("--batch-size", type=int, default=4, help="model tiles per network call (default 4)")
+    ds.add_argument("--overwrite", action="store_true", help="delete the folder and start again")
+    ds.set_defaults(handler=run_dataset)
+
+
+def run_dataset(args) -> int:
+    from ..engine.dataset import DatasetSettings, generate_dataset
+
+    settings = DatasetSettings(count=args.count, tile=args.tile, layout=args.layout, fmt=args.fmt, seed=args.seed,
+                               steps=args.steps, eta=args.eta, guidance=args.guidance, max_nodata=args.max_nodata, transitions=args.transitions,
+                               band=args.band, remap=args.remap, batch_size=args.batch_size)
+    progress, bar = progress_bar()
+    try:
+        result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,
+                                  scheduler=args.scheduler, device=args.device, threads=args.threads,
+                                  overwrite=args.overwrite, progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"cancelled: the finished samples are kept in {args.out}; rerun the same command to finish the rest",
+              file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())
+    where = f"Dask at {result['scheduler']} ({result['workers']} workers)" if result["backend"] == "dask" else f"{result['workers']} local worker(s)"
+    print(f"Wrote {Path(result['out'])}: {result['count']} samples ({splits}); "
+          f"{result['generated']} generated now, {result['skipped']} already there; {where}.")
+    if result["samples_per_minute"]:
+        print(f"{result['samples_per_minute']:.2f} samples per minute; mean changed land "
+              f"{100 * result['statistics']['changed_fraction']['mean']:.1f} %.")
+    return 0

@@ -1,0 +1,32 @@
+"""The command line's progress bar: a tqdm bar fed with the engine's progress fractions, made on the first report."""
+
+from __future__ import annotations
+
+import sys
+
+from ..engine.progress import Progress
+
+
+class ProgressBar:
+    """A :class:`Progress` callback; the bar appears on the first report, so input errors print on a clean line."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}", file=sys.stderr)
+        self.bar.set_description_str(message, refresh=False)
+        self.bar.update(int(fraction * 1000) - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def progress_bar() -> tuple[Progress, ProgressBar]:
+    """(the engine's Progress reporting to a bar, the bar to close when the job ends)."""
+    bar = ProgressBar()
+    return Progress(bar), bar

@@ -1,0 +1,104 @@
+"""What a change-detection dataset is: its settings, the job a run carries out, and each sample's seed.
+
+The data types every other module of this room shares (a job is picklable: workers and Dask tasks
+receive it whole). Sample ``i`` gets a seed derived from the dataset seed and ``i``
+(``np.random.SeedSequence([seed, i])``), and from it independent random streams for its window,
+change events, content correlation s and the sampler's noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..diffusion import DEFAULT_ETA, check_guidance
+from ..errors import InputError
+from ..io import check_layout
+
+SPEC_FILE = "dataset.json"
+MANIFEST = "manifest.jsonl"
+CARD = "README.md"
+RECORDS = ".samples"  # one JSON record per finished sample
+WORK = ".work"  # private temporary folders of samples being written
+CORRELATION_RANGE = (0.7, 1.0)  # s ~ U(0.7, 1.0) per sample, as in the authors' generator
+STREAMS = ("events", "correlation", "sampler", "window")  # independent random streams of one sample
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What the dataset is; everything but ``count`` must match when a run resumes into a folder."""
+
+    count: int
+    tile: int = 256
+    layout: str = "levir"
+    fmt: str = "png"
+    seed: int = 0
+    steps: int = 50
+    eta: float = DEFAULT_ETA
+    guidance: float | None = None  # classifier-free guidance scale; None: the model's own
+    max_nodata: float = 0.5  # skip windows with more nodata than this fraction
+    transitions: str | None = None  # transition table (JSON file); None: the OpenEarthMap rules
+    transition_probability: float = 0.3
+    max_changed_fraction: float = 0.3
+    band: int = 1
+    remap: str | None = None
+    batch_size: int = 4
+    stride: int | None = None  # spacing of candidate windows (px); None: tile // 32, at least 1
+
+    def check(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 1:
+            raise InputError(f"The sample count must be a whole number of at least 1, got {self.count!r}.")
+        if isinstance(self.tile, bool) or not isinstance(self.tile, (int, np.integer)) or self.tile < 1:
+            raise InputError(f"The tile size must be a positive number of pixels, got {self.tile!r}.")
+        check_layout(self.layout, self.fmt)
+        if not 1 <= self.steps <= 1000:
+            raise InputError(f"steps must be between 1 and 1000, got {self.steps}.")
+        if not 0.0 <= self.eta <= 1.0:
+            raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
+        check_guidance(self.guidance)
+        if not 0.0 <= self.max_nodata < 1.0:
+            raise InputError(f"max_nodata (the largest nodata fraction of a tile) must be in [0, 1), got {self.max_nodata}.")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if self.stride is not None and self.stride < 1:
+            raise InputError(f"The window stride must be at least 1 px, got {self.stride}.")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise InputError(f"The dataset seed must be a whole number >= 0, got {self.seed!r}.")
+
+
+@dataclass(frozen=True)
+class DatasetJob:
+    """Everything a worker needs (picklable): inputs, settings and every sample's window."""
+
+    out: str
+    model: str
+    semantic: tuple[str, ...]
+    images: tuple[str | None, ...]
+    settings: DatasetSettings
+    windows: tuple[tuple[int, int, int], ...]  # per sample: (raster index, row, col)
+    digits: int
+    device: str = "cpu"
+    threads: int | None = None
+    spec: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def count(self) -> int:
+        return self.settings.count
+
+    def name(self, index: int) -> str:
+        return f"{index:0{self.digits}d}"
+
+    def record_path(self, index: int) -> Path:
+        return Path(self.out) / RECORDS / f"{self.name(index)}.json"
+
+
+def sample_seed(dataset_seed: int, index: int) -> int:
+    """The seed of sample ``index``: reproducible, independent of every other sample."""
+    return int(np.random.SeedSequence([int(dataset_seed), int(index)]).generate_state(1, np.uint32)[0])
+
+
+def sample_rngs(seed: int) -> dict[str, np.random.Generator]:
+    # The first three streams are the ones ``pipeline.generate(seed=...)`` uses.
+    return {name: np.random.default_rng([seed, i]) for i, name in enumerate(STREAMS)}

@@ -1,0 +1,140 @@
+"""Planning a dataset: every input checked and every sample's window chosen before anything is written."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..diffusion import default_model_dir, read_manifest
+from ..errors import InputError
+from ..events import load_table
+from ..io import ImageSource, read_semantic
+from ..landcover import ClassScheme, load_remap
+from .job import SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
+
+
+def _granule(manifest: dict) -> int:
+    return max(int(manifest["tile"].get("multiple_of", 32)), int(manifest["latent"]["downsample"]))
+
+
+def _window_starts(length: int, tile: int, stride: int) -> np.ndarray:
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)  # the last window ends at the edge
+    return np.asarray(starts, dtype=np.int64)
+
+
+def candidate_windows(valid: np.ndarray, tile: int, stride: int, max_nodata: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the tile windows on a stride grid whose nodata fraction is at most ``max_nodata``."""
+    rows, cols = _window_starts(valid.shape[0], tile, stride), _window_starts(valid.shape[1], tile, stride)
+    table = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), dtype=np.int64)  # summed-area table
+    table[1:, 1:] = valid.astype(np.int64).cumsum(0).cumsum(1)
+    r, c = rows[:, None], cols[None, :]
+    inside = table[r + tile, c + tile] - table[r, c + tile] - table[r + tile, c] + table[r, c]
+    ok = inside >= (1.0 - max_nodata) * tile * tile - 1e-9
+    ok &= inside > 0
+    rr, cc = np.nonzero(ok)
+    return rows[rr], cols[cc]
+
+
+def _choose_windows(candidates: list[tuple[np.ndarray, np.ndarray]], seed: int, count: int) -> tuple[tuple[int, int, int], ...]:
+    sizes = np.array([len(r) for r, _ in candidates], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    total = int(offsets[-1])
+    windows = []
+    for index in range(count):
+        k = int(sample_rngs(sample_seed(seed, index))["window"].integers(total))
+        raster = int(np.searchsorted(offsets, k, side="right") - 1)
+        rows, cols = candidates[raster]
+        windows.append((raster, int(rows[k - offsets[raster]]), int(cols[k - offsets[raster]])))
+    return tuple(windows)
+
+
+def _model_spec(model_dir: Path, manifest: dict) -> dict:
+    return {"name": manifest["name"], "version": manifest.get("version"), "path": str(model_dir),
+            "sha256": {g: manifest["files"][g]["sha256"] for g in sorted(manifest["files"])}}
+
+
+def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, model=None, device: str = "cpu",
+                 threads: int | None = None, overwrite: bool = False) -> DatasetJob:
+    """Check every input and choose every sample's window; writes nothing."""
+    settings.check()
+    semantic = [semantic] if isinstance(semantic, (str, Path)) else list(semantic or [])
+    if not semantic:
+        raise InputError("Give at least one land-cover (semantic) raster.")
+    images = [images] if isinstance(images, (str, Path)) else list(images or [])
+    if images and len(images) != len(semantic):
+        raise InputError(f"Give one image per land-cover raster ({len(semantic)} rasters, {len(images)} images), or no image "
+                         "(then the pre-event images are generated from the maps).")
+    model_dir = Path(model) if model else default_model_dir()
+    manifest = read_manifest(model_dir)
+    scheme = ClassScheme.from_manifest(manifest)
+    granule = _granule(manifest)
+    tile = int(settings.tile)
+    if tile % granule:
+        raise InputError(f"The tile size must be a multiple of {granule} px for this model (its size granule); "
+                         f"{tile} is not. Try {max(granule, tile // granule * granule)} or {(tile // granule + 1) * granule}.")
+    load_table(settings.transitions, scheme)  # a bad table fails now, not in every worker
+    lut = load_remap(settings.remap)
+    stride = settings.stride or max(1, tile // 32)
+    candidates, sources, crs_seen = [], [], []
+    for k, path in enumerate(semantic):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a missing CRS is recorded, not a reason to stop
+            sem = read_semantic(path, scheme, settings.band, lut)
+        if sem.grid.height < tile or sem.grid.width < tile:
+            raise InputError(f"Land-cover raster {path} is {sem.grid.width}x{sem.grid.height} px, smaller than the "
+                             f"{tile} px tile. Choose a smaller tile (at most {min(sem.grid.width, sem.grid.height) // granule * granule} px) or a larger raster.")
+        if images:
+            ImageSource(images[k], sem.grid).close()  # same grid, RGB, uint8
+        found = candidate_windows(sem.valid, tile, stride, settings.max_nodata)
+        candidates.append(found)
+        sources.append(str(Path(path).resolve()))
+        crs_seen.append(sem.grid.crs)
+    if not sum(len(r) for r, _ in candidates):
+        raise InputError(f"Every {tile} px window of the land-cover raster(s) is mostly nodata (more than "
+                         f"{settings.max_nodata:.0%}). Give rasters with more labelled land, a smaller tile, or a larger max_nodata.")
+    out = Path(out_dir)
+    digits = max(6, len(str(settings.count - 1)))
+    spec = {
+        "format": "changeanywhere-dataset/1",
+        "semantic": sources,
+        "images": [str(Path(p).resolve()) for p in images] or None,
+        "model": _model_spec(model_dir.resolve(), manifest),
+        # guidance only when asked for: specs written before it existed still match when a run resumes
+        "settings": {k: v for k, v in asdict(settings).items() if k != "count" and not (k == "guidance" and v is None)},
+        "digits": digits,
+        "model_tile": {"size": int(manifest["tile"]["size"]), "overlap_px": int(manifest["tile"]["size"]) // 4},
+        "classes": [{"code": c.code, "name": c.name, "color": list(c.color)} for c in scheme.classes],
+        "nodata_code": scheme.nodata_code,
+    }
+    _check_out(out, spec, overwrite)
+    windows = _choose_windows(candidates, settings.seed, settings.count)
+    return DatasetJob(out=str(out.resolve()), model=str(model_dir.resolve()), semantic=tuple(sources),
+                      images=tuple(spec["images"] or [None] * len(sources)), settings=settings, windows=windows,
+                      digits=digits, device=device, threads=threads, spec=spec)
+
+
+def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
+    if out.is_file():
+        raise InputError(f"Output path {out} is a file, not a folder. Choose a folder path.")
+    if not out.exists() or overwrite or not any(out.iterdir()):
+        return
+    spec_file = out / SPEC_FILE
+    if not spec_file.is_file():
+        raise InputError(f"Output folder {out} already exists and holds no dataset of this tool. Choose another folder, "
+                         "or pass --overwrite to replace it.")
+    try:
+        old = json.loads(spec_file.read_text())
+    except ValueError as exc:
+        raise InputError(f"{spec_file} is not valid JSON ({exc}). Pass --overwrite to start the dataset again.") from exc
+    old.pop("count", None)
+    differ = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
+    if differ:
+        detail = "; ".join(f"{k}: {old.get(k)!r} now {spec.get(k)!r}" for k in differ[:3])
+        raise InputError(f"Output folder {out} holds a dataset made with other settings ({detail}). Rerun with the same "
+                         "settings to finish it (only --count may change), choose another folder, or pass --overwrite.")

@@ -1,0 +1,140 @@
+"""Running a dataset's samples: in local worker processes or as tasks on a Dask cluster, resumable.
+
+Each local worker (spawned, so no onnxruntime/GDAL state is copied) loads the model once; a Dask
+cluster runs the same :func:`~.sample.run_sample` (inputs and output folder must be on a
+file system every worker sees). What a killed run left behind is removed before the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import Cancelled, InputError
+from ..io import FOLDERS
+from .job import RECORDS, WORK, DatasetJob
+from .sample import init_worker, run_in_worker, run_sample
+
+CONNECT_TIMEOUT = "15s"  # to reach a Dask scheduler
+
+
+def finished(job: DatasetJob) -> set[int]:
+    folder = Path(job.out) / RECORDS
+    if not folder.is_dir():
+        return set()
+    return {int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()}
+
+
+def remove_leftovers(job: DatasetJob) -> int:
+    """A killed run's leftovers: temporary folders, and files of samples without a record."""
+    out = Path(job.out)
+    shutil.rmtree(out / WORK, ignore_errors=True)
+    done = {job.name(i) for i in finished(job)}
+    removed = 0
+    for folder in {f for fs in FOLDERS.values() for f in fs}:
+        for path in (out / folder).glob("*") if (out / folder).is_dir() else []:
+            if path.stem.isdigit() and path.stem not in done:
+                path.unlink()
+                removed += 1
+    for temp in (out / RECORDS).glob(".*") if (out / RECORDS).is_dir() else []:
+        temp.unlink()
+    return removed
+
+
+
+
+def default_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def python_executable() -> str | None:
+    """The Python interpreter for worker processes: ``sys.executable``, unless that is an application
+    embedding Python (QGIS's ``qgis`` / ``qgis-bin.exe``); then the interpreter beside its prefix."""
+    import shutil
+    import sys
+
+    exe = Path(sys.executable or "")
+    if exe.name.lower().startswith("python"):
+        return str(exe)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for prefix in dict.fromkeys((sys.exec_prefix, sys.prefix, getattr(sys, "base_prefix", sys.prefix))):
+        for rel in (f"bin/python{version}", "bin/python3", "python.exe", "python3.exe", f"apps/Python{version.replace('.', '')}/python.exe"):
+            if (Path(prefix) / rel).is_file():
+                return str(Path(prefix) / rel)
+    found = shutil.which(f"python{version}") or shutil.which("python3")
+    return found
+
+
+def run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -> None:
+    if workers == 1 or len(todo) == 1:
+        for index in todo:
+            if cancelled():
+                raise Cancelled("")
+            run_sample(job, index)
+            tick()
+        return
+    import multiprocessing
+
+    # spawn: no copy of this process's onnxruntime/GDAL state; each worker loads the model once.
+    context = multiprocessing.get_context("spawn")
+    python = python_executable()
+    if python is None:
+        warnings.warn("No Python interpreter found to start worker processes with; running in this process.", stacklevel=2)
+        return run_local(job, todo, 1, tick, cancelled)
+    context.set_executable(python)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(job,)) as pool:
+        pending = {pool.submit(run_in_worker, i) for i in todo}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+                    tick()
+                if cancelled():
+                    raise Cancelled("")
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def run_dask(job: DatasetJob, todo: list[int], address: str, tick, cancelled) -> dict:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise InputError(f"A Dask scheduler was given but the 'distributed' package is missing ({exc}). "
+                         "Install dask[distributed], or run with local workers.") from exc
+    try:
+        client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"Cannot reach the Dask scheduler at {address} ({exc}). Check the address "
+                         "(e.g. tcp://host:8786) and that the scheduler is running.") from exc
+    try:
+        info = client.scheduler_info()["workers"]
+        if not info:
+            raise InputError(f"The Dask scheduler at {address} has no workers. Start some (dask worker {address}).")
+        if job.threads is None:
+            cpus = client.run(os.cpu_count)
+            per_host: dict[str, list] = {}
+            for addr, w in info.items():
+                per_host.setdefault(w["host"], []).append((addr, w["nthreads"]))
+            job = replace(job, threads=min(max(1, (cpus[ws[0][0]] or 1) // sum(n for _, n in ws)) for ws in per_host.values()))
+        shared = client.scatter(job, broadcast=True)
+        futures = client.map(run_sample, [shared] * len(todo), todo, pure=False)
+        try:
+            with client.as_current():
+                for future in as_completed(futures):
+                    future.result()
+                    tick()
+                    if cancelled():
+                        raise Cancelled("")
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return {"workers": len(info), "threads_per_sample": job.threads}
+    finally:
+        client.close()

@@ -1,0 +1,352 @@
+"""Loading a model package (docs/model-package.md) and running its three ONNX graphs.
+
+The manifest is validated before any session is made, so a broken package fails with a message
+that names the problem, not with an onnxruntime stack trace. Sessions are made on the device the
+user asked for; with ``auto`` CUDA is used only when a session really runs there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+from ..landcover import ClassScheme
+from .schedule import DiffusionSchedule
+
+FORMAT = "changeanywhere-model/1"
+DEVICES = ("auto", "cpu", "cuda")
+# graph -> (input names, output names), fixed by the contract.
+GRAPHS = {
+    "encoder": (("image",), ("latent",)),
+    "decoder": (("latent",), ("image",)),
+    "denoiser": (("latent", "timestep", "semantic"), ("prediction",)),
+}
+REQUIRED_KEYS = ("format", "name", "classes", "image", "latent", "diffusion", "tile", "files")
+
+
+def default_model_dir() -> Path:
+    """The model bundled with the plugin."""
+    return Path(__file__).resolve().parents[2] / "models" / "default"  # changeanywhere_qgis/models/default
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(model_dir: str | Path, verify_hashes: bool = True) -> dict:
+    """Read and validate ``model.json``; returns it with ``files`` paths resolved to absolute paths."""
+    folder = Path(model_dir)
+    manifest_path = folder / "model.json"
+    if not folder.is_dir():
+        raise ModelError(f"Model folder {folder} does not exist. Point --model at a folder holding model.json and the three .onnx graphs.")
+    if not manifest_path.is_file():
+        raise ModelError(f"{folder} holds no model.json: it is not a ChangeAnywhere model package. Export one with model_export/export_onnx.py.")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelError(f"{manifest_path} is not valid JSON ({exc}). Re-export the model package.") from exc
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{manifest_path} must hold a JSON object. Re-export the model package.")
+    if manifest.get("format") != FORMAT:
+        raise ModelError(
+            f"Model format {manifest.get('format')!r} in {manifest_path} is not one this plugin reads ({FORMAT!r}). "
+            "Use a model exported for this plugin version, or update the plugin."
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise ModelError(f"{manifest_path} lacks the keys {missing}. Re-export the model package.")
+    if not manifest["classes"]:
+        raise ModelError(f"{manifest_path} lists no classes. Re-export the model package.")
+
+    root = folder.resolve()
+    resolved = {}
+    for graph in GRAPHS:
+        entry = manifest["files"].get(graph)
+        if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
+            raise ModelError(f"{manifest_path}: files.{graph} must give 'path' and 'sha256'. Re-export the model package.")
+        path = (root / entry["path"]).resolve()
+        if root not in path.parents:
+            raise ModelError(
+                f"{manifest_path}: files.{graph}.path {entry['path']!r} points outside the model folder. "
+                "A model package must keep its graphs inside its own folder; this one may be tampered with."
+            )
+        if not path.is_file():
+            raise ModelError(f"The model's {graph} graph {path} is missing. Copy the whole model folder again.")
+        if verify_hashes and _sha256(path) != entry["sha256"]:
+            raise ModelError(
+                f"The model's {graph} graph {path.name} does not match the sha256 in model.json: the file is corrupt "
+                "or was replaced. Copy the model folder again, or re-export it."
+            )
+        resolved[graph] = {**entry, "path": str(path)}
+    return {**manifest, "files": resolved}
+
+
+def cuda_unavailable_reason() -> str | None:
+    """None when onnxruntime's CUDA provider can load here; else why not, with the fix.
+
+    Loading the provider library ourselves names the exact missing CUDA library, and spares the
+    user onnxruntime's own error log when CUDA is absent (the normal case under ``auto``).
+    """
+    import ctypes
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return (
+            "this onnxruntime has no CUDA provider; install the GPU build "
+            "(pip install onnxruntime-gpu) to use an NVIDIA GPU"
+        )
+    capi = Path(ort.__file__).parent / "capi"
+    library = next(iter(sorted(capi.glob("*onnxruntime_providers_cuda*"))), None)
+    if library is not None:
+        try:
+            ctypes.CDLL(str(library))
+        except OSError as exc:
+            return (
+                f"onnxruntime's CUDA provider cannot load ({exc}); install the NVIDIA CUDA and cuDNN "
+                "libraries that this onnxruntime-gpu release needs (see onnxruntime's CUDA requirements)"
+            )
+    return None
+
+
+GUIDANCE_RANGE = (1.0, 10.0)  # 1: no guidance; far above the bundled model's 4, colours saturate and burn
+
+
+def manifest_guidance_scale(manifest: dict) -> float:
+    """The package's own classifier-free guidance scale; a manifest without one has none (1)."""
+    return float(manifest["diffusion"].get("guidance_scale", 1.0))
+
+
+def check_guidance(scale: float | None) -> None:
+    """A guidance scale a user asked for (None: the model's own)."""
+    low, high = GUIDANCE_RANGE
+    if scale is not None and not low <= scale <= high:
+        raise InputError(f"The guidance scale must be between {low:g} (no guidance) and {high:g}, got {scale:g}; "
+                         "leave it empty to use the model's own.")
+
+
+@dataclass
+class ModelPackage:
+    """A loaded model: its manifest, class scheme, schedule and three onnxruntime sessions."""
+
+    path: Path
+    manifest: dict
+    device: str  # "cpu" or "cuda": where the sessions really run
+    device_note: str  # why, in words (e.g. the reason CUDA was not used)
+    sessions: dict = field(repr=False)
+    # Where conditioning tensors live between steps: "cuda" on the GPU; None on the CPU, where
+    # plain numpy inputs cost nothing extra. Tests set "cpu" to run the I/O-binding path here.
+    bind_device: str | None = None
+
+    @property
+    def scheme(self) -> ClassScheme:
+        return ClassScheme.from_manifest(self.manifest)
+
+    @property
+    def schedule(self) -> DiffusionSchedule:
+        return DiffusionSchedule.from_manifest(self.manifest["diffusion"])
+
+    @property
+    def name(self) -> str:
+        return f"{self.manifest['name']} {self.manifest.get('version', '')}".strip()
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.manifest["latent"]["channels"])
+
+    @property
+    def downsample(self) -> int:
+        return int(self.manifest["latent"]["downsample"])
+
+    @property
+    def tile_size(self) -> int:
+        return int(self.manifest["tile"]["size"])
+
+    @property
+    def multiple_of(self) -> int:
+        return int(self.manifest["tile"].get("multiple_of", 32))
+
+    @property
+    def guidance_scale(self) -> float:
+        return manifest_guidance_scale(self.manifest)
+
+    def with_guidance(self, scale: float | None) -> ModelPackage:
+        """This model sampled with another classifier-free guidance scale (None: its manifest's); the
+        onnxruntime sessions are shared, nothing is reloaded."""
+        if scale is None:
+            return self
+        check_guidance(scale)
+        diffusion = {**self.manifest["diffusion"], "guidance_scale": float(scale)}
+        return replace(self, manifest={**self.manifest, "diffusion": diffusion})
+
+    def _run(self, graph: str, **inputs: np.ndarray) -> np.ndarray:
+        return self.sessions[graph].run(None, inputs)[0]
+
+    def encode(self, image: np.ndarray) -> np.ndarray:
+        """[N, 3, H, W] float32 in [-1, 1] -> latent [N, C, H/f, W/f]."""
+        return self._run("encoder", image=np.ascontiguousarray(image, dtype=np.float32))
+
+    def decode(self, latent: np.ndarray) -> np.ndarray:
+        """latent [N, C, h, w] -> [N, 3, h*f, w*f] float32 in [-1, 1]."""
+        return self._run("decoder", latent=np.ascontiguousarray(latent, dtype=np.float32))
+
+    def condition(self, semantic: np.ndarray):
+        """The denoiser's conditioning for one tile batch, made once and reused at every step.
+
+        With classifier-free guidance it holds the conditional and the unconditional (all-zero)
+        halves. On CUDA it is uploaded once and stays on the GPU (ONNX Runtime I/O binding): the
+        one-hot map is by far the largest input, K x f^2 times the latent.
+        """
+        semantic = np.ascontiguousarray(semantic, dtype=np.float32)
+        if self.guidance_scale != 1.0:
+            semantic = np.concatenate([semantic, np.zeros_like(semantic)])
+        if self.bind_device is None:
+            return semantic
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(semantic, self.bind_device, 0)
+
+    def denoise(self, latent: np.ndarray, timestep: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+        """The network's prediction (noise or v) for a batch under a one-hot map [N, K, H, W]."""
+        return self.denoise_with(latent, timestep, self.condition(semantic))
+
+    def denoise_with(self, latent: np.ndarray, timestep: np.ndarray, condition) -> np.ndarray:
+        """As ``denoise``, with a conditioning made by ``condition()`` (reused across steps);
+        the two halves are mixed by classifier-free guidance when the model asks for it."""
+        latent = np.ascontiguousarray(latent, dtype=np.float32)
+        timestep = np.ascontiguousarray(timestep, dtype=np.int64)
+        g = self.guidance_scale
+        if g != 1.0:
+            latent, timestep = np.concatenate([latent, latent]), np.concatenate([timestep, timestep])
+        if self.bind_device is None:
+            out = self._run("denoiser", latent=latent, timestep=timestep, semantic=condition)
+        else:
+            session = self.sessions["denoiser"]
+            binding = session.io_binding()
+            binding.bind_cpu_input("latent", latent)
+            binding.bind_cpu_input("timestep", timestep)
+            binding.bind_ortvalue_input("semantic", condition)
+            binding.bind_output("prediction", self.bind_device)
+            session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
+        if g == 1.0:
+            return out
+        cond, uncond = np.split(out, 2)
+        return uncond + g * (cond - uncond)
+
+    def describe(self) -> dict:
+        """What `info` and the QGIS 'Model information' algorithm show."""
+        sizes = {g: os.path.getsize(self.manifest["files"][g]["path"]) for g in GRAPHS}
+        return {
+            "model": self.name,
+            "path": str(self.path),
+            "description": self.manifest.get("description", ""),
+            "license": self.manifest.get("license", ""),
+            "classes": [{"code": c.code, "name": c.name, "color": list(c.color)} for c in self.scheme.classes],
+            "nodata_code": self.scheme.nodata_code,
+            "latent": self.manifest["latent"],
+            "tile": self.manifest["tile"],
+            "diffusion": self.manifest["diffusion"],
+            "guidance_scale": self.guidance_scale,
+            "gsd_m": self.manifest.get("gsd_m"),
+            "file_sizes_bytes": sizes,
+            "device": self.device,
+            "device_note": self.device_note,
+        }
+
+
+def _session_options(threads: int | None, quiet: bool):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    # Between network calls the sampler works in numpy, and dataset workers share the cores:
+    # idle onnxruntime threads must sleep, not spin.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if quiet:
+        options.log_severity_level = 3  # a failed CUDA attempt under `auto` is expected, not an error
+    return options
+
+
+def _make_sessions(files: dict, providers: list, threads: int | None, quiet: bool) -> dict:
+    import onnxruntime as ort
+
+    sessions = {}
+    for graph in GRAPHS:
+        path = files[graph]["path"]
+        try:
+            sessions[graph] = ort.InferenceSession(path, _session_options(threads, quiet), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise ModelError(
+                f"onnxruntime cannot load the model's {graph} graph {Path(path).name}: {exc}. "
+                "The file is not a valid ONNX model for this onnxruntime; re-export the model package."
+            ) from exc
+    return sessions
+
+
+def _check_graphs(sessions: dict, manifest: dict) -> None:
+    """The graphs must have the contract's inputs, and agree with the manifest's classes and latent size."""
+    for graph, (inputs, _outputs) in GRAPHS.items():
+        names = tuple(i.name for i in sessions[graph].get_inputs())
+        if set(names) != set(inputs):
+            raise ModelError(
+                f"The model's {graph} graph takes inputs {list(names)}, the contract says {list(inputs)}. "
+                "Re-export the model package with model_export/export_onnx.py."
+            )
+    semantic = next(i for i in sessions["denoiser"].get_inputs() if i.name == "semantic")
+    classes = len(manifest["classes"])
+    if isinstance(semantic.shape[1], int) and semantic.shape[1] != classes:
+        raise ModelError(
+            f"The model's denoiser expects {semantic.shape[1]} classes but model.json lists {classes}. "
+            "The manifest does not belong to these graphs; re-export the model package."
+        )
+    channels = int(manifest["latent"]["channels"])
+    for graph, name in (("denoiser", "latent"), ("decoder", "latent")):
+        shape = next(i for i in sessions[graph].get_inputs() if i.name == name).shape
+        if isinstance(shape[1], int) and shape[1] != channels:
+            raise ModelError(
+                f"The model's {graph} graph takes {shape[1]} latent channels but model.json says {channels}. "
+                "Re-export the model package."
+            )
+
+
+def load_model_package(model_dir: str | Path | None = None, device: str = "auto", threads: int | None = None) -> ModelPackage:
+    """Validate and load a model package; ``device`` is auto, cpu or cuda."""
+    if device not in DEVICES:
+        raise ModelError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
+    folder = Path(model_dir) if model_dir else default_model_dir()
+    manifest = read_manifest(folder)
+    cpu = ["CPUExecutionProvider"]
+    cuda = [("CUDAExecutionProvider", {}), "CPUExecutionProvider"]
+
+    if device == "cpu":
+        sessions, used, note = _make_sessions(manifest["files"], cpu, threads, False), "cpu", "CPU requested"
+    else:
+        reason = cuda_unavailable_reason()
+        sessions = None
+        if reason is None:
+            sessions = _make_sessions(manifest["files"], cuda, threads, quiet=(device == "auto"))
+            if all(s.get_providers()[0] == "CUDAExecutionProvider" for s in sessions.values()):
+                used, note = "cuda", "running on the GPU (CUDA)"
+            else:
+                sessions = None
+                reason = "onnxruntime could not start its CUDA provider (no usable NVIDIA GPU or driver)"
+        if sessions is None:
+            if device == "cuda":
+                raise ModelError(f"The GPU was requested but {reason}. Fix that, or choose device 'auto' or 'cpu'.")
+            sessions, used, note = _make_sessions(manifest["files"], cpu, threads, False), "cpu", f"CPU: {reason}"
+    _check_graphs(sessions, manifest)
+    return ModelPackage(path=folder, manifest=manifest, device=used, device_note=note, sessions=sessions,
+                        bind_device="cuda" if used == "cuda" else None)

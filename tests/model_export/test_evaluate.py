@@ -1,0 +1,47 @@
+"""python -m model_export.evaluate: the report of a small dataset without torch, and its command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+from changeanywhere_qgis.engine.errors import InputError
+from model_export.evaluate import EvaluateSettings, evaluate_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_report_without_torch(tmp_path, tiny_model_dir, houston_label_path):
+    ds = tmp_path / "ds"
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=3, tile=128, steps=2, seed=4), model=tiny_model_dir, workers=1)
+    result = evaluate_dataset(ds, report=tmp_path / "q" / "quality.md", settings=EvaluateSettings(use_torch=False, command="x"))
+    text = (tmp_path / "q" / "quality.md").read_text()
+    assert "Measured by `x`." in text and "## Unchanged land stays consistent" in text and "## No seams" in text
+    assert "skipped: --no-torch" in text and "![samples](figures/samples.png)" in text
+    assert (tmp_path / "q" / "figures" / "samples.png").is_file() and (tmp_path / "q" / "figures" / "results.json").is_file()
+    r = result["results"]
+    assert r["maps_rebuilt_mismatch"] == 0 and r["seams"]["applies"] and r["seams"]["t2"]["n"] == 3
+    assert r["consistency"]["unchanged"]["psnr"]["n"] == 3
+    # new notes without measuring again
+    again = evaluate_dataset(ds, report=tmp_path / "q" / "quality.md",
+                             settings=EvaluateSettings(rerender=True, notes=["**Note.**"], command="y"))
+    text2 = (tmp_path / "q" / "quality.md").read_text()
+    assert "Measured by `x`; this text written by `y`." in text2 and "**Note.**" in text2
+    assert again["results"]["consistency"] == r["consistency"]
+    with pytest.raises(InputError, match="not a dataset"):
+        evaluate_dataset(tmp_path / "q")
+
+
+def test_evaluate_command_writes_the_report_and_refuses_a_non_dataset(tmp_path, tiny_model_dir, houston_label_path):
+    ds = tmp_path / "ds"
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=2, tile=64, steps=1, seed=1), model=tiny_model_dir, workers=1)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "model_export.evaluate", *a], cwd=REPO, capture_output=True, text=True)  # noqa: E731
+    done = run(str(ds), "--no-torch", "--report", str(tmp_path / "r.md"))
+    assert done.returncode == 0, done.stderr
+    assert "Measured by `python -m model_export.evaluate " in (tmp_path / "r.md").read_text()
+    bad = run(str(tmp_path))
+    assert bad.returncode == 2 and "error:" in bad.stderr and "not a dataset" in bad.stderr and "Traceback" not in bad.stderr
