@@ -20,8 +20,6 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 NUM_CODES = 9  # OpenEarthMap: 0 unknown + 8 classes
 NUM_CLASSES = 8
 
-# LoveDA -> OpenEarthMap (LoveDA "background" is closest to rangeland).
-REMAPS = {"loveda": {0: 0, 1: 2, 2: 8, 3: 4, 4: 6, 5: 1, 6: 5, 7: 7}}
 
 
 class DataError(Exception):
@@ -58,19 +56,22 @@ class Tile:
 
 
 def parse_data_arg(arg: str) -> tuple[Path, dict[int, int] | None]:
-    """``DIR`` or ``DIR@loveda`` or ``DIR@mapping.json`` (JSON: {"source code": oem code})."""
+    """``DIR`` or ``DIR@loveda`` (a built-in remap of the engine) or ``DIR@mapping.json`` (JSON: {"source code": oem code})."""
+    from changeanywhere_qgis.engine.landcover import builtin_remap, builtin_remaps
+
     folder, _, remap = arg.partition("@")
     if not remap:
         return Path(folder), None
-    if remap in REMAPS:
-        return Path(folder), REMAPS[remap]
+    if remap.lower() in builtin_remaps():
+        return Path(folder), builtin_remap(remap)
     path = Path(remap)
     if not path.is_file():
         raise DataError(
-            f"Unknown label remap {remap!r} in {arg!r}: use one of {', '.join(REMAPS)} or the path of a JSON "
+            f"Unknown label remap {remap!r} in {arg!r}: use one of {', '.join(builtin_remaps())} or the path of a JSON "
             'file such as {"1": 2, "2": 8} mapping source codes to OpenEarthMap codes 0..8.'
         )
-    return Path(folder), {int(k): int(v) for k, v in json.loads(path.read_text()).items()}
+    table = json.loads(path.read_text())
+    return Path(folder), {int(k): int(v) for k, v in table.items() if not str(k).startswith("_")}
 
 
 def _find(folder: Path, stem: str) -> Path | None:

@@ -81,7 +81,7 @@ def test_trained_on_a_generated_dataset_tested_on_levir(tmp_path, tiny_model_dir
     generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
     out = evaluate_change_detection(ds, REPO / "data" / "levir-cd", epochs=1, max_minutes=1,
                                     widths=(4, 8, 8, 16), log=lambda m: None)
-    assert out["levir"]["pairs"] == 11 and 0 < out["levir"]["changed_share"] < 0.5
+    assert out["levir"]["pairs"] == 15 and 0 < out["levir"]["changed_share"] < 0.5
     assert out["train"]["samples"] == 5 and out["threshold_samples"] == 1
     assert len(out["results"]) == 4
     for v in out["results"].values():

@@ -1,6 +1,6 @@
 """Land-cover classes: the model's scheme (codes, names, colours) and remaps from other schemes into it."""
 
-from .remaps import builtin_remaps, load_remap
+from .remaps import builtin_remap, builtin_remaps, codes_from_colours, load_remap, mask_colours
 from .scheme import ClassScheme, LandCoverClass
 
-__all__ = ["ClassScheme", "LandCoverClass", "builtin_remaps", "load_remap"]
+__all__ = ["ClassScheme", "LandCoverClass", "builtin_remap", "builtin_remaps", "codes_from_colours", "load_remap", "mask_colours"]

@@ -1,7 +1,9 @@
 """Remapping a raster's codes into the model's scheme: built-in tables (``remaps/<name>.json``) or the user's JSON.
 
 A table maps "their code" to "our code"; codes it does not name keep their value (and are then
-checked against the scheme). Keys starting with ``_`` are comments (a table's source and reasons).
+checked against the scheme). Keys starting with ``_`` are not codes: ``_about`` says where the
+scheme comes from and why each choice is what it is; ``_mask_colours`` lists the colours of the
+scheme's colour-coded masks, as some datasets ship them (:func:`codes_from_colours` reads those).
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ def _read_table(path: Path) -> dict:
     return {k: v for k, v in mapping.items() if not str(k).startswith("_")}
 
 
+def builtin_remap(name: str) -> dict[int, int]:
+    """The built-in table ``name`` as {their code: our code} (e.g. for the training side's data reader)."""
+    if name.lower() not in builtin_remaps():
+        raise InputError(f"No built-in remap {name!r}; the built-in ones are {', '.join(builtin_remaps())}.")
+    return {int(k): int(v) for k, v in _read_table(TABLES / f"{name.lower()}.json").items()}
+
+
 def load_remap(spec: str | Path | dict | None) -> np.ndarray | None:
     """A remap given by built-in name, JSON file ({"from": to, ...}) or dict -> a 256-entry lookup table."""
     if spec is None or spec == "":
@@ -38,7 +47,7 @@ def load_remap(spec: str | Path | dict | None) -> np.ndarray | None:
     if isinstance(spec, dict):
         mapping = spec
     elif str(spec).lower() in builtin_remaps():
-        mapping = _read_table(TABLES / f"{str(spec).lower()}.json")
+        mapping = builtin_remap(str(spec))
     else:
         path = Path(spec)
         if not path.is_file():
@@ -57,3 +66,24 @@ def load_remap(spec: str | Path | dict | None) -> np.ndarray | None:
             raise InputError(f"Remap entry {s}: {d} is outside 0..255 (land-cover rasters are uint8).")
         lut[s] = d
     return lut
+
+
+def mask_colours(name: str) -> dict[tuple[int, int, int], int]:
+    """The built-in scheme ``name``'s mask colours -> its codes (empty when the table lists none)."""
+    if name.lower() not in builtin_remaps():
+        raise InputError(f"No built-in remap {name!r}; the built-in ones are {', '.join(builtin_remaps())}.")
+    table = json.loads((TABLES / f"{name.lower()}.json").read_text(encoding="utf-8"))
+    return {tuple(int(h.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)): int(code)
+            for h, code in table.get("_mask_colours", {}).items()}
+
+
+def codes_from_colours(rgb: np.ndarray, colours: dict[tuple[int, int, int], int], what: str = "The mask") -> np.ndarray:
+    """An [H, W, 3] colour-coded mask -> uint8 [H, W] codes; a colour not in ``colours`` is an error that names it."""
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    values, inverse = np.unique(packed, return_inverse=True)
+    lookup = {(r << 16) | (g << 8) | b: code for (r, g, b), code in colours.items()}
+    unknown = [f"#{int(v):06x}" for v in values if int(v) not in lookup]
+    if unknown:
+        raise InputError(f"{what} holds colours that its scheme does not list: {', '.join(unknown[:10])}. "
+                         f"Known: {', '.join(f'#{r:02x}{g:02x}{b:02x}={c}' for (r, g, b), c in colours.items())}.")
+    return np.array([lookup[int(v)] for v in values], dtype=np.uint8)[inverse].reshape(packed.shape)
