@@ -1,13 +1,14 @@
-"""The PyTorch side of ``python -m changeanywhere_qgis evaluate``: two judges of a generated dataset.
+"""The PyTorch side of ``python -m model_export.evaluate``: two judges of generated datasets.
 
-1. Usefulness (the paper's claim in miniature): FC-Siam-diff (Daudt et al., ICIP 2018), trained only on
-   a generated dataset in the LEVIR-CD layout, then tested on real LEVIR-CD pairs (F1, IoU, precision,
-   recall over all test pixels), against the same network untrained (same initial weights) and against
-   a simple image-difference baseline. Every threshold is picked on the generated data, never on LEVIR.
+1. Usefulness (the paper's claims in miniature): FC-Siam-diff (Daudt et al., ICIP 2018), trained only on
+   generated datasets in the LEVIR-CD layout, then tested zero-shot on real change pairs (F1, IoU, precision,
+   recall over all test pixels) against the same network untrained, image differencing and "everything changed"
+   (every threshold picked on the generated data, never on the real pairs); and few-shot: pre-trained on the
+   generated data and fine-tuned on k real pairs, against the same network trained on those k pairs alone.
 2. Map following: the segmentation net of ``model_export/segmentation.py`` (trained on real labelled
    tiles) labels images; :func:`segmentation_miou` scores them against their maps.
 
-    python -m model_export.change_detection --dataset DATASET --levir data/levir-cd [--epochs 20]
+    python -m model_export.change_detection --dataset DATASET [DATASET ...] --test-sets data/levir-cd data/whu-cd
 """
 
 from __future__ import annotations
@@ -194,43 +195,121 @@ def train(net: nn.Module, a: np.ndarray, b: np.ndarray, y: np.ndarray, *, epochs
             "loss_first": losses[0] if losses else None, "loss_last": float(np.mean(losses[-steps_per_epoch:])) if losses else None}
 
 
-def evaluate_change_detection(dataset: Path, levir: Path, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
-                              threads: int | None = None, widths=(16, 32, 64, 128), log=print) -> dict:
-    """Train FC-Siam-diff on the generated dataset's train split, test on the real LEVIR-CD pairs."""
+ZERO_SHOT_GRID = np.linspace(0.05, 0.95, 19)  # thresholds tried on the generated test split
+FEW_SHOT_THRESHOLD = 0.5  # few-shot nets (fine-tuned and from scratch alike): no pair left to pick one on
+
+
+def _generated(datasets: list[Path], split_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The named splits of several generated datasets in the LEVIR-CD layout, stacked."""
+    parts = []
+    for root in datasets:
+        names = [n for split in split_names for n in dataset_split(root, split)]
+        if names:
+            parts.append(load_levir_folder(root, names))
+    if not parts:
+        raise FileNotFoundError(f"No {'/'.join(split_names)} samples in {', '.join(map(str, datasets))}.")
+    return (np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts]), np.concatenate([q[2] for q in parts]),
+            [n for q in parts for n in q[3]])
+
+
+def _zero_shot(model: nn.Module, pick: tuple, test: tuple) -> dict:
+    """Scores on a real test set, the threshold picked on the generated test split."""
+    t = best_threshold(predict(model, pick[0], pick[1]), pick[2], ZERO_SHOT_GRID)
+    prob = predict(model, test[0], test[1])
+    return {**scores(prob > t, test[2]), "threshold": float(t), "prediction": prob > t}
+
+
+def _few_shot_splits(n: int, k: int, splits: int, seed: int) -> list[list[int]]:
+    """``splits`` random choices of k training pairs out of n (the rest are the test pairs), fixed by the seed."""
+    rng = np.random.default_rng([seed, n, k])
+    return [sorted(rng.choice(n, size=k, replace=False).tolist()) for _ in range(splits)]
+
+
+def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
+                              threads: int | None = None, widths=(16, 32, 64, 128), few_shot_k=(1, 3, 5), few_shot_splits: int = 3,
+                              few_shot_steps: int = 150, redraw=None, log=print) -> dict:
+    """Is the generated data useful? FC-Siam-diff trained only on the generated datasets, tested on real pairs.
+
+    ``datasets``: generated datasets (LEVIR-CD layout): train and val splits train, the test split picks thresholds.
+    ``test_sets``: {name: folder of real A/B/label pairs}. ``redraw``: None, or a function uint8 [3,H,W] -> uint8
+    [3,H,W] (the model's autoencoder copy): then a second net is trained with every generated pre-event image
+    redrawn by it, as ``--pre-event redrawn`` would have made them (the post-event images are the same).
+
+    Zero-shot, per test set: the trained net(s), the same net untrained (same initial weights), image differencing
+    (threshold from the generated data) and "everything changed". Few-shot, per test set and k: for each of
+    ``few_shot_splits`` random splits, k real pairs train and the rest test; the net pre-trained on generated data
+    is fine-tuned on the k pairs, and a net from the same initial weights trains on them from scratch, for the same
+    ``few_shot_steps`` steps; both are scored at the threshold FEW_SHOT_THRESHOLD.
+    """
     if threads:
         torch.set_num_threads(threads)
+    datasets = [Path(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
+    ta, tb, ty, train_names = _generated(datasets, ("train", "val"))
+    pa, pb, py, pick_names = _generated(datasets, ("test",))
+    variants = {"real": (ta, pa)}
+    if redraw is not None:
+        log("redrawing the generated pre-event images with the model's autoencoder")
+        variants["redrawn"] = (np.stack([redraw(x) for x in ta]), np.stack([redraw(x) for x in pa]))
+    real = {name: load_levir_folder(Path(folder)) for name, folder in test_sets.items()}
+
     torch.manual_seed(seed)
-    dataset, levir = Path(dataset), Path(levir)
-    train_names = dataset_split(dataset, "train") + dataset_split(dataset, "val")
-    pick_names = dataset_split(dataset, "test") or train_names  # thresholds are picked here
-    ta, tb, ty, train_names = load_levir_folder(dataset, train_names or None)
-    pa, pb, py, pick_names = load_levir_folder(dataset, pick_names)
-    la, lb, ly, levir_names = load_levir_folder(levir)
-
     untrained = FCSiamDiff(widths)
-    net = FCSiamDiff(widths)
-    net.load_state_dict(untrained.state_dict())  # the same initial weights
-    info = train(net, ta, tb, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
+    nets, train_info = {}, {}
+    for variant, (a_train, _) in variants.items():
+        net = FCSiamDiff(widths)
+        net.load_state_dict(untrained.state_dict())  # the same initial weights for every net
+        log(f"training FC-Siam-diff on the generated data (pre-event {variant})")
+        train_info[variant] = train(net, a_train, tb, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
+        nets[variant] = net
 
-    grid = np.linspace(0.05, 0.95, 19)
-    results = {}
-    for name, model in (("FC-Siam-diff, trained on the generated data", net), ("FC-Siam-diff, untrained", untrained)):
-        t = best_threshold(predict(model, pa, pb), py, grid)
-        prob = predict(model, la, lb)
-        results[name] = {**scores(prob > t, ly), "threshold": t}
-        if model is net:
-            trained_pred = prob > t
-    t = best_threshold(image_difference(pa, pb), py, np.arange(1, 256, 2, dtype=np.float32))
-    diff_pred = image_difference(la, lb) > t
-    results["image difference (mean absolute RGB difference; threshold from the generated data)"] = {**scores(diff_pred, ly), "threshold": t}
-    # LEVIR's share of changed pixels, and the score of calling everything changed, for scale
-    results["everything changed (reference)"] = scores(np.ones_like(ly), ly)
+    zero, figure = {}, None
+    for name, (la, lb, ly, _) in real.items():
+        rows = {}
+        for variant, net in nets.items():
+            rows[f"FC-Siam-diff, trained on generated data (pre-event {variant})"] = _zero_shot(net, (variants[variant][1], pb, py), (la, lb, ly))
+        rows["FC-Siam-diff, untrained"] = _zero_shot(untrained, (pa, pb, py), (la, lb, ly))
+        t = best_threshold(image_difference(pa, pb), py, np.arange(1, 256, 2, dtype=np.float32))
+        rows["image difference (threshold from the generated data)"] = {**scores(image_difference(la, lb) > t, ly), "threshold": float(t),
+                                                                       "prediction": image_difference(la, lb) > t}
+        rows["everything changed"] = scores(np.ones_like(ly), ly)
+        if figure is None:
+            first = next(iter(nets))
+            figure = _figure(la[:4], lb[:4], ly[:4], rows[f"FC-Siam-diff, trained on generated data (pre-event {first})"]["prediction"][:4],
+                             rows["image difference (threshold from the generated data)"]["prediction"][:4])
+        zero[name] = {method: {k: v for k, v in r.items() if k != "prediction"} for method, r in rows.items()}
+
+    few: dict = {}
+    for name, (la, lb, ly, names) in real.items():
+        few[name] = {}
+        for k in few_shot_k:
+            if k >= len(names):
+                continue
+            runs = {f"pre-trained on generated data (pre-event {v}), fine-tuned": [] for v in nets} | {"from scratch": []}
+            for split in _few_shot_splits(len(names), k, few_shot_splits, seed):
+                rest = [i for i in range(len(names)) if i not in split]
+                starts = {f"pre-trained on generated data (pre-event {v}), fine-tuned": n for v, n in nets.items()} | {"from scratch": untrained}
+                for method, start in starts.items():
+                    net = FCSiamDiff(widths)
+                    net.load_state_dict(start.state_dict())
+                    # epochs of one step each: few_shot_steps steps on the k pairs, however small k is
+                    train(net, la[split], lb[split], ly[split], epochs=few_shot_steps, max_minutes=None, seed=seed, batch=len(split),
+                          log=lambda m: None)
+                    prob = predict(net, la[rest], lb[rest])
+                    runs[method].append({**scores(prob > FEW_SHOT_THRESHOLD, ly[rest]), "train_pairs": [names[i] for i in split],
+                                         "test_pairs": len(rest)})
+                log(f"few-shot {name}, k={k}: split {len(runs['from scratch'])}/{few_shot_splits}")
+            summary = {m: {"f1_mean": float(np.mean([r["f1"] for r in v])), "f1_std": float(np.std([r["f1"] for r in v])),
+                           "iou_mean": float(np.mean([r["iou"] for r in v])), "splits": v} for m, v in runs.items()}
+            few[name][str(k)] = summary
     return {
-        "results": results,
-        "train": {"samples": len(train_names), "tile": int(ta.shape[-1]), "widths": list(widths), **info, "epochs": epochs, "crop": min(128, ta.shape[-1])},
+        "zero_shot": zero,
+        "few_shot": few,
+        "few_shot_settings": {"k": list(few_shot_k), "splits": few_shot_splits, "steps": few_shot_steps, "threshold": FEW_SHOT_THRESHOLD},
+        "train": {"samples": len(train_names), "datasets": [str(d) for d in datasets], "tile": int(ta.shape[-1]), "widths": list(widths),
+                  "epochs": epochs, "crop": min(128, ta.shape[-1]), "variants": train_info},
         "threshold_samples": len(pick_names),
-        "levir": {"pairs": len(levir_names), "path": str(levir), "changed_share": float(ly.mean())},
-        "figure": _figure(la[:4], lb[:4], ly[:4], trained_pred[:4], diff_pred[:4]),
+        "test_sets": {name: {"pairs": len(v[3]), "path": str(test_sets[name]), "changed_share": float(v[2].mean())} for name, v in real.items()},
+        "figure": figure,
         "figure_columns": ["A (real)", "B (real)", "truth", "FC-Siam-diff (generated data)", "image difference"],
     }
 
@@ -281,14 +360,14 @@ def segmentation_miou(checkpoint_dir: Path, pairs) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, type=Path, help="generated dataset, LEVIR-CD layout")
-    p.add_argument("--levir", default="data/levir-cd", type=Path)
+    p.add_argument("--dataset", required=True, type=Path, nargs="+", help="generated dataset(s), LEVIR-CD layout")
+    p.add_argument("--test-sets", default=["data/levir-cd", "data/whu-cd"], type=Path, nargs="+", help="folders of real A/B/label pairs")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--max-minutes", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    out = evaluate_change_detection(args.dataset, args.levir, epochs=args.epochs, max_minutes=args.max_minutes,
+    out = evaluate_change_detection(args.dataset, {p.name: p for p in args.test_sets}, epochs=args.epochs, max_minutes=args.max_minutes,
                                     seed=args.seed, threads=args.threads)
     out.pop("figure")
     print(json.dumps(out, indent=2))

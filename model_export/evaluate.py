@@ -1,7 +1,8 @@
-"""Evidence that a generated dataset is good: ``python -m model_export.evaluate DATASET --report REPORT.md``.
+"""Evidence that generated datasets are good: ``python -m model_export.evaluate DATASET [DATASET ...] --report REPORT.md``.
 
 It lives on the training side because its judges are PyTorch networks; the plugin never imports it.
-Measured with the engine's numpy measures (``changeanywhere_qgis/engine/quality``, no torch):
+Each dataset (one per source of land-cover maps, say) is measured on its own, with the engine's numpy
+measures (``changeanywhere_qgis/engine/quality``, no torch):
 
 * unchanged land stays consistent: PSNR and SSIM between the pre- and post-event images inside the
   unchanged area, beside the same figures inside the changed area;
@@ -9,11 +10,14 @@ Measured with the engine's numpy measures (``changeanywhere_qgis/engine/quality`
 
 With PyTorch (``--no-torch`` skips these), also:
 
-* generated images follow their maps: the segmentation net of ``model_export/segmentation.py`` labels
-  the generated images; mIoU against the conditioning map, the same net on real images as the ceiling
-  and on the map rotated 180 degrees as the floor;
-* usefulness: FC-Siam-diff trained only on the generated dataset, tested on real LEVIR-CD pairs
-  (``model_export/change_detection.py``), against the same net untrained and an image-difference baseline.
+* generated images follow their maps, per dataset: the segmentation net of ``model_export/segmentation.py``
+  labels the generated images; mIoU against the conditioning map, against the map rotated 180 degrees (the
+  floor), and on a real held-out window (the ceiling);
+* usefulness, on all the datasets together (``change_detection.py``): FC-Siam-diff trained only on the generated
+  data, tested zero-shot on every real test set against the same net untrained, image differencing and
+  "everything changed"; few-shot: pre-trained on the generated data and fine-tuned on k real pairs against the
+  same net trained on those k pairs alone; and, with ``--compare-pre-event``, the same with every generated
+  pre-event image redrawn by the model's autoencoder (what ``--pre-event redrawn`` makes).
 
 The report is markdown with PNG figures; ``results.json`` beside the figures holds every number.
 """
@@ -41,16 +45,24 @@ from changeanywhere_qgis.engine.quality import MIN_REGION_PX, region_consistency
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT = {"image": "data/train/oem/images/houston_16.tif", "label": "data/train/oem/labels/houston_16.tif",
             "rows": (768, 1024), "cols": (768, 1024)}  # never used to train the bundled models
-MAX_JUDGED = 400  # samples the segmentation judge labels
+MAX_JUDGED = 400  # samples the segmentation judge labels, per dataset
+DEFAULT_TEST_SETS = ["data/levir-cd", "data/whu-cd"]
+DEFAULT_SEG_DATA = ["data/train/oem", "data/train/loveda@loveda", "data/train/dubai@data/train/dubai/training_remap.json",
+                    "data/train/flair@flair"]
 
 
 @dataclass
 class EvaluateSettings:
-    levir: str = "data/levir-cd"
+    test_sets: list = field(default_factory=lambda: list(DEFAULT_TEST_SETS))  # folders of real A/B/label pairs
     segmentation: str | None = None  # checkpoint folder; None: model_export/runs/default/segmentation, or train one
-    seg_data: list = field(default_factory=lambda: ["data/train/oem", "data/train/loveda@loveda"])
+    seg_data: list = field(default_factory=lambda: list(DEFAULT_SEG_DATA))
+    use_segmentation: bool = True
     cd_epochs: int = 20
     max_minutes: float = 10.0
+    few_shot_k: tuple = (1, 3, 5)
+    few_shot_splits: int = 3
+    few_shot_steps: int = 150
+    compare_pre_event: bool = False  # also train on the pre-event images redrawn by the model's autoencoder
     use_torch: bool = True
     seed: int = 0
     threads: int | None = None
@@ -92,7 +104,7 @@ def mosaic(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# the report
+# measuring
 
 
 def torch_available() -> bool:
@@ -106,39 +118,33 @@ def _roles(record: dict) -> tuple[str, str, str | None]:
     return files["im1"], files["im2"], None
 
 
-def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSettings | None = None,
-                     progress: Progress | None = None) -> dict:
-    settings = settings or EvaluateSettings()
-    progress = progress or Progress()
-    root = Path(dataset)
+def _open_dataset(path) -> tuple[Path, dict, list[dict]]:
+    root = Path(path)
     if not (root / SPEC_FILE).is_file():
         raise InputError(f"{root} is not a dataset made by the dataset command (no {SPEC_FILE}). Give the dataset folder.")
-    spec = json.loads((root / SPEC_FILE).read_text())
     records = load_records(root)
     if not records:
         raise InputError(f"{root} holds no finished sample yet. Generate the dataset first.")
-    report = Path(report) if report else root / "evaluation" / "report.md"
-    figures = Path(figures) if figures else report.parent / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    if settings.rerender:
-        saved = figures / "results.json"
-        if not saved.is_file():
-            raise InputError(f"No {saved} to write the report from. Run evaluate without --rerender first.")
-        results = json.loads(saved.read_text())
-        report.write_text(render(results, spec, settings, report, figures))
-        return {"report": str(report), "results": results, "summary": _short(results)}
-    use_torch = settings.use_torch and torch_available()
-    progress.start(len(records) + (3 * len(records) if use_torch else 0))
-    results: dict = {"dataset": str(root), "samples": len(records), "tile": spec["settings"]["tile"],
-                     "settings": spec["settings"], "model": spec["model"], "real_pre_event_images": bool(spec["images"])}
+    return root, json.loads((root / SPEC_FILE).read_text()), records
 
-    # 1. consistency and seams, sample by sample
-    progress.stage("measuring consistency and seams")
+
+def _names(roots: list[Path]) -> list[str]:
+    """A short name per dataset for the report: the folder name, made unique."""
+    names = []
+    for root in roots:
+        name = root.name
+        while name in names:
+            name = f"{root.parent.name}/{name}"
+        names.append(name)
+    return names
+
+
+def _measure(root: Path, spec: dict, records: list[dict], progress: Progress) -> tuple[dict, list, list]:
+    """Consistency, seams and the rebuilt-map check of one dataset; (results, maps for the judge, gallery rows)."""
     per_sample, mismatched, seams_t1, seams_t2, gallery, maps = [], 0, [], [], [], []
     model_tile, overlap = spec["model_tile"]["size"], spec["model_tile"]["overlap_px"]
     seams_apply = spec["settings"]["tile"] > model_tile
-    for k, record in enumerate(records):
+    for record in records:
         a_path, b_path, label_path = _roles(record)
         t1, t2 = read_raster(root / a_path)[:3], read_raster(root / b_path)[:3]
         pre, post, valid = sample_maps(root, record)
@@ -151,68 +157,143 @@ def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSetti
             seams_t1.append(seam_score(t1, model_tile, overlap)["ratio"])
         if len(maps) < MAX_JUDGED:
             maps.append((t1, t2, pre, post, valid))
-        if len(gallery) < 4 and changed.any():
+        if len(gallery) < 2 and changed.any():
             gallery.append([colourise(pre, spec["classes"]), t1, colourise(post, spec["classes"]), t2,
                             np.repeat((changed * 255).astype(np.uint8)[None], 3, 0)])
         progress.advance()
-    results["maps_rebuilt_mismatch"] = mismatched
-    results["consistency"] = {region: {m: _summary([s[region][m] for s in per_sample]) for m in ("psnr", "ssim")}
-                              for region in ("unchanged", "changed")}
-    results["seams"] = {"applies": seams_apply, "model_tile": model_tile, "overlap_px": overlap,
-                        "t2": _summary(seams_t2), "t1": _summary(seams_t1)}
+    st = spec["settings"]
+    result = {
+        "path": str(root), "samples": len(records), "tile": st["tile"], "settings": st, "model": spec["model"],
+        "real_pre_event_images": bool(spec["images"]), "pre_event": st.get("pre_event", "real") if spec["images"] else "generated",
+        "sources": len(spec["semantic"]), "command": dataset_command(spec, len(records), str(root)),
+        "maps_rebuilt_mismatch": mismatched,
+        "consistency": {region: {m: _summary([s[region][m] for s in per_sample]) for m in ("psnr", "ssim")}
+                        for region in ("unchanged", "changed")},
+        "seams": {"applies": seams_apply, "model_tile": model_tile, "overlap_px": overlap, "t2": _summary(seams_t2), "t1": _summary(seams_t1)},
+        "_per_sample": per_sample,
+    }
+    return result, maps, gallery
+
+
+def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSettings | None = None,
+                     progress: Progress | None = None) -> dict:
+    """Measure one dataset or several (a list), write the report; returns {"report", "results", "summary"}."""
+    settings = settings or EvaluateSettings()
+    progress = progress or Progress()
+    opened = [_open_dataset(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
+    if not opened:
+        raise InputError("Give at least one dataset folder.")
+    first = opened[0][0]
+    report = Path(report) if report else first / "evaluation" / "report.md"
+    figures = Path(figures) if figures else report.parent / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    if settings.rerender:
+        saved = figures / "results.json"
+        if not saved.is_file():
+            raise InputError(f"No {saved} to write the report from. Run evaluate without --rerender first.")
+        results = json.loads(saved.read_text())
+        report.write_text(render(results, settings, report, figures))
+        return {"report": str(report), "results": results, "summary": _short(results)}
+    use_torch = settings.use_torch and torch_available()
+    total = sum(len(r) for _, _, r in opened)
+    progress.start(total * (2 if use_torch else 1) + (total if use_torch else 0))
+    names = _names([root for root, _, _ in opened])
+    results: dict = {"datasets": {}, "samples": total, "classes": opened[0][1]["classes"]}
+    judged, gallery = {}, []
+    for name, (root, spec, records) in zip(names, opened):
+        progress.stage(f"{name}: measuring consistency and seams")
+        measured, maps, rows = _measure(root, spec, records, progress)
+        results["datasets"][name] = measured
+        judged[name] = (spec, maps)
+        gallery += rows
+    everything = [s for d in results["datasets"].values() for s in d.pop("_per_sample")]
+    results["overall"] = {"consistency": {region: {m: _summary([s[region][m] for s in everything]) for m in ("psnr", "ssim")}
+                                          for region in ("unchanged", "changed")}}
     write_raster(figures / "samples.png", mosaic(gallery), "png")
 
-    # 2. torch judges
     notes = []
     if not use_torch:
         why = "--no-torch was given" if not settings.use_torch else "PyTorch is not importable here"
         notes.append(f"The segmentation and change-detection checks were skipped: {why}. Install requirements-dev.txt and rerun.")
     else:
-        results["segmentation"] = _segmentation(root, spec, maps, settings, progress, report.parent)
-        levir_root = Path(settings.levir)
-        if not levir_root.is_absolute():
-            levir_root = (Path.cwd() / levir_root) if (Path.cwd() / levir_root).exists() else REPO / levir_root
-        if spec["settings"]["layout"] not in ("levir", "both"):
-            notes.append("The change-detection check needs the LEVIR-CD layout; this dataset is SECOND only.")
-        elif not (levir_root / "A").is_dir():
-            notes.append(f"The change-detection check was skipped: no LEVIR-CD pairs at {levir_root}.")
+        if settings.use_segmentation:
+            checkpoint, trained_now = _judge(settings, progress, report.parent, opened[0][1])
+            for name, (spec, maps) in judged.items():
+                progress.stage(f"{name}: segmenting the generated images")
+                results["datasets"][name]["segmentation"] = _segmentation(checkpoint, trained_now, spec, maps)
+                progress.advance(len(maps))
+            results["held_out_real"] = _held_out(checkpoint)
         else:
-            progress.stage("training FC-Siam-diff on the generated data, testing on LEVIR-CD")
+            notes.append("The map-following check (segmentation judge) was skipped: --no-segmentation was given.")
+        levir_layouts = [root for root, spec, _ in opened if spec["settings"]["layout"] in ("levir", "both")]
+        if settings.compare_pre_event and len({spec["model"]["path"] for _, spec, _ in opened}) > 1:
+            raise InputError("--compare-pre-event redraws the pre-event images with the datasets' model: give datasets made "
+                             "with one model package, or leave --compare-pre-event out.")
+        test_sets = {Path(t).name: _resolve(t) for t in settings.test_sets}
+        missing = [str(p) for p in test_sets.values() if not (p / "A").is_dir()]
+        if not levir_layouts:
+            notes.append("The change-detection check needs the LEVIR-CD layout; these datasets are SECOND only.")
+        elif missing:
+            raise InputError(f"No real change pairs (A/, B/, label/) at {', '.join(missing)}. Give --test-sets folders that hold them.")
+        else:
+            progress.stage("training FC-Siam-diff on the generated data, testing on the real pairs")
             from .change_detection import evaluate_change_detection
 
-            cd = evaluate_change_detection(root, levir_root, epochs=settings.cd_epochs, max_minutes=settings.max_minutes,
-                                           seed=settings.seed, threads=settings.threads, log=lambda m: progress.stage(m))
-            write_raster(figures / "levir_predictions.png", cd.pop("figure"), "png")
+            cd = evaluate_change_detection(
+                levir_layouts, test_sets, epochs=settings.cd_epochs, max_minutes=settings.max_minutes, seed=settings.seed,
+                threads=settings.threads, few_shot_k=tuple(settings.few_shot_k), few_shot_splits=settings.few_shot_splits,
+                few_shot_steps=settings.few_shot_steps, redraw=_redrawer(opened[0][1]) if settings.compare_pre_event else None,
+                log=lambda m: progress.stage(m))
+            write_raster(figures / "real_predictions.png", cd.pop("figure"), "png")
             results["change_detection"] = cd
-        progress.advance(len(records))
+        progress.advance(total)
     results["notes"] = notes
     results["command"] = settings.command
+    results["measured_on"] = {"machine": f"{platform.node() or 'this machine'} ({platform.machine()})",
+                              "date": time.strftime("%Y-%m-%d", time.gmtime())}
     (figures / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    text = render(results, spec, settings, report, figures)
-    report.write_text(text)
+    report.write_text(render(results, settings, report, figures))
     return {"report": str(report), "results": results, "summary": _short(results)}
 
 
-def _segmentation(root: Path, spec: dict, maps, settings: EvaluateSettings, progress: Progress, workdir: Path) -> dict:
-    from .change_detection import segmentation_miou, train_segmentation
-    from .segmentation import read_record, recipe
+def _resolve(path) -> Path:
+    p = Path(path)
+    if p.is_absolute() or (Path.cwd() / p).exists():
+        return p
+    return REPO / p
+
+
+def _redrawer(spec: dict):
+    """uint8 [3,H,W] -> the dataset model's autoencoder copy (exactly the pre-event image of --pre-event redrawn)."""
+    from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package
+
+    pkg = load_model_package(spec["model"]["path"], "cpu")
+    return lambda image: autoencoder_copy(pkg, image)
+
+
+def _judge(settings: EvaluateSettings, progress: Progress, workdir: Path, spec: dict) -> tuple[Path, bool]:
+    from .change_detection import train_segmentation
 
     if settings.threads:
         import torch
 
         torch.set_num_threads(settings.threads)
-
     checkpoint = Path(settings.segmentation) if settings.segmentation else REPO / "model_export" / "runs" / "default" / "segmentation"
-    trained_now = False
-    if not (checkpoint / "segmentation.pt").is_file():
-        if settings.segmentation:
-            raise InputError(f"No segmentation.pt in {checkpoint}. Train one with python -m model_export.segmentation.")
-        progress.stage("training the segmentation judge on the real labelled tiles")
-        # The judge also sees the training tiles as this dataset's model redraws them: its images come out of that decoder.
-        checkpoint = train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes, 6.0), settings.seed,
-                                        settings.threads or 2, redrawn_by=spec["model"]["path"])
-        trained_now = True
-    progress.stage("segmenting the generated images")
+    if (checkpoint / "segmentation.pt").is_file():
+        return checkpoint, False
+    if settings.segmentation:
+        raise InputError(f"No segmentation.pt in {checkpoint}. Train one with python -m model_export.segmentation.")
+    progress.stage("training the segmentation judge on the real labelled tiles")
+    # The judge also sees the training tiles as this dataset's model redraws them: its images come out of that decoder.
+    return train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes, 6.0), settings.seed,
+                              settings.threads or 2, redrawn_by=spec["model"]["path"]), True
+
+
+def _segmentation(checkpoint: Path, trained_now: bool, spec: dict, maps) -> dict:
+    from .change_detection import segmentation_miou
+    from .segmentation import read_record, recipe
+
     nodata = spec["nodata_code"]
 
     def masked(labels, valid):
@@ -223,18 +304,27 @@ def _segmentation(root: Path, spec: dict, maps, settings: EvaluateSettings, prog
     out["post_generated_vs_rotated_map"] = segmentation_miou(checkpoint, [(t2, masked(post, v)[::-1, ::-1]) for _, t2, _, post, v in maps])
     key = "pre_real" if spec["images"] else "pre_generated"
     out[key] = segmentation_miou(checkpoint, [(t1, masked(pre, v)) for t1, _, pre, _, v in maps])
-    progress.advance(2 * len(maps))
-    held = REPO / HELD_OUT["image"]
-    if held.is_file():
-        import rasterio
-
-        (r0, r1), (c0, c1) = HELD_OUT["rows"], HELD_OUT["cols"]
-        with rasterio.open(held) as src:
-            image = src.read((1, 2, 3), window=((r0, r1), (c0, c1)))
-        with rasterio.open(REPO / HELD_OUT["label"]) as src:
-            label = src.read(1, window=((r0, r1), (c0, c1)))
-        out["held_out_real"] = segmentation_miou(checkpoint, [(image, label)])
     return out
+
+
+def _held_out(checkpoint: Path) -> dict | None:
+    from .change_detection import segmentation_miou
+
+    held = REPO / HELD_OUT["image"]
+    if not held.is_file():
+        return None
+    import rasterio
+
+    (r0, r1), (c0, c1) = HELD_OUT["rows"], HELD_OUT["cols"]
+    with rasterio.open(held) as src:
+        image = src.read((1, 2, 3), window=((r0, r1), (c0, c1)))
+    with rasterio.open(REPO / HELD_OUT["label"]) as src:
+        label = src.read(1, window=((r0, r1), (c0, c1)))
+    return segmentation_miou(checkpoint, [(image, label)])
+
+
+# ----------------------------------------------------------------------------------------------
+# the report
 
 
 def _fmt(v, pattern="{:.2f}") -> str:
@@ -242,91 +332,137 @@ def _fmt(v, pattern="{:.2f}") -> str:
 
 
 def _short(r: dict) -> list[str]:
-    c = r["consistency"]
-    lines = [f"PSNR unchanged {_fmt(c['unchanged']['psnr']['mean'])} dB vs changed {_fmt(c['changed']['psnr']['mean'])} dB; "
-             f"SSIM unchanged {_fmt(c['unchanged']['ssim']['mean'], '{:.3f}')} vs changed {_fmt(c['changed']['ssim']['mean'], '{:.3f}')}"]
-    if r["seams"]["applies"]:
-        lines.append(f"seam score of the post-event images {_fmt(r['seams']['t2']['mean'])} (1 = no seams)")
-    if "segmentation" in r:
-        s = r["segmentation"]
-        lines.append(f"segmentation mIoU on generated post-event images {_fmt(s['post_generated']['miou'], '{:.3f}')}")
-    if "change_detection" in r:
-        for name, v in r["change_detection"]["results"].items():
-            lines.append(f"LEVIR-CD {name}: F1 {v['f1']:.3f}")
+    c = r["overall"]["consistency"]
+    lines = [f"{len(r['datasets'])} dataset(s), {r['samples']} samples: PSNR unchanged {_fmt(c['unchanged']['psnr']['mean'])} dB vs "
+             f"changed {_fmt(c['changed']['psnr']['mean'])} dB; SSIM unchanged {_fmt(c['unchanged']['ssim']['mean'], '{:.3f}')} vs "
+             f"changed {_fmt(c['changed']['ssim']['mean'], '{:.3f}')}"]
+    for name, d in r["datasets"].items():
+        if d["seams"]["applies"]:
+            lines.append(f"{name}: seam score of the post-event images {_fmt(d['seams']['t2']['mean'])} (1 = no seams)")
+        if "segmentation" in d:
+            lines.append(f"{name}: segmentation mIoU on generated post-event images {_fmt(d['segmentation']['post_generated']['miou'], '{:.3f}')}")
+    for test, rows in r.get("change_detection", {}).get("zero_shot", {}).items():
+        for method, v in rows.items():
+            lines.append(f"{test} zero-shot, {method}: F1 {v['f1']:.3f}")
+    for test, by_k in r.get("change_detection", {}).get("few_shot", {}).items():
+        for k, methods in by_k.items():
+            lines.append(f"{test} few-shot k={k}: " + "; ".join(f"{m} F1 {v['f1_mean']:.3f}" for m, v in methods.items()))
     return lines
 
 
-def render(r: dict, spec: dict, settings: EvaluateSettings, report: Path, figures: Path) -> str:
-    st = spec["settings"]
+def _consistency_rows(name: str, c: dict, samples: int | str) -> list[str]:
+    rows = []
+    for region in ("unchanged", "changed"):
+        p, s = c[region]["psnr"], c[region]["ssim"]
+        rows.append(f"| {name} | {region} | {p['n']} | {_fmt(p['mean'])} ± {_fmt(p['std'])} | "
+                    f"{_fmt(s['mean'], '{:.3f}')} ± {_fmt(s['std'], '{:.3f}')} |")
+    return rows
+
+
+def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> str:
     rel = lambda p: Path(p).resolve().relative_to(report.parent.resolve()).as_posix() if Path(p).resolve().is_relative_to(report.parent.resolve()) else str(p)  # noqa: E731
-    c = r["consistency"]
-    lines = ["# Quality of a generated change-detection dataset", ""]
+    datasets = r["datasets"]
+    any_d = next(iter(datasets.values()))
+    lines = ["# Quality of generated change-detection datasets", ""]
     measured = r.get("command") if settings.rerender else settings.command
     if measured:
         lines += [f"Measured by `{measured}`" + (f"; this text written by `{settings.command}`." if settings.rerender and settings.command else "."), ""]
     for note in settings.notes:
         lines += [note, ""]
-    lines += [f"Dataset `{r['dataset']}`: {r['samples']} samples of {st['tile']}x{st['tile']} px, model **{spec['model']['name']}**, "
-              f"{st['steps']} DDIM steps, seed {st['seed']}, "
-              + ("real pre-event images (A) with generated post-event images (B)." if r["real_pre_event_images"]
-                 else "both images generated from the maps."),
-              f"Measured on {platform.node() or 'this machine'} ({platform.machine()}), {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
-              "Dataset made by:", "", f"    {dataset_command(spec, r['samples'], r['dataset'])}", "",
-              f"![samples]({rel(figures / 'samples.png')})", "",
-              "Columns: pre-event map, pre-event image (A), post-event map, post-event image (B), change mask.", ""]
+    where = r.get("measured_on", {})
+    lines += [f"{len(datasets)} dataset(s), {r['samples']} samples in all, model **{any_d['model']['name']}**; measured on "
+              f"{where.get('machine', 'this machine')}, {where.get('date', '')}.", "",
+              "| dataset | samples | source maps | tile | DDIM steps | pre-event image | made by |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, d in datasets.items():
+        lines.append(f"| {name} | {d['samples']} | {d['sources']} | {d['tile']} px | {d['settings']['steps']} | {d['pre_event']} | `{d['command']}` |")
+    lines += ["", f"![samples]({rel(figures / 'samples.png')})", "",
+              "Two samples of each dataset; columns: pre-event map, pre-event image (A), post-event map, post-event image (B), change mask.", ""]
+
     lines += ["## Unchanged land stays consistent", "",
               "PSNR and SSIM between the pre- and post-event images, inside the land the events left unchanged and inside "
               f"the land they changed (per sample, then mean ± std over samples; regions under {MIN_REGION_PX} px are left out). "
               "Good samples keep the unchanged land close (high PSNR/SSIM) and redraw the changed land (low).", "",
-              "| region | samples | PSNR (dB) | SSIM |", "| --- | --- | --- | --- |"]
-    for region in ("unchanged", "changed"):
-        p, s = c[region]["psnr"], c[region]["ssim"]
-        lines.append(f"| {region} | {p['n']} | {_fmt(p['mean'])} ± {_fmt(p['std'])} | {_fmt(s['mean'], '{:.3f}')} ± {_fmt(s['std'], '{:.3f}')} |")
-    lines += ["", f"The maps were rebuilt from each sample's window and seed; {r['maps_rebuilt_mismatch']} of {r['samples']} "
+              "| dataset | region | samples | PSNR (dB) | SSIM |", "| --- | --- | --- | --- | --- |"]
+    for name, d in datasets.items():
+        lines += _consistency_rows(name, d["consistency"], d["samples"])
+    if len(datasets) > 1:
+        lines += _consistency_rows("**all**", r["overall"]["consistency"], r["samples"])
+    mismatch = sum(d["maps_rebuilt_mismatch"] for d in datasets.values())
+    lines += ["", f"The maps were rebuilt from each sample's window and seed; {mismatch} of {r['samples']} "
               "disagreed with the stored change mask.", ""]
-    seams = r["seams"]
+
     lines += ["## No seams", ""]
-    if seams["applies"]:
-        which = "real pre-event images, for reference" if r["real_pre_event_images"] else "generated pre-event images"
-        lines += [f"Each {st['tile']} px tile is generated as overlapping {seams['model_tile']} px model tiles ({seams['overlap_px']} px "
-                  "overlap, fused at every step). Seam score (`engine/quality/seams.py`, as in `make bench`): mean pixel jump across the "
-                  "model-tile boundaries over the mean jump elsewhere; 1 means the boundaries cannot be told apart.", "",
-                  "| images | samples | seam score mean | median |", "| --- | --- | --- | --- |",
-                  f"| post-event (generated) | {seams['t2']['n']} | {_fmt(seams['t2']['mean'])} | {_fmt(seams['t2']['median'])} |",
-                  f"| pre-event ({which}) | {seams['t1']['n']} | {_fmt(seams['t1']['mean'])} | {_fmt(seams['t1']['median'])} |", ""]
-    else:
-        lines += [f"Not measured: the tiles ({st['tile']} px) are no larger than the model's tile ({seams['model_tile']} px), "
-                  "so each sample is one model tile and has no internal boundary.", ""]
-    if "segmentation" in r:
-        s = r["segmentation"]
-        lines += ["## Generated images follow their maps", "",
-                  f"A small segmentation network (`model_export/segmentation.py`, {s.get('recipe', 'trained on the real labelled tiles')}; "
-                  f"checkpoint `{s['checkpoint']}`{', trained for this report' if s['trained_now'] else ''}) labels each image; "
-                  "mIoU against the map the image was generated from (classes present in the map; nodata ignored).", "",
-                  "| images | maps | mIoU |", "| --- | --- | --- |",
-                  f"| post-event, generated | their post-event maps | **{_fmt(s['post_generated']['miou'], '{:.3f}')}** |",
-                  f"| post-event, generated | the same maps rotated 180° (an image that ignores its map) | {_fmt(s['post_generated_vs_rotated_map']['miou'], '{:.3f}')} |"]
-        if "pre_real" in s:
-            lines.append(f"| pre-event, real (these windows were in the judge's training data) | their maps | {_fmt(s['pre_real']['miou'], '{:.3f}')} |")
-        else:
-            lines.append(f"| pre-event, generated | their maps | {_fmt(s['pre_generated']['miou'], '{:.3f}')} |")
-        if "held_out_real" in s:
-            lines.append(f"| real held-out window (houston_16 rows 768-1023, cols 768-1023; the ceiling) | its map | {_fmt(s['held_out_real']['miou'], '{:.3f}')} |")
+    seam_rows = [(n, d) for n, d in datasets.items() if d["seams"]["applies"]]
+    if seam_rows:
+        lines += [f"Tiles larger than the model's {any_d['seams']['model_tile']} px tile are generated as overlapping model tiles "
+                  f"({any_d['seams']['overlap_px']} px overlap, fused at every step). Seam score (`engine/quality/seams.py`, as in "
+                  "`make bench`): mean pixel jump across the model-tile boundaries over the mean jump elsewhere; 1 means the "
+                  "boundaries cannot be told apart.", "",
+                  "| dataset | images | samples | seam score mean | median |", "| --- | --- | --- | --- | --- |"]
+        for name, d in seam_rows:
+            s = d["seams"]
+            lines += [f"| {name} | post-event (generated) | {s['t2']['n']} | {_fmt(s['t2']['mean'])} | {_fmt(s['t2']['median'])} |",
+                      f"| {name} | pre-event ({d['pre_event']}) | {s['t1']['n']} | {_fmt(s['t1']['mean'])} | {_fmt(s['t1']['median'])} |"]
         lines.append("")
+    else:
+        lines += [f"Not measured: the tiles are no larger than the model's tile ({any_d['seams']['model_tile']} px), "
+                  "so each sample is one model tile and has no internal boundary.", ""]
+
+    judged = [(n, d["segmentation"]) for n, d in datasets.items() if "segmentation" in d]
+    if judged:
+        s0 = judged[0][1]
+        lines += ["## Generated images follow their maps", "",
+                  f"A small segmentation network (`model_export/segmentation.py`, {s0.get('recipe', 'trained on the real labelled tiles')}; "
+                  f"checkpoint `{s0['checkpoint']}`{', trained for this report' if s0['trained_now'] else ''}) labels each image; "
+                  "mIoU against the map the image was generated from (classes present in the map; nodata ignored), and against the "
+                  "same map rotated 180° (what an image that ignores its map scores).", "",
+                  "| dataset | post-event vs its map | vs the map rotated 180° | ratio | pre-event vs its map |", "| --- | --- | --- | --- | --- |"]
+        for name, s in judged:
+            own, rot = s["post_generated"]["miou"], s["post_generated_vs_rotated_map"]["miou"]
+            pre = s.get("pre_real", s.get("pre_generated", {})).get("miou")
+            ratio = own / rot if rot and own == own and rot == rot else None
+            lines.append(f"| {name} | **{_fmt(own, '{:.3f}')}** | {_fmt(rot, '{:.3f}')} | {_fmt(ratio, '{:.2f}x')} | {_fmt(pre, '{:.3f}')} |")
+        if r.get("held_out_real"):
+            lines += ["", f"The same judge on the real held-out window (houston_16 rows and columns 768-1023, never trained on): "
+                      f"mIoU {_fmt(r['held_out_real']['miou'], '{:.3f}')}."]
+        lines.append("")
+
     if "change_detection" in r:
         cd = r["change_detection"]
         t = cd["train"]
-        lines += ["## Usefulness: trained on generated data, tested on real LEVIR-CD", "",
-                  f"FC-Siam-diff (`model_export/change_detection.py`) trained only on this dataset's train and val splits "
-                  f"({t['samples']} samples, random {t['crop']} px crops, {t['epochs_run']} of {t['epochs']} epochs, {t['steps']} steps, "
-                  f"{t['seconds'] / 60:.1f} min, stopped by {t['stopped_by']}; loss {_fmt(t['loss_first'], '{:.3f}')} → {_fmt(t['loss_last'], '{:.3f}')}), "
-                  f"then tested on the {cd['levir']['pairs']} real LEVIR-CD pairs in `data/levir-cd` "
-                  f"({cd['levir']['changed_share']:.1%} of their pixels changed). Thresholds were picked on the generated test split "
-                  f"({cd['threshold_samples']} samples), never on LEVIR-CD. Scores over all test pixels.", "",
-                  "| method | F1 | IoU | precision | recall |", "| --- | --- | --- | --- | --- |"]
-        for name, v in cd["results"].items():
-            lines.append(f"| {name} | {v['f1']:.3f} | {v['iou']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} |")
-        lines += ["", f"![LEVIR-CD predictions]({rel(figures / 'levir_predictions.png')})", "",
+        lines += ["## Usefulness: trained on generated data, tested on real change pairs", "",
+                  f"FC-Siam-diff (`model_export/change_detection.py`, widths {t['widths']}) trained only on the generated datasets' "
+                  f"train and val splits ({t['samples']} samples, random {t['crop']} px crops, up to {t['epochs']} epochs or "
+                  f"{settings.max_minutes:g} min)."]
+        for variant, info in t["variants"].items():
+            lines.append(f"Pre-event images {variant}: {info['epochs_run']} epochs, {info['steps']} steps, {info['seconds'] / 60:.1f} min, "
+                         f"stopped by {info['stopped_by']}; loss {_fmt(info['loss_first'], '{:.3f}')} → {_fmt(info['loss_last'], '{:.3f}')}.")
+        lines += ["", "Real test sets (never used for training or for any threshold in the zero-shot rows):", "",
+                  "| test set | pairs | changed pixels | folder |", "| --- | --- | --- | --- |"]
+        for name, ts in cd["test_sets"].items():
+            lines.append(f"| {name} | {ts['pairs']} | {ts['changed_share']:.1%} | `{ts['path']}` |")
+        lines += ["", f"### Zero-shot", "", f"Thresholds picked on the generated test split ({cd['threshold_samples']} samples). "
+                  "Scores over all pixels of each test set.", ""]
+        for name, rows in cd["zero_shot"].items():
+            lines += [f"**{name}**", "", "| method | F1 | IoU | precision | recall |", "| --- | --- | --- | --- | --- |"]
+            for method, v in rows.items():
+                lines.append(f"| {method} | {v['f1']:.3f} | {v['iou']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} |")
+            lines.append("")
+        fs = cd["few_shot_settings"]
+        lines += ["### Few-shot", "",
+                  f"For each test set and k, {fs['splits']} random splits (seeded): k real pairs train, the other pairs test. The net "
+                  f"pre-trained on the generated data is fine-tuned on the k pairs; a net from the same initial weights trains on them "
+                  f"from scratch; both for {fs['steps']} steps, scored at threshold {fs['threshold']}. F1 mean ± std over the splits.", ""]
+        for name, by_k in cd["few_shot"].items():
+            methods = list(next(iter(by_k.values())).keys()) if by_k else []
+            lines += [f"**{name}**", "", "| k | " + " | ".join(methods) + " | gain over scratch |", "| --- | " + " | ".join("---" for _ in methods) + " | --- |"]
+            for k, row in by_k.items():
+                cells = [f"{row[m]['f1_mean']:.3f} ± {row[m]['f1_std']:.3f}" for m in methods]
+                best = max((row[m]["f1_mean"] for m in methods if m != "from scratch"), default=None)
+                gain = None if best is None else best - row["from scratch"]["f1_mean"]
+                lines.append(f"| {k} | " + " | ".join(cells) + f" | {_fmt(gain, '{:+.3f}')} |")
+            lines.append("")
+        lines += [f"![predictions on the first real test set]({rel(figures / 'real_predictions.png')})", "",
                   "Columns: " + ", ".join(cd["figure_columns"]) + ".", ""]
     if r["notes"]:
         lines += ["## Not measured", ""] + [f"- {n}" for n in r["notes"]] + [""]
@@ -334,15 +470,22 @@ def render(r: dict, spec: dict, settings: EvaluateSettings, report: Path, figure
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ev = argparse.ArgumentParser(prog="python -m model_export.evaluate", description="Quality report of a generated dataset (markdown with figures).")
-    ev.add_argument("dataset", help="dataset folder (made by the dataset command, LEVIR-CD layout for the change-detection test)")
-    ev.add_argument("--report", help="markdown file to write (default: DATASET/evaluation/report.md)")
+    ev = argparse.ArgumentParser(prog="python -m model_export.evaluate", description="Quality report of generated datasets (markdown with figures).")
+    ev.add_argument("dataset", nargs="+", help="dataset folder(s) made by the dataset command (LEVIR-CD layout for the change-detection test)")
+    ev.add_argument("--report", help="markdown file to write (default: FIRST_DATASET/evaluation/report.md)")
     ev.add_argument("--figures", help="folder for the figures (default: a 'figures' folder beside the report)")
-    ev.add_argument("--levir", default="data/levir-cd", help="real LEVIR-CD pairs for the change-detection test (default data/levir-cd)")
+    ev.add_argument("--test-sets", nargs="+", default=DEFAULT_TEST_SETS, metavar="DIR",
+                    help=f"folders of real change pairs (A/, B/, label/) for the usefulness test (default {' '.join(DEFAULT_TEST_SETS)})")
     ev.add_argument("--segmentation", help="segmentation checkpoint (model_export.segmentation); default: train one now on --seg-data")
-    ev.add_argument("--seg-data", nargs="+", default=["data/train/oem", "data/train/loveda@loveda"], help="real image/label folders for the segmentation net")
+    ev.add_argument("--seg-data", nargs="+", default=DEFAULT_SEG_DATA, help="real image/label folders for the segmentation net")
+    ev.add_argument("--no-segmentation", action="store_true", help="skip the map-following judge")
     ev.add_argument("--cd-epochs", type=int, default=20, help="training epochs of the change-detection net (default 20)")
     ev.add_argument("--max-minutes", type=float, default=10.0, help="time limit of each network's training (default 10)")
+    ev.add_argument("--few-shot", nargs="*", type=int, default=[1, 3, 5], metavar="K", help="real training pairs of the few-shot runs (default 1 3 5; none: skip)")
+    ev.add_argument("--few-shot-splits", type=int, default=3, help="random splits per k (default 3)")
+    ev.add_argument("--few-shot-steps", type=int, default=150, help="training steps of each few-shot net (default 150)")
+    ev.add_argument("--compare-pre-event", action="store_true",
+                    help="also train on the generated pre-event images redrawn by the model's autoencoder (--pre-event redrawn)")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
     ev.add_argument("--note", action="append", default=[], metavar="MARKDOWN", help="a paragraph to put at the top of the report (repeatable)")
     ev.add_argument("--notes-file", metavar="FILE", help="markdown to put at the top of the report")
@@ -364,10 +507,12 @@ def main(argv: list[str] | None = None) -> int:
                 notes.insert(0, Path(args.notes_file).read_text(encoding="utf-8").strip())
             except OSError as exc:
                 raise InputError(f"Cannot read the notes file {args.notes_file} ({exc}).") from exc
-        settings = EvaluateSettings(levir=args.levir, segmentation=args.segmentation, seg_data=args.seg_data,
-                                    cd_epochs=args.cd_epochs, max_minutes=args.max_minutes, use_torch=not args.no_torch, seed=args.seed,
-                                    threads=args.threads, notes=notes, rerender=args.rerender,
-                                    command="python -m model_export.evaluate " + shlex.join(argv))
+        settings = EvaluateSettings(test_sets=args.test_sets, segmentation=args.segmentation, seg_data=args.seg_data,
+                                    use_segmentation=not args.no_segmentation, cd_epochs=args.cd_epochs, max_minutes=args.max_minutes,
+                                    few_shot_k=tuple(args.few_shot), few_shot_splits=args.few_shot_splits,
+                                    few_shot_steps=args.few_shot_steps, compare_pre_event=args.compare_pre_event,
+                                    use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes,
+                                    rerender=args.rerender, command="python -m model_export.evaluate " + shlex.join(argv))
         progress, bar = progress_bar()
         try:
             result = evaluate_dataset(args.dataset, report=args.report, figures=args.figures, settings=settings, progress=progress)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..engine.diffusion import DEVICES
 from ..engine.io import FORMATS, LAYOUTS
-from .options import add_sampler_arguments
+from .options import add_pre_event_argument, add_sampler_arguments
 from .progress_bar import progress_bar
 
 
@@ -20,6 +20,7 @@ def add_dataset_command(sub) -> None:
                                     "image pair. Rerunning the same command resumes an unfinished dataset.")
     ds.add_argument("--semantic", nargs="+", required=True, metavar="SEM", help="land-cover raster(s)")
     ds.add_argument("--image", nargs="+", metavar="IMG", help="pre-event RGB image(s), one per raster, same grids (default: generated from the maps)")
+    add_pre_event_argument(ds)
     ds.add_argument("--count", type=int, required=True, help="number of samples")
     ds.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
     ds.add_argument("--out", required=True, help="dataset folder")
@@ -47,7 +48,7 @@ def run_dataset(args) -> int:
 
     settings = DatasetSettings(count=args.count, tile=args.tile, layout=args.layout, fmt=args.fmt, seed=args.seed,
                                steps=args.steps, eta=args.eta, guidance=args.guidance, max_nodata=args.max_nodata, transitions=args.transitions,
-                               band=args.band, remap=args.remap, batch_size=args.batch_size)
+                               band=args.band, remap=args.remap, batch_size=args.batch_size, pre_event=args.pre_event)
     progress, bar = progress_bar()
     try:
         result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,

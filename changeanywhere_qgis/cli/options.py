@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.diffusion import DEFAULT_ETA
+from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,3 +14,11 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float,
                    help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours "
                         "(default: the model's own, which `info` shows)")
+
+
+def add_pre_event_argument(p: argparse.ArgumentParser) -> None:
+    """--pre-event: what the pre-event image is when a real image is given."""
+    p.add_argument("--pre-event", choices=PRE_EVENT_CHOICES, default=DEFAULT_PRE_EVENT,
+                   help="with --image: 'real' keeps the image as the pre-event image; 'redrawn' uses the model's autoencoder's "
+                        "copy of it, so both dates come out of the same decoder and a change detector cannot tell them apart "
+                        f"by the decoder's look (default {DEFAULT_PRE_EVENT}, see the model card)")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..engine.diffusion import DEVICES
-from .options import add_sampler_arguments
+from .options import add_pre_event_argument, add_sampler_arguments
 from .progress_bar import progress_bar
 
 
@@ -32,6 +32,7 @@ def add_sample_commands(sub) -> None:
     gen = sub.add_parser("generate", help="make a bi-temporal change sample (pre/post images, maps, change mask)")
     _common_inputs(gen)
     gen.add_argument("--image", help="pre-event RGB image on the same grid (default: generated from the map)")
+    add_pre_event_argument(gen)
     add_sampler_arguments(gen)
     gen.add_argument("--correlation", type=float, help="content correlation s in [0, 1] (default: drawn in [0.7, 1])")
     gen.add_argument("--device", choices=DEVICES, default="auto")
@@ -81,7 +82,7 @@ def run_generate(args) -> int:
     from ..engine.pipeline import GenerateSettings, generate
 
     settings = GenerateSettings(steps=args.steps, eta=args.eta, guidance=args.guidance, seed=args.seed, correlation=args.correlation,
-                                device=args.device, threads=args.threads, batch_size=args.batch_size)
+                                device=args.device, threads=args.threads, batch_size=args.batch_size, pre_event=args.pre_event)
     progress, bar = progress_bar()
     try:
         result = generate(args.semantic, args.out, _change_spec(args), image=args.image, model=args.model,

@@ -16,8 +16,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, ModelPackage, Plan, check_guidance, decode, default_model_dir, load_model_package, plan,
-                        post_event_latent, pre_event_latent, read_manifest, to_uint8)
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, ModelPackage, Plan, check_guidance, check_pre_event, decode, default_model_dir,
+                        load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent, read_manifest, to_uint8)
 from .errors import InputError
 from .events import ChangeResult, change_mask, change_polygons, events_from_polygons, load_table, random_events, write_change_polygons
 from .io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, write_classes, write_mask
@@ -63,6 +63,7 @@ class GenerateSettings:
     threads: int | None = None
     batch_size: int = 4
     tile_overlap_px: int | None = None  # None: a quarter of the model's tile
+    pre_event: str = DEFAULT_PRE_EVENT  # with an image: "real" (as given) or "redrawn" (the autoencoder's copy)
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -73,6 +74,7 @@ class GenerateSettings:
         if not 0.0 <= self.eta <= 1.0:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
         check_guidance(self.guidance)
+        check_pre_event(self.pre_event)
 
 
 def _describe(changes: ChangeSpec) -> dict:
@@ -197,12 +199,13 @@ def generate(
         timings["prepare_s"] = time.perf_counter() - clock
 
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
-        progress.start(p.work_units(settings.steps, source is not None))
+        pre_event = pre_event_kind(settings.pre_event, source is not None)
+        progress.start(p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn"))
 
         with out:
             clock = time.perf_counter()
             pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None)
-            if source:
+            if pre_event == "real":
                 _copy_image(source, out.path("t1_image.tif"), sem)
             else:
                 _write_decoded(pkg, pre_latent, p, progress, out.path("t1_image.tif"), sem)
@@ -223,7 +226,7 @@ def generate(
                 "grid": {"width": sem.grid.width, "height": sem.grid.height, "crs": sem.grid.crs.to_string() if sem.grid.crs else None,
                          "transform": list(sem.grid.transform)[:6]},
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
-                "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale,
+                "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale, "pre_event": pre_event,
                 "tiles": p.tiles, "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,

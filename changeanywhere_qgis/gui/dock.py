@@ -53,6 +53,8 @@ from .task import GenerateTask
 TARGET_FIELD = "target"
 TARGET_NAME_FIELD = "target_name"
 DEVICES = (("auto", "Auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
+# The engine's PRE_EVENT_CHOICES, first its DEFAULT_PRE_EVENT (literals: the dock builds without numpy; a test holds them equal)
+PRE_EVENTS = (("real", "the image itself"), ("redrawn", "the model's copy of it (same look as the post-event image)"))
 # engine output -> (layer name in the project, visible at first)
 RESULT_LAYERS = (
     ("change_mask.tif", "change mask", False),
@@ -106,6 +108,13 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.image_combo.setFilters(compat.layer_filter("RasterLayer"))
         self.image_combo.setAllowEmptyLayer(True)
         self.image_combo.setLayer(None)
+        self.pre_event_combo = QComboBox()
+        for key, label in PRE_EVENTS:
+            self.pre_event_combo.addItem(label, key)
+        self.pre_event_combo.setToolTip("With a pre-event image: keep it as it is, or let the model's autoencoder redraw it, so "
+                                        "both dates come out of the same decoder")
+        self.image_combo.layerChanged.connect(lambda layer: self.pre_event_combo.setEnabled(layer is not None))
+        self.pre_event_combo.setEnabled(False)
         self.model_widget = QgsFileWidget()
         self.model_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.model_widget.setToolTip("Model package folder; empty: the model bundled with the plugin")
@@ -115,6 +124,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         form.addRow("Land-cover map", self.semantic_combo)
         form.addRow("Band", self.band_combo)
         form.addRow("Pre-event image", self.image_combo)
+        form.addRow("Pre-event image is", self.pre_event_combo)
         form.addRow("Model", self.model_widget)
         form.addRow("", self.model_label)
         main.addWidget(inputs)
@@ -402,6 +412,7 @@ class ChangeAnywhereDock(QgsDockWidget):
             "eta": self.eta_spin.value(),
             "guidance": self.guidance(),
             "device": self.device_combo.currentData(),
+            "pre_event": self.pre_event_combo.currentData(),
         }
         polygons = self._export_polygons(layer, Path(QgsProcessingUtils.tempFolder()) / f"changeanywhere-input-{stamp}-{n}")
         task = GenerateTask(

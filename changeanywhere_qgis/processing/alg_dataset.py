@@ -59,6 +59,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.IMAGES, "Pre-event images (RGB, one per land-cover raster, same grids; empty: generated)", RASTER_LAYERS,
             optional=True))
+        self.add_pre_event_option()
         self.addParameter(QgsProcessingParameterNumber(self.COUNT, "Number of samples", type=compat.NUMBER_INTEGER,
                                                        defaultValue=200, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(self.TILE, "Tile size (pixels)", type=compat.NUMBER_INTEGER,
@@ -120,6 +121,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 transitions=self.parameterAsFile(parameters, self.TRANSITIONS, context) or None,
                 band=self.parameterAsInt(parameters, self.BAND, context) or 1,
                 remap=self.remap(parameters, context),
+                pre_event=self.pre_event(parameters, context),
             )
             out = self.parameterAsString(parameters, self.OUTPUT, context)
             scheduler = (self.parameterAsString(parameters, self.SCHEDULER, context) or "").strip() or None

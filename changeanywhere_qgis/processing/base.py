@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
@@ -18,7 +19,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..engine.diffusion import DEFAULT_ETA, GUIDANCE_RANGE
+from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, GUIDANCE_RANGE, PRE_EVENT_CHOICES
 from . import qgis_compat as compat
 from .common import class_list, raster_path
 
@@ -44,6 +45,7 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     SEED = "SEED"
     ETA = "ETA"
     GUIDANCE = "GUIDANCE"
+    PRE_EVENT = "PRE_EVENT"
 
     def name(self):
         return self.NAME
@@ -106,6 +108,13 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             self.GUIDANCE, "Guidance scale (empty: the model's own; higher follows the map more, colours saturate)",
             type=compat.NUMBER_DOUBLE, optional=True, minValue=GUIDANCE_RANGE[0], maxValue=GUIDANCE_RANGE[1])))
 
+    def add_pre_event_option(self) -> None:
+        """What the pre-event image is when one is given: the image itself, or the autoencoder's copy of it."""
+        labels = {"real": "the image itself (real)", "redrawn": "the model's copy of it (redrawn: same look as the post-event image)"}
+        self.addParameter(QgsProcessingParameterEnum(
+            self.PRE_EVENT, "Pre-event image is (when one is given)", options=[labels[c] for c in PRE_EVENT_CHOICES],
+            defaultValue=PRE_EVENT_CHOICES.index(DEFAULT_PRE_EVENT)))
+
     # --- reading them --------------------------------------------------------------------------
     def destinations(self, parameters, context, file_outputs: tuple = ()) -> dict:
         """Where the user wants each of ``self.FILES``: layers as output layers, the rest as plain files."""
@@ -140,6 +149,9 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
         guidance = parameters.get(self.GUIDANCE)
         return {"eta": self.parameterAsDouble(parameters, self.ETA, context),
                 "guidance": None if guidance in (None, "") else self.parameterAsDouble(parameters, self.GUIDANCE, context)}
+
+    def pre_event(self, parameters, context) -> str:
+        return PRE_EVENT_CHOICES[self.parameterAsEnum(parameters, self.PRE_EVENT, context)]
 
     def seed(self, parameters, context) -> int | None:
         value = parameters.get(self.SEED)

@@ -70,6 +70,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
         self.add_semantic_inputs()
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.IMAGE, "Pre-event image (RGB, same grid; empty: generated from the map)", optional=True))
+        self.add_pre_event_option()
         self.add_change_inputs()
         self.add_model_input()
         self.addParameter(QgsProcessingParameterNumber(
@@ -120,6 +121,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 device=DEVICE_CHOICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
                 threads=None if threads in (None, "") else self.parameterAsInt(parameters, self.THREADS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+                pre_event=self.pre_event(parameters, context),
             )
             destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_RECORD,))
 

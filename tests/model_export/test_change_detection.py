@@ -74,19 +74,41 @@ def test_training_learns_a_toy_change():
     assert info["loss_last"] < info["loss_first"]
 
 
-def test_trained_on_a_generated_dataset_tested_on_levir(tmp_path, tiny_model_dir, houston_label_path):
+def test_zero_and_few_shot_on_generated_data_and_the_real_pairs(tmp_path, tiny_model_dir, houston_label_path):
     from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
 
     ds = tmp_path / "ds"
     generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
-    out = evaluate_change_detection(ds, REPO / "data" / "levir-cd", epochs=1, max_minutes=1,
-                                    widths=(4, 8, 8, 16), log=lambda m: None)
-    assert out["levir"]["pairs"] == 15 and 0 < out["levir"]["changed_share"] < 0.5
-    assert out["train"]["samples"] == 5 and out["threshold_samples"] == 1
-    assert len(out["results"]) == 4
-    for v in out["results"].values():
-        assert 0 <= v["f1"] <= 1 and 0 <= v["iou"] <= v["f1"] + 1e-9
+    redrawn = []
+    out = evaluate_change_detection([ds], {"levir-cd": REPO / "data" / "levir-cd", "whu-cd": REPO / "data" / "whu-cd"},
+                                    epochs=1, max_minutes=1, widths=(4, 8, 8, 16), few_shot_k=(1, 3), few_shot_splits=2,
+                                    few_shot_steps=2, redraw=lambda a: redrawn.append(a) or 255 - a, log=lambda m: None)
+    assert out["test_sets"]["levir-cd"]["pairs"] == 15 and out["test_sets"]["whu-cd"]["pairs"] == 12
+    assert 0 < out["test_sets"]["whu-cd"]["changed_share"] < 0.5
+    assert out["train"]["samples"] == 5 and out["threshold_samples"] == 1 and len(redrawn) == 6  # every generated A redrawn
+    assert set(out["train"]["variants"]) == {"real", "redrawn"}
+    for rows in out["zero_shot"].values():
+        assert {"everything changed", "FC-Siam-diff, untrained", "FC-Siam-diff, trained on generated data (pre-event real)",
+                "FC-Siam-diff, trained on generated data (pre-event redrawn)"} <= set(rows)
+        assert rows["everything changed"]["recall"] == 1.0
+        for v in rows.values():
+            assert 0 <= v["f1"] <= 1 and 0 <= v["iou"] <= v["f1"] + 1e-9
+    few = out["few_shot"]["whu-cd"]
+    assert set(few) == {"1", "3"}
+    for k, methods in few.items():
+        assert "from scratch" in methods and len(methods) == 3
+        for m in methods.values():
+            assert len(m["splits"]) == 2 and all(len(s["train_pairs"]) == int(k) for s in m["splits"])
+            assert all(s["test_pairs"] == 12 - int(k) for s in m["splits"])  # the k training pairs are never scored
+            assert 0 <= m["f1_mean"] <= 1
     assert out["figure"].dtype == np.uint8 and out["figure"].shape[0] == 3
+
+
+def test_few_shot_splits_are_seeded_and_distinct():
+    from model_export.change_detection import _few_shot_splits
+
+    a, b = _few_shot_splits(12, 3, 4, seed=0), _few_shot_splits(12, 3, 4, seed=0)
+    assert a == b and all(len(s) == 3 == len(set(s)) for s in a) and len({tuple(s) for s in a}) > 1
 
 
 def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path, tiny_model_dir, houston_label_path, small_data):
@@ -102,8 +124,11 @@ def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path
                               "--redrawn-by", str(tiny_model_dir)]) == 0
     report = tmp_path / "q" / "quality.md"
     result = evaluate_dataset(ds, report=report, settings=EvaluateSettings(
-        segmentation=str(judge), cd_epochs=1, max_minutes=0.2, threads=1, command="x"))
-    seg = result["results"]["segmentation"]
+        segmentation=str(judge), cd_epochs=1, max_minutes=0.2, threads=1, command="x", few_shot_k=(1,), few_shot_splits=1,
+        few_shot_steps=1))
+    seg = result["results"]["datasets"]["ds"]["segmentation"]
     assert seg["checkpoint"] == str(judge) and not seg["trained_now"]
     assert 0.0 <= seg["post_generated"]["miou"] <= 1.0 and 0.0 <= seg["post_generated_vs_rotated_map"]["miou"] <= 1.0
-    assert f"2 steps on the real labelled tiles, 50% of its crops redrawn by the autoencoder of `{tiny_model_dir}`" in report.read_text()
+    text = report.read_text()
+    assert f"2 steps on the real labelled tiles, 50% of its crops redrawn by the autoencoder of `{tiny_model_dir}`" in text
+    assert "### Zero-shot" in text and "### Few-shot" in text and "**whu-cd**" in text and "| 1 |" in text

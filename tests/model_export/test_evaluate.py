@@ -23,7 +23,7 @@ def test_report_without_torch(tmp_path, tiny_model_dir, houston_label_path):
     assert "Measured by `x`." in text and "## Unchanged land stays consistent" in text and "## No seams" in text
     assert "skipped: --no-torch" in text and "![samples](figures/samples.png)" in text
     assert (tmp_path / "q" / "figures" / "samples.png").is_file() and (tmp_path / "q" / "figures" / "results.json").is_file()
-    r = result["results"]
+    r = result["results"]["datasets"]["ds"]
     assert r["maps_rebuilt_mismatch"] == 0 and r["seams"]["applies"] and r["seams"]["t2"]["n"] == 3
     assert r["consistency"]["unchanged"]["psnr"]["n"] == 3
     # new notes without measuring again
@@ -31,9 +31,24 @@ def test_report_without_torch(tmp_path, tiny_model_dir, houston_label_path):
                              settings=EvaluateSettings(rerender=True, notes=["**Note.**"], command="y"))
     text2 = (tmp_path / "q" / "quality.md").read_text()
     assert "Measured by `x`; this text written by `y`." in text2 and "**Note.**" in text2
-    assert again["results"]["consistency"] == r["consistency"]
+    assert again["results"]["datasets"]["ds"]["consistency"] == r["consistency"]
     with pytest.raises(InputError, match="not a dataset"):
         evaluate_dataset(tmp_path / "q")
+
+
+def test_several_datasets_are_reported_each_and_together(tmp_path, tiny_model_dir, houston_label_path):
+    """One dataset per source: each gets its own rows, and the overall figures pool their samples."""
+    for name, seed, count in (("oem", 1, 2), ("more", 2, 3)):
+        generate_dataset(houston_label_path, tmp_path / name, DatasetSettings(count=count, tile=64, steps=1, seed=seed),
+                         model=tiny_model_dir, workers=1)
+    result = evaluate_dataset([tmp_path / "oem", tmp_path / "more"], report=tmp_path / "r.md",
+                              settings=EvaluateSettings(use_torch=False))
+    r = result["results"]
+    assert list(r["datasets"]) == ["oem", "more"] and r["samples"] == 5
+    n = {name: d["consistency"]["unchanged"]["psnr"]["n"] for name, d in r["datasets"].items()}
+    assert r["overall"]["consistency"]["unchanged"]["psnr"]["n"] == sum(n.values())
+    text = (tmp_path / "r.md").read_text()
+    assert "| oem | unchanged |" in text and "| more | unchanged |" in text and "| **all** | unchanged |" in text
 
 
 def test_evaluate_command_writes_the_report_and_refuses_a_non_dataset(tmp_path, tiny_model_dir, houston_label_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion import DEFAULT_ETA, check_guidance
+from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, check_guidance, check_pre_event
 from ..errors import InputError
 from ..io import check_layout
 
@@ -46,6 +46,7 @@ class DatasetSettings:
     remap: str | None = None
     batch_size: int = 4
     stride: int | None = None  # spacing of candidate windows (px); None: tile // 32, at least 1
+    pre_event: str = DEFAULT_PRE_EVENT  # with images: "real" (as given) or "redrawn" (the autoencoder's copy)
 
     def check(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 1:
@@ -58,6 +59,7 @@ class DatasetSettings:
         if not 0.0 <= self.eta <= 1.0:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
         check_guidance(self.guidance)
+        check_pre_event(self.pre_event)
         if not 0.0 <= self.max_nodata < 1.0:
             raise InputError(f"max_nodata (the largest nodata fraction of a tile) must be in [0, 1), got {self.max_nodata}.")
         if self.batch_size < 1:

@@ -105,8 +105,10 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
         "semantic": sources,
         "images": [str(Path(p).resolve()) for p in images] or None,
         "model": _model_spec(model_dir.resolve(), manifest),
-        # guidance only when asked for: specs written before it existed still match when a run resumes
-        "settings": {k: v for k, v in asdict(settings).items() if k != "count" and not (k == "guidance" and v is None)},
+        # guidance only when asked for, pre_event only when not "real": specs written before they existed
+        # (which meant exactly that) still match when a run resumes
+        "settings": {k: v for k, v in asdict(settings).items()
+                     if k != "count" and not (k == "guidance" and v is None) and not (k == "pre_event" and v == "real")},
         "digits": digits,
         "model_tile": {"size": int(manifest["tile"]["size"]), "overlap_px": int(manifest["tile"]["size"]) // 4},
         "classes": [{"code": c.code, "name": c.name, "color": list(c.color)} for c in scheme.classes],

@@ -98,7 +98,7 @@ def run_sample(job: DatasetJob, index: int) -> dict:
     mask[~valid] = 255
     s = float(rngs["correlation"].uniform(*CORRELATION_RANGE))
     t1, t2 = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], image=image, steps=st.steps, eta=st.eta,
-                         batch_size=st.batch_size)
+                         batch_size=st.batch_size, pre_event=st.pre_event)
 
     out = Path(job.out)
     name = job.name(index)
@@ -143,7 +143,7 @@ def sample_maps(root, record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     spec = json.loads((Path(root) / SPEC_FILE).read_text())
     st = spec["settings"]
     scheme = ClassScheme.from_manifest(spec)
-    settings = DatasetSettings(count=1, **st)
+    settings = DatasetSettings(count=1, **{"pre_event": "real", **st})  # a spec without pre_event meant "real"
     job = DatasetJob(out=str(root), model=spec["model"]["path"], semantic=(record["source"]["semantic"],), images=(None,),
                      settings=settings, windows=(), digits=spec["digits"])
     w = record["window"]

@@ -19,6 +19,24 @@ from .schedule import DEFAULT_ETA
 from .tiling import TileGrid, canvas_size
 
 
+# How the pre-event image of a pair with a real image is made: "real" is the user's image itself;
+# "redrawn" is the autoencoder's copy of it (encoded, then decoded), so both dates come out of the same
+# decoder and a change detector cannot tell them apart by the decoder's look alone.
+PRE_EVENT_CHOICES = ("real", "redrawn")
+DEFAULT_PRE_EVENT = "real"
+
+
+def check_pre_event(value: str) -> None:
+    if value not in PRE_EVENT_CHOICES:
+        raise InputError(f"Unknown pre-event image {value!r}. Choose 'real' (the image as given) or 'redrawn' "
+                         "(the model's autoencoder's copy of it, the same look as the post-event image).")
+
+
+def pre_event_kind(pre_event: str, with_image: bool) -> str:
+    """What the pre-event image of a pair is: 'real', 'redrawn' or, without an image, 'generated' (from the map)."""
+    return pre_event if with_image else "generated"
+
+
 @dataclass(frozen=True)
 class Plan:
     """The padded canvas and tile grid for one raster."""
@@ -36,10 +54,11 @@ class Plan:
     def pad(self, labels: np.ndarray, fill: int) -> np.ndarray:
         return np.pad(labels, ((0, self.canvas[0] - self.height), (0, self.canvas[1] - self.width)), constant_values=fill)
 
-    def work_units(self, steps: int, with_image: bool) -> int:
-        """Network calls (tiles) a change pair costs, for progress."""
+    def work_units(self, steps: int, with_image: bool, redraw: bool = False) -> int:
+        """Network calls (tiles) a change pair costs, for progress: sampling, decoding, encoding the image."""
         n = self.tiles
-        return n * steps * (1 if with_image else 2) + n * (2 if not with_image else 1) + (n if with_image else 0)
+        decodes = 1 if with_image and not redraw else 2
+        return n * steps * (1 if with_image else 2) + n * decodes + (n if with_image else 0)
 
 
 def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DEFAULT_ETA,
@@ -62,7 +81,7 @@ def latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int]) -> np.nda
     return (~changed).astype(np.float32)
 
 
-def pre_event_latent(pkg: ModelPackage, p: Plan, pre_labels: np.ndarray, rng: np.random.Generator, progress: Progress,
+def pre_event_latent(pkg: ModelPackage, p: Plan, pre_labels: np.ndarray | None, rng: np.random.Generator | None, progress: Progress,
                      read_image: Callable[[int, int, int, int], np.ndarray] | None = None) -> np.ndarray:
     """The user's image encoded, or, without one, an image generated from the pre-event map.
 
@@ -96,18 +115,37 @@ def decode_array(pkg: ModelPackage, p: Plan, latent: np.ndarray, progress: Progr
     return out
 
 
+def _image_reader(p: Plan, image: np.ndarray) -> Callable[[int, int, int, int], np.ndarray]:
+    """uint8 windows of an in-memory image padded (mirrored) to the plan's canvas."""
+    padded = np.pad(image, ((0, 0), (0, p.canvas[0] - p.height), (0, p.canvas[1] - p.width)), mode="symmetric")
+    return lambda r, c, h, w: padded[:, r : r + h, c : c + w]
+
+
+def autoencoder_copy(pkg: ModelPackage, image: np.ndarray, *, overlap_px: int | None = None, batch_size: int = 4,
+                     progress: Progress | None = None) -> np.ndarray:
+    """The model's autoencoder's copy of a uint8 [3, H, W] image (encoded and decoded tile by tile): exactly the
+    pre-event image that ``pre_event="redrawn"`` gives for this image (the encoder draws no noise)."""
+    progress = progress or Progress()
+    p = plan(pkg, image.shape[1], image.shape[2], 1, DEFAULT_ETA, overlap_px, batch_size)
+    progress.start(2 * p.tiles)
+    latent = pre_event_latent(pkg, p, None, None, progress, _image_reader(p, image))
+    return decode_array(pkg, p, latent, progress)
+
+
 def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.ndarray, correlation: float,
                 rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = 50, eta: float = DEFAULT_ETA,
-                overlap_px: int | None = None, batch_size: int = 4, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """In memory: (t1, t2) uint8 [3, H, W] images for a pre/post map pair; ``image`` is an optional uint8 pre-event image."""
+                overlap_px: int | None = None, batch_size: int = 4, pre_event: str = DEFAULT_PRE_EVENT,
+                progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """In memory: (t1, t2) uint8 [3, H, W] images for a pre/post map pair; ``image`` is an optional uint8 pre-event image.
+
+    With an image, ``pre_event`` says whether t1 is the image itself ("real") or its autoencoder copy ("redrawn").
+    """
+    check_pre_event(pre_event)
     progress = progress or Progress()
     p = plan(pkg, *pre.shape, steps, eta, overlap_px, batch_size)
-    progress.start(p.work_units(steps, image is not None))
-    reader = None
-    if image is not None:
-        padded = np.pad(image, ((0, 0), (0, p.canvas[0] - p.height), (0, p.canvas[1] - p.width)), mode="symmetric")
-        reader = lambda r, c, h, w: padded[:, r : r + h, c : c + w]  # noqa: E731
-    pre_latent = pre_event_latent(pkg, p, pre, rng, progress, reader)
-    t1 = image if image is not None else decode_array(pkg, p, pre_latent, progress)
+    keep_real = image is not None and pre_event == "real"
+    progress.start(p.work_units(steps, image is not None, redraw=not keep_real))
+    pre_latent = pre_event_latent(pkg, p, pre, rng, progress, _image_reader(p, image) if image is not None else None)
+    t1 = image if keep_real else decode_array(pkg, p, pre_latent, progress)
     post_latent = post_event_latent(pkg, p, post, pre_latent, mask, correlation, rng, progress)
     return t1, decode_array(pkg, p, post_latent, progress)

@@ -1,0 +1,29 @@
+#!/bin/bash
+# The generated training data of the usefulness test: one dataset per labelled training source (OpenEarthMap,
+# LoveDA, Dubai, FLAIR), every map of each, many windows, each with its own remap; LEVIR-CD layout, real
+# pre-event images. Rerunning resumes. Used by scripts/quality_report.sh; run alone to make the data first.
+#   OUT=build/usefulness COUNTS="250 250 350 150" STEPS=50 scripts/usefulness_datasets.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+MODEL=${MODEL:-changeanywhere_qgis/models/default}
+OUT=${OUT:-build/usefulness}
+STEPS=${STEPS:-50}
+WORKERS=${WORKERS:-2}
+read -r N_OEM N_LOVEDA N_DUBAI N_FLAIR <<< "${COUNTS:-250 250 350 150}"
+export OMP_WAIT_POLICY=PASSIVE
+mkdir -p "$OUT"
+
+source_dataset() {  # name count remap semantic-glob image-folder image-suffix
+  local name=$1 count=$2 remap=$3 sem_glob=$4 img_dir=$5 img_ext=$6 sems=() imgs=()
+  for s in $sem_glob; do sems+=("$s"); imgs+=("$img_dir/$(basename "${s%.*}").$img_ext"); done
+  local remap_args=(); [ "$remap" = none ] || remap_args=(--remap "$remap")
+  echo "dataset $name: $count samples from ${#sems[@]} maps"
+  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" "${remap_args[@]}" \
+    --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
+    --model "$MODEL" --out "$OUT/$name" 2>&1 | tail -2
+}
+source_dataset oem "$N_OEM" none "data/train/oem/labels/*.tif" data/train/oem/images tif
+source_dataset loveda "$N_LOVEDA" loveda "data/train/loveda/labels/*.png" data/train/loveda/images png
+source_dataset dubai "$N_DUBAI" dubai "data/train/dubai/labels/*.png" data/train/dubai/images jpg
+source_dataset flair "$N_FLAIR" flair "data/train/flair/labels/*.tif" data/train/flair/images tif
