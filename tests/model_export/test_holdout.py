@@ -1,0 +1,31 @@
+"""python -m model_export.holdout: the package's reconstruction PSNR on every source's held-out window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model_export.data import DataError
+from model_export.holdout import holdout_psnr, main
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = ["data/train/oem", "data/train/loveda@loveda", "data/train/dubai@data/train/dubai/training_remap.json", "data/train/flair@flair"]
+
+
+def test_one_row_per_held_out_window_of_the_default_config(tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(REPO)
+    rows = holdout_psnr(tiny_model_dir, REPO / "model_export/configs/default.toml", DATA)
+    assert [r["source"] for r in rows] == ["oem", "loveda", "dubai", "flair"]
+    dubai = rows[2]
+    assert dubai["stem"] == "tile3_part002" and dubai["size"] == [656, 680]  # whole latent cells of the 658x682 image
+    for r in rows:
+        assert 5 < r["psnr_db"] < 60
+
+
+def test_a_window_in_no_data_folder_is_named(tiny_model_dir, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(DataError, match="tile3_part002"):
+        holdout_psnr(tiny_model_dir, REPO / "model_export/configs/default.toml", DATA[:2] + DATA[3:])
+    assert main(["--model", str(tiny_model_dir), "--data", "data/train/oem"]) == 2
+    assert "error:" in capsys.readouterr().err
