@@ -27,7 +27,7 @@ test: setup-dev
 bench: setup-dev
 	$(PY) -m benchmarks.run --out docs/benchmarks.md
 
-## make quality: a 200-sample dataset with the bundled model and its report, docs/quality.md (about half an hour)
+## make quality: the usefulness test (1,000 generated samples from every source, real LEVIR-CD and WHU-CD pairs) and its report, docs/quality.md (hours)
 quality: setup-dev
 	scripts/quality_report.sh
 
