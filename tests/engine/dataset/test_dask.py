@@ -38,5 +38,5 @@ def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_l
 def test_unreachable_scheduler_is_an_input_error(tmp_path, tiny_model_dir, houston_label_path, monkeypatch):
     monkeypatch.setattr("changeanywhere_qgis.engine.dataset.workers.CONNECT_TIMEOUT", "2s")
     with pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
-        generate_dataset(houston_label_path, tmp_path / "x", DatasetSettings(count=1, tile=64, steps=1),
+        generate_dataset(houston_label_path, tmp_path / "x", DatasetSettings(count=2, tile=64, steps=1),
                          model=tiny_model_dir, scheduler="tcp://127.0.0.1:9")

@@ -45,9 +45,10 @@ def both_png(tmp_path_factory, tiny_model_dir, houston_label_path):
 
 def test_levir_and_second_layouts(both_png):
     out, result = both_png
-    assert result["count"] == 10 and result["generated"] == 10 and result["splits"] == {"train": 7, "val": 1, "test": 2}
+    # 10 samples: val gets 2 names rather than round(10 x 10 %) = 1, which np.loadtxt would read as a 0-d array
+    assert result["count"] == 10 and result["generated"] == 10 and result["splits"] == {"train": 6, "val": 2, "test": 2}
     names = [f"{i:06d}.png" for i in range(10)]
-    for folder in ("A", "B", "label", "im1", "im2", "label1", "label2"):
+    for folder in ("A", "B", "label", "im1", "im2", "label1", "label2", "label1_wo_cm", "label2_wo_cm", "label1_full", "label2_full"):
         assert sorted(p.name for p in (out / folder).iterdir()) == names
     listed = [line for s in ("train", "val", "test") for line in (out / "list" / f"{s}.txt").read_text().split()]
     assert sorted(listed) == names  # every sample in exactly one split, names as the loaders read them
@@ -60,13 +61,12 @@ def test_levir_and_second_layouts(both_png):
         assert a.shape == b.shape == (3, 64, 64) and label.shape == (1, 64, 64)
         assert set(np.unique(label)) <= {0, 255}
         assert np.array_equal(read_raster(out / r["files"]["im1"]), a)
-        l1, l2 = read_raster(out / r["files"]["label1"])[0], read_raster(out / r["files"]["label2"])[0]
+        full1, full2 = read_raster(out / r["files"]["label1_full"])[0], read_raster(out / r["files"]["label2_full"])[0]
         changed = label[0] == 255
-        assert np.array_equal(l1 != 0, changed) and np.array_equal(l2 != 0, changed)
-        assert np.all(l1[changed] != l2[changed])
-        # the manifest's class transitions are exactly the SECOND maps' pairs
-        pairs = {(int(f), int(t)): 0 for f, t in zip(l1[changed], l2[changed])}
-        for f, t in zip(l1[changed], l2[changed]):
+        assert np.array_equal(full1 != full2, changed)
+        # the manifest's class transitions are exactly the full maps' pairs where the land changed
+        pairs = {(int(f), int(t)): 0 for f, t in zip(full1[changed], full2[changed])}
+        for f, t in zip(full1[changed], full2[changed]):
             pairs[(int(f), int(t))] += 1
         assert pairs == {(t["from"], t["to"]): t["pixels"] for t in r["transitions"]}
         assert r["changed_fraction"] == pytest.approx(changed.mean() / r["valid_fraction"])
@@ -172,7 +172,7 @@ def test_mostly_nodata_tiles_are_skipped(tmp_path, tiny_model_dir, houston_label
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(labels, 1)
     with pytest.raises(InputError, match="mostly nodata"):
-        _make(tmp_path / "none", tiny_model_dir, path, count=1, tile=128)
+        _make(tmp_path / "none", tiny_model_dir, path, count=2, tile=128)
     assert not (tmp_path / "none").exists()
 
 
@@ -197,22 +197,22 @@ def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, hou
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="holds no dataset"):
-        plan_dataset(houston_label_path, foreign, DatasetSettings(count=1, tile=64), model=tiny_model_dir)
+        plan_dataset(houston_label_path, foreign, DatasetSettings(count=2, tile=64), model=tiny_model_dir)
     out = tmp_path / "ds"
-    _make(out, tiny_model_dir, houston_label_path, count=1, seed=1)
+    _make(out, tiny_model_dir, houston_label_path, count=2, seed=1)
     with pytest.raises(InputError, match="other settings"):
-        _make(out, tiny_model_dir, houston_label_path, count=1, seed=2)
+        _make(out, tiny_model_dir, houston_label_path, count=2, seed=2)
     with pytest.raises(InputError, match="one image per land-cover raster"):
-        plan_dataset([houston_label_path] * 2, tmp_path / "x", DatasetSettings(count=1, tile=64), model=tiny_model_dir,
+        plan_dataset([houston_label_path] * 2, tmp_path / "x", DatasetSettings(count=2, tile=64), model=tiny_model_dir,
                      images=[houston_label_path])
     # another guidance scale is another dataset; one given is recorded and in the remaking command
     with pytest.raises(InputError, match="other settings.*guidance"):
-        _make(out, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
+        _make(out, tiny_model_dir, houston_label_path, count=2, seed=1, guidance=1.5)
     guided = tmp_path / "guided"
     seen = []  # the scale every real denoiser call ran with (the tiny model's map effect is too weak to see in
     real_denoise = ModelPackage.denoise_with  # its VQ-snapped images, so the calls are observed instead)
     monkeypatch.setattr(ModelPackage, "denoise_with", lambda self, *a: seen.append(self.guidance_scale) or real_denoise(self, *a))
-    _make(guided, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
+    _make(guided, tiny_model_dir, houston_label_path, count=2, seed=1, guidance=1.5)
     assert seen and set(seen) == {1.5}
     assert "--guidance 1.5" in (guided / "README.md").read_text()
     assert json.loads((guided / "dataset.json").read_text())["settings"]["guidance"] == 1.5
@@ -220,7 +220,7 @@ def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, hou
     # more samples with the same settings: the first one is kept as it is
     first = (out / "A" / "000000.png").read_bytes()
     result = _make(out, tiny_model_dir, houston_label_path, count=3, seed=1)
-    assert result["skipped"] == 1 and (out / "A" / "000000.png").read_bytes() == first
+    assert result["skipped"] == 2 and (out / "A" / "000000.png").read_bytes() == first
 
 
 def test_ctrl_c_keeps_finished_samples(tmp_path, tiny_model_dir, houston_label_path):
