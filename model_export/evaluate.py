@@ -34,7 +34,7 @@ import numpy as np
 
 from changeanywhere_qgis.engine.dataset import SPEC_FILE, dataset_command, load_records, sample_maps
 from changeanywhere_qgis.engine.errors import ChangeAnywhereError, InputError
-from changeanywhere_qgis.engine.io import read_raster, write_raster
+from changeanywhere_qgis.engine.io import read_change, read_raster, write_raster
 from changeanywhere_qgis.engine.progress import Progress
 from changeanywhere_qgis.engine.quality import MIN_REGION_PX, region_consistency, seam_score
 
@@ -139,11 +139,11 @@ def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSetti
     model_tile, overlap = spec["model_tile"]["size"], spec["model_tile"]["overlap_px"]
     seams_apply = spec["settings"]["tile"] > model_tile
     for k, record in enumerate(records):
-        a_path, b_path, label_path = _roles(record)
+        a_path, b_path, _ = _roles(record)
         t1, t2 = read_raster(root / a_path)[:3], read_raster(root / b_path)[:3]
         pre, post, valid = sample_maps(root, record)
         changed = (pre != post) & valid
-        stored = read_raster(root / label_path)[0] == 255 if label_path else read_raster(root / record["files"]["label1"])[0] != 0
+        stored = read_change(root, record["files"])
         mismatched += int(not np.array_equal(stored, changed))
         per_sample.append(region_consistency(t1, t2, changed, valid))
         if seams_apply:
@@ -172,8 +172,9 @@ def evaluate_dataset(dataset, report=None, figures=None, settings: EvaluateSetti
         levir_root = Path(settings.levir)
         if not levir_root.is_absolute():
             levir_root = (Path.cwd() / levir_root) if (Path.cwd() / levir_root).exists() else REPO / levir_root
-        if spec["settings"]["layout"] not in ("levir", "both"):
-            notes.append("The change-detection check needs the LEVIR-CD layout; this dataset is SECOND only.")
+        if spec["settings"]["layout"] == "second" or spec["settings"].get("split_folders"):
+            notes.append("The change-detection check needs the LEVIR-CD layout with list/ (flat folders); this dataset "
+                         "has " + ("one folder per split." if spec["settings"].get("split_folders") else "SECOND's folders only."))
         elif not (levir_root / "A").is_dir():
             notes.append(f"The change-detection check was skipped: no LEVIR-CD pairs at {levir_root}.")
         else:

@@ -82,7 +82,7 @@ def test_trained_on_a_generated_dataset_tested_on_levir(tmp_path, tiny_model_dir
     out = evaluate_change_detection(ds, REPO / "data" / "levir-cd", epochs=1, max_minutes=1,
                                     widths=(4, 8, 8, 16), log=lambda m: None)
     assert out["levir"]["pairs"] == 11 and 0 < out["levir"]["changed_share"] < 0.5
-    assert out["train"]["samples"] == 5 and out["threshold_samples"] == 1
+    assert out["train"]["samples"] == 4 and out["threshold_samples"] == 2  # 6 samples: train 2, val 2, test 2
     assert len(out["results"]) == 4
     for v in out["results"].values():
         assert 0 <= v["f1"] <= 1 and 0 <= v["iou"] <= v["f1"] + 1e-9

@@ -36,6 +36,6 @@ def test_dataset_through_processing(processing_run, tiny_model_dir, houston_labe
 def test_engine_errors_surface(processing_run, tiny_model_dir, houston_label_path, tmp_path):
     with pytest.raises(QgsProcessingException, match="multiple of 8"):
         processing_run("changeanywhere:generatechangedataset", {
-            "SEMANTIC": [str(houston_label_path)], "COUNT": 1, "TILE": 60, "MODEL": str(tiny_model_dir),
+            "SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 60, "MODEL": str(tiny_model_dir),
             "WORKERS": 1, "OUTPUT": str(tmp_path / "bad")})
     assert not (tmp_path / "bad").exists()
