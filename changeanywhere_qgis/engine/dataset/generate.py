@@ -135,6 +135,12 @@ def _place_in_splits(out: Path, records: list[dict], layout: str) -> None:
                 (out / split / folder).rmdir()
         if (out / split).is_dir() and not any((out / split).iterdir()):
             (out / split).rmdir()
+    stage = out / STAGE_FOLDER
+    for folder in [p for p in stage.iterdir() if p.is_dir()] if stage.is_dir() else []:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if stage.is_dir() and not any(stage.iterdir()):
+        stage.rmdir()
 
 
 def _write_lists(out: Path, records: list[dict], ext: str) -> None:
