@@ -38,7 +38,7 @@ import numpy as np
 
 from changeanywhere_qgis.engine.dataset import SPEC_FILE, dataset_command, load_records, sample_maps
 from changeanywhere_qgis.engine.errors import ChangeAnywhereError, InputError
-from changeanywhere_qgis.engine.io import read_raster, write_raster
+from changeanywhere_qgis.engine.io import read_change, read_raster, write_raster
 from changeanywhere_qgis.engine.progress import Progress
 from changeanywhere_qgis.engine.quality import MIN_REGION_PX, region_consistency, seam_score
 
@@ -145,11 +145,11 @@ def _measure(root: Path, spec: dict, records: list[dict], progress: Progress) ->
     model_tile, overlap = spec["model_tile"]["size"], spec["model_tile"]["overlap_px"]
     seams_apply = spec["settings"]["tile"] > model_tile
     for record in records:
-        a_path, b_path, label_path = _roles(record)
+        a_path, b_path, _ = _roles(record)
         t1, t2 = read_raster(root / a_path)[:3], read_raster(root / b_path)[:3]
         pre, post, valid = sample_maps(root, record)
         changed = (pre != post) & valid
-        stored = read_raster(root / label_path)[0] == 255 if label_path else read_raster(root / record["files"]["label1"])[0] != 0
+        stored = read_change(root, record["files"])
         mismatched += int(not np.array_equal(stored, changed))
         per_sample.append(region_consistency(t1, t2, changed, valid))
         if seams_apply:
@@ -226,14 +226,17 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
             results["held_out_real"] = _held_out(checkpoint)
         else:
             notes.append("The map-following check (segmentation judge) was skipped: --no-segmentation was given.")
-        levir_layouts = [root for root, spec, _ in opened if spec["settings"]["layout"] in ("levir", "both")]
+        # the change-detection nets read LEVIR-CD's flat folders with list/<split>.txt
+        levir_layouts = [root for root, spec, _ in opened
+                         if spec["settings"]["layout"] != "second" and not spec["settings"].get("split_folders")]
         if settings.compare_pre_event and len({spec["model"]["path"] for _, spec, _ in opened}) > 1:
             raise InputError("--compare-pre-event redraws the pre-event images with the datasets' model: give datasets made "
                              "with one model package, or leave --compare-pre-event out.")
         test_sets = {Path(t).name: _resolve(t) for t in settings.test_sets}
         missing = [str(p) for p in test_sets.values() if not (p / "A").is_dir()]
         if not levir_layouts:
-            notes.append("The change-detection check needs the LEVIR-CD layout; these datasets are SECOND only.")
+            notes.append("The change-detection check needs the LEVIR-CD layout with list/ (flat folders); these datasets "
+                         "have SECOND's folders only or one folder per split.")
         elif missing:
             raise InputError(f"No real change pairs (A/, B/, label/) at {', '.join(missing)}. Give --test-sets folders that hold them.")
         else:
@@ -441,7 +444,7 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                   "| test set | pairs | changed pixels | folder |", "| --- | --- | --- | --- |"]
         for name, ts in cd["test_sets"].items():
             lines.append(f"| {name} | {ts['pairs']} | {ts['changed_share']:.1%} | `{ts['path']}` |")
-        lines += ["", f"### Zero-shot", "", f"Thresholds picked on the generated test split ({cd['threshold_samples']} samples). "
+        lines += ["", "### Zero-shot", "", f"Thresholds picked on the generated test split ({cd['threshold_samples']} samples). "
                   "Scores over all pixels of each test set.", ""]
         for name, rows in cd["zero_shot"].items():
             lines += [f"**{name}**", "", "| method | F1 | IoU | precision | recall |", "| --- | --- | --- | --- | --- |"]

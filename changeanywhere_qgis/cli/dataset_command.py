@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..engine.diffusion import DEVICES
+from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.io import FORMATS, LAYOUTS
 from .options import add_pre_event_argument, add_sampler_arguments
 from .progress_bar import progress_bar
@@ -24,7 +25,19 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--count", type=int, required=True, help="number of samples")
     ds.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
     ds.add_argument("--out", required=True, help="dataset folder")
-    ds.add_argument("--layout", choices=LAYOUTS, default="levir", help="levir (A/B/label/list), second (im1/im2/label1/label2) or both (default levir)")
+    ds.add_argument("--layout", choices=LAYOUTS, default="levir", help="levir (A/B/label), second (im1/im2/label1/label2 in SECOND's palette, with index and full maps), both, "
+                                                                           "classes (LEVIR-CD + class1/class2 in the model's classes) or all (default levir); docs/dataset-layouts.md")
+    ds.add_argument("--split-folders", action="store_true",
+                    help="one folder per split (train/A, val/A, ...; SECOND: train/im1, ...) as the official releases, open-cd, "
+                         "torchgeo and SCanNet read them; default: flat folders with list/train.txt, val.txt, test.txt (BIT, ChangeFormer)")
+    ds.add_argument("--splits", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), default=SPLIT_FRACTIONS,
+                    help="shares of the samples in train, val and test (default 0.7 0.1 0.2; SECOND's release has no val: 0.8 0 0.2); "
+                         "no split gets fewer than 2 samples")
+    ds.add_argument("--second-classes", metavar="JSON",
+                    help="mapping of the model's classes into SECOND's six, {\"our class\": \"SECOND class\"} (default: the "
+                         "built-in table, e.g. road and developed space -> ground), for the layouts second, both and all")
+    ds.add_argument("--skip-hidden-change", action="store_true",
+                    help="leave out samples with change the SECOND mapping hides (e.g. road -> developed space: both ground)")
     ds.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="png or tif (GeoTIFF, georeferenced); default png")
     ds.add_argument("--seed", type=int, default=0, help="dataset seed (default 0): the same seed gives the same dataset")
     run = ds.add_mutually_exclusive_group()
@@ -44,11 +57,16 @@ def add_dataset_command(sub) -> None:
 
 
 def run_dataset(args) -> int:
+    from dataclasses import replace
+
     from ..engine.dataset import DatasetSettings, generate_dataset
 
     settings = DatasetSettings(count=args.count, tile=args.tile, layout=args.layout, fmt=args.fmt, seed=args.seed,
                                steps=args.steps, eta=args.eta, guidance=args.guidance, max_nodata=args.max_nodata, transitions=args.transitions,
                                band=args.band, remap=args.remap, batch_size=args.batch_size, pre_event=args.pre_event)
+    # the layout's options, kept apart from the line above so that other settings can join it there
+    settings = replace(settings, split_fractions=tuple(args.splits), split_folders=args.split_folders,
+                       second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change)
     progress, bar = progress_bar()
     try:
         result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,
@@ -62,6 +80,11 @@ def run_dataset(args) -> int:
     finally:
         bar.close()
     splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())
+    for note in result["split_notes"]:
+        print(f"note: {note}")
+    if result["skipped_hidden_change"]:
+        print(f"note: {result['skipped_hidden_change']} of the {result['drawn']} samples drawn were skipped: the SECOND mapping "
+              "hides part of their change.")
     where = f"Dask at {result['scheduler']} ({result['workers']} workers)" if result["backend"] == "dask" else f"{result['workers']} local worker(s)"
     print(f"Wrote {Path(result['out'])}: {result['count']} samples ({splits}); "
           f"{result['generated']} generated now, {result['skipped']} already there; {where}.")

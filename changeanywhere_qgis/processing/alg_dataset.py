@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from qgis.core import (
     Qgis,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -18,10 +21,12 @@ from qgis.core import (
 
 from . import qgis_compat as compat
 from .base import ChangeAnywhereAlgorithm
+from ..engine.dataset import SPLIT_FRACTIONS
 from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, engine_progress, raster_path, require_engine, run_in_python_thread
 
-LAYOUTS = ("levir", "second", "both")
-LAYOUT_LABELS = ("LEVIR-CD (A/, B/, label/, list/)", "SECOND (im1/, im2/, label1/, label2/)", "Both")
+LAYOUTS = ("levir", "second", "both", "classes", "all")
+LAYOUT_LABELS = ("LEVIR-CD (A/, B/, label/)", "SECOND (im1/, im2/, label1/, label2/ in SECOND's palette)", "Both",
+                 "LEVIR-CD and the model's classes (class1/, class2/)", "All")
 FORMATS = ("png", "tif")
 FORMAT_LABELS = ("PNG", "GeoTIFF (georeferenced)")
 # Raster layers as a Processing source type: Qgis.ProcessingSourceType (QGIS >= 3.36), else QgsProcessing.SourceType.
@@ -37,6 +42,11 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         "change events on each and generates the pre- and post-event images with the model: a training dataset "
         "for change detection, in the LEVIR-CD layout (A/, B/, label/ 0/255, list/train|val|test.txt), the SECOND "
         "layout (im1/, im2/, label1/, label2/) or both, with manifest.jsonl and a dataset card (README.md).\n\n"
+        "SECOND's labels are RGB in SECOND's palette, white where nothing changed, the model's classes mapped into "
+        "SECOND's six by a table (built in, or a JSON file); the full maps in the model's classes lie beside them. "
+        "'Classes' adds class1/, class2/ (the model's class codes, 0 = no data) and classes.json. One folder per "
+        "split (train/A/, ...) is what open-cd, torchgeo and SECOND's readers expect; flat folders with list/ what "
+        "BIT and ChangeFormer read. The dataset card names the readers of each layout.\n\n"
         "Each sample's seed comes from the dataset seed and its number: the same seed gives the same dataset. "
         "Running it again on the same folder with the same settings finishes an interrupted dataset (finished "
         "samples are kept). Images, when given, are the real pre-event images (one per map, same grid)."
@@ -53,6 +63,10 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
     MAX_NODATA = "MAX_NODATA"
     DEVICE = "DEVICE"
     OUTPUT = "OUTPUT"
+    SPLIT_FOLDERS = "SPLIT_FOLDERS"
+    SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = "SPLIT_TRAIN", "SPLIT_VAL", "SPLIT_TEST"
+    SECOND_CLASSES = "SECOND_CLASSES"
+    SKIP_HIDDEN_CHANGE = "SKIP_HIDDEN_CHANGE"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterMultipleLayers(self.SEMANTIC, "Land-cover (semantic) rasters", RASTER_LAYERS))
@@ -61,11 +75,23 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
             optional=True))
         self.add_pre_event_option()
         self.addParameter(QgsProcessingParameterNumber(self.COUNT, "Number of samples", type=compat.NUMBER_INTEGER,
-                                                       defaultValue=200, minValue=1))
+                                                       defaultValue=200, minValue=2))
         self.addParameter(QgsProcessingParameterNumber(self.TILE, "Tile size (pixels)", type=compat.NUMBER_INTEGER,
                                                        defaultValue=256, minValue=8))
         self.addParameter(QgsProcessingParameterEnum(self.LAYOUT, "Layout", options=list(LAYOUT_LABELS), defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(self.FORMAT, "Image format", options=list(FORMAT_LABELS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.SPLIT_FOLDERS, "One folder per split (train/, val/, test/: open-cd, torchgeo, SECOND's readers); "
+            "else flat folders with list/ (BIT, ChangeFormer)", defaultValue=False))
+        for name, label, share in zip((self.SPLIT_TRAIN, self.SPLIT_VAL, self.SPLIT_TEST), ("train", "val", "test"), SPLIT_FRACTIONS):
+            self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+                name, f"Share of the samples in {label}", type=compat.NUMBER_DOUBLE, defaultValue=share, minValue=0.0, maxValue=1.0)))
+        self.addParameter(compat.advanced(QgsProcessingParameterFile(
+            self.SECOND_CLASSES, "SECOND: mapping of the model's classes into SECOND's (JSON; empty: the built-in table)",
+            behavior=compat.FILE_BEHAVIOR_FILE, extension="json", optional=True)))
+        self.addParameter(compat.advanced(QgsProcessingParameterBoolean(
+            self.SKIP_HIDDEN_CHANGE, "SECOND: skip samples with change the mapping hides (e.g. road -> developed space)",
+            defaultValue=False)))
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Dataset seed", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0))
         self.add_model_input()
@@ -99,6 +125,12 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         layers = self.parameterAsLayerList(parameters, name, context) or []
         return [raster_path(layer, what) for layer in layers]
 
+    def _layout_options(self, parameters, context) -> dict:
+        shares = tuple(self.parameterAsDouble(parameters, name, context) for name in (self.SPLIT_TRAIN, self.SPLIT_VAL, self.SPLIT_TEST))
+        return {"split_fractions": shares, "split_folders": self.parameterAsBool(parameters, self.SPLIT_FOLDERS, context),
+                "second_classes": self.parameterAsFile(parameters, self.SECOND_CLASSES, context) or None,
+                "skip_hidden_change": self.parameterAsBool(parameters, self.SKIP_HIDDEN_CHANGE, context)}
+
     def processAlgorithm(self, parameters, context, feedback):
         require_engine()
         with engine_errors():
@@ -123,6 +155,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 remap=self.remap(parameters, context),
                 pre_event=self.pre_event(parameters, context),
             )
+            settings = replace(settings, **self._layout_options(parameters, context))
             out = self.parameterAsString(parameters, self.OUTPUT, context)
             scheduler = (self.parameterAsString(parameters, self.SCHEDULER, context) or "").strip() or None
             result = run_in_python_thread(
@@ -131,6 +164,11 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 scheduler=scheduler, device=DEVICE_CHOICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
                 progress=engine_progress(feedback))
         splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())
+        for note in result["split_notes"]:
+            feedback.pushInfo(note)
+        if result["skipped_hidden_change"]:
+            feedback.pushInfo(f"{result['skipped_hidden_change']} of the {result['drawn']} samples drawn were skipped: the "
+                              "SECOND mapping hides part of their change.")
         feedback.pushInfo(f"{result['count']} samples ({splits}): {result['generated']} generated now, "
                           f"{result['skipped']} already finished. Mean changed land "
                           f"{100 * result['statistics']['changed_fraction']['mean']:.1f} %.")

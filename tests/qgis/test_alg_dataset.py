@@ -36,6 +36,28 @@ def test_dataset_through_processing(processing_run, tiny_model_dir, houston_labe
 def test_engine_errors_surface(processing_run, tiny_model_dir, houston_label_path, tmp_path):
     with pytest.raises(QgsProcessingException, match="multiple of 8"):
         processing_run("changeanywhere:generatechangedataset", {
-            "SEMANTIC": [str(houston_label_path)], "COUNT": 1, "TILE": 60, "MODEL": str(tiny_model_dir),
+            "SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 60, "MODEL": str(tiny_model_dir),
             "WORKERS": 1, "OUTPUT": str(tmp_path / "bad")})
     assert not (tmp_path / "bad").exists()
+
+
+def test_split_folders_second_mapping_and_shares_reach_the_engine(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+    mapping = tmp_path / "second.json"
+    mapping.write_text(json.dumps({"bareland": "ground", "rangeland": "low vegetation", "developed space": "ground",
+                                   "road": "building", "tree": "tree", "water": "water", "agriculture land": "low vegetation",
+                                   "building": "building"}))
+    out = tmp_path / "all"
+    params = {"SEMANTIC": [str(houston_label_path)], "COUNT": 5, "TILE": 64, "LAYOUT": 4, "SEED": 2, "MODEL": str(tiny_model_dir),
+              "STEPS": 1, "DEVICE": 1, "WORKERS": 1, "SPLIT_FOLDERS": True, "SPLIT_TRAIN": 0.6, "SPLIT_VAL": 0.0,
+              "SPLIT_TEST": 0.4, "SECOND_CLASSES": str(mapping), "SKIP_HIDDEN_CHANGE": True, "OUTPUT": str(out)}
+    result = processing_run("changeanywhere:generatechangedataset", params)
+    spec = json.loads((out / "dataset.json").read_text())["settings"]
+    assert spec["layout"] == "all" and spec["split_folders"] and spec["split_fractions"] == [0.6, 0.0, 0.4]
+    assert spec["second_classes"] == str(mapping) and spec["skip_hidden_change"]
+    records = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == result["COUNT"] >= 2 and not (out / "A").exists() and not (out / "val").exists()
+    for r in records:
+        for folder in ("A", "label", "label1", "label2_wo_cm", "label1_full", "class1"):
+            assert (out / r["split"] / folder / f"{r['name']}.png").is_file()
+    card = (out / "README.md").read_text()
+    assert "--split-folders" in card and f"--second-classes {mapping}" in card and "| road | building |" in card

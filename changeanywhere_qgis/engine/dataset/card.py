@@ -13,28 +13,54 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__ as engine_version
-from ..io import SPLITS
-from .job import DatasetSettings
+from ..io import SPLITS, parts
+from .job import SPLIT_FRACTIONS, DatasetSettings
 
-SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
+MIN_SPLIT = 2  # np.loadtxt reads a one-name list as a 0-d array (BIT, ChangeFormer fail on it); an empty one has no samples
 
 
-def assign_splits(count: int, seed: int) -> list[str]:
-    """Exact 70/10/20 % train/val/test, spread over the samples by the dataset seed."""
-    n_val = round(count * SPLIT_FRACTIONS["val"])
-    n_test = round(count * SPLIT_FRACTIONS["test"])
+def split_sizes(count: int, fractions=SPLIT_FRACTIONS) -> tuple[dict[str, int], list[str]]:
+    """How many samples each split gets, and why a split differs from its share.
+
+    val and test get round(count x share) samples (as always: the same splits as before for datasets of 15 or
+    more samples at the default shares), train the rest; a split that would hold one name gets two while train
+    keeps two, else none (its samples go to train), so no split holds 0 or 1 names.
+    """
+    shares = dict(zip(SPLITS, fractions))
+    sizes = {"train": 0, "val": round(count * shares["val"]), "test": round(count * shares["test"])}
+    notes = []
+    for split in ("val", "test"):
+        if shares[split] == 0:
+            continue
+        if sizes[split] == 1 and count - sizes["val"] - sizes["test"] - 1 >= MIN_SPLIT:
+            sizes[split] = MIN_SPLIT
+            notes.append(f"{split} holds {MIN_SPLIT} samples rather than 1 ({shares[split]:.0%} of {count}): a split of one name "
+                         "is read by np.loadtxt as a 0-d array.")
+        elif sizes[split] < MIN_SPLIT:
+            notes.append(f"No {split} split: {count} samples are too few for {shares[split]:.0%} of them to make {MIN_SPLIT} "
+                         f"or more; its samples are in train.")
+            sizes[split] = 0
+    squeezed = set()
+    while count - sizes["val"] - sizes["test"] < MIN_SPLIT:  # shares that leave train under 2 names
+        split = max(("val", "test"), key=lambda k: sizes[k])
+        sizes[split] = sizes[split] - 1 if sizes[split] > MIN_SPLIT else 0
+        squeezed.add(split)
+    notes += [f"{split} holds {sizes[split]} samples, fewer than its share, so that train holds at least {MIN_SPLIT}."
+              for split in sorted(squeezed)]
+    sizes["train"] = count - sizes["val"] - sizes["test"]
+    return sizes, notes
+
+
+def assign_splits(count: int, seed: int, fractions=SPLIT_FRACTIONS) -> tuple[list[str], list[str]]:
+    """Each sample's split (sizes from :func:`split_sizes`), spread over the samples by the dataset seed; and the notes."""
+    sizes, notes = split_sizes(count, fractions)
     order = np.random.default_rng([int(seed), 0x5B117]).permutation(count)
     split = ["train"] * count
-    for i in order[:n_val]:
+    for i in order[: sizes["val"]]:
         split[i] = "val"
-    for i in order[n_val : n_val + n_test]:
+    for i in order[sizes["val"] : sizes["val"] + sizes["test"]]:
         split[i] = "test"
-    return split
-
-
-def split_counts(count: int) -> list[int]:
-    n_val, n_test = round(count * SPLIT_FRACTIONS["val"]), round(count * SPLIT_FRACTIONS["test"])
-    return [count - n_val - n_test, n_val, n_test]
+    return split, notes
 
 
 def dataset_statistics(records: list[dict], spec: dict) -> dict:
@@ -68,6 +94,7 @@ def dataset_statistics(records: list[dict], spec: dict) -> dict:
         "top_transitions": [{"from": names.get(str(a), str(a)), "to": names.get(str(b), str(b)),
                              "share": n / max(changed_total, 1)} for (a, b), n in top],
         "s": {"min": float(s.min()), "max": float(s.max()), "mean": float(s.mean())},
+        **_hidden_change(records),
     }
 
 
@@ -78,17 +105,53 @@ def _pre_event_text(pre_event: str) -> str:
     return "The pre-event images are the real images given (`--pre-event real`)."
 
 
-def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correlation_range: tuple[float, float]) -> str:
-    """The dataset's README.md: how it was made, its layout, splits and change statistics."""
+def _hidden_change(records: list[dict]) -> dict:
+    """Samples whose change the mapping into SECOND's classes hides, in part or whole (layouts with SECOND)."""
+    if not records or "hidden_change_pixels" not in records[0]:
+        return {}
+    changed = [sum(t["pixels"] for t in r["transitions"]) for r in records]
+    hidden = [r["hidden_change_pixels"] for r in records]
+    return {"hidden_change": {"samples": sum(h > 0 for h in hidden),
+                              "samples_all_hidden": sum(h > 0 and h == c for h, c in zip(hidden, changed)),
+                              "share_of_changed_pixels": sum(hidden) / max(sum(changed), 1)}}
+
+
+READERS = {  # per layout part and arrangement: who reads it, and the one line a user changes
+    ("levir", False): "BIT_CD and ChangeFormer (`CDDataset`: `np.loadtxt` on `list/<split>.txt`, labels divided by 255): set "
+                      "`root_dir` of the LEVIR entry in `data_config.py` to this folder.",
+    ("levir", True): "open-cd (`data_root` in `configs/_base_/datasets/levir_cd.py`: this folder; it reads `<split>/A/<name>.png`), "
+                     "torchgeo (`LEVIRCD(root=<this folder>, split=...)` globs `<split>/A/*.png`) and torchange's LEVIR-CD "
+                     "reader (its dataset folder: `<this folder>/<split>`, globbing `A/*.png`).",
+    ("second", False): "readers that take a list of names (`list/<split>.txt`); SECOND's own readers want one folder per "
+                       "split: make the dataset with `--split-folders`.",
+    ("second", True): "SCanNet / Bi-SRNet (`datasets/RS_ST.py`: set `root` to this folder; it lists `<split>/im1` and decodes "
+                      "`label1`/`label2` with `Color2Index` in SECOND's palette), open-cd's SECOND configuration (`data_root`: "
+                      "this folder) and torchange's SECOND reader (dataset folder `<this folder>/<split>`, index maps from "
+                      "`label1_wo_cm`/`label2_wo_cm`).",
+    ("classes", False): "any LEVIR-CD reader above for the change; the class maps with any image reader "
+                        "(`np.array(PIL.Image.open(path))` gives the codes) and `list/<split>.txt` for the names.",
+    ("classes", True): "any LEVIR-CD reader above for the change; the class maps with any image reader "
+                       "(`np.array(PIL.Image.open(path))` gives the codes), globbing `<split>/class1/*.png`.",
+}
+
+
+def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correlation_range: tuple[float, float],
+                 splits: dict[str, int] | None = None, split_notes: list[str] = (), skipped: int = 0) -> str:
+    """The dataset's README.md: how it was made, its layout and who reads it, splits and change statistics."""
     st = spec["settings"]
     layout = st["layout"]
+    split_folders = bool(st.get("split_folders"))
+    splits = splits if splits is not None else dict(zip(SPLITS, split_sizes(count, st.get("split_fractions", SPLIT_FRACTIONS))[0]))
+    kept = stats["samples"]
     lines = [
         "# Synthetic change-detection dataset", "",
         f"Made by ChangeAnywhere for QGIS (engine {engine_version}) with the model **{spec['model']['name']}** "
-        f"(version {spec['model']['version']}). {count} samples of {st['tile']}x{st['tile']} px, "
+        f"(version {spec['model']['version']}). {kept} samples of {st['tile']}x{st['tile']} px, "
         f"{st['steps']} DDIM steps (eta {st['eta']}, "
         + (f"guidance scale {st['guidance']:g}" if st.get("guidance") is not None else "the model's guidance scale")
-        + f"), dataset seed {st['seed']}.", "",
+        + f"), dataset seed {st['seed']}."
+        + (f" {skipped} of the {count} samples drawn were skipped: the mapping into SECOND's classes hides part of their "
+           "change (`--skip-hidden-change`)." if skipped else ""), "",
         "Every sample is a tile of a land-cover map with random object-level change events (objects added, removed, "
         "or turned into another class under the transition table " + (f"`{st['transitions']}`" if st["transitions"] else "of OpenEarthMap rules") +
         "); the post-event image is generated by a semantic latent diffusion model under the post-event map, the "
@@ -102,20 +165,52 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
     lines += ["", "Made (and resumed, if interrupted) by this command, run inside this folder:", "",
               f"    {command}", ""]
     lines += ["Generated imagery inherits the licences of the model's training data and of the input maps; "
-              "see the model's card.", "", "## Layout", ""]
-    if layout in ("levir", "both"):
-        lines += ["- LEVIR-CD: `A/` pre-event image, `B/` post-event image, `label/` change mask (0 unchanged, 255 changed); "
-                  "`list/train.txt`, `list/val.txt`, `list/test.txt` (one file name a line), as the BIT and ChangeFormer loaders read them."]
-    if layout in ("second", "both"):
-        lines += ["- SECOND: `im1/`, `im2/` images; `label1/`, `label2/` land-cover class before and after where the land "
-                  "changed, 0 (no change) elsewhere; palette images: pixel value = class code, palette = the model's class colours, "
-                  "no change drawn white as in SECOND, or black when one of the model's classes is white."]
+              "see the model's card.", "", "## Layout and readers", ""]
+    where = ("One folder per split (" + ", ".join(f"`{s}/`" for s in SPLITS if splits.get(s)) + "), as the official releases have; "
+             "in each:" if split_folders else "Flat folders, the splits in `list/` (one file name a line, extension included):")
+    lines += [where, ""]
+    shown = parts(layout)
+    if "levir" in shown:
+        lines += ["- LEVIR-CD: `A/` pre-event image, `B/` post-event image, `label/` change mask (0 unchanged, 255 changed). "
+                  f"Read by {READERS[('levir', split_folders)]}"]
+    if "second" in shown:
+        lines += ["- SECOND: `im1/`, `im2/` images; `label1/`, `label2/` RGB in SECOND's palette: white (255, 255, 255) where "
+                  "nothing changed, the changed land's class before and after in SECOND's classes (table below); "
+                  "`label1_wo_cm/`, `label2_wo_cm/` the same as an index (0 unchanged, 1 to 6 SECOND's classes); "
+                  "`label1_full/`, `label2_full/` the whole maps before and after in the model's classes (index = code, "
+                  f"0 = no data). Read by {READERS[('second', split_folders)]} (Datasets of this tool made before SECOND's "
+                  "palette was used held the model's class codes where the land changed in `label1/`, `label2/`.)"]
+    if "classes" in shown:
+        lines += ["- The model's classes: `class1/`, `class2/` the whole land-cover map before and after, single-band index "
+                  "images without a palette, pixel value = class code (table below), 0 = no data; `classes.json` lists "
+                  f"codes, names and colours. Read by {READERS[('classes', split_folders)]}"]
     lines += [f"- `manifest.jsonl`: one line per sample (source raster, window, seed, s, events, class transitions, "
-              f"change fraction, split); `{spec_file}`: the settings (a rerun with them resumes an unfinished dataset).",
+              f"change fraction, split, files); `{spec_file}`: the settings (a rerun with them resumes an unfinished dataset)."
+              + (" `classes.json`: the classes (and SECOND's, with the mapping) for programs." if ("second" in shown or "classes" in shown) else ""),
               f"- Files are {st['fmt'].upper()}" + (" (GeoTIFFs keep the window's georeferencing)." if st["fmt"] == "tif" else "."), "",
               "## Splits", ""]
+    fractions = st.get("split_fractions", SPLIT_FRACTIONS)
+    lines += [f"Shares asked for: train {fractions[0]:.0%}, val {fractions[1]:.0%}, test {fractions[2]:.0%}; no split holds "
+              "fewer than 2 names (np.loadtxt reads a one-name list as a 0-d array).", ""]
     lines += ["| split | samples |", "| --- | --- |"]
-    lines += [f"| {name} | {n} |" for name, n in zip(SPLITS, split_counts(count))]
+    lines += [f"| {name} | {splits.get(name, 0)} |" for name in SPLITS]
+    if split_notes:
+        lines += [""] + [f"- {note}" for note in split_notes]
+    if "second" in shown and "second_classes" in spec:
+        lines += ["", "## SECOND's classes", "",
+                  "The model's classes mapped into SECOND's (" + ("the built-in table" if spec["second_classes"]["source"] == "built-in"
+                                                              else f"`{spec['second_classes']['source']}`") +
+                  "; `--second-classes FILE.json` replaces it):", "",
+                  "| model class | SECOND class | SECOND colour |", "| --- | --- | --- |"]
+        colours = {c["name"]: c["color"] for c in spec["second_classes"].get("classes", [])}
+        lines += [f"| {ours} | {theirs} | {tuple(colours[theirs]) if theirs in colours else ''} |"
+                  for ours, theirs in spec["second_classes"]["mapping"].items()]
+        hidden = stats.get("hidden_change")
+        if hidden is not None:
+            lines += ["", f"{hidden['samples']} of the {kept} samples hold changed land that the mapping hides (both classes "
+                      f"fall into one SECOND class, e.g. road to developed space: both ground), {hidden['samples_all_hidden']} "
+                      f"of them all their change; {hidden['share_of_changed_pixels']:.1%} of the changed pixels. SECOND's labels "
+                      "show no change there (white, 0 in `*_wo_cm`); `label/` and the `*_full` maps show it."]
     cf = stats["changed_fraction"]
     lines += ["", "## Change statistics", "",
               f"Changed land per sample: mean {cf['mean']:.1%}, median {cf['median']:.1%}, min {cf['min']:.1%}, "
@@ -125,9 +220,11 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
     lines += [f"| {k} | {v} |" for k, v in sorted(stats["events"].items())]
     lines += ["", "Most frequent class transitions (share of the changed pixels):", "", "| from | to | share |", "| --- | --- | --- |"]
     lines += [f"| {t['from']} | {t['to']} | {t['share']:.1%} |" for t in stats["top_transitions"]]
-    lines += ["", "## Classes", "", "Share of the labelled pixels, before and after the events:", "",
-              "| code | class | pre-event | post-event |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c['code']} | {c['name']} | {c['pre']:.1%} | {c['post']:.1%} |" for c in stats["classes"]]
+    colour = {c["code"]: tuple(c["color"]) for c in spec["classes"]}
+    lines += ["", "## Classes", "", "The model's classes (0 = no data), their colours, and their share of the labelled pixels "
+              "before and after the events:", "",
+              "| code | class | colour | pre-event | post-event |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {c['code']} | {c['name']} | {colour.get(c['code'], '')} | {c['pre']:.1%} | {c['post']:.1%} |" for c in stats["classes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -152,5 +249,10 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     for key, flag in flags.items():
         if st.get(key) != defaults[key]:
             args += [flag, str(st[key])]
+    if tuple(st.get("split_fractions", SPLIT_FRACTIONS)) != SPLIT_FRACTIONS:
+        args += ["--splits", *(f"{f:g}" for f in st["split_fractions"])]
+    args += ["--split-folders"] if st.get("split_folders") else []
+    args += ["--second-classes", rel(st["second_classes"])] if st.get("second_classes") else []
+    args += ["--skip-hidden-change"] if st.get("skip_hidden_change") else []
     args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
     return shlex.join(args)

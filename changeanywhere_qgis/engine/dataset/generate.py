@@ -10,8 +10,9 @@
 A sample with a record is finished: reruns skip it, and anything else a killed run left behind is
 removed when the next run starts. So a rerun finishes the rest, and the same seed gives the same
 files, whichever machine or worker made each sample. At the end this module writes
-``manifest.jsonl`` (one line per sample, in index order), the split lists and the dataset card
-(``README.md``, whose text ``card.py`` makes).
+``manifest.jsonl`` (one line per sample, in index order), the split lists (or, with split folders, moves
+each sample into its split's folder), ``classes.json`` and the dataset card (``README.md``, whose text
+``card.py`` makes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import uuid
 from pathlib import Path
 
 from ..errors import Cancelled, InputError
-from ..io import LIST_FOLDER, SPLITS, folders
+from ..io import (CLASSES_FILE, LIST_FOLDER, SPLITS, STAGE_FOLDER, classes_document, folders, has_second, in_split,
+                  load_second_classes, parts)
+from ..landcover import ClassScheme
 from ..progress import Progress
 from .card import assign_splits, dataset_card, dataset_statistics
 from .job import CARD, CORRELATION_RANGE, MANIFEST, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings
@@ -56,8 +59,9 @@ def generate_dataset(semantic, out_dir, settings: DatasetSettings, *, images=Non
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / SPEC_FILE, json.dumps(job.spec, indent=2))
-    for folder in folders(settings.layout):
-        (out / folder).mkdir(exist_ok=True)
+    if not settings.split_folders:  # split folders are made when the finished dataset places its samples
+        for folder in folders(settings.layout):
+            (out / folder).mkdir(exist_ok=True)
     remove_leftovers(job)
     done = finished(job)
     todo = [i for i in range(job.count) if i not in done]
@@ -100,7 +104,54 @@ def load_records(root: Path) -> list[dict]:
     root = Path(root)
     if (root / MANIFEST).is_file():
         return [json.loads(line) for line in (root / MANIFEST).read_text().splitlines() if line.strip()]
-    return [json.loads(p.read_text()) for p in sorted((root / RECORDS).glob("[0-9]*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted((root / RECORDS).glob("[0-9]*.json"))]
+    return [r for r in records if not r.get("skipped")]
+
+
+def _place_in_splits(out: Path, records: list[dict], layout: str) -> None:
+    """Move every kept sample's files into its split's folder (``train/A/000001.png``), from the stage folder or the
+    folder of the split it had before (a resumed dataset with more samples splits them anew). Safe to repeat:
+    an interrupted placing is finished by the next run."""
+    wanted: set[str] = set()
+    for r in records:
+        for rel, final in zip(r["files"].values(), in_split(r["files"], r["split"]).values()):
+            wanted.add(final)
+            target = out / final
+            if target.is_file():
+                continue
+            sources = [out / STAGE_FOLDER / rel, *(out / split / rel for split in SPLITS)]
+            source = next((p for p in sources if p.is_file()), None)
+            if source is None:
+                raise InputError(f"{rel} of sample {r['name']} is missing from {out}; pass --overwrite to make the dataset again.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+    for split in SPLITS:  # files of samples beyond a smaller --count wait in the stage folder, out of the readers' way
+        for folder in folders(layout):
+            for path in sorted((out / split / folder).glob("*")) if (out / split / folder).is_dir() else []:
+                if f"{split}/{folder}/{path.name}" not in wanted:
+                    (out / STAGE_FOLDER / folder).mkdir(parents=True, exist_ok=True)
+                    os.replace(path, out / STAGE_FOLDER / folder / path.name)
+            if (out / split / folder).is_dir() and not any((out / split / folder).iterdir()):
+                (out / split / folder).rmdir()
+        if (out / split).is_dir() and not any((out / split).iterdir()):
+            (out / split).rmdir()
+    stage = out / STAGE_FOLDER
+    for folder in [p for p in stage.iterdir() if p.is_dir()] if stage.is_dir() else []:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if stage.is_dir() and not any(stage.iterdir()):
+        stage.rmdir()
+
+
+def _write_lists(out: Path, records: list[dict], ext: str) -> None:
+    (out / LIST_FOLDER).mkdir(exist_ok=True)
+    for split in SPLITS:
+        names = [f"{r['name']}.{ext}" for r in records if r["split"] == split]
+        path = out / LIST_FOLDER / f"{split}.txt"
+        if names:
+            _write_atomic(path, "".join(n + "\n" for n in names))
+        elif path.is_file():  # a split too small to make (see card.split_sizes): no list rather than an empty one
+            path.unlink()
 
 
 def finish_dataset(job: DatasetJob) -> dict:
@@ -108,19 +159,31 @@ def finish_dataset(job: DatasetJob) -> dict:
     missing = [i for i in range(job.count) if not job.record_path(i).is_file()]
     if missing:
         raise InputError(f"{len(missing)} samples of {out} are not finished (e.g. {job.name(missing[0])}); rerun to finish them.")
-    splits = assign_splits(job.count, job.settings.seed)
-    records = []
-    for index in range(job.count):
-        record = json.loads(job.record_path(index).read_text())
-        record["split"] = splits[index]
-        records.append(record)
+    st = job.settings
+    every = [json.loads(job.record_path(index).read_text()) for index in range(job.count)]
+    records = [r for r in every if not r.get("skipped")]
+    skipped = len(every) - len(records)
+    if len(records) < 2:
+        raise InputError(f"Only {len(records)} of the {job.count} samples are kept: {skipped} were skipped because the mapping "
+                         "into SECOND's classes hides part of their change, and a dataset needs at least 2. Rerun with a "
+                         "larger --count (the finished samples are kept), or without --skip-hidden-change.")
+    splits, notes = assign_splits(len(records), st.seed, st.split_fractions)
+    for record, split in zip(records, splits):
+        record["split"] = split
+    if st.split_folders:
+        _place_in_splits(out, records, st.layout)
+        for record in records:
+            record["files"] = in_split(record["files"], record["split"])
+    else:
+        _write_lists(out, records, st.fmt)
     _write_atomic(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in records))
-    (out / LIST_FOLDER).mkdir(exist_ok=True)
-    ext = job.settings.fmt
-    for split in SPLITS:
-        names = [f"{r['name']}.{ext}" for r in records if r["split"] == split]
-        _write_atomic(out / LIST_FOLDER / f"{split}.txt", "".join(n + "\n" for n in names))
+    if {"second", "classes"} & set(parts(st.layout)):
+        scheme = ClassScheme.from_manifest(job.spec)
+        second = load_second_classes(st.second_classes, scheme) if has_second(st.layout) else None
+        _write_atomic(out / CLASSES_FILE, json.dumps(classes_document(scheme, second), indent=2) + "\n")
     stats = dataset_statistics(records, job.spec)
-    _write_atomic(out / CARD, dataset_card(job.spec, stats, job.count, spec_file=SPEC_FILE,
-                                          correlation_range=CORRELATION_RANGE))
-    return {"out": str(out), "count": job.count, "splits": {s: splits.count(s) for s in SPLITS}, "statistics": stats}
+    sizes = {s: splits.count(s) for s in SPLITS}
+    _write_atomic(out / CARD, dataset_card(job.spec, stats, job.count, spec_file=SPEC_FILE, correlation_range=CORRELATION_RANGE,
+                                          splits=sizes, split_notes=notes, skipped=skipped))
+    return {"out": str(out), "count": len(records), "drawn": job.count, "skipped_hidden_change": skipped, "splits": sizes,
+            "split_notes": notes, "statistics": stats}

@@ -8,14 +8,14 @@ change events, content correlation s and the sampler's noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, check_guidance, check_pre_event
 from ..errors import InputError
-from ..io import check_layout
+from ..io import check_layout, has_second
 
 SPEC_FILE = "dataset.json"
 MANIFEST = "manifest.jsonl"
@@ -24,6 +24,13 @@ RECORDS = ".samples"  # one JSON record per finished sample
 WORK = ".work"  # private temporary folders of samples being written
 CORRELATION_RANGE = (0.7, 1.0)  # s ~ U(0.7, 1.0) per sample, as in the authors' generator
 STREAMS = ("events", "correlation", "sampler", "window")  # independent random streams of one sample
+SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
+# Settings left out of dataset.json while at their default, so that specs written before they existed still match
+# when a run resumes (a setting that changes the content is in the spec whenever it is set).
+# Settings left out of dataset.json at these values, so that specs written before they existed still match
+# when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says.
+OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "split_folders": False, "second_classes": None,
+                     "skip_hidden_change": False, "pre_event": "real"}
 
 
 @dataclass(frozen=True)
@@ -47,13 +54,29 @@ class DatasetSettings:
     batch_size: int = 4
     stride: int | None = None  # spacing of candidate windows (px); None: tile // 32, at least 1
     pre_event: str = DEFAULT_PRE_EVENT  # with images: "real" (as given) or "redrawn" (the autoencoder's copy)
+    split_fractions: tuple[float, float, float] = SPLIT_FRACTIONS  # train, val, test shares of the samples
+    split_folders: bool = False  # one folder per split (train/A/, ...) instead of flat folders with list/*.txt
+    second_classes: str | None = None  # JSON mapping of the model's classes into SECOND's; None: the built-in table
+    skip_hidden_change: bool = False  # leave out samples whose change the mapping into SECOND's classes hides
+
+    def __post_init__(self):
+        # JSON gives a list back (dataset.json, Dask); the settings keep a tuple
+        object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
 
     def check(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 1:
             raise InputError(f"The sample count must be a whole number of at least 1, got {self.count!r}.")
         if isinstance(self.tile, bool) or not isinstance(self.tile, (int, np.integer)) or self.tile < 1:
             raise InputError(f"The tile size must be a positive number of pixels, got {self.tile!r}.")
+        if self.count < 2:
+            raise InputError(f"A dataset needs at least 2 samples, got {self.count}: a split list of one name is read by "
+                             "np.loadtxt (BIT, ChangeFormer) as a 0-d array and fails. Give a count of 2 or more (6 or more "
+                             "for train, val and test splits).")
         check_layout(self.layout, self.fmt)
+        self._check_splits()
+        if not has_second(self.layout) and (self.second_classes is not None or self.skip_hidden_change):
+            raise InputError(f"The SECOND class mapping and skipping hidden change are for layouts with SECOND's folders "
+                             f"(second, both, all); the layout is {self.layout!r}. Choose one of those layouts or leave them out.")
         if not 1 <= self.steps <= 1000:
             raise InputError(f"steps must be between 1 and 1000, got {self.steps}.")
         if not 0.0 <= self.eta <= 1.0:
@@ -68,6 +91,19 @@ class DatasetSettings:
             raise InputError(f"The window stride must be at least 1 px, got {self.stride}.")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InputError(f"The dataset seed must be a whole number >= 0, got {self.seed!r}.")
+
+    def _check_splits(self) -> None:
+        f = self.split_fractions
+        if len(f) != 3 or any(not np.isfinite(x) or x < 0 for x in f) or abs(sum(f) - 1.0) > 1e-6 or f[0] <= 0:
+            raise InputError(f"The split fractions must be three shares (train, val, test), each at least 0, train above 0, "
+                             f"summing to 1 (e.g. 0.7 0.1 0.2, or 0.8 0 0.2 for train and test only); got {list(f)}.")
+
+    def recorded(self) -> dict:
+        """The settings as dataset.json records them (count aside: it may change when a run resumes)."""
+        settings = {k: v for k, v in asdict(self).items() if k != "count" and not (k in OPTIONAL_SETTINGS and v == OPTIONAL_SETTINGS[k])}
+        if "split_fractions" in settings:
+            settings["split_fractions"] = list(settings["split_fractions"])
+        return settings
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from ..diffusion import default_model_dir, read_manifest
 from ..errors import InputError
 from ..events import load_table
-from ..io import ImageSource, read_semantic
+from ..io import ImageSource, has_second, load_second_classes, parts, read_semantic
 from ..landcover import ClassScheme, load_remap
 from .job import SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
@@ -79,6 +78,10 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
         raise InputError(f"The tile size must be a multiple of {granule} px for this model (its size granule); "
                          f"{tile} is not. Try {max(granule, tile // granule * granule)} or {(tile // granule + 1) * granule}.")
     load_table(settings.transitions, scheme)  # a bad table fails now, not in every worker
+    second = load_second_classes(settings.second_classes, scheme) if has_second(settings.layout) else None
+    if "classes" in parts(settings.layout) and 0 in scheme.codes:
+        raise InputError("The classes layout writes 0 for no data, but this model has a class with code 0. Choose the "
+                         "levir or second layout.")
     lut = load_remap(settings.remap)
     stride = settings.stride or max(1, tile // 32)
     candidates, sources, crs_seen = [], [], []
@@ -105,15 +108,16 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
         "semantic": sources,
         "images": [str(Path(p).resolve()) for p in images] or None,
         "model": _model_spec(model_dir.resolve(), manifest),
-        # guidance only when asked for, pre_event only when not "real": specs written before they existed
-        # (which meant exactly that) still match when a run resumes
-        "settings": {k: v for k, v in asdict(settings).items()
-                     if k != "count" and not (k == "guidance" and v is None) and not (k == "pre_event" and v == "real")},
+        # settings at their default are left out (DatasetSettings.recorded): specs written before they existed
+        # still match when a run resumes
+        "settings": settings.recorded(),
         "digits": digits,
         "model_tile": {"size": int(manifest["tile"]["size"]), "overlap_px": int(manifest["tile"]["size"]) // 4},
         "classes": [{"code": c.code, "name": c.name, "color": list(c.color)} for c in scheme.classes],
         "nodata_code": scheme.nodata_code,
     }
+    if second is not None:  # the mapping itself, not only its file: another table is another dataset
+        spec["second_classes"] = second.to_spec(scheme)
     _check_out(out, spec, overwrite)
     windows = _choose_windows(candidates, settings.seed, settings.count)
     return DatasetJob(out=str(out.resolve()), model=str(model_dir.resolve()), semantic=tuple(sources),
@@ -135,6 +139,11 @@ def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
     except ValueError as exc:
         raise InputError(f"{spec_file} is not valid JSON ({exc}). Pass --overwrite to start the dataset again.") from exc
     old.pop("count", None)
+    if has_second(spec["settings"]["layout"]) and old.get("settings", {}).get("layout") == spec["settings"]["layout"] \
+            and "second_classes" not in old:
+        raise InputError(f"Output folder {out} holds a SECOND dataset of an earlier version, whose label1/label2 hold the "
+                         "model's class codes; this version writes SECOND's palette (white = unchanged). Finish it with that "
+                         "version, choose another folder, or pass --overwrite to start it again.")
     differ = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
     if differ:
         detail = "; ".join(f"{k}: {old.get(k)!r} now {spec.get(k)!r}" for k in differ[:3])

@@ -2,7 +2,8 @@
 
 A sample writes its files into a private temporary folder, moves them into place and writes its
 record (``.samples/<name>.json``) last: a sample with a record is finished, anything else is a
-leftover the next run removes. :func:`sample_maps` rebuilds a finished sample's maps from its seed.
+leftover the next run removes. With ``skip_hidden_change`` a sample whose change SECOND's classes hide
+gets a record that says so, and no files. :func:`sample_maps` rebuilds a finished sample's maps from its seed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rasterio.windows import transform as window_transform
 
 from ..diffusion import change_pair, load_model_package
 from ..events import change_mask, load_table, random_events
-from ..io import write_sample
+from ..io import STAGE_FOLDER, has_second, load_second_classes, second_labels, write_sample
 from ..landcover import ClassScheme, load_remap
 from .job import CORRELATION_RANGE, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
@@ -36,6 +37,8 @@ def _worker_state(job: DatasetJob) -> dict:
         _STATE.update(key=key, pkg=load_model_package(job.model, job.device, job.threads), images={},
                       table=None, lut=load_remap(job.settings.remap))
         _STATE["table"] = load_table(job.settings.transitions, _STATE["pkg"].scheme)
+        _STATE["second"] = (load_second_classes(job.settings.second_classes, _STATE["pkg"].scheme)
+                            if has_second(job.settings.layout) else None)
     return _STATE
 
 
@@ -79,6 +82,13 @@ def _class_pixels(labels: np.ndarray, valid: np.ndarray) -> dict[str, int]:
     return {str(code): int(n) for code, n in enumerate(counts) if n}
 
 
+def _write_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    temp.write_text(json.dumps(record))
+    os.replace(temp, path)
+
+
 def run_sample(job: DatasetJob, index: int) -> dict:
     """Make sample ``index`` (or return its record when it is already finished)."""
     record_path = job.record_path(index)
@@ -97,38 +107,44 @@ def run_sample(job: DatasetJob, index: int) -> dict:
     mask = change_mask(pre, result.post, nodata=scheme.nodata_code)
     mask[~valid] = 255
     s = float(rngs["correlation"].uniform(*CORRELATION_RANGE))
+    changed = mask == 1
+    n_valid = int(valid.sum())
+    name = job.name(index)
+    record = {
+        "index": index, "name": name,
+        "source": {"semantic": job.semantic[raster], "image": job.images[raster], "band": st.band},
+        "window": {"row": row, "col": col, "height": st.tile, "width": st.tile},
+        "transform": list(transform)[:6], "crs": crs.to_string() if crs else None,
+        "seed": seed, "seed_from": [st.seed, index], "s": s,
+        "events": [e.to_dict() for e in result.events],
+        "transitions": _transitions(pre, result.post, changed),
+        "changed_fraction": float(changed.sum() / n_valid) if n_valid else 0.0,
+        "valid_fraction": n_valid / pre.size,
+        "class_pixels": {"pre": _class_pixels(pre, valid), "post": _class_pixels(result.post, valid)},
+    }
+    second = state["second"]
+    if second is not None:  # changed land whose classes before and after are one SECOND class: SECOND shows no change
+        record["hidden_change_pixels"] = int(second_labels(pre, result.post, mask, second)[2].sum())
+        if st.skip_hidden_change and record["hidden_change_pixels"]:
+            skipped = {**record, "skipped": "the mapping into SECOND's classes hides part of its change", "files": {}}
+            _write_record(record_path, skipped)
+            return skipped  # no image is generated for a skipped sample
     t1, t2 = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], image=image, steps=st.steps, eta=st.eta,
                          batch_size=st.batch_size, pre_event=st.pre_event)
 
     out = Path(job.out)
-    name = job.name(index)
+    # layouts with split folders: the files wait in the stage folder until the finished dataset places them
+    dest = out / STAGE_FOLDER if st.split_folders else out
     work = out / WORK / f"{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     try:
         files = write_sample(work, st.layout, st.fmt, name, t1=t1, t2=t2, pre=pre, post=result.post, mask=mask,
-                             scheme=scheme, georef=(transform, crs))
-        changed = mask == 1
-        n_valid = int(valid.sum())
-        record = {
-            "index": index, "name": name,
-            "source": {"semantic": job.semantic[raster], "image": job.images[raster], "band": st.band},
-            "window": {"row": row, "col": col, "height": st.tile, "width": st.tile},
-            "transform": list(transform)[:6], "crs": crs.to_string() if crs else None,
-            "seed": seed, "seed_from": [st.seed, index], "s": s,
-            "events": [e.to_dict() for e in result.events],
-            "transitions": _transitions(pre, result.post, changed),
-            "changed_fraction": float(changed.sum() / n_valid) if n_valid else 0.0,
-            "valid_fraction": n_valid / pre.size,
-            "class_pixels": {"pre": _class_pixels(pre, valid), "post": _class_pixels(result.post, valid)},
-            "files": files,
-        }
+                             scheme=scheme, second=second, georef=(transform, crs))
+        record["files"] = files
         for rel in files.values():
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(work / rel, out / rel)
-        record_path.parent.mkdir(parents=True, exist_ok=True)
-        temp = record_path.with_name(f".{record_path.name}.{uuid.uuid4().hex[:8]}")
-        temp.write_text(json.dumps(record))
-        os.replace(temp, record_path)  # the record last: from now on the sample counts as finished
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(work / rel, dest / rel)
+        _write_record(record_path, record)  # the record last: from now on the sample counts as finished
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return record

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import Cancelled, InputError
-from ..io import FOLDERS
+from ..io import SPLITS, STAGE_FOLDER, every_folder
 from .job import RECORDS, WORK, DatasetJob
 from .sample import init_worker, run_in_worker, run_sample
 
@@ -35,11 +35,12 @@ def remove_leftovers(job: DatasetJob) -> int:
     shutil.rmtree(out / WORK, ignore_errors=True)
     done = {job.name(i) for i in finished(job)}
     removed = 0
-    for folder in {f for fs in FOLDERS.values() for f in fs}:
-        for path in (out / folder).glob("*") if (out / folder).is_dir() else []:
-            if path.stem.isdigit() and path.stem not in done:
-                path.unlink()
-                removed += 1
+    for base in (out, out / STAGE_FOLDER, *(out / split for split in SPLITS)):  # flat, waiting, or in a split's folder
+        for folder in dict.fromkeys(every_folder()):
+            for path in (base / folder).glob("*") if (base / folder).is_dir() else []:
+                if path.stem.isdigit() and path.stem not in done:
+                    path.unlink()
+                    removed += 1
     for temp in (out / RECORDS).glob(".*") if (out / RECORDS).is_dir() else []:
         temp.unlink()
     return removed

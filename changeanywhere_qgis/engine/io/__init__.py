@@ -1,9 +1,12 @@
 """Files in and out: land-cover maps and images read and checked, GeoTIFFs written into atomic output folders, dataset layouts."""
 
-from .layouts import FOLDERS, FORMATS, LAYOUTS, LIST_FOLDER, SPLITS, check_layout, folders, read_raster, write_raster, write_sample
+from .layouts import (CLASSES_FILE, FOLDERS, FORMATS, LAYOUTS, LIST_FOLDER, SPLITS, STAGE_FOLDER, SecondClasses, check_layout,
+                      classes_document, every_folder, folders, has_second, in_split, load_second_classes, parts, read_change, read_raster,
+                      second_labels, write_raster, write_sample)
 from .output_folder import OutputFolder
 from .rasters import ImageSource, RasterGrid, SemanticRaster, open_rgb, read_semantic, write_classes, write_mask
 
-__all__ = ["FOLDERS", "FORMATS", "LAYOUTS", "LIST_FOLDER", "SPLITS", "ImageSource", "OutputFolder", "RasterGrid", "SemanticRaster",
-           "check_layout", "folders", "open_rgb", "read_raster", "read_semantic", "write_classes", "write_mask", "write_raster",
-           "write_sample"]
+__all__ = ["CLASSES_FILE", "FOLDERS", "FORMATS", "LAYOUTS", "LIST_FOLDER", "SPLITS", "STAGE_FOLDER", "ImageSource", "OutputFolder",
+           "RasterGrid", "SecondClasses", "SemanticRaster", "check_layout", "classes_document", "every_folder", "folders",
+           "has_second", "in_split", "load_second_classes", "open_rgb", "parts", "read_change", "read_raster", "read_semantic",
+           "second_labels", "write_classes", "write_mask", "write_raster", "write_sample"]

@@ -17,10 +17,11 @@ def _files(root: Path) -> dict[str, bytes]:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
 
 
-SETTINGS = DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="levir")
-
-
-def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_label_path):
+@pytest.mark.parametrize("SETTINGS", [
+    DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="levir"),
+    DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="all", fmt="tif", split_folders=True, skip_hidden_change=True),
+], ids=["levir", "all-tif-split-folders"])
+def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_label_path, SETTINGS):
     local = tmp_path / "local"
     result = generate_dataset(houston_label_path, local, SETTINGS, model=tiny_model_dir, workers=2)
     assert result["backend"] == "local" and result["workers"] == 2 and result["threads_per_sample"] >= 1
@@ -28,7 +29,7 @@ def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_l
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         dask = tmp_path / "dask"
         result = generate_dataset(houston_label_path, dask, SETTINGS, model=tiny_model_dir, scheduler=cluster.scheduler_address)
-        assert result["backend"] == "dask" and result["workers"] == 2 and result["generated"] == 6
+        assert result["backend"] == "dask" and result["workers"] == 2 and result["generated"] == SETTINGS.count
         with distributed.Client(cluster) as client:  # both workers made samples
             assert len(client.scheduler_info()["workers"]) == 2
     assert _files(dask) == _files(local)
@@ -38,5 +39,5 @@ def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_l
 def test_unreachable_scheduler_is_an_input_error(tmp_path, tiny_model_dir, houston_label_path, monkeypatch):
     monkeypatch.setattr("changeanywhere_qgis.engine.dataset.workers.CONNECT_TIMEOUT", "2s")
     with pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
-        generate_dataset(houston_label_path, tmp_path / "x", DatasetSettings(count=1, tile=64, steps=1),
+        generate_dataset(houston_label_path, tmp_path / "x", DatasetSettings(count=2, tile=64, steps=1),
                          model=tiny_model_dir, scheduler="tcp://127.0.0.1:9")

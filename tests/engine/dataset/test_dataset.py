@@ -45,9 +45,10 @@ def both_png(tmp_path_factory, tiny_model_dir, houston_label_path):
 
 def test_levir_and_second_layouts(both_png):
     out, result = both_png
-    assert result["count"] == 10 and result["generated"] == 10 and result["splits"] == {"train": 7, "val": 1, "test": 2}
+    # 10 samples: val gets 2 names rather than round(10 x 10 %) = 1, which np.loadtxt would read as a 0-d array
+    assert result["count"] == 10 and result["generated"] == 10 and result["splits"] == {"train": 6, "val": 2, "test": 2}
     names = [f"{i:06d}.png" for i in range(10)]
-    for folder in ("A", "B", "label", "im1", "im2", "label1", "label2"):
+    for folder in ("A", "B", "label", "im1", "im2", "label1", "label2", "label1_wo_cm", "label2_wo_cm", "label1_full", "label2_full"):
         assert sorted(p.name for p in (out / folder).iterdir()) == names
     listed = [line for s in ("train", "val", "test") for line in (out / "list" / f"{s}.txt").read_text().split()]
     assert sorted(listed) == names  # every sample in exactly one split, names as the loaders read them
@@ -60,13 +61,12 @@ def test_levir_and_second_layouts(both_png):
         assert a.shape == b.shape == (3, 64, 64) and label.shape == (1, 64, 64)
         assert set(np.unique(label)) <= {0, 255}
         assert np.array_equal(read_raster(out / r["files"]["im1"]), a)
-        l1, l2 = read_raster(out / r["files"]["label1"])[0], read_raster(out / r["files"]["label2"])[0]
+        full1, full2 = read_raster(out / r["files"]["label1_full"])[0], read_raster(out / r["files"]["label2_full"])[0]
         changed = label[0] == 255
-        assert np.array_equal(l1 != 0, changed) and np.array_equal(l2 != 0, changed)
-        assert np.all(l1[changed] != l2[changed])
-        # the manifest's class transitions are exactly the SECOND maps' pairs
-        pairs = {(int(f), int(t)): 0 for f, t in zip(l1[changed], l2[changed])}
-        for f, t in zip(l1[changed], l2[changed]):
+        assert np.array_equal(full1 != full2, changed)
+        # the manifest's class transitions are exactly the full maps' pairs where the land changed
+        pairs = {(int(f), int(t)): 0 for f, t in zip(full1[changed], full2[changed])}
+        for f, t in zip(full1[changed], full2[changed]):
             pairs[(int(f), int(t))] += 1
         assert pairs == {(t["from"], t["to"]): t["pixels"] for t in r["transitions"]}
         assert r["changed_fraction"] == pytest.approx(changed.mean() / r["valid_fraction"])
@@ -108,15 +108,20 @@ def test_same_seed_same_dataset(tmp_path, tiny_model_dir, houston_label_path, bo
     assert _files(other)["A/000000.png"] != _files(first)["A/000000.png"]
 
 
-def test_resume_after_kill_equals_uninterrupted_run(tmp_path, tiny_model_dir, houston_label_path):
+@pytest.mark.parametrize("options, settings", [
+    ([], {}),
+    (["--layout", "all", "--split-folders", "--splits", "0.5", "0.25", "0.25"],
+     {"layout": "all", "split_folders": True, "split_fractions": (0.5, 0.25, 0.25)}),
+], ids=["levir", "all-split-folders"])
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, tiny_model_dir, houston_label_path, options, settings):
     count, steps = 8, 16
     reference = tmp_path / "reference"
-    _make(reference, tiny_model_dir, houston_label_path, count=count, steps=steps, seed=3)
+    _make(reference, tiny_model_dir, houston_label_path, count=count, steps=steps, seed=3, **settings)
 
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "changeanywhere_qgis", "dataset", "--semantic", str(houston_label_path),
            "--count", str(count), "--tile", "64", "--steps", str(steps), "--seed", "3", "--out", str(out),
-           "--model", str(tiny_model_dir), "--workers", "1"]
+           "--model", str(tiny_model_dir), "--workers", "1", *options]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 45
     while time.time() < deadline and proc.poll() is None:
@@ -172,7 +177,7 @@ def test_mostly_nodata_tiles_are_skipped(tmp_path, tiny_model_dir, houston_label
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(labels, 1)
     with pytest.raises(InputError, match="mostly nodata"):
-        _make(tmp_path / "none", tiny_model_dir, path, count=1, tile=128)
+        _make(tmp_path / "none", tiny_model_dir, path, count=2, tile=128)
     assert not (tmp_path / "none").exists()
 
 
@@ -184,6 +189,12 @@ def test_mostly_nodata_tiles_are_skipped(tmp_path, tiny_model_dir, houston_label
     ({"fmt": "jpg"}, "Unknown image format 'jpg'"),
     ({"transitions": "/nonexistent.json"}, "does not exist"),
     ({"guidance": 25.0}, "guidance scale must be between 1"),
+    ({"count": 1}, "at least 2 samples, got 1: a split list of one name is read by np.loadtxt"),
+    ({"split_fractions": (0.5, 0.2, 0.2)}, "summing to 1"),
+    ({"split_fractions": (0.0, 0.5, 0.5)}, "train above 0"),
+    ({"second_classes": "/nonexistent.json"}, "for layouts with SECOND's folders"),
+    ({"skip_hidden_change": True, "layout": "classes"}, "for layouts with SECOND's folders"),
+    ({"second_classes": "/nonexistent.json", "layout": "second"}, "SECOND class mapping /nonexistent.json does not exist"),
 ])
 def test_bad_inputs_write_nothing(tmp_path, tiny_model_dir, houston_label_path, change, message):
     settings = DatasetSettings(**{"count": 2, "tile": 64, "steps": 1, **change})
@@ -197,22 +208,22 @@ def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, hou
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="holds no dataset"):
-        plan_dataset(houston_label_path, foreign, DatasetSettings(count=1, tile=64), model=tiny_model_dir)
+        plan_dataset(houston_label_path, foreign, DatasetSettings(count=2, tile=64), model=tiny_model_dir)
     out = tmp_path / "ds"
-    _make(out, tiny_model_dir, houston_label_path, count=1, seed=1)
+    _make(out, tiny_model_dir, houston_label_path, count=2, seed=1)
     with pytest.raises(InputError, match="other settings"):
-        _make(out, tiny_model_dir, houston_label_path, count=1, seed=2)
+        _make(out, tiny_model_dir, houston_label_path, count=2, seed=2)
     with pytest.raises(InputError, match="one image per land-cover raster"):
-        plan_dataset([houston_label_path] * 2, tmp_path / "x", DatasetSettings(count=1, tile=64), model=tiny_model_dir,
+        plan_dataset([houston_label_path] * 2, tmp_path / "x", DatasetSettings(count=2, tile=64), model=tiny_model_dir,
                      images=[houston_label_path])
     # another guidance scale is another dataset; one given is recorded and in the remaking command
     with pytest.raises(InputError, match="other settings.*guidance"):
-        _make(out, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
+        _make(out, tiny_model_dir, houston_label_path, count=2, seed=1, guidance=1.5)
     guided = tmp_path / "guided"
     seen = []  # the scale every real denoiser call ran with (the tiny model's map effect is too weak to see in
     real_denoise = ModelPackage.denoise_with  # its VQ-snapped images, so the calls are observed instead)
     monkeypatch.setattr(ModelPackage, "denoise_with", lambda self, *a: seen.append(self.guidance_scale) or real_denoise(self, *a))
-    _make(guided, tiny_model_dir, houston_label_path, count=1, seed=1, guidance=1.5)
+    _make(guided, tiny_model_dir, houston_label_path, count=2, seed=1, guidance=1.5)
     assert seen and set(seen) == {1.5}
     assert "--guidance 1.5" in (guided / "README.md").read_text()
     assert json.loads((guided / "dataset.json").read_text())["settings"]["guidance"] == 1.5
@@ -220,7 +231,7 @@ def test_refuses_foreign_folder_and_other_settings(tmp_path, tiny_model_dir, hou
     # more samples with the same settings: the first one is kept as it is
     first = (out / "A" / "000000.png").read_bytes()
     result = _make(out, tiny_model_dir, houston_label_path, count=3, seed=1)
-    assert result["skipped"] == 1 and (out / "A" / "000000.png").read_bytes() == first
+    assert result["skipped"] == 2 and (out / "A" / "000000.png").read_bytes() == first
 
 
 def test_ctrl_c_keeps_finished_samples(tmp_path, tiny_model_dir, houston_label_path):
@@ -259,3 +270,43 @@ def test_interrupt_while_a_sample_moves_its_files_leaves_nothing(tmp_path, tiny_
     left = [p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "dataset.json"]
     assert left == []
     assert not (out / ".work").exists() or not any((out / ".work").iterdir())
+
+
+def test_more_samples_move_between_split_folders_as_a_fresh_run_places_them(tmp_path, tiny_model_dir, houston_label_path):
+    kw = {"layout": "all", "split_folders": True, "seed": 12}
+    grown = tmp_path / "grown"
+    first = _make(grown, tiny_model_dir, houston_label_path, count=4, **kw)
+    assert first["splits"] == {"train": 2, "val": 0, "test": 2}
+    # a killed run's leftovers in the stage folder and in a split folder (no record) are removed
+    (grown / ".staged" / "A").mkdir(parents=True)
+    (grown / ".staged" / "A" / "000005.png").write_bytes(b"partial")
+    (grown / "train" / "B" / "000006.png").write_bytes(b"partial")
+    result = _make(grown, tiny_model_dir, houston_label_path, count=10, **kw)
+    assert result["skipped"] == 4 and result["splits"] == {"train": 6, "val": 2, "test": 2}
+    fresh = tmp_path / "fresh"
+    _make(fresh, tiny_model_dir, houston_label_path, count=10, **kw)
+    assert _files(grown) == _files(fresh)  # byte for byte, each file in its split's folder
+    assert not (grown / ".staged").exists()
+    # fewer samples again: the extra ones leave the split folders (kept aside for a later run), none is lost
+    fewer = _make(grown, tiny_model_dir, houston_label_path, count=4, **kw)
+    assert fewer["splits"] == first["splits"]
+    placed = {p.stem for p in grown.glob("*/A/*.png") if not p.parts[-3].startswith(".")}
+    assert placed == {f"{i:06d}" for i in range(4)} and len(list((grown / ".staged" / "A").glob("*.png"))) == 6
+
+
+def test_second_datasets_of_earlier_versions_are_refused_not_mixed(tmp_path, tiny_model_dir, houston_label_path):
+    out = tmp_path / "old-second"
+    _make(out, tiny_model_dir, houston_label_path, count=2, layout="second", seed=1)
+    spec = json.loads((out / "dataset.json").read_text())
+    del spec["second_classes"]  # what this version's predecessors recorded
+    (out / "dataset.json").write_text(json.dumps(spec))
+    with pytest.raises(InputError, match="SECOND dataset of an earlier version.*pass --overwrite"):
+        _make(out, tiny_model_dir, houston_label_path, count=2, layout="second", seed=1)
+    # another mapping is another dataset
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"bareland": 2, "rangeland": 3, "developed space": 2, "road": 5, "tree": 4, "water": 1,
+                                   "agriculture land": 3, "building": 5}))
+    other = tmp_path / "second"
+    _make(other, tiny_model_dir, houston_label_path, count=2, layout="second", seed=1)
+    with pytest.raises(InputError, match="other settings"):
+        _make(other, tiny_model_dir, houston_label_path, count=2, layout="second", seed=1, second_classes=str(mapping))
