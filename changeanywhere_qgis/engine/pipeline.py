@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,17 @@ class GenerateSettings:
         if not 0.0 <= self.eta <= 1.0:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
         check_guidance(self.guidance)
+        check_seed(self.seed)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise InputError(f"The batch size (tiles per network call) must be a whole number of at least 1, got {self.batch_size!r}.")
+        if self.threads is not None and self.threads < 0:
+            raise InputError(f"threads must be 0 or more (0 or empty: all cores), got {self.threads}.")
+
+
+def check_seed(seed) -> None:
+    """A seed the user gave (None: a fresh one): numpy's generators take whole numbers >= 0."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InputError(f"The seed must be a whole number >= 0 (or empty for a fresh one), got {seed!r}.")
 
 
 def _describe(changes: ChangeSpec) -> dict:
@@ -116,6 +128,7 @@ def simulate(
 ) -> dict:
     """Change events only (no model run): post-event map, change mask, change polygons."""
     changes.check()
+    check_seed(seed)
     progress = progress or Progress()
     out = OutputFolder(out_dir, overwrite)
     scheme = _scheme_for(model)
@@ -166,6 +179,8 @@ def _copy_image(image: ImageSource, path: Path, sem: SemanticRaster, rows_per_bl
             rows = min(rows_per_block, sem.grid.height - row)
             window = Window(0, row, sem.grid.width, rows)
             dst.write(image.read_uint8(row, 0, rows, sem.grid.width), window=window)
+            if image.alpha_band is not None:  # the transparent pixels stay transparent
+                dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
 
 
 def generate(
@@ -188,6 +203,10 @@ def generate(
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
     source = ImageSource(image, sem.grid) if image else None
     try:
+        transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
+        if transparent:
+            warnings.warn(f"Image {image} has an alpha band: its {transparent} fully transparent pixels (alpha 0) are "
+                          "treated as nodata (no change there, nodata in the outputs).", stacklevel=2)
         seed = secrets.randbelow(2**31) if settings.seed is None else int(settings.seed)
         rngs = _rngs(seed)
         result = _apply_changes(sem, scheme, changes, rngs["events"])
