@@ -15,6 +15,7 @@ import threading
 import warnings
 
 from ..engine.errors import ChangeAnywhereError
+from ..engine.io import write_failure
 from .dataset_command import add_dataset_command
 from .progress_bar import show_warning
 from .sample_commands import add_sample_commands
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled: nothing was written", file=sys.stderr)
         return 130
+    except OSError as exc:  # a write the engine does not wrap itself (e.g. a dataset's card on a full disk)
+        failure = write_failure(exc, getattr(args, "out", None) or ".", any_io_error=False, outcome="the run stopped")
+        if failure is None:
+            raise
+        print(f"error: {failure}", file=sys.stderr)
+        return 2
     finally:
         warnings.showwarning = saved[0]
         if in_main_thread:

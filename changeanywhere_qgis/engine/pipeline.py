@@ -140,6 +140,7 @@ def simulate(
     mask = change_mask(sem.labels, result.post, nodata=scheme.nodata_code)
     mask[~sem.valid] = 255
     progress.advance()
+    out.require_space(2 * sem.grid.width * sem.grid.height, "the maps and change polygons")
     record = {
         "semantic": str(semantic), "seed": seed, "remap": remap if isinstance(remap, (str, type(None))) else "custom",
         "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
@@ -216,6 +217,8 @@ def generate(
         timings["prepare_s"] = time.perf_counter() - clock
 
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
+        # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
+        out.require_space(7 * sem.grid.width * sem.grid.height, "the two images and the maps")
         progress.start(p.work_units(settings.steps, source is not None))
 
         with out:

@@ -12,7 +12,7 @@ import numpy as np
 from ..diffusion import default_model_dir, read_manifest
 from ..errors import InputError
 from ..events import load_table
-from ..io import ImageSource, check_output_path, read_semantic
+from ..io import ImageSource, check_output_path, check_writable, read_semantic
 from ..landcover import ClassScheme, load_remap
 from .job import SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
@@ -146,6 +146,7 @@ def _comparable(spec: dict) -> dict:
 
 def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
     check_output_path(out, "Output path")
+    check_writable(out)
     if not out.exists() or overwrite or not any(out.iterdir()):
         return
     spec_file = out / SPEC_FILE

@@ -25,6 +25,10 @@ from ..errors import ChangeAnywhereError, InputError
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")
 _OWNED = re.compile(r"^\.(?P<name>.+)\.(?:partial|old)-(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
 _SWAP_ATTEMPTS = 50  # concurrent runs into the same folder: each retry means another run moved in between
+# GDAL does not raise when a GeoTIFF's blocks fail to reach a full disk (it logs, and the file is
+# left corrupt; libtiff may even abort the process): so the space is checked before writing, and
+# a disk left with less than this after the writes counts as one that filled up during them.
+FULL_DISK_RESERVE = 64 * 1024
 
 
 def _owned_name(final: Path, kind: str) -> str:
@@ -66,6 +70,19 @@ def remove_orphans(final: str | Path) -> list[Path]:
     return removed
 
 
+def free_bytes(folder: str | Path) -> int | None:
+    """Bytes this process may still write on the file system of ``folder`` (or of its nearest existing parent)."""
+    folder = _nearest_existing(Path(folder))
+    try:
+        if hasattr(os, "statvfs"):
+            stat = os.statvfs(folder)
+            blocks = stat.f_bfree if os.geteuid() == 0 else stat.f_bavail  # root may use the reserved blocks
+            return blocks * stat.f_frsize
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
 def existing_file_above(path: Path) -> Path | None:
     """The first part of ``path`` (itself or a parent) that is a file, not a folder; None when there is none."""
     for part in (path, *path.parents):
@@ -82,6 +99,23 @@ def check_output_path(path: str | Path, what: str = "Output path") -> None:
         raise InputError(f"{what} {path} is a file, not a folder. Choose a folder path, or remove the file.")
     if blocker is not None:
         raise InputError(f"{what} {path} lies under {blocker}, which is a file, not a folder. Choose a folder path.")
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(folder: str | Path) -> None:
+    """Refuse, before any work, a folder on a read-only file system or without write permission (or its nearest
+    existing parent, where the run would create it)."""
+    nearest = _nearest_existing(Path(folder))
+    if hasattr(os, "statvfs") and os.statvfs(nearest).f_flag & os.ST_RDONLY:
+        raise InputError(f"{folder} is on a read-only file system; nothing was written. Choose an output folder you can write to.")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise InputError(f"No permission to write into {nearest}; nothing was written. Choose an output folder you can write to.")
 
 
 def write_failure(exc: BaseException, folder: str | Path, any_io_error: bool = True,
@@ -123,9 +157,17 @@ class OutputFolder:
         self.final = Path(out_dir)
         self.overwrite = overwrite
         check_output_path(self.final)
+        check_writable(self.final.parent)
         if self.final.exists() and not overwrite and any(self.final.iterdir()):
             raise InputError(f"Output folder {self.final} already exists. Choose another folder, or pass --overwrite to replace it.")
         self.temp: Path | None = None
+
+    def require_space(self, nbytes: int, what: str = "the outputs") -> None:
+        """Refuse, before anything is written, when the disk has less room than ``what`` may need."""
+        free = free_bytes(self.final.parent)
+        if free is not None and free < nbytes + FULL_DISK_RESERVE:
+            raise InputError(f"The disk holding {self.final.parent} has {free / 1e6:.1f} MB free, but {what} may need up to "
+                             f"{nbytes / 1e6:.1f} MB; nothing was written. Free some space, or choose an output folder on another disk.")
 
     def __enter__(self) -> "OutputFolder":
         try:
@@ -143,15 +185,19 @@ class OutputFolder:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             try:
+                free = free_bytes(self.temp)
+                if free is not None and free < FULL_DISK_RESERVE:
+                    raise OSError(errno.ENOSPC, "No space left on device after writing the outputs")
                 self._move_into_place()
                 return
             except BaseException as failed:
                 exc = failed
-        shutil.rmtree(self.temp, ignore_errors=True)
+        failure = None
         if exc is not None and not isinstance(exc, ChangeAnywhereError):
-            failure = write_failure(exc, self.final.parent)
-            if failure is not None:
-                raise failure from exc
+            failure = write_failure(exc, self.final.parent)  # before the removal frees the space
+        shutil.rmtree(self.temp, ignore_errors=True)
+        if failure is not None:
+            raise failure from exc
         if exc_type is None:
             raise exc
 
