@@ -20,6 +20,7 @@ from . import __version__ as engine_version
 from .diffusion import (DEFAULT_ETA, ModelPackage, Plan, check_guidance, decode, default_model_dir, load_model_package, plan,
                         post_event_latent, pre_event_latent, read_manifest, to_uint8)
 from .errors import InputError
+from .estimate import check_memory, duration, estimate_seconds
 from .events import ChangeResult, change_mask, change_polygons, events_from_polygons, load_table, random_events, write_change_polygons
 from .io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, write_classes, write_mask
 from .landcover import ClassScheme, load_remap
@@ -64,6 +65,7 @@ class GenerateSettings:
     threads: int | None = None
     batch_size: int = 4
     tile_overlap_px: int | None = None  # None: a quarter of the model's tile
+    max_memory: int | None = None  # bytes the run may use; None: what the machine has free
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -124,7 +126,7 @@ def _write_maps(out: OutputFolder, sem: SemanticRaster, post: np.ndarray, mask: 
 
 def simulate(
     semantic: str | Path, out_dir: str | Path, changes: ChangeSpec, *, model=None, remap=None, band: int = 1,
-    seed: int | None = None, overwrite: bool = False, progress: Progress | None = None,
+    seed: int | None = None, overwrite: bool = False, progress: Progress | None = None, max_memory: int | None = None,
 ) -> dict:
     """Change events only (no model run): post-event map, change mask, change polygons."""
     changes.check()
@@ -133,6 +135,7 @@ def simulate(
     out = OutputFolder(out_dir, overwrite)
     scheme = _scheme_for(model)
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
+    check_memory(sem.grid.height, sem.grid.width, "Simulating change events", max_memory)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     progress.start(3)
     progress.stage("simulating change events")
@@ -202,6 +205,7 @@ def generate(
     pkg = pkg.with_guidance(settings.guidance)
     scheme = pkg.scheme
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
+    memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory)
     source = ImageSource(image, sem.grid) if image else None
     try:
         transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
@@ -219,6 +223,10 @@ def generate(
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
         # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
         out.require_space(7 * sem.grid.width * sem.grid.height, "the two images and the maps")
+        seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None)
+        if seconds is not None:
+            progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
+                          f"{memory.describe()}")
         progress.start(p.work_units(settings.steps, source is not None))
 
         with out:
