@@ -239,3 +239,35 @@ def test_unreachable_scheduler_writes_nothing(tiny_model_dir, tmp_path, houston_
                "--scheduler", "tcp://127.0.0.1:1", "--out", out)
     assert_clean_error(done, "Cannot reach the Dask scheduler")
     assert not out.exists()
+
+
+# -- the estimate before long work -------------------------------------------------------------------------
+
+
+def test_long_work_prints_its_estimate_before_it_starts(tiny_model_dir, tmp_path, houston_label_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = _start_generate(work / "out", tiny_model_dir, houston_label_path, err)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and "estimate:" not in log.read_text():
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=300)
+    lines = [line.rsplit("\r", 1)[-1] for line in log.read_text().split("\n") if "estimate:" in line]
+    assert len(lines) == 1, log.read_text()
+    words = lines[0].split()
+    assert lines[0].startswith("estimate: 121 tiles x 400 steps on the cpu: about "), lines[0]
+    assert words[words.index("about") + 2].rstrip(";") in ("s", "min", "h")
+    assert "memory: about" in lines[0] and "available)" in lines[0]
+    assert list(work.iterdir()) == []
+
+
+def test_a_run_that_would_not_fit_in_memory_is_refused_before_writing(tiny_model_dir, tmp_path, houston_label_path):
+    for command in (["simulate"], ["generate", "--steps", "1"]):
+        done = cli(*command, "--semantic", houston_label_path, "--random-events", "--model", tiny_model_dir,
+                   "--max-memory", "1M", "--out", tmp_path / "o")
+        assert_clean_error(done, "512x512 px raster needs about 4 MB of memory, more than the 1 MB allowed", "smaller windows")
+        assert "%" not in done.stderr  # refused before the work started
+    assert list(tmp_path.iterdir()) == []

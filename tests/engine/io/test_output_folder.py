@@ -104,8 +104,8 @@ def small_tmpfs(tmp_path):
 
 @pytest.mark.parametrize("windowed", [True, False], ids=["by-windows", "whole"])
 def test_a_disk_that_fills_while_gdal_writes_is_an_input_error(small_tmpfs, windowed):
-    """Written window by window (as the pipeline writes), GDAL only logs the failed block writes and raises
-    nothing; written whole, it raises 'Write failed'. Either way the folder must not be moved into place."""
+    """GDAL may only log the failed block writes (leaving a corrupt file) or raise 'Write failed', depending on
+    when its block cache flushes: either way the folder must not be moved into place."""
     from rasterio.windows import Window
 
     noise = np.random.default_rng(0).integers(0, 256, (3, 1024, 1024), dtype=np.uint8)  # 3 MB: more than the disk
