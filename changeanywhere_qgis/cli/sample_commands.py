@@ -80,7 +80,7 @@ def _change_spec(args):
 
 
 def _max_memory(args) -> int | None:
-    from ..engine.estimate import parse_size
+    from ..engine.diffusion import parse_size
 
     return parse_size(args.max_memory) if args.max_memory else None
 

@@ -17,10 +17,9 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, ModelPackage, Plan, check_guidance, decode, default_model_dir, load_model_package, plan,
-                        post_event_latent, pre_event_latent, read_manifest, to_uint8)
+from .diffusion import (DEFAULT_ETA, ModelPackage, Plan, check_guidance, check_memory, decode, default_model_dir, duration,
+                        estimate_seconds, load_model_package, plan, post_event_latent, pre_event_latent, read_manifest, to_uint8)
 from .errors import InputError
-from .estimate import check_memory, duration, estimate_seconds
 from .events import ChangeResult, change_mask, change_polygons, events_from_polygons, load_table, random_events, write_change_polygons
 from .io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, write_classes, write_mask
 from .landcover import ClassScheme, load_remap

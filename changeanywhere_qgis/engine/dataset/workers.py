@@ -48,7 +48,6 @@ def remove_leftovers(job: DatasetJob) -> int:
 
 
 
-
 @contextmanager
 def _named_write_failures(job: DatasetJob):
     """A sample that failed because the disk is full or read-only raises an InputError saying so."""
@@ -67,8 +66,8 @@ def _named_write_failures(job: DatasetJob):
 def _die_with_parent(parent: int) -> None:
     """Make this worker process end when the process that started it ends, even by ``kill -9``.
 
-    On Linux the kernel sends the signal (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon
-    thread also watches the parent, for the systems without it and for the moment before it was set.
+    On Linux the kernel sends the signal (``prctl(PR_SET_PDEATHSIG)``); on every POSIX system a daemon
+    thread also watches the parent, for the systems without prctl and for a parent that ended before it was set.
     """
     import signal
     import threading

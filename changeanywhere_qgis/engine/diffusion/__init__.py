@@ -1,6 +1,8 @@
-"""The model at work: the model package and its sessions, the noise schedule, tiling, sampling with latent mixing, one change pair."""
+"""The model at work: the model package and its sessions, the noise schedule, tiling, sampling with latent mixing, one change pair,
+and the estimate of a run's time and memory."""
 
 from .change_pair import Plan, change_pair, plan, post_event_latent, pre_event_latent
+from .estimate import PEAK_BYTES_PER_PIXEL, MemoryEstimate, available_memory, check_memory, duration, estimate_seconds, parse_size
 from .model_package import (DEVICES, GUIDANCE_RANGE, ModelPackage, check_guidance, cuda_unavailable_reason, default_model_dir,
                             load_model_package, manifest_guidance_scale, read_manifest)
 from .pixels import to_model_range, to_uint8
@@ -8,7 +10,8 @@ from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid,
 from .schedule import DEFAULT_ETA, DiffusionSchedule
 from .tiling import Tile, TileGrid, canvas_size, tile_starts
 
-__all__ = ["DEFAULT_ETA", "DEVICES", "GUIDANCE_RANGE", "DiffusionSchedule", "KnownContent", "ModelPackage", "Plan", "SamplerSettings",
+__all__ = ["DEFAULT_ETA", "DEVICES", "GUIDANCE_RANGE", "PEAK_BYTES_PER_PIXEL", "DiffusionSchedule", "KnownContent", "MemoryEstimate",
+           "ModelPackage", "Plan", "SamplerSettings", "available_memory", "check_memory", "duration", "estimate_seconds", "parse_size",
            "Tile", "TileGrid", "canvas_size", "change_pair", "check_guidance", "cuda_unavailable_reason", "decode", "default_model_dir",
            "encode", "latent_grid", "load_model_package", "manifest_guidance_scale", "plan", "post_event_latent", "pre_event_latent",
            "read_manifest", "sample", "tile_starts", "to_model_range", "to_uint8"]

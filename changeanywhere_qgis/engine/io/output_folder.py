@@ -132,10 +132,7 @@ def write_failure(exc: BaseException, folder: str | Path, any_io_error: bool = T
     folder = Path(folder)
     text = str(exc)
     code = getattr(exc, "errno", None)
-    try:
-        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
-    except OSError:
-        free = None
+    free = free_bytes(folder)
     full = code == errno.ENOSPC or "No space left" in text or (free is not None and free < 1 << 20 and "rite" in text)
     if full:
         left = f" ({free / 1e6:.1f} MB free)" if free is not None else ""

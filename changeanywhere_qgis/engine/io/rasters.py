@@ -114,7 +114,8 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
         if looks_like_image:
             raise InputError(f"Semantic raster {path} has {looks_like_image} bands and looks like an image (RGB), not a "
                              "land-cover map of class codes. Give the land-cover map as the semantic raster, and the "
-                             "image as the pre-event image (--image).") from None
+                             "image as the pre-event image (--image); a land-cover map drawn in colours needs its class "
+                             "codes exported instead (one band), and codes of another scheme a remap (--remap).") from None
         if lossy:
             raise InputError(f"Semantic raster {path} is {lossy}-compressed: lossy compression changed its class codes "
                              f"(the codes at class edges are blends). {exc} Save the land-cover map again without lossy "

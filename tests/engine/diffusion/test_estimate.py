@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from changeanywhere_qgis.engine.diffusion import load_model_package
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.estimate import (PEAK_BYTES_PER_PIXEL, available_memory, check_memory, estimate_seconds,
-                                                 parse_size)
+from changeanywhere_qgis.engine.diffusion import (PEAK_BYTES_PER_PIXEL, available_memory, check_memory, estimate_seconds,
+                                                  load_model_package, parse_size)
 
 
 @pytest.mark.parametrize("text,expected", [("4G", 4 << 30), ("500M", 500 << 20), ("1.5 GiB", int(1.5 * (1 << 30))),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 PEAK_BYTES_PER_PIXEL = 16
 LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
