@@ -2,11 +2,13 @@
 and a measured network call. A run whose memory estimate exceeds what the machine (or its container)
 has free is refused before anything is written, instead of being killed by the system hours later.
 
-The memory per pixel is measured, not derived: ``make bench``'s memory section gives about 12 bytes
-per pixel of growth between 1024^2 and 4096^2 (docs/benchmarks.md), and issue 18 measured 14 at
-16384^2 (5.04 GB); 16 leaves a margin. It covers the whole-raster arrays of the change events
-(connected components, object copies) and the latent canvases; the model and the tile batch are
-in the process's memory already when the estimate is made, or bounded by the batch.
+The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage section gives a
+peak RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the change events
+(docs/benchmarks.md: 116 MB -> 411 MB), its memory section 12 for a whole ``generate``, and issue 18
+measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at 16384^2; 20 leaves a margin.
+It covers the whole-raster arrays (the map read, the connected components and object copies of the
+change events, the change polygons, the latent canvases); the model is in the process's memory
+already when the estimate is made, and the tile batch is bounded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 
-PEAK_BYTES_PER_PIXEL = 16
+PEAK_BYTES_PER_PIXEL = 20
 LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
 
 

@@ -25,7 +25,7 @@ def test_memory_is_refused_with_the_numbers_and_passed_with_the_estimate():
     assert available_memory() > 0  # this machine reports its free memory (psutil or /proc/meminfo)
     estimate = check_memory(1000, 2000, "Generating")
     assert estimate.needed == PEAK_BYTES_PER_PIXEL * 2_000_000 and not estimate.limit_given
-    with pytest.raises(InputError, match=r"2000x1000 px raster needs about 32 MB of memory, more than the 10 MB allowed"):
+    with pytest.raises(InputError, match=rf"2000x1000 px raster needs about {2 * PEAK_BYTES_PER_PIXEL} MB of memory, more than the 10 MB allowed"):
         check_memory(1000, 2000, "Generating", max_memory=10_000_000)
 
 
