@@ -2,10 +2,11 @@
 and a measured network call. A run whose memory estimate exceeds what the machine (or its container)
 has free is refused before anything is written, instead of being killed by the system hours later.
 
-The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage section gives a
-peak RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the change events
-(docs/benchmarks.md: 116 MB -> 411 MB), its memory section 12 for a whole ``generate``, and issue 18
-measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at 16384^2; 20 leaves a margin.
+The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage section gave a peak
+RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the simulate path (116 MB ->
+411 MB), and 13 since its map reading and change events work in bands of rows (110 MB -> 321 MB,
+docs/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
+16384^2 before that. 20 stays, as a margin, until the large rasters are measured again.
 It covers the whole-raster arrays (the map read, the connected components and object copies of the
 change events, the change polygons, the latent canvases); the model is in the process's memory
 already when the estimate is made, and the tile batch is bounded.

@@ -82,34 +82,54 @@ class SemanticRaster:
     path: str
 
 
+# Rows of the land-cover map read and checked at a time: the whole map is held only as uint8 codes and a
+# validity mask (2 bytes per pixel), never as its file's dtype or as whole-raster temporaries.
+READ_PIXELS = 1 << 22
+
+
 def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: np.ndarray | None = None) -> SemanticRaster:
-    """Read a land-cover raster, remap it into the model's scheme and check its codes."""
+    """Read a land-cover raster, remap it into the model's scheme and check its codes (window by window)."""
     with _open(path, "Semantic raster") as ds:
         if not 1 <= band <= ds.count:
             raise InputError(f"Semantic raster {path} has {ds.count} band(s); band {band} does not exist. Choose a band from 1 to {ds.count}.")
-        raw = ds.read(band)
         nodata = ds.nodatavals[band - 1]
         grid = RasterGrid.of(ds)
         looks_like_image = _looks_like_image(ds)
         lossy = _lossy_compression(ds)
-    if not np.issubdtype(raw.dtype, np.integer):
-        if not np.all(np.isnan(raw) | (raw == np.round(raw))):
-            raise InputError(f"Semantic raster {path} holds non-integer values ({raw.dtype}). A land-cover map needs integer class codes; convert it (e.g. gdal_translate -ot Byte).")
-    finite = raw[np.isfinite(raw)] if raw.dtype.kind == "f" else raw
-    outside = (finite < 0) | (finite > 255)
-    if nodata is not None:
-        outside &= finite != nodata
-    if np.any(outside):
-        bad = sorted({int(v) for v in np.unique(finite[outside])[:10]})
+        labels = np.empty((grid.height, grid.width), dtype=np.uint8)
+        valid = np.empty((grid.height, grid.width), dtype=bool)
+        present = np.zeros(256, dtype=bool)  # codes of the valid pixels, after any remap
+        non_integer, outside_values, dtype = False, set(), None
+        rows = max(1, READ_PIXELS // max(grid.width, 1))
+        for row in range(0, grid.height, rows):
+            n = min(rows, grid.height - row)
+            raw = ds.read(band, window=Window(0, row, grid.width, n))
+            dtype = raw.dtype
+            if not np.issubdtype(raw.dtype, np.integer):
+                non_integer |= not np.all(np.isnan(raw) | (raw == np.round(raw)))
+            finite = raw[np.isfinite(raw)] if raw.dtype.kind == "f" else raw
+            outside = (finite < 0) | (finite > 255)
+            if nodata is not None:
+                outside &= finite != nodata
+            if np.any(outside):
+                outside_values.update(int(v) for v in np.unique(finite[outside]))
+            invalid = np.zeros(raw.shape, dtype=bool)
+            if nodata is not None:
+                invalid |= raw == nodata if not np.isnan(nodata) else np.isnan(raw)
+            chunk = np.where(invalid, scheme.nodata_code, np.nan_to_num(raw)).astype(np.uint8)
+            if remap is not None:
+                chunk = remap[chunk]
+            present |= np.bincount(chunk[~invalid], minlength=256)[:256] > 0
+            invalid |= chunk == scheme.nodata_code
+            labels[row : row + n] = chunk
+            valid[row : row + n] = ~invalid
+    if non_integer:
+        raise InputError(f"Semantic raster {path} holds non-integer values ({dtype}). A land-cover map needs integer class codes; convert it (e.g. gdal_translate -ot Byte).")
+    if outside_values:
+        bad = sorted(outside_values)[:10]
         raise InputError(f"Semantic raster {path} holds codes outside 0..255 ({bad}). Class codes must fit in 8 bits; remap them first.")
-    invalid = np.zeros(raw.shape, dtype=bool)
-    if nodata is not None:
-        invalid |= raw == nodata if not np.isnan(nodata) else np.isnan(raw)
-    labels = np.where(invalid, scheme.nodata_code, np.nan_to_num(raw)).astype(np.uint8)
-    if remap is not None:
-        labels = remap[labels]
     try:
-        scheme.check_codes(labels[~invalid], what=f"Semantic raster {path}")
+        scheme.check_codes(np.flatnonzero(present).astype(np.uint8), what=f"Semantic raster {path}")
     except InputError as exc:
         if looks_like_image:
             raise InputError(f"Semantic raster {path} has {looks_like_image} bands and looks like an image (RGB), not a "
@@ -124,10 +144,9 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
     if lossy:
         warnings.warn(f"Semantic raster {path} is {lossy}-compressed, which is lossy: some class codes may have been changed. "
                       "Prefer a GeoTIFF with deflate or LZW.", stacklevel=2)
-    invalid |= labels == scheme.nodata_code
     if grid.crs is None:
         warnings.warn(f"Semantic raster {path} has no CRS: the outputs will have none either.", stacklevel=2)
-    return SemanticRaster(labels=labels, grid=grid, valid=~invalid, path=str(path))
+    return SemanticRaster(labels=labels, grid=grid, valid=valid, path=str(path))
 
 
 def _looks_like_image(ds) -> int:
