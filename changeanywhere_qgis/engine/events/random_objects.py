@@ -19,7 +19,7 @@ from .transitions import TransitionTable, load_table
 _CROSS = ndimage.generate_binary_structure(2, 1)
 
 
-_ROWS_PIXELS = 1 << 22  # whole-raster passes go a band of rows at a time: no whole-raster int64 or bool temporaries
+_ROWS_PIXELS = 1 << 20  # whole-raster passes go a band of rows at a time: no whole-raster int64 or bool temporaries
 
 
 @dataclass

@@ -100,7 +100,8 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
         valid = np.empty((grid.height, grid.width), dtype=bool)
         present = np.zeros(256, dtype=bool)  # codes of the valid pixels, after any remap
         non_integer, outside_values, dtype = False, set(), None
-        rows = max(1, READ_PIXELS // max(grid.width, 1))
+        block = ds.block_shapes[band - 1][0] if ds.block_shapes else 1
+        rows = max(block, READ_PIXELS // max(grid.width, 1) // block * block)  # whole blocks: each decoded once
         for row in range(0, grid.height, rows):
             n = min(rows, grid.height - row)
             raw = ds.read(band, window=Window(0, row, grid.width, n))
