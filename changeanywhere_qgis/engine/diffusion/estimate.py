@@ -4,7 +4,7 @@ has free is refused before anything is written, instead of being killed by the s
 
 The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage section gave a peak
 RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the simulate path (116 MB ->
-411 MB), and 13 since its map reading and change events work in bands of rows (110 MB -> 321 MB,
+411 MB), and 11 since its map reading and change events work in bands of rows (112 MB -> 290 MB,
 docs/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
 16384^2 before that. 20 stays, as a margin, until the large rasters are measured again.
 It covers the whole-raster arrays (the map read, the connected components and object copies of the
