@@ -135,6 +135,7 @@ def simulate(
     scheme = _scheme_for(model)
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
     check_memory(sem.grid.height, sem.grid.width, "Simulating change events", max_memory)
+    out.require_space(2 * sem.grid.width * sem.grid.height, "the maps and change polygons")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     progress.start(3)
     progress.stage("simulating change events")
@@ -142,7 +143,6 @@ def simulate(
     mask = change_mask(sem.labels, result.post, nodata=scheme.nodata_code)
     mask[~sem.valid] = 255
     progress.advance()
-    out.require_space(2 * sem.grid.width * sem.grid.height, "the maps and change polygons")
     record = {
         "semantic": str(semantic), "seed": seed, "remap": remap if isinstance(remap, (str, type(None))) else "custom",
         "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
@@ -205,6 +205,8 @@ def generate(
     scheme = pkg.scheme
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
     memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory)
+    # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
+    out.require_space(7 * sem.grid.width * sem.grid.height, "the two images and the maps")
     source = ImageSource(image, sem.grid) if image else None
     try:
         transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
@@ -220,8 +222,6 @@ def generate(
         timings["prepare_s"] = time.perf_counter() - clock
 
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
-        # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
-        out.require_space(7 * sem.grid.width * sem.grid.height, "the two images and the maps")
         seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None)
         if seconds is not None:
             progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
