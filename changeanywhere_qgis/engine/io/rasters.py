@@ -20,8 +20,8 @@ from ..landcover import ClassScheme
 
 GTIFF = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
 # Two grids are one when every corner of the raster lands within this many pixels of the other's:
-# a sub-pixel tolerance of the kind GDAL's tools apply, so rounding in a file's geotransform (e.g. a
-# 1e-6 px drift from a reprojection) does not refuse a pair that any GIS overlays exactly.
+# a sub-pixel tolerance, so rounding in a file's geotransform (e.g. a 1e-6 px drift left by a
+# reprojection's float arithmetic) does not refuse a pair that any GIS overlays exactly.
 GRID_TOLERANCE_PX = 1e-3
 
 
