@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,memory,seams]
+    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,memory,memory_stages,seams]
 """
 
 from __future__ import annotations
@@ -105,6 +105,19 @@ def bench_memory(model_dir: Path, sizes=(1024, 4096)) -> dict:
     return {"runs": out, "ratio": large / small, "pixels_ratio": (sizes[-1] / sizes[0]) ** 2}
 
 
+def bench_memory_stages(model_dir: Path, sizes=(1024, 4096)) -> dict:
+    """Bytes per pixel of each stage of the simulate path (fresh process each): what still grows with the raster."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            label = Path(tmp) / f"label_{size}.tif"
+            _mirrored_label(size, label)
+            done = subprocess.run([sys.executable, "-m", "benchmarks.memory_stages", str(label)],
+                                  capture_output=True, text=True, cwd=REPO, check=True)
+            out[size] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"runs": out}
+
+
 def bench_seams(model_dir: Path, steps: int = 20) -> dict:
     """Seam score of a 1024 px image generated from a map: fused tiles vs tiles with no overlap."""
     scores = {}
@@ -145,6 +158,18 @@ def render(results: dict, model_dir: Path) -> str:
                   "of the real houston_16 label.", "", "| raster | tiles | peak RSS (MB) |", "| --- | --- | --- |"]
         lines += [f"| {s}x{s} | {r['tiles']} | {r['peak_rss_mb']:.0f} |" for s, r in m["runs"].items()]
         lines += ["", f"**Ratio {m['ratio']:.2f}** for {m['pixels_ratio']:.0f}x the pixels (target: at most 1.5).", ""]
+    if "memory_stages" in results:
+        runs = results["memory_stages"]["runs"]
+        sizes = list(runs)
+        lines += ["## Memory by stage: what still grows with the raster", "",
+                  "The simulate path on the same mirrored houston_16 rasters, each stage's peak of newly allocated memory "
+                  "(tracemalloc) in bytes per pixel of the raster (`benchmarks/memory_stages.py`). A figure that stays the "
+                  "same from one size to the next is a whole-raster array: at 40,000 px a side each byte per pixel is 1.6 GB.", "",
+                  "| stage | " + " | ".join(f"{s}x{s}" for s in sizes) + " |", "| --- |" + " --- |" * len(sizes)]
+        for stage in runs[sizes[0]]["bytes_per_pixel"]:
+            lines.append(f"| {stage} | " + " | ".join(f"{runs[s]['bytes_per_pixel'][stage]:.1f}" for s in sizes) + " |")
+        lines += ["| held at the end (maps, mask, validity) | " + " | ".join(f"{runs[s]['held_at_end_bytes_per_pixel']:.1f}" for s in sizes) + " |",
+                  "| peak RSS of the process (MB) | " + " | ".join(f"{runs[s]['peak_rss_mb']:.0f}" for s in sizes) + " |", ""]
     if "seams" in results:
         s = results["seams"]
         f, n = s["fused_overlap_64"], s["no_overlap"]
@@ -159,7 +184,8 @@ def render(results: dict, model_dir: Path) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "memory": bench_memory, "seams": bench_seams}
+SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "memory": bench_memory, "memory_stages": bench_memory_stages,
+            "seams": bench_seams}
 
 
 def main() -> None:

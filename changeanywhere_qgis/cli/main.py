@@ -1,17 +1,23 @@
 """The parser of ``python -m changeanywhere_qgis generate | simulate | info | dataset``, and ``main``.
 
 A thin shell over the engine: parse, run the command's handler, print errors without tracebacks.
-Ctrl-C cancels; the engine's temporary output folder is removed, so nothing partial is left.
+Ctrl-C cancels, and so does SIGTERM (``kill``, a batch system's time limit): the engine's
+temporary output folder is removed, so nothing partial is left. Warnings print on their own
+lines, above the progress bar.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 
 from ..engine.errors import ChangeAnywhereError
+from ..engine.io import write_failure
 from .dataset_command import add_dataset_command
+from .progress_bar import show_warning
 from .sample_commands import add_sample_commands
 
 
@@ -23,9 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM cancels as Ctrl-C does: the same clean-up, the same message
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    saved = warnings.showwarning, signal.getsignal(signal.SIGTERM)
+    warnings.showwarning = show_warning
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    if in_main_thread:
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.handler(args)
     except ChangeAnywhereError as exc:
@@ -34,3 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled: nothing was written", file=sys.stderr)
         return 130
+    except OSError as exc:  # a write the engine does not wrap itself (e.g. a dataset's card on a full disk)
+        failure = write_failure(exc, getattr(args, "out", None) or ".", any_io_error=False, outcome="the run stopped")
+        if failure is None:
+            raise
+        print(f"error: {failure}", file=sys.stderr)
+        return 2
+    finally:
+        warnings.showwarning = saved[0]
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, saved[1])

@@ -29,4 +29,18 @@ class ProgressBar:
 def progress_bar() -> tuple[Progress, ProgressBar]:
     """(the engine's Progress reporting to a bar, the bar to close when the job ends)."""
     bar = ProgressBar()
-    return Progress(bar), bar
+    return Progress(bar, inform=show_line), bar
+
+
+def show_warning(message, category=None, filename=None, lineno=None, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the command line: ``warning: ...`` on a line of its own, above a running bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def show_line(message: str) -> None:
+    """A line for the user (the engine's estimate), above a running bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)

@@ -26,6 +26,8 @@ def _common_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default: a fresh one, recorded in the outputs)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("--max-memory", metavar="SIZE", help="refuse a run estimated to need more memory than this, e.g. 4G "
+                                                       "(default: the memory this machine has free)")
 
 
 def add_sample_commands(sub) -> None:
@@ -78,11 +80,18 @@ def _change_spec(args):
                       random=args.random_events, only_from=args.only_from, transitions=args.transitions)
 
 
+def _max_memory(args) -> int | None:
+    from ..engine.diffusion import parse_size
+
+    return parse_size(args.max_memory) if args.max_memory else None
+
+
 def run_generate(args) -> int:
     from ..engine.pipeline import GenerateSettings, generate
 
     settings = GenerateSettings(steps=args.steps, eta=args.eta, guidance=args.guidance, seed=args.seed, correlation=args.correlation,
-                                device=args.device, threads=args.threads, batch_size=args.batch_size, pre_event=args.pre_event)
+                                device=args.device, threads=args.threads, batch_size=args.batch_size, pre_event=args.pre_event,
+                                max_memory=_max_memory(args))
     progress, bar = progress_bar()
     try:
         result = generate(args.semantic, args.out, _change_spec(args), image=args.image, model=args.model,
@@ -98,7 +107,8 @@ def run_simulate(args) -> int:
     progress, bar = progress_bar()
     try:
         result = simulate(args.semantic, args.out, _change_spec(args), model=args.model, remap=args.remap,
-                          band=args.band, seed=args.seed, overwrite=args.overwrite, progress=progress)
+                          band=args.band, seed=args.seed, overwrite=args.overwrite, progress=progress,
+                          max_memory=_max_memory(args))
     finally:
         bar.close()
     return _report(args.out, result)

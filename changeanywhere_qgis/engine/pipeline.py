@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, ModelPackage, Plan, check_guidance, check_pre_event, decode, default_model_dir,
-                        load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent, read_manifest, to_uint8)
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, ModelPackage, Plan, check_guidance, check_memory, check_pre_event, decode,
+                        default_model_dir, duration, estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind,
+                        pre_event_latent, read_manifest, to_uint8)
 from .errors import InputError
 from .events import ChangeResult, change_mask, change_polygons, events_from_polygons, load_table, random_events, write_change_polygons
 from .io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, write_classes, write_mask
@@ -64,6 +66,7 @@ class GenerateSettings:
     batch_size: int = 4
     tile_overlap_px: int | None = None  # None: a quarter of the model's tile
     pre_event: str = DEFAULT_PRE_EVENT  # with an image: "real" (as given) or "redrawn" (the autoencoder's copy)
+    max_memory: int | None = None  # bytes the run may use; None: what the machine has free
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -75,6 +78,17 @@ class GenerateSettings:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
         check_guidance(self.guidance)
         check_pre_event(self.pre_event)
+        check_seed(self.seed)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise InputError(f"The batch size (tiles per network call) must be a whole number of at least 1, got {self.batch_size!r}.")
+        if self.threads is not None and self.threads < 0:
+            raise InputError(f"threads must be 0 or more (0 or empty: all cores), got {self.threads}.")
+
+
+def check_seed(seed) -> None:
+    """A seed the user gave (None: a fresh one): numpy's generators take whole numbers >= 0."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise InputError(f"The seed must be a whole number >= 0 (or empty for a fresh one), got {seed!r}.")
 
 
 def _describe(changes: ChangeSpec) -> dict:
@@ -114,14 +128,17 @@ def _write_maps(out: OutputFolder, sem: SemanticRaster, post: np.ndarray, mask: 
 
 def simulate(
     semantic: str | Path, out_dir: str | Path, changes: ChangeSpec, *, model=None, remap=None, band: int = 1,
-    seed: int | None = None, overwrite: bool = False, progress: Progress | None = None,
+    seed: int | None = None, overwrite: bool = False, progress: Progress | None = None, max_memory: int | None = None,
 ) -> dict:
     """Change events only (no model run): post-event map, change mask, change polygons."""
     changes.check()
+    check_seed(seed)
     progress = progress or Progress()
     out = OutputFolder(out_dir, overwrite)
     scheme = _scheme_for(model)
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
+    check_memory(sem.grid.height, sem.grid.width, "Simulating change events", max_memory)
+    out.require_space(2 * sem.grid.width * sem.grid.height, "the maps and change polygons")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     progress.start(3)
     progress.stage("simulating change events")
@@ -168,6 +185,8 @@ def _copy_image(image: ImageSource, path: Path, sem: SemanticRaster, rows_per_bl
             rows = min(rows_per_block, sem.grid.height - row)
             window = Window(0, row, sem.grid.width, rows)
             dst.write(image.read_uint8(row, 0, rows, sem.grid.width), window=window)
+            if image.alpha_band is not None:  # the transparent pixels stay transparent
+                dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
 
 
 def generate(
@@ -188,8 +207,15 @@ def generate(
     pkg = pkg.with_guidance(settings.guidance)
     scheme = pkg.scheme
     sem = read_semantic(semantic, scheme, band, load_remap(remap))
+    memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory)
+    # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
+    out.require_space(7 * sem.grid.width * sem.grid.height, "the two images and the maps")
     source = ImageSource(image, sem.grid) if image else None
     try:
+        transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
+        if transparent:
+            warnings.warn(f"Image {image} has an alpha band: its {transparent} fully transparent pixels (alpha 0) are "
+                          "treated as nodata (no change there, nodata in the outputs).", stacklevel=2)
         seed = secrets.randbelow(2**31) if settings.seed is None else int(settings.seed)
         rngs = _rngs(seed)
         result = _apply_changes(sem, scheme, changes, rngs["events"])
@@ -200,6 +226,10 @@ def generate(
 
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
         pre_event = pre_event_kind(settings.pre_event, source is not None)
+        seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None)
+        if seconds is not None:
+            progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
+                          f"{memory.describe()}")
         progress.start(p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn"))
 
         with out:

@@ -2,6 +2,7 @@
 
 The engine counts work in units (one tile through one network call) and calls ``report`` with a
 fraction and a message; between units it asks ``is_cancelled`` and stops with ``Cancelled``.
+``inform`` receives whole lines the user should read (the estimate of time and memory).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ class Progress:
         self,
         report: Callable[[float, str], None] | None = None,
         is_cancelled: Callable[[], bool] | None = None,
+        inform: Callable[[str], None] | None = None,
     ) -> None:
         self._report = report or (lambda fraction, message: None)
         self._is_cancelled = is_cancelled or (lambda: False)
+        self._inform = inform or (lambda message: None)
         self.total = 1
         self.done = 0
         self.message = ""
@@ -36,6 +39,10 @@ class Progress:
         self.done += units
         self.check()
         self._report(min(self.done / self.total, 1.0), self.message)
+
+    def info(self, message: str) -> None:
+        """A line for the user (e.g. the estimate before long work): the command line prints it, QGIS logs it."""
+        self._inform(message)
 
     def cancelled(self) -> bool:
         """Whether the user asked to stop (for loops that wait on others' work, e.g. dataset workers)."""

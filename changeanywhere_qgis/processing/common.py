@@ -46,7 +46,7 @@ def engine_progress(feedback: QgsProcessingFeedback | None):
             feedback.setProgressText(message)
         feedback.setProgress(100.0 * fraction)
 
-    return Progress(report, feedback.isCanceled)
+    return Progress(report, feedback.isCanceled, feedback.pushInfo)
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from ..progress import Progress
 from .card import assign_splits, dataset_card, dataset_statistics
 from .job import CARD, CORRELATION_RANGE, MANIFEST, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings
 from .plan import plan_dataset
-from .workers import default_threads, finished, remove_leftovers, run_dask, run_local
+from .workers import check_scheduler, default_threads, finished, remove_leftovers, run_dask, run_local
 
 def _write_atomic(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
@@ -54,6 +54,8 @@ def generate_dataset(semantic, out_dir, settings: DatasetSettings, *, images=Non
         workers = 1
     job = plan_dataset(semantic, out_dir, settings, images=images, model=model, device=device,
                        threads=threads if (threads or scheduler) else default_threads(workers), overwrite=overwrite)
+    if scheduler:
+        check_scheduler(scheduler)  # an unreachable cluster fails before anything is written
     out = Path(job.out)
     if overwrite and out.exists():
         shutil.rmtree(out)

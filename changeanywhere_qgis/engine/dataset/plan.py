@@ -11,7 +11,7 @@ import numpy as np
 from ..diffusion import default_model_dir, read_manifest
 from ..errors import InputError
 from ..events import load_table
-from ..io import ImageSource, has_second, load_second_classes, parts, read_semantic
+from ..io import ImageSource, check_output_path, check_writable, has_second, load_second_classes, parts, read_semantic
 from ..landcover import ClassScheme, load_remap
 from .job import SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
@@ -125,9 +125,34 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
                       digits=digits, device=device, threads=threads, spec=spec)
 
 
+# Settings that change how fast a dataset is made, not what it holds: a resume may change them.
+SPEED_SETTINGS = ("batch_size",)
+
+
+def _differences(old, new, prefix: str = "") -> list[str]:
+    """The dotted names of the settings that differ, dictionaries compared key by key."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return found
+    return [prefix[:-1]] if old != new else []
+
+
+def _lookup(spec: dict, dotted: str):
+    for key in dotted.split("."):
+        spec = spec.get(key) if isinstance(spec, dict) else None
+    return spec
+
+
+def _comparable(spec: dict) -> dict:
+    settings = {k: v for k, v in spec.get("settings", {}).items() if k not in SPEED_SETTINGS}
+    return {**{k: v for k, v in spec.items() if k != "count"}, "settings": settings}
+
+
 def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
-    if out.is_file():
-        raise InputError(f"Output path {out} is a file, not a folder. Choose a folder path.")
+    check_output_path(out, "Output path")
+    check_writable(out)
     if not out.exists() or overwrite or not any(out.iterdir()):
         return
     spec_file = out / SPEC_FILE
@@ -138,14 +163,18 @@ def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
         old = json.loads(spec_file.read_text())
     except ValueError as exc:
         raise InputError(f"{spec_file} is not valid JSON ({exc}). Pass --overwrite to start the dataset again.") from exc
+    if not isinstance(old, dict):
+        raise InputError(f"{spec_file} does not hold a dataset description. Pass --overwrite to start the dataset again.")
     old.pop("count", None)
     if has_second(spec["settings"]["layout"]) and old.get("settings", {}).get("layout") == spec["settings"]["layout"] \
             and "second_classes" not in old:
         raise InputError(f"Output folder {out} holds a SECOND dataset of an earlier version, whose label1/label2 hold the "
                          "model's class codes; this version writes SECOND's palette (white = unchanged). Finish it with that "
                          "version, choose another folder, or pass --overwrite to start it again.")
-    differ = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
+    differ = _differences(_comparable(old), _comparable(spec))
     if differ:
-        detail = "; ".join(f"{k}: {old.get(k)!r} now {spec.get(k)!r}" for k in differ[:3])
-        raise InputError(f"Output folder {out} holds a dataset made with other settings ({detail}). Rerun with the same "
-                         "settings to finish it (only --count may change), choose another folder, or pass --overwrite.")
+        detail = "; ".join(f"{k} was {_lookup(old, k)!r}, now {_lookup(spec, k)!r}" for k in differ[:5])
+        more = f" (and {len(differ) - 5} more)" if len(differ) > 5 else ""
+        raise InputError(f"Output folder {out} holds a dataset made with other settings: {detail}{more}. Rerun with the "
+                         "same settings to finish it (only --count and --batch-size may change), choose another folder, "
+                         "or pass --overwrite.")

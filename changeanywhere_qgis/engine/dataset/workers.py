@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import warnings
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import Cancelled, InputError
-from ..io import SPLITS, STAGE_FOLDER, every_folder
+from ..errors import Cancelled, ChangeAnywhereError, InputError
+from ..io import SPLITS, STAGE_FOLDER, every_folder, write_failure
 from .job import RECORDS, WORK, DatasetJob
 from .sample import init_worker, run_in_worker, run_sample
 
@@ -47,6 +49,57 @@ def remove_leftovers(job: DatasetJob) -> int:
 
 
 
+@contextmanager
+def _named_write_failures(job: DatasetJob):
+    """A sample that failed because the disk is full or read-only raises an InputError saying so."""
+    try:
+        yield
+    except ChangeAnywhereError:
+        raise
+    except Exception as exc:
+        failure = write_failure(exc, Path(job.out), any_io_error=False,
+                                outcome="the finished samples are kept, and the same command finishes the rest")
+        if failure is None:
+            raise
+        raise failure from exc
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker process end when the process that started it ends, even by ``kill -9``.
+
+    On Linux the kernel sends the signal (``prctl(PR_SET_PDEATHSIG)``); on every POSIX system a daemon
+    thread also watches the parent, for the systems without prctl and for a parent that ended before it was set.
+    """
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.name != "posix":
+        return  # os.getppid() does not change when a Windows parent ends
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:  # re-parented: the run that started this worker is gone
+                os._exit(1)
+            time.sleep(1.0)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_local_worker(job: DatasetJob, parent: int) -> None:
+    _die_with_parent(parent)
+    init_worker(job)
+
 
 def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -75,7 +128,8 @@ def run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -
         for index in todo:
             if cancelled():
                 raise Cancelled("")
-            run_sample(job, index)
+            with _named_write_failures(job):
+                run_sample(job, index)
             tick()
         return
     import multiprocessing
@@ -87,13 +141,15 @@ def run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -
         warnings.warn("No Python interpreter found to start worker processes with; running in this process.", stacklevel=2)
         return run_local(job, todo, 1, tick, cancelled)
     context.set_executable(python)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(job,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_local_worker,
+                             initargs=(job, os.getpid())) as pool:
         pending = {pool.submit(run_in_worker, i) for i in todo}
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
-                    future.result()
+                    with _named_write_failures(job):
+                        future.result()
                     tick()
                 if cancelled():
                     raise Cancelled("")
@@ -103,21 +159,39 @@ def run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -
             raise
 
 
-def run_dask(job: DatasetJob, todo: list[int], address: str, tick, cancelled) -> dict:
+def _connect(address: str):
+    """A Dask client of the scheduler at ``address`` that has workers, or an InputError saying why not."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError as exc:
         raise InputError(f"A Dask scheduler was given but the 'distributed' package is missing ({exc}). "
                          "Install dask[distributed], or run with local workers.") from exc
     try:
         client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"Cannot reach the Dask scheduler at {address} ({exc}). Check the address "
                          "(e.g. tcp://host:8786) and that the scheduler is running.") from exc
     try:
         info = client.scheduler_info()["workers"]
         if not info:
             raise InputError(f"The Dask scheduler at {address} has no workers. Start some (dask worker {address}).")
+    except BaseException:
+        client.close()
+        raise
+    return client, info
+
+
+def check_scheduler(address: str) -> None:
+    """Reach the scheduler and see workers there, before the run writes anything."""
+    client, _ = _connect(address)
+    client.close()
+
+
+def run_dask(job: DatasetJob, todo: list[int], address: str, tick, cancelled) -> dict:
+    from distributed import as_completed
+
+    client, info = _connect(address)
+    try:
         if job.threads is None:
             cpus = client.run(os.cpu_count)
             per_host: dict[str, list] = {}
@@ -129,7 +203,8 @@ def run_dask(job: DatasetJob, todo: list[int], address: str, tick, cancelled) ->
         try:
             with client.as_current():
                 for future in as_completed(futures):
-                    future.result()
+                    with _named_write_failures(job):
+                        future.result()
                     tick()
                     if cancelled():
                         raise Cancelled("")

@@ -43,10 +43,43 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# (section, key, kind, required): the numbers the engine reads from a manifest; "int" means a whole number >= 1.
+NUMBERS = (
+    ("tile", "size", "int", True), ("tile", "multiple_of", "int", False),
+    ("latent", "channels", "int", True), ("latent", "downsample", "int", True),
+    ("diffusion", "num_train_timesteps", "int", True), ("diffusion", "beta_start", "float", True),
+    ("diffusion", "beta_end", "float", True), ("diffusion", "guidance_scale", "float", False),
+)
+
+
+def _check_numbers(manifest: dict, manifest_path: Path) -> None:
+    """Every number the engine reads must be one, so a hand-edited manifest fails here, named, not deep in the sampler."""
+    for section, key, kind, required in NUMBERS:
+        block = manifest[section]
+        if not isinstance(block, dict):
+            raise ModelError(f"{manifest_path}: {section!r} must be a JSON object, got {block!r}. Re-export the model package.")
+        if key not in block:
+            if required:
+                raise ModelError(f"{manifest_path} lacks {section}.{key}. Re-export the model package.")
+            continue
+        value = block[key]
+        number = not isinstance(value, bool) and isinstance(value, (int, float))
+        if kind == "int" and not (number and float(value).is_integer() and value >= 1):
+            raise ModelError(f"{manifest_path}: {section}.{key} must be a whole number of at least 1, got {value!r}. "
+                             "Fix model.json or re-export the model package.")
+        if kind == "float" and not (number and value > 0):
+            raise ModelError(f"{manifest_path}: {section}.{key} must be a positive number, got {value!r}. "
+                             "Fix model.json or re-export the model package.")
+
+
 def read_manifest(model_dir: str | Path, verify_hashes: bool = True) -> dict:
     """Read and validate ``model.json``; returns it with ``files`` paths resolved to absolute paths."""
     folder = Path(model_dir)
     manifest_path = folder / "model.json"
+    if folder.is_file():
+        hint = folder.parent if folder.name == "model.json" else "the folder that holds model.json"
+        raise ModelError(f"{folder} is a file; --model takes the model package folder (the folder holding model.json and "
+                         f"the three .onnx graphs). Give {hint}.")
     if not folder.is_dir():
         raise ModelError(f"Model folder {folder} does not exist. Point --model at a folder holding model.json and the three .onnx graphs.")
     if not manifest_path.is_file():
@@ -67,6 +100,7 @@ def read_manifest(model_dir: str | Path, verify_hashes: bool = True) -> dict:
         raise ModelError(f"{manifest_path} lacks the keys {missing}. Re-export the model package.")
     if not manifest["classes"]:
         raise ModelError(f"{manifest_path} lists no classes. Re-export the model package.")
+    _check_numbers(manifest, manifest_path)
 
     root = folder.resolve()
     resolved = {}

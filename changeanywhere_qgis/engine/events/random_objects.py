@@ -19,26 +19,54 @@ from .transitions import TransitionTable, load_table
 _CROSS = ndimage.generate_binary_structure(2, 1)
 
 
+_ROWS_PIXELS = 1 << 20  # whole-raster passes go a band of rows at a time: no whole-raster int64 or bool temporaries
+
+
 @dataclass
 class _Object:
     code: int
     slc: tuple[slice, slice]
-    mask: np.ndarray  # bool, over slc
+    packed: np.ndarray  # the bool mask over slc, packed 8 pixels a byte: thousands of objects stay small
     size: int
+
+    @property
+    def mask(self) -> np.ndarray:
+        h, w = self.slc[0].stop - self.slc[0].start, self.slc[1].stop - self.slc[1].start
+        return np.unpackbits(self.packed, count=h * w).reshape(h, w).view(bool)
+
+
+def _row_bands(height: int, width: int):
+    rows = max(1, _ROWS_PIXELS // max(width, 1))
+    return [slice(r, min(r + rows, height)) for r in range(0, height, rows)]
 
 
 def _objects(labels: np.ndarray, valid: np.ndarray, codes, min_pixels: int) -> list[_Object]:
     """4-connected objects of each class with more than ``min_pixels`` pixels, in a fixed order."""
     found = []
+    bands = _row_bands(*labels.shape)
+    region = np.empty(labels.shape, dtype=bool)
+    lab = np.empty(labels.shape, dtype=np.int32)
     for code in codes:
-        lab, n = ndimage.label((labels == code) & valid, structure=_CROSS)
+        for b in bands:
+            np.logical_and(labels[b] == code, valid[b], out=region[b])
+        n = ndimage.label(region, structure=_CROSS, output=lab)
         if n == 0:
             continue
-        sizes = np.bincount(lab.ravel())
+        sizes = np.zeros(n + 1, dtype=np.int64)
+        for b in bands:  # np.bincount of the whole int32 image would make an int64 copy of it
+            sizes += np.bincount(lab[b].ravel(), minlength=n + 1)
         for k, slc in enumerate(ndimage.find_objects(lab), start=1):
             if slc is not None and sizes[k] > min_pixels:
-                found.append(_Object(int(code), slc, lab[slc] == k, int(sizes[k])))
+                found.append(_Object(int(code), slc, np.packbits(lab[slc] == k, axis=None), int(sizes[k])))
     return found
+
+
+def _changeable(labels: np.ndarray, scheme: ClassScheme, nodata, codes) -> np.ndarray:
+    """Valid land a table lets change: not nodata, of a class the table knows (a band of rows at a time)."""
+    out = np.empty(labels.shape, dtype=bool)
+    for b in _row_bands(*labels.shape):
+        out[b] = ~frozen_pixels(labels[b], scheme, nodata) & np.isin(labels[b], codes)
+    return out
 
 
 def _pad(slc, shape, pad=1):
@@ -98,7 +126,7 @@ def random_events(
     tbl: TransitionTable = load_table(table, scheme)
     allow = tbl.matrix()
 
-    valid = ~frozen_pixels(labels, scheme, nodata) & np.isin(labels, tbl.codes)
+    valid = _changeable(labels, scheme, nodata, tbl.codes)
     n_valid = int(valid.sum())
     n_remove = _count(remove_objects, n_valid, rng, "remove_objects")
     n_add = _count(add_objects, n_valid, rng, "add_objects")

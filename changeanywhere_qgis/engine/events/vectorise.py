@@ -38,7 +38,8 @@ def change_polygons(pre, post, transform, nodata=None) -> list[tuple[object, int
         changed &= pre != nodata
     if not changed.any():
         return []
-    key = pre.astype(np.int32) * 256 + post.astype(np.int32)
+    key = pre.astype(np.uint16) << 8  # from * 256 + to, in 2 bytes a pixel (uint8 codes)
+    key |= post.astype(np.uint16)
     out = []
     for geom, value in shapes(key, mask=changed, transform=transform, connectivity=4):
         v = int(value)

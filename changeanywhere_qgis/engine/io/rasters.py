@@ -19,6 +19,10 @@ from ..errors import InputError
 from ..landcover import ClassScheme
 
 GTIFF = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+# Two grids are one when every corner of the raster lands within this many pixels of the other's:
+# a sub-pixel tolerance, so rounding in a file's geotransform (e.g. a 1e-6 px drift left by a
+# reprojection's float arithmetic) does not refuse a pair that any GIS overlays exactly.
+GRID_TOLERANCE_PX = 1e-3
 
 
 @dataclass(frozen=True)
@@ -36,11 +40,26 @@ class RasterGrid:
         found = []
         if (self.width, self.height) != (other.width, other.height):
             found.append(f"size {other.width}x{other.height} vs {self.width}x{self.height}")
-        if not self.transform.almost_equals(other.transform, precision=1e-9 * max(abs(self.transform.a), 1e-12) + 1e-12):
-            found.append(f"transform {tuple(other.transform)[:6]} vs {tuple(self.transform)[:6]}")
+        shift = self.offset_px(other)
+        if shift > GRID_TOLERANCE_PX:
+            found.append(f"pixels shifted by up to {shift:.3g} px (tolerance {GRID_TOLERANCE_PX:g} px): "
+                         f"transform {tuple(other.transform)[:6]} vs {tuple(self.transform)[:6]}")
         if (self.crs or None) != (other.crs or None):
             found.append(f"CRS {other.crs} vs {self.crs}")
         return found
+
+    def offset_px(self, other: "RasterGrid") -> float:
+        """How far (in this grid's pixels) the other grid puts the corners of its raster from where this grid does."""
+        try:
+            inverse = ~self.transform
+        except Exception:  # a degenerate transform (zero pixel size) matches nothing
+            return float("inf")
+        corners = [(0, 0), (other.width, 0), (0, other.height), (other.width, other.height)]
+        worst = 0.0
+        for col, row in corners:
+            x, y = inverse * (other.transform * (col, row))
+            worst = max(worst, abs(x - col), abs(y - row))
+        return worst
 
     def profile(self, **extra) -> dict:
         return {**GTIFF, "width": self.width, "height": self.height, "transform": self.transform, "crs": self.crs, **extra}
@@ -63,35 +82,103 @@ class SemanticRaster:
     path: str
 
 
+# Rows of the land-cover map read and checked at a time: the whole map is held only as uint8 codes and a
+# validity mask (2 bytes per pixel), never as its file's dtype or as whole-raster temporaries.
+READ_PIXELS = 1 << 22
+
+
 def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: np.ndarray | None = None) -> SemanticRaster:
-    """Read a land-cover raster, remap it into the model's scheme and check its codes."""
+    """Read a land-cover raster, remap it into the model's scheme and check its codes (window by window)."""
     with _open(path, "Semantic raster") as ds:
         if not 1 <= band <= ds.count:
             raise InputError(f"Semantic raster {path} has {ds.count} band(s); band {band} does not exist. Choose a band from 1 to {ds.count}.")
-        raw = ds.read(band)
         nodata = ds.nodatavals[band - 1]
         grid = RasterGrid.of(ds)
-    if not np.issubdtype(raw.dtype, np.integer):
-        if not np.all(np.isnan(raw) | (raw == np.round(raw))):
-            raise InputError(f"Semantic raster {path} holds non-integer values ({raw.dtype}). A land-cover map needs integer class codes; convert it (e.g. gdal_translate -ot Byte).")
-    finite = raw[np.isfinite(raw)] if raw.dtype.kind == "f" else raw
-    outside = (finite < 0) | (finite > 255)
-    if nodata is not None:
-        outside &= finite != nodata
-    if np.any(outside):
-        bad = sorted({int(v) for v in np.unique(finite[outside])[:10]})
+        looks_like_image = _looks_like_image(ds)
+        lossy = _lossy_compression(ds)
+        labels = np.empty((grid.height, grid.width), dtype=np.uint8)
+        valid = np.empty((grid.height, grid.width), dtype=bool)
+        present = np.zeros(256, dtype=bool)  # codes of the valid pixels, after any remap
+        non_integer, outside_values, dtype = False, set(), None
+        block = ds.block_shapes[band - 1][0] if ds.block_shapes else 1
+        rows = max(block, READ_PIXELS // max(grid.width, 1) // block * block)  # whole blocks: each decoded once
+        for row in range(0, grid.height, rows):
+            n = min(rows, grid.height - row)
+            raw = ds.read(band, window=Window(0, row, grid.width, n))
+            dtype = raw.dtype
+            if not np.issubdtype(raw.dtype, np.integer):
+                non_integer |= not np.all(np.isnan(raw) | (raw == np.round(raw)))
+            finite = raw[np.isfinite(raw)] if raw.dtype.kind == "f" else raw
+            outside = (finite < 0) | (finite > 255)
+            if nodata is not None:
+                outside &= finite != nodata
+            if np.any(outside):
+                outside_values.update(int(v) for v in np.unique(finite[outside]))
+            invalid = np.zeros(raw.shape, dtype=bool)
+            if nodata is not None:
+                invalid |= raw == nodata if not np.isnan(nodata) else np.isnan(raw)
+            chunk = np.where(invalid, scheme.nodata_code, np.nan_to_num(raw)).astype(np.uint8)
+            if remap is not None:
+                chunk = remap[chunk]
+            present |= np.bincount(chunk[~invalid], minlength=256)[:256] > 0
+            invalid |= chunk == scheme.nodata_code
+            labels[row : row + n] = chunk
+            valid[row : row + n] = ~invalid
+    if non_integer:
+        raise InputError(f"Semantic raster {path} holds non-integer values ({dtype}). A land-cover map needs integer class codes; convert it (e.g. gdal_translate -ot Byte).")
+    if outside_values:
+        bad = sorted(outside_values)[:10]
         raise InputError(f"Semantic raster {path} holds codes outside 0..255 ({bad}). Class codes must fit in 8 bits; remap them first.")
-    invalid = np.zeros(raw.shape, dtype=bool)
-    if nodata is not None:
-        invalid |= raw == nodata if not np.isnan(nodata) else np.isnan(raw)
-    labels = np.where(invalid, scheme.nodata_code, np.nan_to_num(raw)).astype(np.uint8)
-    if remap is not None:
-        labels = remap[labels]
-    scheme.check_codes(labels[~invalid], what=f"Semantic raster {path}")
-    invalid |= labels == scheme.nodata_code
+    try:
+        scheme.check_codes(np.flatnonzero(present).astype(np.uint8), what=f"Semantic raster {path}")
+    except InputError as exc:
+        if looks_like_image:
+            raise InputError(f"Semantic raster {path} has {looks_like_image} bands and looks like an image (RGB), not a "
+                             "land-cover map of class codes. Give the land-cover map as the semantic raster, and the "
+                             "image as the pre-event image (--image); a land-cover map drawn in colours needs its class "
+                             "codes exported instead (one band), and codes of another scheme a remap (--remap).") from None
+        if lossy:
+            raise InputError(f"Semantic raster {path} is {lossy}-compressed: lossy compression changed its class codes "
+                             f"(the codes at class edges are blends). {exc} Save the land-cover map again without lossy "
+                             "compression (a GeoTIFF with deflate or LZW, or PNG) from its original.") from None
+        raise
+    if lossy:
+        warnings.warn(f"Semantic raster {path} is {lossy}-compressed, which is lossy: some class codes may have been changed. "
+                      "Prefer a GeoTIFF with deflate or LZW.", stacklevel=2)
     if grid.crs is None:
         warnings.warn(f"Semantic raster {path} has no CRS: the outputs will have none either.", stacklevel=2)
-    return SemanticRaster(labels=labels, grid=grid, valid=~invalid, path=str(path))
+    return SemanticRaster(labels=labels, grid=grid, valid=valid, path=str(path))
+
+
+def _looks_like_image(ds) -> int:
+    """The band count when the raster is a 3- or 4-band 8-bit picture (RGB or RGBA), else 0."""
+    from rasterio.enums import ColorInterp
+
+    colours = {ColorInterp.red, ColorInterp.green, ColorInterp.blue}
+    if ds.count in (3, 4) and ds.dtypes[0] == "uint8" and (colours <= set(ds.colorinterp) or ds.count == 3):
+        return ds.count
+    return 0
+
+
+def _lossy_compression(ds) -> str | None:
+    """'JPEG' (or 'lossy WebP') when the raster's pixels went through lossy compression, else None."""
+    compression = (ds.compression.name if ds.compression else "").upper()
+    if ds.driver == "JPEG" or compression in ("JPEG", "OJPEG"):
+        return "JPEG"
+    if ds.driver == "WEBP" or compression == "WEBP":
+        lossless = str(ds.tags(ns="IMAGE_STRUCTURE").get("WEBP_LOSSLESS", "")).upper() in ("TRUE", "YES", "1")
+        return None if lossless else "lossy WebP"
+    return None
+
+
+def _alpha_band(ds) -> int | None:
+    """The 1-based index of the image's alpha band, if it has one."""
+    from rasterio.enums import ColorInterp
+
+    for index, interp in enumerate(ds.colorinterp, start=1):
+        if interp == ColorInterp.alpha and index > 3:
+            return index
+    return None
 
 
 class ImageSource:
@@ -118,6 +205,26 @@ class ImageSource:
         except InputError:
             ds.close()
             raise
+
+    @property
+    def alpha_band(self) -> int | None:
+        return _alpha_band(self.dataset)
+
+    def mask_transparent(self, sem: "SemanticRaster", nodata_code: int) -> int:
+        """Alpha 0 (fully transparent) pixels of an RGBA image become nodata of ``sem`` (its map and
+        validity change in place); returns their count. An image without alpha changes nothing."""
+        band = self.alpha_band
+        if band is None:
+            return 0
+        transparent = np.zeros(sem.valid.shape, dtype=bool)
+        rows = 1024  # the alpha band is read in bands of rows, not whole
+        for row in range(0, sem.grid.height, rows):
+            n = min(rows, sem.grid.height - row)
+            transparent[row : row + n] = self.dataset.read(band, window=Window(0, row, sem.grid.width, n)) == 0
+        newly = int(np.count_nonzero(transparent & sem.valid))
+        sem.valid &= ~transparent
+        sem.labels[transparent] = nodata_code  # so no change event touches them either
+        return newly
 
     def read_uint8(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         return self.dataset.read((1, 2, 3), window=Window(col, row, width, height), boundless=True, fill_value=0)

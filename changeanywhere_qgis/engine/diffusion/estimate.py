@@ -1,0 +1,159 @@
+"""What a run will cost, said before it starts: memory from the raster's size, time from the tile count
+and a measured network call. A run whose memory estimate exceeds what the machine (or its container)
+has free is refused before anything is written, instead of being killed by the system hours later.
+
+The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage section gave a peak
+RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the simulate path (116 MB ->
+411 MB), and 11 since its map reading and change events work in bands of rows (112 MB -> 290 MB,
+docs/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
+16384^2 before that. 20 stays, as a margin, until the large rasters are measured again.
+It covers the whole-raster arrays (the map read, the connected components and object copies of the
+change events, the change polygons, the latent canvases); the model is in the process's memory
+already when the estimate is made, and the tile batch is bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+PEAK_BYTES_PER_PIXEL = 20
+LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """What the process's memory cgroup (a container, a batch job) still allows, if it sets a limit."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            base = Path("/sys/fs/cgroup") / path.lstrip("/")
+            limit_file, usage_file = base / "memory.max", base / "memory.current"
+        elif "memory" in controllers.split(","):
+            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            limit_file, usage_file = base / "memory.limit_in_bytes", base / "memory.usage_in_bytes"
+        else:
+            continue
+        try:
+            limit, usage = limit_file.read_text().strip(), int(usage_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if limit != "max" and int(limit) < 1 << 60:  # v1 writes a huge number for 'no limit'
+            return max(0, int(limit) - usage)
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still take without swapping or being killed (None: unknown on this system)."""
+    try:
+        import psutil
+
+        found = [int(psutil.virtual_memory().available)]
+    except ImportError:
+        found = [v for v in (_meminfo_available(),) if v is not None]
+    room = _cgroup_room()
+    if room is not None:
+        found.append(room)
+    return min(found) if found else None
+
+
+def parse_size(text: str) -> int:
+    """'4G', '500MB', '1.5 GiB', '2000000' -> bytes (powers of 1024 for K/M/G/T)."""
+    value = str(text).strip().upper().replace(" ", "").removesuffix("B").removesuffix("I")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if value and value[-1] in scale:
+            return int(float(value[:-1]) * scale[value[-1]])
+        return int(float(value))
+    except ValueError:
+        raise InputError(f"Cannot read the memory size {text!r}; write it as e.g. 4G or 500M.") from None
+
+
+def gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.0f} MB"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    needed: int  # bytes the run will add at its peak
+    available: int | None  # bytes free (or the limit the user set)
+    limit_given: bool
+
+    def describe(self) -> str:
+        room = f" ({gb(self.available)} {'allowed' if self.limit_given else 'available'})" if self.available is not None else ""
+        return f"memory: about {gb(self.needed)} more at the peak{room}"
+
+
+def check_memory(height: int, width: int, what: str, max_memory: int | None = None) -> MemoryEstimate:
+    """Refuse a raster whose run would need more memory than is free (or than ``max_memory``); else the estimate."""
+    needed = int(PEAK_BYTES_PER_PIXEL * height * width)
+    available = max_memory if max_memory is not None else available_memory()
+    estimate = MemoryEstimate(needed, available, max_memory is not None)
+    if available is not None and needed > available:
+        limit = f"the {gb(available)} allowed (--max-memory)" if max_memory is not None else f"the {gb(available)} this machine has free"
+        raise InputError(f"{what} on this {width}x{height} px raster needs about {gb(needed)} of memory, more than {limit}; "
+                         "nothing was written. Cut the raster into smaller windows (e.g. gdal_translate -srcwin, or QGIS "
+                         "'Clip raster by extent'), free memory, or use a machine with more.")
+    return estimate
+
+
+def _timed(call) -> float:
+    clock = time.perf_counter()
+    call()
+    return time.perf_counter() - clock
+
+
+def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
+    """Seconds of one network call of each graph on a full tile batch (zeros: the cost does not depend on content).
+
+    The denoiser is called once untimed (the first call pays onnxruntime's warm-up), then the median of three
+    calls is taken, as other programs on the machine make single calls noisy."""
+    tile, f, k = pkg.tile_size, pkg.downsample, len(pkg.scheme.classes)
+    latent = np.zeros((batch, pkg.latent_channels, tile // f, tile // f), dtype=np.float32)
+    steps = np.zeros(batch, dtype=np.int64)
+    condition = pkg.condition(np.zeros((batch, k, tile, tile), dtype=np.float32))
+    pkg.denoise_with(latent, steps, condition)
+    seconds = {"denoiser": float(np.median([_timed(lambda: pkg.denoise_with(latent, steps, condition)) for _ in range(3)])),
+               "decoder": _timed(lambda: pkg.decode(latent))}
+    if with_image:
+        seconds["encoder"] = _timed(lambda: pkg.encode(np.zeros((batch, 3, tile, tile), dtype=np.float32)))
+    return seconds
+
+
+def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: bool) -> float | None:
+    """Seconds the network calls of one change pair will take; None for a short run (not worth a timing call)."""
+    sampled = 1 if with_image else 2  # without an image the pre-event image is generated too
+    if tiles * steps * sampled < LONG_WORK_TILE_CALLS:
+        return None
+    batch = min(batch_size, tiles)
+    per = time_per_call(pkg, batch, with_image)
+    batches = math.ceil(tiles / batch)
+    decodes = 1 if with_image else 2
+    return batches * (steps * sampled * per["denoiser"] + decodes * per["decoder"] + per.get("encoder", 0.0))
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
