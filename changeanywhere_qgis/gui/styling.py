@@ -8,6 +8,8 @@ from qgis.core import (
     QgsFillSymbol,
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
     QgsRendererCategory,
 )
 from qgis.PyQt.QtGui import QColor
@@ -71,6 +73,31 @@ def style_output(layer, name: str, classes: list[dict]) -> None:
         style_land_cover(layer, classes)
     elif kind == "mask":
         style_change_mask(layer)
+
+
+class _StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Styles an algorithm's output when Processing adds it to the project (the toolbox's "Open output
+    file after running algorithm")."""
+
+    def __init__(self, name: str, classes: list[dict]):
+        super().__init__()
+        self.name, self.classes = name, classes
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+        if isinstance(layer, QgsRasterLayer):
+            style_output(layer, self.name, self.classes)
+
+
+_KEEP: list[_StyleOnLoad] = []  # Processing holds only a pointer to a post-processor: Python keeps it alive
+
+
+def style_when_loaded(context, outputs: dict[str, str], classes: list[dict]) -> None:
+    """``outputs``: destination path -> engine file name; each one Processing loads gets its style."""
+    for path, name in outputs.items():
+        if name in OUTPUT_KINDS and context.willLoadLayerOnCompletion(path):
+            processor = _StyleOnLoad(name, classes)
+            _KEEP.append(processor)
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
 
 
 def style_change_polygons(layer, classes: list[dict], field: str) -> None:

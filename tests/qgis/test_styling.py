@@ -95,3 +95,34 @@ def test_maps_get_the_class_palette_and_the_mask_black_and_white(qgis_app, sampl
 
 def test_every_raster_output_has_a_style():
     assert set(OUTPUT_KINDS) == {name for name in OUTPUTS if name.endswith(".tif")}
+
+
+def test_algorithm_outputs_are_styled_when_processing_loads_them(provider, clean_project, tmp_path, tiny_model_dir,
+                                                                 houston_label_path, houston_changes_path, classes):
+    """As the toolbox does with "Open output file after running algorithm": the outputs are flagged to be
+    loaded into the project, and their post-processor styles them as the dock would."""
+    from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
+                           QgsProcessingOutputLayerDefinition)
+
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    context.setProject(clean_project)
+    outputs = {"OUTPUT_POST_MAP": tmp_path / "post_map.tif", "OUTPUT_CHANGE_MASK": tmp_path / "mask.tif"}
+    params = {"SEMANTIC": str(houston_label_path), "CHANGES": str(houston_changes_path), "CLASS_FIELD": "target",
+              "MODEL": str(tiny_model_dir), "SEED": 1, "OUTPUT_CHANGES": str(tmp_path / "changes.gpkg"),
+              **{k: QgsProcessingOutputLayerDefinition(str(v), clean_project) for k, v in outputs.items()}}
+    alg = QgsApplication.processingRegistry().createAlgorithmById("changeanywhere:simulatechangeevents")
+    results, ok = alg.run(params, context, feedback)
+    assert ok, results
+    for key, kind in (("OUTPUT_POST_MAP", "map"), ("OUTPUT_CHANGE_MASK", "mask")):
+        path = str(outputs[key])
+        assert context.willLoadLayerOnCompletion(path)
+        processor = context.layerToLoadOnCompletionDetails(path).postProcessor()
+        assert processor is not None, f"{key}: no style on load"
+        layer = QgsRasterLayer(path, key, "gdal")
+        processor.postProcessLayer(layer, context, feedback)
+        renderer = layer.renderer()
+        assert isinstance(renderer, QgsPalettedRasterRenderer)
+        if kind == "map":
+            assert {c.value: c.color.getRgb()[:3] for c in renderer.classes()} == {c["code"]: tuple(c["color"]) for c in classes}
+        else:
+            assert {c.value: c.color.name() for c in renderer.classes()} == {0: "#000000", 1: "#ffffff"}
