@@ -127,6 +127,23 @@ def _host_exports_gdal_or_geos() -> bool:
     return any(hasattr(host, symbol) for symbol in ("GEOSversion", "GDALVersionInfo"))
 
 
+def _preload_pip_cuda() -> None:
+    """The GPU build that "Install dependencies" installs (onnxruntime-gpu[cuda,cudnn]) gets CUDA and
+    cuDNN as pip packages (nvidia-*), outside the loader's search path: onnxruntime (>= 1.21) loads
+    them with preload_dlls() before its CUDA provider needs them. Without them nothing happens."""
+    try:
+        if importlib.util.find_spec("nvidia") is None:
+            return
+        import onnxruntime
+    except (ImportError, ValueError):
+        return
+    if hasattr(onnxruntime, "preload_dlls"):
+        try:
+            onnxruntime.preload_dlls()
+        except Exception:  # noqa: BLE001 (no GPU libraries after all: the engine falls back to the CPU and says so)
+            pass
+
+
 def preload_native_libraries() -> None:
     """Import the engine's GDAL/GEOS-based packages so that they use the libraries they bundle.
 
@@ -141,6 +158,7 @@ def preload_native_libraries() -> None:
     if _PRELOADED:
         return
     _PRELOADED = True
+    _preload_pip_cuda()
     if not sys.platform.startswith("linux") or not hasattr(os, "RTLD_DEEPBIND") or not _host_exports_gdal_or_geos():
         return
     flags = sys.getdlopenflags()

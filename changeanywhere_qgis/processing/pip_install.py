@@ -195,14 +195,11 @@ def gpu_choice(has_gpu: bool, release: tuple[str, int | None] | None, driver: tu
 
 # --- the plan and the run ------------------------------------------------------------------------------
 def plan(base: Path | str | None, gpu: bool | None = None, python: str | None = None,
-         extra_args: list[str] | None = None, extra_requirements: list[str] | None = None,
-         only: list[str] | None = None) -> InstallPlan:
-    """What the action will run. ``base``: the QGIS profile's python folder (None inside a venv).
-    ``only``: requirements instead of the engine's (the tests install a local fake package)."""
+         extra_args: list[str] | None = None) -> InstallPlan:
+    """What the action will run. ``base``: the QGIS profile's python folder (None: no profile, e.g.
+    outside QGIS: into the running environment). ``gpu`` None: decided here (GPU, driver, release)."""
     python = python or dependencies.qgis_python()
     target = None if in_virtualenv() or base is None else private_folder(base)
-    if only is not None:
-        return InstallPlan(python, list(only), target, False, [], list(extra_args or []))
     notes: list[str] = []
     if gpu is None:
         has_gpu = dependencies.has_nvidia_gpu()
@@ -211,8 +208,7 @@ def plan(base: Path | str | None, gpu: bool | None = None, python: str | None = 
     if target is not None and externally_managed():
         notes.append(f"This Python is managed by the distribution (PEP 668): the libraries go to {target}, "
                      "the system's packages stay untouched.")
-    return InstallPlan(python, requirements(gpu) + list(extra_requirements or []), target, gpu, notes,
-                       list(extra_args or []))
+    return InstallPlan(python, requirements(gpu), target, gpu, notes, list(extra_args or []))
 
 
 def pip_available(python: str) -> bool:
