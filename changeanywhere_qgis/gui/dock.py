@@ -246,7 +246,9 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.install_button.setEnabled(False)
         self.progress.setValue(100)
         self.status_label.setText(message)
-        self._message(message, Qgis.MessageLevel.Success)
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if bar is not None:  # stays until closed: the restart is still to do
+            bar.pushMessage("ChangeAnywhere", message, Qgis.MessageLevel.Success, 0)
 
     def _install_failed(self, message: str) -> None:
         self.install_task = None
