@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 DEMO_OUT ?= demo_output
 
-.PHONY: demo test bench quality package clean setup setup-dev
+.PHONY: demo test test-qgis-lts bench quality package clean setup setup-dev
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -22,6 +22,10 @@ demo: setup
 ## make test: the whole test suite (real QGIS headless, real onnxruntime, real GeoTIFFs)
 test: setup-dev
 	$(PY) -m pytest -q tests
+
+## make test-qgis-lts: the plugin zip tested in QGIS 3.40 LTR on Python 3.13 / numpy 2 (a Debian 13 chroot, root)
+test-qgis-lts:
+	scripts/test_qgis_lts.sh
 
 ## make bench: benchmark figures, written to docs/benchmarks.md
 bench: setup-dev

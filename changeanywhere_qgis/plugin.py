@@ -6,7 +6,6 @@ imported when first needed, so a missing library never stops QGIS loading the pl
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication
@@ -24,6 +23,9 @@ MENU = "&ChangeAnywhere"
 
 class ChangeAnywherePlugin:
     def __init__(self, iface):
+        from .processing.dependencies import activate_installed
+
+        activate_installed()  # the libraries the dock's "Install dependencies" put in the profile, if any
         self.iface = iface
         self.provider = None
         self.action = None
@@ -58,9 +60,8 @@ class ChangeAnywherePlugin:
         missing = missing_modules()
         if not missing or self.iface.messageBar() is None:
             return
-        text = f"needs {', '.join(missing)} in QGIS's Python. Install with: {install_command(gpu=False)}"
-        if sys.platform.startswith("linux"):
-            text += f" — with an NVIDIA GPU: {install_command(gpu=True)}"
+        text = (f"needs {', '.join(missing)} in QGIS's Python: open its dock (toolbar button) and click "
+                f"\"Install dependencies\", or run: {install_command(gpu=False)}")
         self.iface.messageBar().pushMessage("ChangeAnywhere", text, Qgis.MessageLevel.Warning, 0)
 
     def toggle_dock(self, checked: bool):

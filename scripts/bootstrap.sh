@@ -8,15 +8,16 @@ want=${1:-dev}
 cd "$(dirname "$0")/.."
 SYSPY=/usr/bin/python3
 
-# qgis brings qgis_process (the tests run the algorithms through it too).
-if ! "$SYSPY" -c "import qgis.core" 2>/dev/null || [ ! -x /usr/bin/qgis_process.bin ]; then
+# qgis brings qgis_process (the tests run the algorithms through it too). proj-bin: a distribution's
+# pyproj in .venv finds PROJ's data beside the proj program (the engine also finds it without: events/proj_data.py).
+if ! "$SYSPY" -c "import qgis.core" 2>/dev/null || [ ! -x /usr/bin/qgis_process.bin ] || ! command -v proj >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo ">> QGIS is missing: installing qgis python3-qgis qgis-providers (Debian packages)"
+    echo ">> QGIS or proj is missing: installing qgis python3-qgis qgis-providers proj-bin (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qgis python3-qgis qgis-providers python3-venv >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qgis python3-qgis qgis-providers python3-venv proj-bin >/dev/null
   else
-    echo "QGIS (with its Python bindings and qgis_process) is missing. Install it, then run this again:" >&2
-    echo "    sudo apt-get install qgis python3-qgis qgis-providers python3-venv" >&2
+    echo "QGIS (with its Python bindings and qgis_process) or proj is missing. Install them, then run this again:" >&2
+    echo "    sudo apt-get install qgis python3-qgis qgis-providers python3-venv proj-bin" >&2
     exit 1
   fi
 fi

@@ -47,7 +47,7 @@ from ..processing import qgis_compat as compat
 from ..processing import dependencies
 from .map_tool import PolygonMapTool
 from .rubber_band import PolygonRubberBand
-from .styling import style_change_mask, style_change_polygons, style_land_cover
+from .styling import style_change_polygons, style_output
 from .task import GenerateTask
 
 TARGET_FIELD = "target"
@@ -81,6 +81,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.canvas = iface.mapCanvas()
         self.classes: list[dict] = []
         self.task: GenerateTask | None = None
+        self.install_task = None  # InstallDependenciesTask while pip runs
         self.last_result: dict | None = None
         self.tool = PolygonMapTool(self.canvas)
         self.band = PolygonRubberBand(self.canvas)
@@ -210,15 +211,61 @@ class ChangeAnywhereDock(QgsDockWidget):
         main.addWidget(self.generate_button)
         main.addWidget(self.progress)
         main.addWidget(self.status_label)
+        self.install_button = QPushButton("Install dependencies")
+        self.install_button.setToolTip("Install the missing Python libraries into QGIS's own Python with pip "
+                                       "(a QGIS task; pip's output in the Log Messages panel), then restart QGIS")
+        self.install_button.clicked.connect(self._install_clicked)
+        self.install_button.setVisible(False)
+        main.addWidget(self.install_button)
         main.addStretch(1)
         self.setWidget(body)
 
     def _check_dependencies(self) -> None:
         missing = dependencies.missing_modules()
+        self.install_button.setVisible(bool(missing))
         if missing:
             self.generate_button.setEnabled(False)
             self.generate_button.setToolTip("Install the missing Python libraries first (see below)")
             self.status_label.setText(dependencies.install_hint(missing))
+
+    # --- "Install dependencies": pip for QGIS's Python in a QgsTask (gui/install_task.py) -------------
+    def _install_clicked(self) -> None:
+        if self.install_task is not None:
+            self.install_task.cancel()
+            return
+        self.install_dependencies()
+
+    def install_dependencies(self):
+        from .install_task import InstallDependenciesTask
+
+        task = InstallDependenciesTask(base=dependencies.private_base())
+        task.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        task.done.connect(self._install_done)
+        task.failed.connect(self._install_failed)
+        self.install_task = task
+        self.install_button.setText("Cancel installing")
+        self.progress.setValue(0)
+        self.status_label.setText("Installing the Python libraries… (pip's output: View ▸ Panels ▸ Log Messages, "
+                                  "tab \"ChangeAnywhere install\")")
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _install_done(self, message: str) -> None:
+        self.install_task = None
+        self.install_button.setText("Restart QGIS to finish")
+        self.install_button.setEnabled(False)
+        self.progress.setValue(100)
+        self.status_label.setText(message)
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if bar is not None:  # stays until closed: the restart is still to do
+            bar.pushMessage("ChangeAnywhere", message, Qgis.MessageLevel.Success, 0)
+
+    def _install_failed(self, message: str) -> None:
+        self.install_task = None
+        self.install_button.setText("Install dependencies")
+        self.progress.setValue(0)
+        self.status_label.setText(message)
+        self._message(message, Qgis.MessageLevel.Critical)
 
     # --- model and palette ----------------------------------------------------------------------
     def model_dir(self) -> str | None:
@@ -473,10 +520,7 @@ class ChangeAnywhereDock(QgsDockWidget):
             if not layer.isValid():
                 self._message(f"Cannot open {outputs[name]} in QGIS.", Qgis.MessageLevel.Warning)
                 continue
-            if name.endswith("semantic.tif") and self.classes:
-                style_land_cover(layer, self.classes)
-            elif name == "change_mask.tif":
-                style_change_mask(layer)
+            style_output(layer, name, self.classes)  # true colour, class palette, black/white mask
             project.addMapLayer(layer, False)
             node = group.addLayer(layer)
             node.setItemVisibilityChecked(visible)
@@ -491,6 +535,8 @@ class ChangeAnywhereDock(QgsDockWidget):
     def cleanup(self) -> None:
         if self.task is not None:
             self.task.cancel()
+        if self.install_task is not None:
+            self.install_task.cancel()
         if self.canvas.mapTool() is self.tool:
             self.canvas.unsetMapTool(self.tool)
         self.band.remove()

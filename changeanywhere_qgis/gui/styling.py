@@ -1,11 +1,15 @@
-"""Styles from the model's class palette: land-cover maps, the change mask, the change polygons."""
+"""How the outputs look when they are added: the images in true colour, the land-cover maps in the model's
+class palette, the change mask black/white, the change polygons in their target class's colour."""
 
 from __future__ import annotations
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
+    QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
     QgsRendererCategory,
 )
 from qgis.PyQt.QtGui import QColor
@@ -30,6 +34,70 @@ def style_change_mask(layer) -> None:
     palette = [QgsPalettedRasterRenderer.Class(code, color, label) for code, label, color in MASK_CLASSES]
     layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, palette))
     layer.triggerRepaint()
+
+
+def style_true_colour(layer) -> None:
+    """Bands 1, 2, 3 as red, green, blue with their byte values as they are: the model's colours, not
+    QGIS's default 2-98 % stretch (which brightens each image differently, so a pre/post pair would not
+    compare). The engine marks nodata with a per-dataset mask, which QGIS's GDAL provider shows as one
+    more band after the colours: it is the transparency here, never a colour."""
+    provider = layer.dataProvider()
+    renderer = QgsMultiBandColorRenderer(provider, 1, 2, 3)  # no contrast enhancement: values as written
+    if layer.bandCount() == 4 and _mask_as_last_band(layer):
+        renderer.setAlphaBand(4)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def _mask_as_last_band(layer) -> bool:
+    """The file has three bands and QGIS added the mask as a fourth (GDAL's GMF_PER_DATASET)."""
+    try:
+        from osgeo import gdal
+    except ImportError:
+        return True
+    dataset = gdal.Open(layer.source().split("|")[0])
+    return dataset is not None and dataset.RasterCount == 3 and dataset.GetRasterBand(1).GetMaskFlags() == gdal.GMF_PER_DATASET
+
+
+# engine output file -> how it is styled
+OUTPUT_KINDS = {"t1_image.tif": "image", "t2_image.tif": "image", "t1_semantic.tif": "map", "t2_semantic.tif": "map",
+                "change_mask.tif": "mask"}
+
+
+def style_output(layer, name: str, classes: list[dict]) -> None:
+    """Style one engine output (by its file name, e.g. ``t2_image.tif``) as it is added to the project."""
+    kind = OUTPUT_KINDS.get(name)
+    if kind == "image":
+        style_true_colour(layer)
+    elif kind == "map" and classes:
+        style_land_cover(layer, classes)
+    elif kind == "mask":
+        style_change_mask(layer)
+
+
+class _StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
+    """Styles an algorithm's output when Processing adds it to the project (the toolbox's "Open output
+    file after running algorithm")."""
+
+    def __init__(self, name: str, classes: list[dict]):
+        super().__init__()
+        self.name, self.classes = name, classes
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+        if isinstance(layer, QgsRasterLayer):
+            style_output(layer, self.name, self.classes)
+
+
+_KEEP: list[_StyleOnLoad] = []  # Processing holds only a pointer to a post-processor: Python keeps it alive
+
+
+def style_when_loaded(context, outputs: dict[str, str], classes: list[dict]) -> None:
+    """``outputs``: destination path -> engine file name; each one Processing loads gets its style."""
+    for path, name in outputs.items():
+        if name in OUTPUT_KINDS and context.willLoadLayerOnCompletion(path):
+            processor = _StyleOnLoad(name, classes)
+            _KEEP.append(processor)
+            context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
 
 
 def style_change_polygons(layer, classes: list[dict], field: str) -> None:

@@ -140,6 +140,14 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
         value = self.parameterAsFile(parameters, self.MODEL, context)
         return value or None
 
+    def style_on_load(self, parameters, context, destinations: dict) -> None:
+        """The outputs Processing adds to the project get the dock's styles (true colour, the class palette)."""
+        from ..engine.diffusion import default_model_dir, read_manifest
+        from ..gui.styling import style_when_loaded
+
+        manifest = read_manifest(self.model_dir(parameters, context) or default_model_dir(), verify_hashes=False)
+        style_when_loaded(context, {dest: self.FILES[param] for param, dest in destinations.items()}, manifest["classes"])
+
     def remap(self, parameters, context) -> str | None:
         value = (self.parameterAsString(parameters, self.REMAP, context) or "").strip()
         return value or None

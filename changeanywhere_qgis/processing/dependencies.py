@@ -1,7 +1,8 @@
-"""Which of the engine's Python libraries QGIS's Python lacks, and the exact command that installs them.
+"""Which of the engine's Python libraries QGIS's Python lacks, and how to get them.
 
 Imports nothing heavy: ``importlib.util.find_spec`` only looks. Used by the algorithms (their
-``QgsProcessingException``) and by the plugin at load time (its message bar note).
+``QgsProcessingException``), by the plugin at load time (its message bar note) and by the dock's
+"Install dependencies" action (pip_install.py plans and runs pip; gui/install_task.py runs it in a QgsTask).
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import shutil
 import sys
 from pathlib import Path
 
-# module -> pip requirement; the engine's runtime (requirements.txt).
-# numpy<2: the GDAL bindings QGIS ships are built against numpy 1 on many platforms.
+# module -> pip requirement: the engine's runtime, with requirements.txt's ranges (a test holds them
+# equal). numpy is pinned to QGIS's own at install time (pip_install.numpy_requirement).
 REQUIREMENTS = {
-    "onnxruntime": "onnxruntime",
-    "rasterio": "rasterio",
-    "shapely": "shapely",
-    "pyogrio": "pyogrio",
-    "geopandas": "geopandas",
-    "scipy": "scipy",
-    "numpy": "numpy<2",
+    "onnxruntime": "onnxruntime>=1.17,<2",
+    "rasterio": "rasterio>=1.3.9,<1.5",
+    "affine": "affine>=2.4,<3",
+    "shapely": "shapely>=2.0,<3",
+    "pyogrio": "pyogrio>=0.7,<0.12",
+    "geopandas": "geopandas>=0.14,<1.2",
+    "scipy": "scipy>=1.10,<1.15",
+    "numpy": "numpy>=1.24,<2" if sys.version_info < (3, 13) else "numpy>=2.1,<3",
 }
 
 
@@ -49,43 +51,61 @@ def qgis_python() -> str:
     if exe.name.lower().startswith("python"):
         return str(exe)
     prefix = Path(sys.exec_prefix)
-    for candidate in (prefix / "python.exe", prefix / "bin" / "python3", prefix / "bin" / "python",
-                      exe.parent / "python3", exe.parent / "bin" / "python3"):
+    xy = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    # Linux and macOS's QGIS.app: <prefix>/bin/python3.X (the exact version first: /usr/bin/python3 may
+    # be another one); Windows (OSGeo4W, the standalone installer): <prefix>\python.exe.
+    for candidate in (prefix / "bin" / xy, prefix / "python.exe", prefix / "bin" / "python3", prefix / "bin" / "python",
+                      exe.parent / xy, exe.parent / "python3", exe.parent / "bin" / "python3"):
         if candidate.is_file():
             return str(candidate)
     return "python3"
 
 
 def has_nvidia_gpu() -> bool:
-    return sys.platform.startswith("linux") and (os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None)
+    """An NVIDIA driver is loaded (Linux) or its nvidia-smi is installed (Linux, Windows); never on macOS."""
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux") and os.path.exists("/proc/driver/nvidia/version"):
+        return True
+    return shutil.which("nvidia-smi") is not None
 
 
-def install_command(gpu: bool | None = None) -> str:
-    """The pip command that installs the whole engine runtime into QGIS's Python."""
-    if gpu is None:
-        gpu = has_nvidia_gpu()
-    packages = [REQUIREMENTS[m] for m in REQUIREMENTS]
-    if gpu:
-        packages[0] = "onnxruntime-gpu"
-    quoted = " ".join(f'"{p}"' if "<" in p else p for p in packages)
-    python = qgis_python()
-    if " " in python:
-        python = f'"{python}"'
-    in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix)
-    user = " --user" if (sys.platform.startswith("linux") or sys.platform == "darwin") and not in_venv else ""
-    return f"{python} -m pip install{user} {quoted}"
+def private_base() -> Path | None:
+    """The QGIS profile's python folder, where the "Install dependencies" action puts the libraries
+    (pip_install.private_folder); None outside QGIS."""
+    try:
+        from qgis.core import QgsApplication
+    except ImportError:
+        return None
+    settings = QgsApplication.qgisSettingsDirPath()
+    return Path(settings) / "python" if settings else None
+
+
+def activate_installed() -> Path | None:
+    """Put the libraries that the "Install dependencies" action installed on sys.path (at plugin load)."""
+    from . import pip_install
+
+    return pip_install.activate_private_folder(private_base())
+
+
+def install_command(gpu: bool = False) -> str:
+    """The pip command that the "Install dependencies" action runs (CPU or GPU build), for a terminal."""
+    from . import pip_install
+
+    return pip_install.plan(private_base(), gpu=gpu).command_line()
 
 
 def install_hint(missing: list[str] | None = None) -> str:
-    """A paragraph for the user: what is missing and the command(s) that fix it."""
+    """A paragraph for the user: what is missing, the one-click action, and the command that does the same."""
     missing = missing_modules() if missing is None else missing
     text = (
         f"ChangeAnywhere needs the Python libraries {', '.join(missing)}, which QGIS's Python lacks. "
-        f"Install them from a terminal with:\n    {install_command(gpu=False)}\n"
+        "Click \"Install dependencies\" in the ChangeAnywhere dock (its toolbar button), or run from a terminal:\n"
+        f"    {install_command(gpu=False)}\n"
     )
-    if sys.platform.startswith("linux"):
-        text += f"With an NVIDIA GPU (CUDA 12, cuDNN 9), install the GPU build instead:\n    {install_command(gpu=True)}\n"
-        text += "(On Debian/Ubuntu's system Python, add --break-system-packages.) "
+    if has_nvidia_gpu():
+        text += ("The dock's action installs the GPU build (onnxruntime-gpu with the CUDA runtime it needs) "
+                 "when the NVIDIA driver supports that CUDA. ")
     text += "Then restart QGIS."
     return text
 
@@ -107,6 +127,23 @@ def _host_exports_gdal_or_geos() -> bool:
     return any(hasattr(host, symbol) for symbol in ("GEOSversion", "GDALVersionInfo"))
 
 
+def _preload_pip_cuda() -> None:
+    """The GPU build that "Install dependencies" installs (onnxruntime-gpu[cuda,cudnn]) gets CUDA and
+    cuDNN as pip packages (nvidia-*), outside the loader's search path: onnxruntime (>= 1.21) loads
+    them with preload_dlls() before its CUDA provider needs them. Without them nothing happens."""
+    try:
+        if importlib.util.find_spec("nvidia") is None:
+            return
+        import onnxruntime
+    except (ImportError, ValueError):
+        return
+    if hasattr(onnxruntime, "preload_dlls"):
+        try:
+            onnxruntime.preload_dlls()
+        except Exception:  # noqa: BLE001 (no GPU libraries after all: the engine falls back to the CPU and says so)
+            pass
+
+
 def preload_native_libraries() -> None:
     """Import the engine's GDAL/GEOS-based packages so that they use the libraries they bundle.
 
@@ -121,6 +158,7 @@ def preload_native_libraries() -> None:
     if _PRELOADED:
         return
     _PRELOADED = True
+    _preload_pip_cuda()
     if not sys.platform.startswith("linux") or not hasattr(os, "RTLD_DEEPBIND") or not _host_exports_gdal_or_geos():
         return
     flags = sys.getdlopenflags()

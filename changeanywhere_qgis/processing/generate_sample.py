@@ -133,6 +133,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 feedback.pushInfo(f"Device: {result['device']} ({result['device_note']}); seed {result['seed']}, "
                                   f"s = {result['correlation_s']:.3f}, {100 * result['changed_fraction']:.1f} % of the land changed.")
                 place_outputs([(Path(out_dir) / self.FILES[p], dest) for p, dest in destinations.items()], feedback)
+                self.style_on_load(parameters, context, destinations)
             finally:
                 remove_run_folder(Path(out_dir))
 

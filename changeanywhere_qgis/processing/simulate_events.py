@@ -87,6 +87,7 @@ class SimulateChangeEvents(ChangeAnywhereAlgorithm):
                     raise QgsProcessingException("Cancelled by the user; nothing was written.")
                 sink_id = self._copy_polygons(Path(out_dir) / "changes.gpkg", parameters, context)
                 place_outputs([(Path(out_dir) / self.FILES[p], dest) for p, dest in destinations.items()], feedback)
+                self.style_on_load(parameters, context, destinations)
             finally:
                 remove_run_folder(Path(out_dir))
 

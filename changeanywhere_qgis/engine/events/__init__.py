@@ -1,10 +1,15 @@
 """What changes: events drawn as polygons or simulated at random, transition tables, the change mask and its polygons."""
 
+# First: the polygons' CRSs go through pyproj (geopandas), which must find PROJ's data before its first use.
+from .proj_data import ensure_proj_data
+
+ensure_proj_data()
+
 from .change import EVENT_KINDS, ChangeEvent, ChangeResult, change_mask
 from .polygons import events_from_polygons
 from .random_objects import random_events
 from .transitions import DEFAULT_TABLE_PATH, TransitionTable, default_table, load_table
 from .vectorise import change_polygons, write_change_polygons
 
-__all__ = ["DEFAULT_TABLE_PATH", "EVENT_KINDS", "ChangeEvent", "ChangeResult", "TransitionTable", "change_mask",
+__all__ = ["DEFAULT_TABLE_PATH", "ensure_proj_data", "EVENT_KINDS", "ChangeEvent", "ChangeResult", "TransitionTable", "change_mask",
            "change_polygons", "default_table", "events_from_polygons", "load_table", "random_events", "write_change_polygons"]
