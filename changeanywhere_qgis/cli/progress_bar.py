@@ -18,8 +18,13 @@ class ProgressBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=1000, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}", file=sys.stderr)
+        changed = message != self.bar.desc
         self.bar.set_description_str(message, refresh=False)
-        self.bar.update(int(fraction * 1000) - self.bar.n)
+        step = int(fraction * 1000) - self.bar.n
+        if step:
+            self.bar.update(step)
+        elif changed:
+            self.bar.refresh()  # a new stage at the same fraction (e.g. "training ...") must show at once
 
     def close(self) -> None:
         if self.bar is not None:

@@ -106,3 +106,17 @@ def test_outputs_open_in_the_system_gdal_with_crs_extent_and_colours(tiny_model_
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "1", "3", "(0,", "69,", "255,", "255)", "(222,", "31,", "7,", "255)"]
+
+
+def test_a_new_stage_shows_at_once_even_when_the_fraction_stays(capsys):
+    """Long stages (training a network, redrawing images) report a new message at the same fraction: it must show."""
+    from changeanywhere_qgis.cli.progress_bar import ProgressBar
+
+    bar = ProgressBar()
+    try:
+        bar(0.3, "redrawing images")
+        capsys.readouterr()
+        bar(0.3, "training FC-Siam-diff")
+        assert "training FC-Siam-diff" in capsys.readouterr().err
+    finally:
+        bar.close()
