@@ -11,7 +11,7 @@ from pathlib import Path
 from ..engine.diffusion import DEVICES
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.io import FORMATS, LAYOUTS
-from .options import add_pre_event_argument, add_sampler_arguments
+from .options import add_pre_event_argument, add_sampler_arguments, remap_help
 from .progress_bar import progress_bar
 
 
@@ -47,7 +47,7 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--transitions", metavar="JSON", help="transition table for the change events (default: OpenEarthMap rules)")
     ds.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more nodata than this fraction (default 0.5)")
     ds.add_argument("--band", type=int, default=1, help="band of the land-cover rasters (default 1)")
-    ds.add_argument("--remap", help="remap the rasters' codes into the model's: 'loveda' or a JSON file")
+    ds.add_argument("--remap", help=remap_help("the rasters'"))
     ds.add_argument("--model", help="model package folder (default: the bundled model)")
     ds.add_argument("--device", choices=DEVICES, default="cpu", help="cpu (default), cuda or auto")
     ds.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")

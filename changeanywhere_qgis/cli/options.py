@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES
+from ..engine.landcover import builtin_remaps
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,3 +23,8 @@ def add_pre_event_argument(p: argparse.ArgumentParser) -> None:
                    help="with --image: 'real' keeps the image as the pre-event image; 'redrawn' uses the model's autoencoder's "
                         "copy of it, so both dates come out of the same decoder and a change detector cannot tell them apart "
                         f"by the decoder's look (default {DEFAULT_PRE_EVENT}, see the model card)")
+
+
+def remap_help(whose: str) -> str:
+    return (f"remap {whose} codes into the model's: a built-in table ({', '.join(builtin_remaps())}) or a JSON file "
+            '{"their code": our code}')

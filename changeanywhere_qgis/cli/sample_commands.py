@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 
 from ..engine.diffusion import DEVICES
-from .options import add_pre_event_argument, add_sampler_arguments
+from .options import add_pre_event_argument, add_sampler_arguments, remap_help
 from .progress_bar import progress_bar
 
 
 def _common_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--semantic", required=True, help="land-cover raster (GeoTIFF or any GDAL raster)")
     p.add_argument("--band", type=int, default=1, help="band of the semantic raster (default 1)")
-    p.add_argument("--remap", help="remap the raster's codes into the model's: 'loveda' or a JSON file {\"from\": to}")
+    p.add_argument("--remap", help=remap_help("the raster's"))
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--changes", metavar="POLYS", help="change polygons: any OGR vector file (GeoPackage, GeoJSON, Shapefile)")
     source.add_argument("--random-events", action="store_true", help="simulate random object-level change events instead")

@@ -20,7 +20,7 @@ from qgis.core import (
 )
 
 from . import qgis_compat as compat
-from .base import ChangeAnywhereAlgorithm
+from .base import ChangeAnywhereAlgorithm, remap_label
 from ..engine.dataset import SPLIT_FRACTIONS
 from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, engine_progress, raster_path, require_engine, run_in_python_thread
 
@@ -112,7 +112,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.BAND, "Band holding the class codes", type=compat.NUMBER_INTEGER, defaultValue=1, minValue=1)))
         self.addParameter(compat.advanced(QgsProcessingParameterString(
-            self.REMAP, "Class remap of the rasters' codes: empty, 'loveda', or a JSON file {\"from\": to}", optional=True)))
+            self.REMAP, remap_label("rasters'"), optional=True)))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Dataset folder"))
 
         self.addOutput(QgsProcessingOutputNumber("COUNT", "Samples in the dataset"))

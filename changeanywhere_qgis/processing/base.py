@@ -26,6 +26,12 @@ from .common import class_list, raster_path
 ICON = Path(__file__).resolve().parent.parent / "icon.png"
 
 
+def remap_label(whose: str) -> str:
+    from ..engine.landcover import builtin_remaps
+
+    return f"Class remap of the {whose} codes: empty, a built-in table ({', '.join(builtin_remaps())}), or a JSON file {{\"their code\": our code}}"
+
+
 class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     """Subclasses set NAME, DISPLAY_NAME, HELP and implement initAlgorithm / processAlgorithm."""
 
@@ -94,7 +100,7 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
 
     def add_remap_and_seed(self) -> None:
         self.addParameter(compat.advanced(QgsProcessingParameterString(
-            self.REMAP, "Class remap of the raster's codes: empty, 'loveda', or a JSON file {\"from\": to}", optional=True)))
+            self.REMAP, remap_label("raster's"), optional=True)))
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Random seed (empty: a fresh one, reported in the outputs)", type=compat.NUMBER_INTEGER,
             optional=True, minValue=0))

@@ -120,3 +120,14 @@ def test_a_new_stage_shows_at_once_even_when_the_fraction_stays(capsys):
         assert "training FC-Siam-diff" in capsys.readouterr().err
     finally:
         bar.close()
+
+
+def test_remap_help_names_every_builtin_table():
+    from changeanywhere_qgis.cli import build_parser
+    from changeanywhere_qgis.engine.landcover import builtin_remaps
+
+    parser = build_parser()
+    for command in ("generate", "simulate", "dataset"):
+        sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 (argparse keeps them there)
+        text = next(a.help for a in sub._actions if "--remap" in a.option_strings)  # noqa: SLF001
+        assert all(name in text for name in builtin_remaps()), (command, text)
