@@ -97,7 +97,7 @@ def test_out_under_a_file_is_a_clear_error(tiny_model_dir, tmp_path, houston_lab
     for command in (["simulate"], ["generate", "--steps", "1"]):
         done = cli(*command, "--semantic", houston_label_path, "--random-events", "--model", tiny_model_dir, "--out", somefile / "out")
         assert_clean_error(done, "lies under", "which is a file")
-    done = cli("dataset", "--semantic", houston_label_path, "--count", "1", "--tile", "64", "--model", tiny_model_dir,
+    done = cli("dataset", "--semantic", houston_label_path, "--count", "2", "--tile", "64", "--model", tiny_model_dir,
                "--out", somefile / "out")
     assert_clean_error(done, "lies under")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["somefile.txt"]

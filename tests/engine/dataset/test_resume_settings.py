@@ -24,9 +24,9 @@ def _make(out, model, semantic, count, **kw):
 
 def test_a_refused_resume_names_only_the_settings_that_differ(tmp_path, tiny_model_dir, houston_label_path):
     out = tmp_path / "ds"
-    _make(out, tiny_model_dir, houston_label_path, 1, tile=64)
+    _make(out, tiny_model_dir, houston_label_path, 2, tile=64)
     with pytest.raises(InputError) as caught:
-        _make(out, tiny_model_dir, houston_label_path, 1, tile=64, steps=3, max_nodata=0.25)
+        _make(out, tiny_model_dir, houston_label_path, 2, tile=64, steps=3, max_nodata=0.25)
     message = str(caught.value)
     assert "settings.max_nodata was 0.5, now 0.25; settings.steps was 2, now 3" in message
     for unchanged in ("'tile'", "levir", "sha256", "classes", "bareland"):
