@@ -167,6 +167,8 @@ def _changed_fraction(mask: np.ndarray) -> float:
 
 
 def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster) -> None:
+    # A per-dataset mask only where some land is nodata: QGIS lists such a mask as a fourth band of the image.
+    masked = not sem.valid.all()
     with open_rgb(path, sem.grid) as dst:
         def write_rows(row: int, rgb: np.ndarray) -> None:
             rows = min(rgb.shape[1], sem.grid.height - row)
@@ -174,7 +176,8 @@ def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster) 
                 return
             window = Window(0, row, sem.grid.width, rows)
             dst.write(to_uint8(rgb[:, :rows, : sem.grid.width]), window=window)
-            dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
+            if masked:
+                dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
 
         decode(model, latent, p.grid, p.sampler, write_rows, progress)
 
