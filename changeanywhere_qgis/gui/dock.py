@@ -54,7 +54,7 @@ TARGET_FIELD = "target"
 TARGET_NAME_FIELD = "target_name"
 DEVICES = (("auto", "Auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
 # The engine's PRE_EVENT_CHOICES, first its DEFAULT_PRE_EVENT (literals: the dock builds without numpy; a test holds them equal)
-PRE_EVENTS = (("real", "the image itself"), ("redrawn", "the model's copy of it (same look as the post-event image)"))
+PRE_EVENTS = (("redrawn", "the model's copy of it (same look as the post-event image)"), ("real", "the image itself"))
 # engine output -> (layer name in the project, visible at first)
 RESULT_LAYERS = (
     ("change_mask.tif", "change mask", False),

@@ -94,7 +94,7 @@ def test_datasets_record_the_choice_and_refuse_to_resume_with_another(tmp_path, 
 def test_real_datasets_keep_the_spec_of_before(tmp_path, tiny_model_dir, houston_label_path, houston_image_path):
     """A "real" dataset writes no pre_event setting: folders made before the option existed still resume."""
     out = tmp_path / "ds"
-    generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=1), images=houston_image_path,
+    generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=1, pre_event="real"), images=houston_image_path,
                      model=tiny_model_dir, workers=1)
     assert "pre_event" not in json.loads((out / "dataset.json").read_text())["settings"]
     assert "--pre-event real" in (out / "README.md").read_text()

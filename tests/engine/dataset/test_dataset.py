@@ -81,7 +81,7 @@ def test_levir_and_second_layouts(both_png):
 
 def test_geotiff_tiles_keep_georeferencing(tmp_path, tiny_model_dir, houston_label_path, houston_image_path):
     out = tmp_path / "tif"
-    _make(out, tiny_model_dir, houston_label_path, images=houston_image_path, count=2, fmt="tif", tile=128)
+    _make(out, tiny_model_dir, houston_label_path, images=houston_image_path, count=2, fmt="tif", tile=128, pre_event="real")
     with rasterio.open(houston_label_path) as src:
         crs, transform = src.crs, src.transform
         image = rasterio.open(houston_image_path)

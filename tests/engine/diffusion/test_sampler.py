@@ -69,7 +69,7 @@ def test_change_pair_in_memory_matches_its_inputs(pkg, real_crop):
     post = labels.copy()
     post[40:80, 40:80] = 6  # water
     mask = (post != labels).astype(np.uint8)
-    t1, t2 = change_pair(pkg, labels, post, mask, 0.9, np.random.default_rng(1), image=pre_rgb, steps=2)
+    t1, t2 = change_pair(pkg, labels, post, mask, 0.9, np.random.default_rng(1), image=pre_rgb, steps=2, pre_event="real")
     assert t1 is pre_rgb and t2.shape == pre_rgb.shape and t2.dtype == np.uint8
     g1, g2 = change_pair(pkg, labels, post, mask, 0.9, np.random.default_rng(1), steps=2)
     assert g1.shape == g2.shape == pre_rgb.shape and g1.std() > 0
