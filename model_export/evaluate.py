@@ -38,7 +38,7 @@ import numpy as np
 
 from changeanywhere_qgis.engine.dataset import SPEC_FILE, dataset_command, load_records, sample_maps
 from changeanywhere_qgis.engine.errors import ChangeAnywhereError, InputError
-from changeanywhere_qgis.engine.io import read_change, read_raster, write_raster
+from changeanywhere_qgis.engine.io import read_change, read_raster
 from changeanywhere_qgis.engine.progress import Progress
 from changeanywhere_qgis.engine.quality import MIN_REGION_PX, region_consistency, seam_score
 
@@ -87,6 +87,14 @@ def colourise(labels: np.ndarray, classes: list[dict]) -> np.ndarray:
     for c in classes:
         lut[c["code"]] = c["color"]
     return np.moveaxis(lut[labels], -1, 0)
+
+
+def save_figure(path: Path, image: np.ndarray) -> None:
+    """A uint8 [3, H, W] figure as JPEG (quality 90): mosaics of aerial images barely compress as PNG, and the
+    repository (which a GPU run carries whole) must stay small."""
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(np.moveaxis(image, 0, -1))).save(path, quality=90)
 
 
 def mosaic(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
@@ -210,7 +218,7 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
     everything = [s for d in results["datasets"].values() for s in d.pop("_per_sample")]
     results["overall"] = {"consistency": {region: {m: _summary([s[region][m] for s in everything]) for m in ("psnr", "ssim")}
                                           for region in ("unchanged", "changed")}}
-    write_raster(figures / "samples.png", mosaic(gallery), "png")
+    save_figure(figures / "samples.jpg", mosaic(gallery))
 
     notes = []
     if not use_torch:
@@ -248,7 +256,7 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
                 threads=settings.threads, few_shot_k=tuple(settings.few_shot_k), few_shot_splits=settings.few_shot_splits,
                 few_shot_steps=settings.few_shot_steps, redraw=_redrawer(opened[0][1]) if settings.compare_pre_event else None,
                 log=lambda m: progress.stage(m))
-            write_raster(figures / "real_predictions.png", cd.pop("figure"), "png")
+            save_figure(figures / "real_predictions.jpg", cd.pop("figure"))
             results["change_detection"] = cd
         progress.advance(total)
     results["notes"] = notes
@@ -378,7 +386,7 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
               "| dataset | samples | source maps | tile | DDIM steps | pre-event image | made by |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, d in datasets.items():
         lines.append(f"| {name} | {d['samples']} | {d['sources']} | {d['tile']} px | {d['settings']['steps']} | {d['pre_event']} | `{d['command']}` |")
-    lines += ["", f"![samples]({rel(figures / 'samples.png')})", "",
+    lines += ["", f"![samples]({rel(figures / 'samples.jpg')})", "",
               "Two samples of each dataset; columns: pre-event map, pre-event image (A), post-event map, post-event image (B), change mask.", ""]
 
     lines += ["## Unchanged land stays consistent", "",
@@ -465,7 +473,7 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                 gain = None if best is None else best - row["from scratch"]["f1_mean"]
                 lines.append(f"| {k} | " + " | ".join(cells) + f" | {_fmt(gain, '{:+.3f}')} |")
             lines.append("")
-        lines += [f"![predictions on the first real test set]({rel(figures / 'real_predictions.png')})", "",
+        lines += [f"![predictions on the first real test set]({rel(figures / 'real_predictions.jpg')})", "",
                   "Columns: " + ", ".join(cd["figure_columns"]) + ".", ""]
     if r["notes"]:
         lines += ["## Not measured", ""] + [f"- {n}" for n in r["notes"]] + [""]

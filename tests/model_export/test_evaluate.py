@@ -21,8 +21,8 @@ def test_report_without_torch(tmp_path, tiny_model_dir, houston_label_path):
     result = evaluate_dataset(ds, report=tmp_path / "q" / "quality.md", settings=EvaluateSettings(use_torch=False, command="x"))
     text = (tmp_path / "q" / "quality.md").read_text()
     assert "Measured by `x`." in text and "## Unchanged land stays consistent" in text and "## No seams" in text
-    assert "skipped: --no-torch" in text and "![samples](figures/samples.png)" in text
-    assert (tmp_path / "q" / "figures" / "samples.png").is_file() and (tmp_path / "q" / "figures" / "results.json").is_file()
+    assert "skipped: --no-torch" in text and "![samples](figures/samples.jpg)" in text
+    assert (tmp_path / "q" / "figures" / "samples.jpg").is_file() and (tmp_path / "q" / "figures" / "results.json").is_file()
     r = result["results"]["datasets"]["ds"]
     assert r["maps_rebuilt_mismatch"] == 0 and r["seams"]["applies"] and r["seams"]["t2"]["n"] == 3
     assert r["consistency"]["unchanged"]["psnr"]["n"] == 3
