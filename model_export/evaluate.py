@@ -191,6 +191,10 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
     opened = [_open_dataset(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
     if not opened:
         raise InputError("Give at least one dataset folder.")
+    redrawn = [str(root) for root, spec, _ in opened if spec["settings"].get("pre_event") == "redrawn"]
+    if settings.compare_pre_event and redrawn:
+        raise InputError(f"--compare-pre-event redraws real pre-event images, but {', '.join(redrawn)} already hold redrawn ones. "
+                         "Make the datasets with --pre-event real, or leave --compare-pre-event out.")
     first = opened[0][0]
     report = Path(report) if report else first / "evaluation" / "report.md"
     figures = Path(figures) if figures else report.parent / "figures"

@@ -60,3 +60,12 @@ def test_evaluate_command_writes_the_report_and_refuses_a_non_dataset(tmp_path, 
     assert "Measured by `python -m model_export.evaluate " in (tmp_path / "r.md").read_text()
     bad = run(str(tmp_path))
     assert bad.returncode == 2 and "error:" in bad.stderr and "not a dataset" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_comparing_pre_events_needs_real_ones(tmp_path, tiny_model_dir, houston_label_path, houston_image_path):
+    ds = tmp_path / "ds"
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=2, tile=64, steps=1, pre_event="redrawn"), images=houston_image_path,
+                     model=tiny_model_dir, workers=1)
+    with pytest.raises(InputError, match="already hold redrawn ones"):
+        evaluate_dataset(ds, report=tmp_path / "r.md", settings=EvaluateSettings(compare_pre_event=True))
+
