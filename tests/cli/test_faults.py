@@ -211,15 +211,18 @@ def test_dataset_workers_die_with_a_killed_parent(tiny_model_dir, tmp_path, hous
     psutil = pytest.importorskip("psutil")
     out = tmp_path / "ds"
     proc = subprocess.Popen([sys.executable, "-m", "changeanywhere_qgis", "dataset", "--semantic", str(houston_label_path),
-                             "--count", "60", "--tile", "64", "--steps", "200", "--workers", "2", "--model", str(tiny_model_dir),
+                             # far more work than the test waits for: the run must still be going when it is killed
+                             "--count", "2000", "--tile", "64", "--steps", "500", "--workers", "2", "--model", str(tiny_model_dir),
                              "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 300
     children = []
     while time.time() < deadline and proc.poll() is None:
         children = parent.children(recursive=True)
-        if len(children) >= 2 and (out / ".work").is_dir() and any((out / ".work").iterdir()):
-            break  # the workers are writing samples
+        # the workers are making samples: a finished record, or one being written (a sample's .work folder is brief)
+        started = any((out / ".samples").glob("*.json")) or ((out / ".work").is_dir() and any((out / ".work").iterdir()))
+        if len(children) >= 2 and started:
+            break
         time.sleep(0.2)
     assert proc.poll() is None and len(children) >= 2, "the workers never started"
     proc.kill()
