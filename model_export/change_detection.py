@@ -212,11 +212,9 @@ def _generated(datasets: list[Path], split_names: tuple[str, ...]) -> tuple[np.n
             [n for q in parts for n in q[3]])
 
 
-def _zero_shot(model: nn.Module, pick: tuple, test: tuple) -> dict:
-    """Scores on a real test set, the threshold picked on the generated test split."""
-    t = best_threshold(predict(model, pick[0], pick[1]), pick[2], ZERO_SHOT_GRID)
-    prob = predict(model, test[0], test[1])
-    return {**scores(prob > t, test[2]), "threshold": float(t), "prediction": prob > t}
+def _zero_shot(score: np.ndarray, truth: np.ndarray, t: float) -> dict:
+    """Scores on a real test set at a threshold picked on the generated test split."""
+    return {**scores(score > t, truth), "threshold": float(t), "prediction": score > t}
 
 
 def _few_shot_splits(n: int, k: int, splits: int, seed: int) -> list[list[int]]:
@@ -262,15 +260,17 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         train_info[variant] = train(net, a_train, tb, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
         nets[variant] = net
 
+    # every zero-shot method: (its score of a pair set, its threshold picked once on the generated test split)
+    methods = {f"FC-Siam-diff, trained on generated data (pre-event {v})": (lambda a, b, n=n: predict(n, a, b), variants[v][1])
+               for v, n in nets.items()}
+    methods["FC-Siam-diff, untrained"] = (lambda a, b: predict(untrained, a, b), pa)
+    methods["image difference (threshold from the generated data)"] = (image_difference, pa)
+    grids = {"image difference (threshold from the generated data)": np.arange(1, 256, 2, dtype=np.float32)}
+    thresholds = {m: best_threshold(score(a_pick, pb), py, grids.get(m, ZERO_SHOT_GRID)) for m, (score, a_pick) in methods.items()}
+
     zero, figure = {}, None
     for name, (la, lb, ly, _) in real.items():
-        rows = {}
-        for variant, net in nets.items():
-            rows[f"FC-Siam-diff, trained on generated data (pre-event {variant})"] = _zero_shot(net, (variants[variant][1], pb, py), (la, lb, ly))
-        rows["FC-Siam-diff, untrained"] = _zero_shot(untrained, (pa, pb, py), (la, lb, ly))
-        t = best_threshold(image_difference(pa, pb), py, np.arange(1, 256, 2, dtype=np.float32))
-        rows["image difference (threshold from the generated data)"] = {**scores(image_difference(la, lb) > t, ly), "threshold": float(t),
-                                                                       "prediction": image_difference(la, lb) > t}
+        rows = {m: _zero_shot(score(la, lb), ly, thresholds[m]) for m, (score, _) in methods.items()}
         rows["everything changed"] = scores(np.ones_like(ly), ly)
         if figure is None:
             first = next(iter(nets))
