@@ -9,7 +9,6 @@ codes 0..8 (0 = unknown) as they are read. Held-out windows never reach a traini
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -57,7 +56,8 @@ class Tile:
 
 def parse_data_arg(arg: str) -> tuple[Path, dict[int, int] | None]:
     """``DIR`` or ``DIR@loveda`` (a built-in remap of the engine) or ``DIR@mapping.json`` (JSON: {"source code": oem code})."""
-    from changeanywhere_qgis.engine.landcover import builtin_remap, builtin_remaps
+    from changeanywhere_qgis.engine.errors import InputError
+    from changeanywhere_qgis.engine.landcover import builtin_remap, builtin_remaps, read_remap_file
 
     folder, _, remap = arg.partition("@")
     if not remap:
@@ -70,8 +70,10 @@ def parse_data_arg(arg: str) -> tuple[Path, dict[int, int] | None]:
             f"Unknown label remap {remap!r} in {arg!r}: use one of {', '.join(builtin_remaps())} or the path of a JSON "
             'file such as {"1": 2, "2": 8} mapping source codes to OpenEarthMap codes 0..8.'
         )
-    table = json.loads(path.read_text())
-    return Path(folder), {int(k): int(v) for k, v in table.items() if not str(k).startswith("_")}
+    try:
+        return Path(folder), read_remap_file(path)
+    except InputError as exc:
+        raise DataError(f"{exc} (in {arg!r})") from exc
 
 
 def _find(folder: Path, stem: str) -> Path | None:

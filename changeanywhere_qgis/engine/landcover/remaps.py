@@ -23,21 +23,46 @@ def builtin_remaps() -> list[str]:
     return sorted(p.stem for p in TABLES.glob("*.json"))
 
 
-def _read_table(path: Path) -> dict:
+def _read_json(path: Path) -> dict:
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise InputError(f"Remap file {path} is not valid JSON ({exc}). Expected {{\"from\": to, ...}}.") from exc
     if not isinstance(mapping, dict):
         raise InputError(f"Remap file {path} must hold a JSON object mapping codes to codes.")
-    return {k: v for k, v in mapping.items() if not str(k).startswith("_")}
+    return mapping
+
+
+def _codes(mapping: dict, comments: bool = True) -> dict[int, int]:
+    """{their code: our code} of a table; a table's ``_`` keys (comments, mask colours) are left out, a dict's are errors."""
+    codes = {}
+    for src, dst in mapping.items():
+        if comments and str(src).startswith("_"):
+            continue
+        try:
+            s, d = int(src), int(dst)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"Remap entry {src!r}: {dst!r} is not a pair of integer codes.") from exc
+        if not (0 <= s <= 255 and 0 <= d <= 255):
+            raise InputError(f"Remap entry {s}: {d} is outside 0..255 (land-cover rasters are uint8).")
+        codes[s] = d
+    return codes
+
+
+def _builtin_path(name: str) -> Path:
+    if name.lower() not in builtin_remaps():
+        raise InputError(f"No built-in remap {name!r}; the built-in ones are {', '.join(builtin_remaps())}.")
+    return TABLES / f"{name.lower()}.json"
 
 
 def builtin_remap(name: str) -> dict[int, int]:
     """The built-in table ``name`` as {their code: our code} (e.g. for the training side's data reader)."""
-    if name.lower() not in builtin_remaps():
-        raise InputError(f"No built-in remap {name!r}; the built-in ones are {', '.join(builtin_remaps())}.")
-    return {int(k): int(v) for k, v in _read_table(TABLES / f"{name.lower()}.json").items()}
+    return _codes(_read_json(_builtin_path(name)))
+
+
+def read_remap_file(path: str | Path) -> dict[int, int]:
+    """A user's JSON table ({"their code": our code}, ``_`` keys allowed as comments) as {their code: our code}."""
+    return _codes(_read_json(Path(path)))
 
 
 def load_remap(spec: str | Path | dict | None) -> np.ndarray | None:
@@ -45,7 +70,7 @@ def load_remap(spec: str | Path | dict | None) -> np.ndarray | None:
     if spec is None or spec == "":
         return None
     if isinstance(spec, dict):
-        mapping = spec
+        mapping = _codes(spec, comments=False)
     elif str(spec).lower() in builtin_remaps():
         mapping = builtin_remap(str(spec))
     else:
@@ -55,24 +80,16 @@ def load_remap(spec: str | Path | dict | None) -> np.ndarray | None:
                 f"Remap {spec!r} is neither a built-in table ({', '.join(builtin_remaps())}) nor a file. "
                 'Give a JSON file like {"1": 2, "2": 8}.'
             )
-        mapping = _read_table(path)
+        mapping = read_remap_file(path)
     lut = np.arange(256, dtype=np.uint8)
-    for src, dst in mapping.items():
-        try:
-            s, d = int(src), int(dst)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"Remap entry {src!r}: {dst!r} is not a pair of integer codes.") from exc
-        if not (0 <= s <= 255 and 0 <= d <= 255):
-            raise InputError(f"Remap entry {s}: {d} is outside 0..255 (land-cover rasters are uint8).")
+    for s, d in mapping.items():
         lut[s] = d
     return lut
 
 
 def mask_colours(name: str) -> dict[tuple[int, int, int], int]:
     """The built-in scheme ``name``'s mask colours -> its codes (empty when the table lists none)."""
-    if name.lower() not in builtin_remaps():
-        raise InputError(f"No built-in remap {name!r}; the built-in ones are {', '.join(builtin_remaps())}.")
-    table = json.loads((TABLES / f"{name.lower()}.json").read_text(encoding="utf-8"))
+    table = _read_json(_builtin_path(name))
     return {tuple(int(h.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)): int(code)
             for h, code in table.get("_mask_colours", {}).items()}
 
