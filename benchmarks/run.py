@@ -91,31 +91,30 @@ def _mirrored_label(size: int, path: Path) -> None:
         dst.write(full, 1)
 
 
-def bench_memory(model_dir: Path, sizes=(1024, 4096)) -> dict:
-    """Peak RSS of a whole run (fresh process each), one diffusion step: memory does not depend on steps."""
+def _probe_each_size(sizes, probe_args) -> dict:
+    """The last JSON line of a probe run in a fresh process on a mirrored houston_16 label of each size:
+    ``probe_args(label, tmp)`` gives the probe's command line after the interpreter."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             label = Path(tmp) / f"label_{size}.tif"
             _mirrored_label(size, label)
-            done = subprocess.run([sys.executable, "-m", "benchmarks.memory_probe", str(label), str(Path(tmp) / f"out_{size}"),
-                                   "--model", str(model_dir)], capture_output=True, text=True, cwd=REPO, check=True)
+            done = subprocess.run([sys.executable, *probe_args(label, Path(tmp))], capture_output=True, text=True, cwd=REPO, check=True)
             out[size] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def bench_memory(model_dir: Path, sizes=(1024, 4096)) -> dict:
+    """Peak RSS of a whole run (fresh process each), one diffusion step: memory does not depend on steps."""
+    out = _probe_each_size(sizes, lambda label, tmp: ["-m", "benchmarks.memory_probe", str(label), str(tmp / f"out_{label.stem}"),
+                                                      "--model", str(model_dir)])
     small, large = out[sizes[0]]["peak_rss_mb"], out[sizes[-1]]["peak_rss_mb"]
     return {"runs": out, "ratio": large / small, "pixels_ratio": (sizes[-1] / sizes[0]) ** 2}
 
 
 def bench_memory_stages(model_dir: Path, sizes=(1024, 4096)) -> dict:
     """Bytes per pixel of each stage of the simulate path (fresh process each): what still grows with the raster."""
-    out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for size in sizes:
-            label = Path(tmp) / f"label_{size}.tif"
-            _mirrored_label(size, label)
-            done = subprocess.run([sys.executable, "-m", "benchmarks.memory_stages", str(label)],
-                                  capture_output=True, text=True, cwd=REPO, check=True)
-            out[size] = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"runs": out}
+    return {"runs": _probe_each_size(sizes, lambda label, tmp: ["-m", "benchmarks.memory_stages", str(label)])}
 
 
 def bench_seams(model_dir: Path, steps: int = 20) -> dict:
