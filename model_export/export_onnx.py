@@ -52,6 +52,16 @@ CLASSES = [
 ]
 
 
+# Each graph's input names, output name and dynamic axes (the contract's table of graphs).
+GRAPH_IO = {
+    "encoder": (["image"], "latent", {"image": {0: "N", 2: "H", 3: "W"}, "latent": {0: "N", 2: "h", 3: "w"}}),
+    "decoder": (["latent"], "image", {"latent": {0: "N", 2: "h", 3: "w"}, "image": {0: "N", 2: "H", 3: "W"}}),
+    "denoiser": (["latent", "timestep", "semantic"], "prediction",
+                 {"latent": {0: "N", 2: "h", 3: "w"}, "timestep": {0: "N"},
+                  "semantic": {0: "N", 2: "H", 3: "W"}, "prediction": {0: "N", 2: "h", 3: "w"}}),
+}
+
+
 class ExportError(Exception):
     pass
 
@@ -190,14 +200,9 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: f
         t = torch.tensor([10, 900], dtype=torch.int64)
         semantic = torch.zeros(2, NUM_CLASSES, *sizes[0])
         semantic[0, 2] = 1.0
-        export_graph(encoder, (image,), ["image"], "latent",
-                     {"image": {0: "N", 2: "H", 3: "W"}, "latent": {0: "N", 2: "h", 3: "w"}}, tmp / "encoder.onnx")
-        export_graph(decoder, (latent,), ["latent"], "image",
-                     {"latent": {0: "N", 2: "h", 3: "w"}, "image": {0: "N", 2: "H", 3: "W"}}, tmp / "decoder.onnx")
-        export_graph(unet, (latent, t, semantic), ["latent", "timestep", "semantic"], "prediction",
-                     {"latent": {0: "N", 2: "h", 3: "w"}, "timestep": {0: "N"},
-                      "semantic": {0: "N", 2: "H", 3: "W"}, "prediction": {0: "N", 2: "h", 3: "w"}},
-                     tmp / "denoiser.onnx")
+        for name, module, example in (("encoder", encoder, (image,)), ("decoder", decoder, (latent,)),
+                                      ("denoiser", unet, (latent, t, semantic))):
+            export_graph(module, example, *GRAPH_IO[name], tmp / f"{name}.onnx")
 
         feeds = {"encoder": [], "decoder": [], "denoiser": []}
         for h, w in sizes:

@@ -10,6 +10,11 @@
 The decoder stage fine-tunes only the decoder of a finished autoencoder (encoder and codebook frozen),
 so a denoiser trained on that autoencoder's latents stays valid: `export_onnx.py --decoder` pairs them.
 
+``--init-from MODEL_DIR`` continues from a model package instead of from random weights: its
+networks are read back from its ONNX graphs (package_weights.py), the config's ``[finetune.STAGE]``
+table overrides the stage's schedule, and the run records the package's name and sha256. In the
+diffusion stage without ``--autoencoder``, the package's own autoencoder makes the latents.
+
 A run resumes from ``OUT/last.pt`` when it exists. ``DIR@loveda`` or ``DIR@mapping.json`` remaps
 the labels of a folder to OpenEarthMap codes.
 """
@@ -24,11 +29,18 @@ from pathlib import Path
 import torch
 
 from .data import DataError, holdout_windows, scan_folders
+from .package_weights import BaseModel, read_package_networks
 
 
 def load_config(path: str | Path) -> dict:
     with open(path, "rb") as f:
         return tomllib.load(f)
+
+
+def finetune_config(cfg: dict, stage: str) -> dict:
+    """The config with ``[finetune.STAGE]`` (a gentler schedule for continuing a trained model) over the stage's table."""
+    overrides = cfg.get("finetune", {}).get(stage, {})
+    return {**cfg, stage: {**cfg[stage], **overrides}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, nargs="+", metavar="DIR[@REMAP]")
     p.add_argument("--out", required=True)
     p.add_argument("--autoencoder", help="output folder of a finished autoencoder stage (diffusion and decoder stages)")
+    p.add_argument("--init-from", metavar="MODEL_DIR", help="start from this model package's weights (autoencoder and diffusion stages)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--max-steps", type=int)
@@ -52,24 +65,34 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
     cfg = load_config(args.config)
     out = Path(args.out)
-    if args.stage != "autoencoder" and (not args.autoencoder or not (Path(args.autoencoder) / "last.pt").is_file()):
-        p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage")
+    needs_run = args.stage == "decoder" or (args.stage == "diffusion" and not args.init_from)
+    if args.autoencoder and not (Path(args.autoencoder) / "last.pt").is_file() or needs_run and not args.autoencoder:
+        p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage"
+                + ("" if args.stage == "decoder" else " (or --init-from MODEL_DIR, a model package)"))
+    if args.init_from and args.stage == "decoder":
+        p.error("--init-from works with --stage autoencoder or diffusion; the decoder stage starts from --autoencoder")
     if args.stage == "decoder" and out.resolve() == Path(args.autoencoder).resolve():
         p.error("--stage decoder writes a new run: give --out a folder other than --autoencoder")
     out.mkdir(parents=True, exist_ok=True)
     try:
+        base = None
+        if args.init_from:
+            base = BaseModel(args.init_from, read_package_networks(args.init_from, cfg))
+            base.check_architecture(cfg)
+            cfg = finetune_config(cfg, args.stage)
         tiles = scan_folders(args.data)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     holdout = holdout_windows(cfg["data"].get("holdout", []))
     common = dict(cfg=cfg, tiles=tiles, holdout=holdout, out=out, device=args.device, seed=args.seed,
-                  max_steps=args.max_steps, max_minutes=args.max_minutes, data_args=args.data)
+                  max_steps=args.max_steps, max_minutes=args.max_minutes, data_args=args.data,
+                  base=base)
     try:
         if args.stage == "diffusion":
             from .train_diffusion import run
 
-            run(**common, autoencoder_dir=Path(args.autoencoder))
+            run(**common, autoencoder_dir=Path(args.autoencoder) if args.autoencoder else None)
         else:
             from .train_autoencoder import run
 

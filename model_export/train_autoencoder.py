@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .autoencoder import CodebookUsage, PatchDiscriminator, build_vqmodel, downsample_factor, edge_l1, nearest_code, psnr
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
 from .data import DataError, Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops
+from .package_weights import BaseModel
 from .provenance import hardware, loss_summary, write_summary
 from .schedule_utils import Budget, warmup_cosine
 
@@ -35,7 +36,8 @@ def load_finished_autoencoder(folder: Path) -> dict:
 
 
 def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: str, seed: int,
-        max_steps: int | None, max_minutes: float | None, data_args: list[str], init_from: Path | None = None) -> dict:
+        max_steps: int | None, max_minutes: float | None, data_args: list[str], init_from: Path | None = None,
+        base: BaseModel | None = None) -> dict:
     decoder_only = init_from is not None
     acfg = {**cfg["autoencoder"], **cfg.get("decoder", {})} if decoder_only else cfg["autoencoder"]
     rng = np.random.default_rng(seed)
@@ -46,14 +48,16 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
     if acfg["gan_weight"] > 0:
         disc = PatchDiscriminator(acfg["disc_channels"], acfg["disc_layers"]).to(device)
         opt_d = torch.optim.AdamW(disc.parameters(), lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
-    base = None
+    base_run = None
     if decoder_only:
-        base = load_finished_autoencoder(init_from)
-        vq.load_state_dict(base["vq"])
-        if disc is not None and base.get("disc") is not None:
-            disc.load_state_dict(base["disc"])  # a discriminator that already knows this decoder's look
+        base_run = load_finished_autoencoder(init_from)
+        vq.load_state_dict(base_run["vq"])
+        if disc is not None and base_run.get("disc") is not None:
+            disc.load_state_dict(base_run["disc"])  # a discriminator that already knows this decoder's look
         for name, param in vq.named_parameters():
             param.requires_grad_(not name.startswith(FROZEN_FOR_DECODER))
+    if base is not None:  # continuing a package (--init-from): its networks, a fresh discriminator
+        vq.load_state_dict(base.networks.vq.state_dict())
     opt = torch.optim.AdamW([q for q in vq.parameters() if q.requires_grad], lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
 
     budget = Budget(max_steps or acfg["steps"], max_minutes)
@@ -76,7 +80,8 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             "opt_d": opt_d.state_dict() if opt_d is not None else None,
             "step": step, "planned_steps": budget.planned_steps, "wall_seconds": wall + budget.elapsed(),
             "history": history, "rng": rng_state(rng), "finished": finished,
-            "decoder_of": str(init_from) if decoder_only else None, **(extra or {}),
+            "decoder_of": str(init_from) if decoder_only else None,
+            "base_model": base.provenance() if base is not None else None, **(extra or {}),
         }
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
@@ -130,7 +135,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
 
     vq.eval()
     if decoder_only:  # the encoder is frozen: its latent statistics are the base run's
-        mean, std = base["latent_mean"], base["latent_std"]
+        mean, std = base_run["latent_mean"], base_run["latent_std"]
         codes_used = load_summary_codes(init_from)
     else:
         mean, std, codes_used = latent_stats(vq, tiles, holdout, downsample_factor(acfg), device)
@@ -143,9 +148,12 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         "holdout_psnr_db": held_psnr, "latent_mean": mean.tolist(), "latent_std": std.tolist(),
         "codes_used": codes_used, "codebook_size": acfg["codebook_size"], "params": sum(p.numel() for p in vq.parameters()),
     }
+    if base is not None:
+        summary["base_model"] = base.provenance()
+        summary["base_holdout_psnr_db"] = holdout_psnr(base.networks.vq.to(device).eval(), tiles, holdout, device)
     if decoder_only:
         summary["decoder_of"] = str(init_from)
-        summary["base_holdout_psnr_db"] = holdout_psnr(base_model(cfg, base, device), tiles, holdout, device)
+        summary["base_holdout_psnr_db"] = holdout_psnr(base_model(cfg, base_run, device), tiles, holdout, device)
     write_summary(out, summary)
     print(f"{summary['stage']}: {step} steps, hold-out PSNR {held_psnr} dB, {codes_used} codes used, latent mean {mean.tolist()} std {std.tolist()}")
     return summary

@@ -18,6 +18,7 @@ from .autoencoder import build_vqmodel, downsample_factor
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
 from .data import NUM_CLASSES, DataError, Tile, Window, dihedral, image_to_tensor_range, load_tile, masked_for_holdout, one_hot
 from .denoiser import SemanticUNet
+from .package_weights import BaseModel
 from .provenance import hardware, loss_summary, write_summary
 from .schedule_utils import EMA, Budget, warmup_cosine
 
@@ -90,11 +91,15 @@ def sample_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int) -
 
 
 def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: str, seed: int,
-        max_steps: int | None, max_minutes: float | None, data_args: list[str], autoencoder_dir: Path) -> dict:
+        max_steps: int | None, max_minutes: float | None, data_args: list[str], autoencoder_dir: Path | None,
+        base: BaseModel | None = None) -> dict:
     dcfg = cfg["diffusion"]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    ae, vq = load_autoencoder(autoencoder_dir)
+    if autoencoder_dir is not None:
+        ae, vq = load_autoencoder(autoencoder_dir)
+    else:  # the package's own autoencoder (--init-from without --autoencoder)
+        ae, vq = base.autoencoder_record(), base.networks.vq.eval()
     cache_path = out / "latents.pt"
     cache = load_if_present(cache_path)
     if cache is None:
@@ -104,6 +109,9 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
 
     unet = SemanticUNet(dcfg, num_classes=NUM_CLASSES).to(device)
     ema = EMA(unet, dcfg["ema_decay"])
+    if base is not None:  # continuing a package: its denoiser, as the EMA too (the package holds the EMA weights)
+        unet.load_state_dict(base.networks.unet.state_dict())
+        ema.model.load_state_dict(base.networks.unet.state_dict())
     opt = torch.optim.AdamW(unet.parameters(), lr=dcfg["lr"], weight_decay=0.01)
     sched = noise_scheduler(dcfg)
     budget = Budget(max_steps or dcfg["steps"], max_minutes)
@@ -123,6 +131,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             "opt": opt.state_dict(), "step": step, "planned_steps": budget.planned_steps,
             "wall_seconds": wall + budget.elapsed(), "history": history, "rng": rng_state(rng),
             "finished": finished, "autoencoder": ae, "data": data_args, "hardware": hardware(device),
+            "base_model": base.provenance() if base is not None else None,
         }
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
@@ -163,7 +172,9 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
     summary = {
         "stage": "diffusion", "steps": step, "wall_seconds": round(final["wall_seconds"], 1),
         "hardware": hardware(device), "data": data_args, "loss": loss_summary(history),
-        "params": sum(p.numel() for p in unet.parameters()), "autoencoder": str(autoencoder_dir),
+        "params": sum(p.numel() for p in unet.parameters()),
+        "autoencoder": str(autoencoder_dir) if autoencoder_dir else f"the package {base.path}'s",
+        **({"base_model": base.provenance()} if base is not None else {}),
     }
     write_summary(out, summary)
     print(f"diffusion: {step} steps, loss {summary['loss']}")
