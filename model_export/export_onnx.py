@@ -33,6 +33,7 @@ from model_export.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel, 
 from model_export.checkpoint import load_if_present
 from model_export.data import NUM_CLASSES
 from model_export.denoiser import SemanticUNet
+from model_export.package_weights import architecture
 from model_export.provenance import loss_summary
 from model_export.train_autoencoder import FROZEN_FOR_DECODER
 
@@ -157,6 +158,8 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float) -> di
         },
         "tile": {"size": ecfg["tile_size"], "multiple_of": f * unet.latent_multiple},
         "gsd_m": ecfg["gsd_m"],
+        # what package_weights.py needs to read the graphs back into PyTorch (train --init-from, adapt)
+        "architecture": architecture(cfg),
         "training": {
             "data": ckpt["data"],
             "hardware": ckpt["hardware"],
@@ -164,12 +167,15 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float) -> di
                 "steps": ae["steps"], "wall_seconds": round(ae["wall_seconds"], 1),
                 "loss": loss_summary(ae["history"]), "holdout_psnr_db": ae_summary.get("holdout_psnr_db"),
                 "params": sum(p.numel() for p in build_vqmodel(ae["config"]).parameters()),
+                **({"continued_from": ae["base_model"]} if ae.get("base_model") else {}),
+                **({"taken_unchanged_from_the_base": True} if ae.get("unchanged_from_base") else {}),
             },
             **({"decoder_finetune": decoder_provenance(ae["decoder"])} if ae.get("decoder") else {}),
             "diffusion": {
                 "steps": ckpt["step"], "wall_seconds": round(ckpt["wall_seconds"], 1),
                 "loss": loss_summary(ckpt["history"]), "loss_kind": dcfg["loss"],
                 "params": sum(p.numel() for p in unet.parameters()),
+                **({"continued_from": ckpt["base_model"]} if ckpt.get("base_model") else {}),
             },
             "held_out": cfg["data"].get("holdout", []),
         },

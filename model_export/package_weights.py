@@ -78,7 +78,8 @@ class BaseModel:
         return {"config": self.networks.architecture["autoencoder"], "vq": self.networks.vq.state_dict(),
                 "latent_mean": self.networks.latent_mean, "latent_std": self.networks.latent_std,
                 "steps": trained.get("steps", 0), "wall_seconds": trained.get("wall_seconds", 0.0), "history": [],
-                "summary": json.dumps({"holdout_psnr_db": trained.get("holdout_psnr_db")}), "from_package": self.provenance()}
+                "summary": json.dumps({"holdout_psnr_db": trained.get("holdout_psnr_db")}), "base_model": self.provenance(),
+                "unchanged_from_base": True}
 
 
 def architecture(cfg: dict) -> dict:
@@ -141,6 +142,9 @@ def read_package_networks(model_dir: str | Path, cfg: dict | None = None) -> Pac
                     latent[state_name] = value.reshape(-1)
                     continue
                 state_name = state_name.removeprefix("vq.") if owner == "vq" else state_name
+                if package[key].size != states[owner][state_name].numel():
+                    raise DataError(f"{model_dir}: its {name} graph's {key} has {package[key].size} values where this "
+                                    f"architecture has {states[owner][state_name].numel()}; give the config the package was trained with.")
                 for alias in aliases[owner][state_name]:
                     states[owner][alias].copy_(value.reshape(states[owner][alias].shape))
                     read[owner].add(alias)

@@ -65,15 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
     cfg = load_config(args.config)
     out = Path(args.out)
+    if args.init_from and args.stage == "decoder":
+        p.error("--init-from works with --stage autoencoder or diffusion; the decoder stage starts from --autoencoder")
     needs_run = args.stage == "decoder" or (args.stage == "diffusion" and not args.init_from)
     if args.autoencoder and not (Path(args.autoencoder) / "last.pt").is_file() or needs_run and not args.autoencoder:
         p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage"
                 + ("" if args.stage == "decoder" else " (or --init-from MODEL_DIR, a model package)"))
-    if args.init_from and args.stage == "decoder":
-        p.error("--init-from works with --stage autoencoder or diffusion; the decoder stage starts from --autoencoder")
     if args.stage == "decoder" and out.resolve() == Path(args.autoencoder).resolve():
         p.error("--stage decoder writes a new run: give --out a folder other than --autoencoder")
-    out.mkdir(parents=True, exist_ok=True)
     try:
         base = None
         if args.init_from:
@@ -81,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             base.check_architecture(cfg)
             cfg = finetune_config(cfg, args.stage)
         tiles = scan_folders(args.data)
+        out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known good: a refused run leaves nothing
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

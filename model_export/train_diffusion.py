@@ -41,7 +41,7 @@ def load_autoencoder(ae_dir: Path) -> tuple[dict, torch.nn.Module]:
     vq.load_state_dict(ckpt["vq"])
     ae = {"config": ckpt["config"]["autoencoder"], "vq": ckpt["vq"], "latent_mean": ckpt["latent_mean"],
           "latent_std": ckpt["latent_std"], "steps": ckpt["step"], "wall_seconds": ckpt["wall_seconds"],
-          "history": ckpt["history"]}
+          "history": ckpt["history"], "base_model": ckpt.get("base_model")}
     summary = ae_dir / "summary.json"
     ae["summary"] = summary.read_text() if summary.is_file() else None
     return ae, vq.eval()

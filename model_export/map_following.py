@@ -1,0 +1,132 @@
+"""How well a model package follows the map on every held-out window, one row per training source.
+
+For each window of the config's ``[data] holdout`` (never trained on), the central SIZE x SIZE of
+its map (remapped to the model's classes as in training) is generated from, as the plugin samples
+(DDIM, classifier-free guidance), for each seed. A judge (model_export/segmentation.py) labels each
+image; the ratio of its mIoU against the map to its mIoU against the map rotated 180 degrees (what
+an image that ignores the map scores) is the map-following figure of docs/map-following-checks.md.
+The real image and the package's copy of it (encoder then decoder) are scored too: the copy is the
+ceiling a generator drawing through this decoder can reach.
+
+    python -m model_export.map_following --model changeanywhere_qgis/models/default \
+        --judge model_export/runs/default/segmentation --data data/train/oem data/train/loveda@loveda ... \
+        --seeds 24 25 26 27 --json OUT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, load_model_package
+
+from . import segmentation
+from .data import DataError, holdout_windows, image_to_tensor_range, load_tile, scan_folders
+from .evaluate_model import psnr, score_generated, to_uint8
+
+
+def central(rows: tuple[int, int], cols: tuple[int, int], size: int) -> tuple[slice, slice]:
+    """The central size x size of a window (the whole window where it is smaller)."""
+    def middle(a: int, b: int) -> slice:
+        n = min(size, b - a)
+        start = a + (b - a - n) // 2
+        return slice(start, start + n)
+
+    return middle(*rows), middle(*cols)
+
+
+def score_windows(model_dir: Path, judge_dir: Path, config: Path, data: list[str], seeds: list[int],
+                  guidance: float, steps: int, eta: float, size: int) -> list[dict]:
+    windows = holdout_windows(tomllib.loads(config.read_text())["data"]["holdout"])
+    tiles = {t.stem: t for t in scan_folders(data)}
+    model = load_model_package(model_dir, "cpu", threads=torch.get_num_threads())
+    judge = segmentation.load(judge_dir)
+    m = model.multiple_of
+    rows = []
+    for w in windows:
+        tile = tiles.get(w.stem)
+        if tile is None or tile.label_path is None:
+            raise DataError(f"The held-out window's tile {w.stem!r} is in none of the labelled data folders {data}; "
+                            "give its folder (with its remap) with --data.")
+        image, label = load_tile(tile)
+        r, c = central(w.rows, w.cols, size)
+        r, c = slice(r.start, r.start + (r.stop - r.start) // m * m), slice(c.start, c.start + (c.stop - c.start) // m * m)
+        real, label = image[r, c, :3], label[r, c]
+        real_in = image_to_tensor_range(real)
+        copy_in = model.decode(model.encode(real_in[None]))[0]
+        rotated = np.rot90(label, 2)
+        row = {"source": tile.image_path.parent.parent.name, "stem": w.stem,
+               "rows": [r.start, r.stop], "cols": [c.start, c.stop],
+               "copy_psnr_db": round(psnr(to_uint8(copy_in), real), 2)}
+        for name, x in (("real", real_in), ("copy", copy_in)):
+            pred = segmentation.predict(judge, x)
+            row[f"{name}_miou_map"], row[f"{name}_miou_rotated"] = segmentation.miou(pred, label)[0], segmentation.miou(pred, rotated)[0]
+        gen = score_generated(model, judge, label, guidance, seeds, steps, eta)
+        row.update(generated_miou_map=gen["miou_map"], generated_miou_rotated=gen["miou_rotated"], per_seed=gen["per_seed"])
+        for name in ("real", "copy", "generated"):
+            row[f"{name}_ratio"] = ratio(row[f"{name}_miou_map"], row[f"{name}_miou_rotated"])
+        print(f"{row['source']} {w.stem}: generated {row['generated_ratio']:.2f}x, copy {row['copy_ratio']:.2f}x, "
+              f"real {row['real_ratio']:.2f}x", file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def ratio(on_map: float, rotated: float) -> float:
+    return on_map / rotated if rotated > 0 else float("nan")
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| source | window (rows, cols) | generated: mIoU vs map / rotated = ratio | autoencoder's copy | real image | copy PSNR (dB) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cells = [f"{r[f'{n}_miou_map']:.3f} / {r[f'{n}_miou_rotated']:.3f} = **{r[f'{n}_ratio']:.2f}x**" if n == "generated"
+                 else f"{r[f'{n}_miou_map']:.3f} / {r[f'{n}_miou_rotated']:.3f} = {r[f'{n}_ratio']:.2f}x" for n in ("generated", "copy", "real")]
+        lines.append(f"| {r['source']} | {r['stem']} {r['rows'][0]}:{r['rows'][1]}, {r['cols'][0]}:{r['cols'][1]} | "
+                     + " | ".join(cells) + f" | {r['copy_psnr_db']:.2f} |")
+    mean = float(np.mean([r["generated_ratio"] for r in rows]))
+    lines.append(f"| **mean of the windows** | | **{mean:.2f}x** | {np.mean([r['copy_ratio'] for r in rows]):.2f}x | "
+                 f"{np.mean([r['real_ratio'] for r in rows]):.2f}x | |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_export.map_following", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--judge", required=True, type=Path, help="a model_export.segmentation --out folder")
+    p.add_argument("--config", type=Path, default=Path(__file__).parent / "configs" / "default.toml",
+                   help="its [data] holdout lists the windows")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR[@REMAP]", help="the training data folders, as given to training")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    p.add_argument("--guidance", type=float, help="default: the package's")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--eta", type=float, default=DEFAULT_ETA)
+    p.add_argument("--size", type=int, default=256, help="side of the central crop of each window, in pixels")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        guidance = args.guidance or json.loads((args.model / "model.json").read_text())["diffusion"]["guidance_scale"]
+        rows = score_windows(args.model, args.judge, args.config, args.data, args.seeds, guidance, args.steps,
+                             args.eta, args.size)
+    except (DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.model}, judge {args.judge} ({segmentation.recipe(segmentation.read_record(args.judge))}); "
+          f"DDIM {args.steps} steps, eta {args.eta:g}, guidance {guidance:g}, seeds {args.seeds}:\n")
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"model": str(args.model), "judge": str(args.judge), "guidance": guidance,
+                                         "seeds": args.seeds, "steps": args.steps, "eta": args.eta, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

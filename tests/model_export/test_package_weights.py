@@ -1,0 +1,121 @@
+"""A model package's weights read back from its ONNX graphs, and training that continues a package."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from changeanywhere_qgis.engine.diffusion import load_model_package
+from model_export.autoencoder import DecoderGraph, EncoderGraph
+from model_export.data import DataError, image_to_tensor_range, one_hot
+from model_export.export_onnx import export, load_networks
+from model_export.package_weights import check_against_package, read_package_networks
+from model_export.train import load_config, main
+from training_helpers import REPO, TINY_CONFIG, TRAIN, read_tif
+
+TINY_MODEL = REPO / "tests" / "data" / "tiny_model"
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg() -> dict:
+    return load_config(TINY_CONFIG)
+
+
+def real_crop(size: int = 64) -> np.ndarray:
+    """[1, 3, size, size] in [-1, 1]: a crop of the real houston_16 image."""
+    return image_to_tensor_range(read_tif(TRAIN / "oem" / "images" / "houston_16.tif")[:size, :size, :3])[None]
+
+
+def test_read_back_networks_compute_what_the_package_graphs_compute(tiny_cfg):
+    net = read_package_networks(TINY_MODEL, tiny_cfg)
+    engine = load_model_package(TINY_MODEL, device="cpu")
+    image = real_crop()
+    label = read_tif(TRAIN / "oem" / "labels" / "houston_16.tif")[:64, :64, 0]
+    with torch.no_grad():
+        latent = EncoderGraph(net.vq, net.latent_mean, net.latent_std)(torch.from_numpy(image)).numpy()
+        decoded = DecoderGraph(net.vq, net.latent_mean, net.latent_std)(torch.from_numpy(latent)).numpy()
+        semantic = one_hot(label[None])
+        pred = net.unet(torch.from_numpy(latent), torch.tensor([500]), torch.from_numpy(semantic)).numpy()
+    assert np.abs(latent - engine.encode(image)).max() < 1e-4
+    assert np.abs(decoded - engine.decode(latent)).max() < 1e-4
+    graph = engine.sessions["denoiser"].run(None, {"latent": latent, "timestep": np.array([500]), "semantic": semantic})[0]
+    assert np.abs(pred - graph).max() < 1e-4  # the graph itself: engine.denoise would add classifier-free guidance
+
+
+def test_a_package_exported_now_names_its_architecture_and_reads_back_without_a_config(tiny_run, tmp_path):
+    out = tmp_path / "model"
+    export(tiny_run / "dm", out)
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["architecture"]["autoencoder"]["block_out_channels"] == [8, 8, 8]
+    _, _, _, unet = load_networks(tiny_run / "dm")
+    net = read_package_networks(out)  # no config: the manifest says what to build
+    for name, value in unet.state_dict().items():
+        assert torch.equal(net.unet.state_dict()[name], value), name
+
+
+def test_an_old_package_without_architecture_asks_for_its_config():
+    with pytest.raises(DataError, match="--config"):
+        read_package_networks(TINY_MODEL)
+
+
+def test_the_wrong_architecture_is_refused_by_name(tiny_cfg):
+    wrong = {**tiny_cfg, "diffusion": {**tiny_cfg["diffusion"], "mask_channels": 8}}
+    with pytest.raises(DataError, match="config the package was trained with|layout this architecture"):
+        read_package_networks(TINY_MODEL, wrong)
+
+
+def test_networks_that_do_not_match_their_graphs_are_refused(tiny_cfg):
+    """The last guard: whatever the reading rules did, networks that compute otherwise than the graphs are refused."""
+    net = read_package_networks(TINY_MODEL, tiny_cfg)
+    with torch.no_grad():
+        net.vq.decoder.conv_out.weight.mul_(1.01)
+    with pytest.raises(DataError, match="decoder read back into PyTorch differs"):
+        check_against_package(net, TINY_MODEL)
+
+
+def test_training_continues_from_the_package(tmp_path):
+    """One step from the package keeps its reconstruction; one step from scratch does not come near it."""
+    # the real OEM folder: its houston_16 holds the config's held-out window
+    common = ["--config", str(TINY_CONFIG), "--data", str(TRAIN / "oem"), "--seed", "0", "--max-steps", "1", "--threads", "1"]
+    assert main(["--stage", "autoencoder", *common, "--init-from", str(TINY_MODEL), "--out", str(tmp_path / "ae")]) == 0
+    assert main(["--stage", "autoencoder", *common, "--out", str(tmp_path / "scratch")]) == 0
+    cont = json.loads((tmp_path / "ae" / "summary.json").read_text())
+    scratch = json.loads((tmp_path / "scratch" / "summary.json").read_text())
+    assert cont["base_model"]["name"] == "ChangeAnywhere tiny test model"
+    assert cont["base_model"]["model_json_sha256"] == read_package_networks(TINY_MODEL, load_config(TINY_CONFIG)).sha256
+    assert abs(cont["holdout_psnr_db"] - cont["base_holdout_psnr_db"]) < 1.0
+    assert cont["holdout_psnr_db"] > scratch["holdout_psnr_db"] + 3.0
+
+
+def test_denoiser_continues_on_the_packages_own_autoencoder(small_data, tmp_path, tiny_cfg):
+    common = ["--config", str(TINY_CONFIG), "--data", *small_data, "--seed", "0", "--max-steps", "2", "--threads", "1"]
+    assert main(["--stage", "diffusion", *common, "--init-from", str(TINY_MODEL), "--out", str(tmp_path / "dm")]) == 0
+    out = tmp_path / "model"
+    export(tmp_path / "dm", out)
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["training"]["diffusion"]["continued_from"]["name"] == "ChangeAnywhere tiny test model"
+    assert manifest["training"]["autoencoder"]["taken_unchanged_from_the_base"] is True
+    # the autoencoder is the package's, unchanged: the same encoder output to float precision
+    image = real_crop()
+    assert np.abs(load_model_package(out, "cpu").encode(image) - load_model_package(TINY_MODEL, "cpu").encode(image)).max() < 1e-4
+
+
+def test_init_from_refuses_the_decoder_stage(small_data, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--stage", "decoder", "--config", str(TINY_CONFIG), "--data", *small_data, "--init-from", str(TINY_MODEL),
+              "--out", str(tmp_path / "dec")])
+    assert "--init-from works with --stage autoencoder or diffusion" in capsys.readouterr().err
+    assert not (tmp_path / "dec").exists()
+
+
+def test_a_missing_package_is_a_clear_error_that_leaves_nothing(small_data, tmp_path, capsys):
+    code = main(["--stage", "autoencoder", "--config", str(TINY_CONFIG), "--data", *small_data,
+                 "--init-from", str(tmp_path / "nowhere"), "--out", str(tmp_path / "ae")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nowhere" in err
+    assert not (tmp_path / "ae").exists()
