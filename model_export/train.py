@@ -11,7 +11,8 @@ The decoder stage fine-tunes only the decoder of a finished autoencoder (encoder
 so a denoiser trained on that autoencoder's latents stays valid: `export_onnx.py --decoder` pairs them.
 
 A run resumes from ``OUT/last.pt`` when it exists. ``DIR@loveda`` or ``DIR@mapping.json`` remaps
-the labels of a folder to OpenEarthMap codes.
+the labels of a folder to OpenEarthMap codes. ``--data`` also takes the OpenEarthMap and LoveDA
+releases as unpacked (see ``releases.py``); ``--split`` picks their part (``train`` by default).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .data import DataError, holdout_windows, scan_folders
+from .releases import SPLITS
 
 
 def load_config(path: str | Path) -> dict:
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", required=True, choices=("autoencoder", "decoder", "diffusion"))
     p.add_argument("--config", required=True)
     p.add_argument("--data", required=True, nargs="+", metavar="DIR[@REMAP]")
+    p.add_argument("--split", choices=SPLITS, default="train",
+                   help="the part of an OpenEarthMap or LoveDA release to train on (flat folders are used whole)")
     p.add_argument("--out", required=True)
     p.add_argument("--autoencoder", help="output folder of a finished autoencoder stage (diffusion and decoder stages)")
     p.add_argument("--seed", type=int, default=0)
@@ -56,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage")
     if args.stage == "decoder" and out.resolve() == Path(args.autoencoder).resolve():
         p.error("--stage decoder writes a new run: give --out a folder other than --autoencoder")
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        tiles = scan_folders(args.data)
+        tiles = scan_folders(args.data, args.split)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    out.mkdir(parents=True, exist_ok=True)
     holdout = holdout_windows(cfg["data"].get("holdout", []))
     common = dict(cfg=cfg, tiles=tiles, holdout=holdout, out=out, device=args.device, seed=args.seed,
                   max_steps=args.max_steps, max_minutes=args.max_minutes, data_args=args.data)
