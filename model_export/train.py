@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed as dist
 from .data import DataError, holdout_windows, scan_folders
 from .releases import SPLITS
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
+    dist.setup(args.device)  # under torchrun with several processes: join them (see distributed.py)
     cfg = load_config(args.config)
     out = Path(args.out)
     if args.stage != "autoencoder" and (not args.autoencoder or not (Path(args.autoencoder) / "last.pt").is_file()):
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        dist.teardown()
     return 0
 
 

@@ -1,0 +1,56 @@
+"""Two CPU ranks (torchrun, gloo) train the tiny config together; rank 0 alone writes; a run resumes on one rank.
+
+Every distributed run ends with ``distributed.verify_replicas``: a rank whose weights differ from rank 0's
+(gradients not averaged, codebook restarts or learning rates not shared) fails the run, and so the test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from model_export.checkpoint import load_if_present
+from model_export.train import main
+
+from training_helpers import REPO, TINY_CONFIG, summary
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "model_export.train", "--config", str(TINY_CONFIG), "--seed", "0", "--threads", "1", *args]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    errors = [line for line in done.stderr.splitlines() if "Error:" in line and "Connection closed" not in line]
+    assert done.returncode == 0, "\n".join(errors) or done.stderr[-3000:]
+    return done
+
+
+def test_two_ranks_train_write_once_and_resume_on_one(small_data, tmp_path, capsys):
+    ae = tmp_path / "ae"
+    done = torchrun("--stage", "autoencoder", "--data", *small_data, "--out", str(ae), "--max-steps", "30")
+    assert done.stdout.count("autoencoder: 30 steps") == 1  # rank 1 prints nothing
+    assert sorted(p.name for p in ae.iterdir()) == ["last.pt", "summary.json"]  # one checkpoint, no temporaries
+    s = summary(ae)
+    assert s["ranks"] == 2 and s["steps"] == 30
+    assert s["loss"]["last"] < 0.8 * s["loss"]["first"]
+    ckpt = load_if_present(ae / "last.pt")
+    assert ckpt["finished"] and not any(k.startswith("module.") for k in ckpt["vq"])  # unwrapped weights
+
+    # The clock decides here (far more steps planned than fit in 3 s): rank 0's decision stops both ranks at
+    # the same step (ranks that stopped apart would hang in the next all-reduce, or differ in learning rate).
+    dm = tmp_path / "dm"
+    torchrun("--stage", "diffusion", "--data", *small_data, "--autoencoder", str(ae), "--out", str(dm),
+             "--max-steps", "100000", "--max-minutes", "0.05")
+    s = summary(dm)
+    assert s["ranks"] == 2 and 0 < s["steps"] < 100000
+    assert sorted(p.name for p in dm.iterdir()) == ["last.pt", "latents-rank0-of-2.pt", "latents-rank1-of-2.pt",
+                                                    "summary.json"]  # each rank caches the latents of its shard
+
+    # Resume the two-rank autoencoder on one process.
+    capsys.readouterr()
+    assert main(["--stage", "autoencoder", "--config", str(TINY_CONFIG), "--data", *small_data, "--seed", "0",
+                 "--threads", "1", "--out", str(ae), "--max-steps", "35"]) == 0
+    assert "resuming the autoencoder at step 30" in capsys.readouterr().out
+    ckpt = load_if_present(ae / "last.pt")
+    assert ckpt["step"] == 35 and len(ckpt["history"]) == 35 and summary(ae)["ranks"] == 1
