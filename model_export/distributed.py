@@ -128,9 +128,18 @@ class AgreedBudget:
     def elapsed(self) -> float:
         return self.budget.elapsed()
 
+    def steps_per_second(self) -> float | None:
+        return self.budget.steps_per_second()
+
 
 def agreed(budget):
     return AgreedBudget(budget) if active() else budget
+
+
+def images_per_second(budget, batch_size: int) -> float | None:
+    """Training crops per second over all ranks in this session (None when it made no step)."""
+    rate = budget.steps_per_second()
+    return None if rate is None else round(rate * batch_size * world_size(), 2)
 
 
 def _sum_(t: torch.Tensor) -> None:

@@ -150,7 +150,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         "hardware": hardware(device), "data": data_args, "loss": loss_summary(history),
         "holdout_psnr_db": held_psnr, "latent_mean": mean.tolist(), "latent_std": std.tolist(),
         "codes_used": codes_used, "codebook_size": acfg["codebook_size"], "params": sum(p.numel() for p in vq.parameters()),
-        "ranks": dist.world_size(),
+        "ranks": dist.world_size(), "images_per_second": dist.images_per_second(budget, acfg["batch_size"]),
     }
     if decoder_only:
         summary["decoder_of"] = str(init_from)

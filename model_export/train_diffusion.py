@@ -171,7 +171,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         "stage": "diffusion", "steps": step, "wall_seconds": round(final["wall_seconds"], 1),
         "hardware": hardware(device), "data": data_args, "loss": loss_summary(history),
         "params": sum(p.numel() for p in unet.parameters()), "autoencoder": str(autoencoder_dir),
-        "ranks": dist.world_size(),
+        "ranks": dist.world_size(), "images_per_second": dist.images_per_second(budget, dcfg["batch_size"]),
     }
     write_summary(out, summary)
     print(f"diffusion: {step} steps, loss {summary['loss']}")
