@@ -1,4 +1,4 @@
-"""Two CPU ranks (torchrun, gloo) train the tiny config together; rank 0 alone writes; a run resumes on one rank.
+"""Two CPU ranks (torchrun, gloo) train the tiny config's three stages; rank 0 alone writes; a run resumes on one rank.
 
 Every distributed run ends with ``distributed.verify_replicas``: a rank whose weights differ from rank 0's
 (gradients not averaged, codebook restarts or learning rates not shared) fails the run, and so the test.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+
+import torch
 
 from model_export.checkpoint import load_if_present
 from model_export.train import main
@@ -46,6 +48,14 @@ def test_two_ranks_train_write_once_and_resume_on_one(small_data, tmp_path, caps
     assert s["ranks"] == 2 and 0 < s["steps"] < 100000
     assert sorted(p.name for p in dm.iterdir()) == ["last.pt", "latents-rank0-of-2.pt", "latents-rank1-of-2.pt",
                                                     "summary.json"]  # each rank caches the latents of its shard
+
+    # The decoder stage: only the decoder trains (the frozen encoder is outside DistributedDataParallel's gradients).
+    dec = tmp_path / "dec"
+    torchrun("--stage", "decoder", "--data", *small_data, "--autoencoder", str(ae), "--out", str(dec), "--max-steps", "4")
+    base, tuned = load_if_present(ae / "last.pt")["vq"], load_if_present(dec / "last.pt")["vq"]
+    assert all(torch.equal(base[k], tuned[k]) for k in base if k.startswith(("encoder.", "quant_conv.", "quantize.")))
+    assert any(not torch.equal(base[k], tuned[k]) for k in base if k.startswith("decoder."))
+    assert summary(dec)["ranks"] == 2
 
     # Resume the two-rank autoencoder on one process.
     capsys.readouterr()
