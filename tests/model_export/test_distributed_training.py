@@ -7,6 +7,7 @@ Every distributed run ends with ``distributed.verify_replicas``: a rank whose we
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -22,10 +23,18 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "model_export.train", "--config", str(TINY_CONFIG), "--seed", "0", "--threads", "1", *args]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    errors = [line for line in done.stderr.splitlines() if "Error:" in line and "Connection closed" not in line]
-    assert done.returncode == 0, "\n".join(errors) or done.stderr[-3000:]
-    return done
+    # Its own process group: ranks that hang (stopped at different steps) are killed with torchrun.
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError("the two ranks did not finish in 240 s (a rank waiting for the other?)") from None
+    errors = [line for line in stderr.splitlines() if "Error:" in line and "Connection closed" not in line]
+    assert proc.returncode == 0, "\n".join(errors) or stderr[-3000:]
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def test_two_ranks_train_write_once_and_resume_on_one(small_data, tmp_path, capsys):
