@@ -23,14 +23,17 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "model_export.train", "--config", str(TINY_CONFIG), "--seed", "0", "--threads", "1", *args]
-    # Its own process group: ranks that hang (stopped at different steps) are killed with torchrun.
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        # Ranks that hang (stopped at different steps) run in sessions of their own: torchrun, asked to stop
+        # (SIGTERM), stops them.
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        finally:
+            proc.kill()
         raise AssertionError("the two ranks did not finish in 240 s (a rank waiting for the other?)") from None
     errors = [line for line in stderr.splitlines() if "Error:" in line and "Connection closed" not in line]
     assert proc.returncode == 0, "\n".join(errors) or stderr[-3000:]
