@@ -88,10 +88,12 @@ class CodebookUsage:
     and Jukebox do) keeps the whole codebook in use.
     """
 
-    def __init__(self, codebook_size: int, every: int):
+    def __init__(self, codebook_size: int, every: int, sum_across=None, from_main=None):
         self.hits = torch.zeros(codebook_size)
         self.every = every
         self.seen = 0
+        # Under several training processes: count every rank's hits, and keep rank 0's re-seeded codes.
+        self.sum_across, self.from_main = sum_across, from_main
 
     @torch.no_grad()
     def update(self, z: torch.Tensor, codebook: nn.Parameter, generator: torch.Generator) -> int:
@@ -102,17 +104,36 @@ class CodebookUsage:
         self.seen += 1
         if self.every <= 0 or self.seen < self.every:
             return 0
+        if self.sum_across is not None:
+            self.sum_across(self.hits)
         dead = (self.hits == 0).nonzero().flatten()
         if len(dead):
             pick = torch.randint(len(flat), (len(dead),), generator=generator)
             jitter = 0.01 * flat.std(0, keepdim=True) * torch.randn(len(dead), flat.shape[1], generator=generator)
             codebook.data[dead.to(codebook.device)] = (flat[pick] + jitter.to(flat.device)).to(codebook.dtype)
+            if self.from_main is not None:
+                self.from_main(codebook)
         self.hits.zero_()
         self.seen = 0
         return len(dead)
 
     def used(self) -> int:
         return int((self.hits > 0).sum())
+
+
+class Reconstruction(nn.Module):
+    """The training forward pass (encode, quantise straight-through, decode) as one module's forward, which
+    is what DistributedDataParallel hooks. Returns (pre-quantisation latent, image, VQ loss)."""
+
+    def __init__(self, vq: VQModel, train_encoder: bool):
+        super().__init__()
+        self.vq, self.train_encoder = vq, train_encoder
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            h = self.vq.encode(x).latents
+        dec = self.vq.decode(h)
+        return h, dec.sample, dec.commit_loss
 
 
 class EncoderGraph(nn.Module):

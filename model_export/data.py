@@ -1,7 +1,9 @@
-"""Training data: folders of image/label pairs in the OpenEarthMap layout.
+"""Training data: folders of image/label pairs, flat or as the OpenEarthMap and LoveDA releases ship them.
 
     DIR/images/<stem>.{tif,tiff,png,jpg}   RGB imagery (first three bands are used)
     DIR/labels/<stem>.{tif,tiff,png}       land-cover codes on the same pixel grid (optional)
+
+``releases`` finds the pairs of the other layouts (a release is read one split at a time).
 
 Images without a label are used for the autoencoder only. Labels are remapped to OpenEarthMap
 codes 0..8 (0 = unknown) as they are read. Held-out windows never reach a training crop.
@@ -76,14 +78,6 @@ def parse_data_arg(arg: str) -> tuple[Path, dict[int, int] | None]:
         raise DataError(f"{exc} (in {arg!r})") from exc
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        p = folder / f"{stem}{suffix}"
-        if p.is_file():
-            return p
-    return None
-
-
 def read_raster(path: Path) -> np.ndarray:
     """HxWxB uint8 (GeoTIFF through rasterio, other formats through Pillow)."""
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -133,19 +127,26 @@ def check_label_values(label_raw: np.ndarray, remap: dict[int, int] | None, path
         )
 
 
-def scan_folder(arg: str) -> list[Tile]:
-    """List the tiles of one data folder and check them (sizes, label values)."""
+def scan_folder(arg: str, split: str = "train") -> list[Tile]:
+    """List the tiles of one data folder (any layout of ``releases``) and check them (sizes, label values)."""
+    from .releases import find_pairs
+
     folder, remap = parse_data_arg(arg)
-    images_dir = folder / "images"
-    images = sorted(p for p in images_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if images_dir.is_dir() else []
-    if not images:
+    layout, pairs, layout_remap = find_pairs(folder, split, IMAGE_SUFFIXES)
+    if remap is None and layout_remap is not None:
+        from changeanywhere_qgis.engine.landcover import builtin_remap
+
+        remap = builtin_remap(layout_remap)
+    if not pairs and layout == "flat":
         raise DataError(
-            f"No images found in {images_dir} (looked for {', '.join(IMAGE_SUFFIXES)}). Put the imagery in "
-            f"{images_dir} and the labels, with the same file names, in {folder / 'labels'}."
+            f"No images found in {folder / 'images'} (looked for {', '.join(IMAGE_SUFFIXES)}). Put the imagery in "
+            f"{folder / 'images'} and the labels, with the same file names, in {folder / 'labels'}."
         )
+    if not pairs:
+        raise DataError(f"No images found in the {split} split of the {layout} release in {folder} "
+                        f"(looked for {', '.join(IMAGE_SUFFIXES)}).")
     tiles = []
-    for image_path in images:
-        label_path = _find(folder / "labels", image_path.stem)
+    for image_path, label_path in pairs:
         size = raster_size(image_path)
         if label_path is not None:
             label_size = raster_size(label_path)
@@ -160,8 +161,9 @@ def scan_folder(arg: str) -> list[Tile]:
     return tiles
 
 
-def scan_folders(args: list[str]) -> list[Tile]:
-    return [t for a in args for t in scan_folder(a)]
+def scan_folders(args: list[str], split: str = "train") -> list[Tile]:
+    """The tiles of every folder; ``split`` picks the part of a release (train, val, test or all)."""
+    return [t for a in args for t in scan_folder(a, split)]
 
 
 @lru_cache(maxsize=32)

@@ -27,7 +27,7 @@ from .data import DataError, holdout_windows, read_raster, scan_folders
 def holdout_psnr(model: str | Path, config: str | Path, data: list[str]) -> list[dict]:
     """One row per held-out window: source folder, stem, window, size, PSNR (dB) of the package's copy."""
     windows = holdout_windows(tomllib.loads(Path(config).read_text())["data"]["holdout"])
-    tiles = {t.stem: t for t in scan_folders(data)}
+    tiles = {t.stem: t for t in scan_folders(data, "all")}  # a held-out window may sit in any split
     pkg = load_model_package(model, "cpu")
     rows = []
     for w in windows:

@@ -41,6 +41,7 @@ class Budget:
         self.planned_steps = planned_steps
         self.start = time.monotonic()
         self.deadline = self.start + 60.0 * max_minutes if max_minutes else None
+        self._first = self._last = None  # (step, time) of the first and last ``done`` check
 
     def progress(self, step: int) -> float:
         p = step / self.planned_steps
@@ -49,7 +50,15 @@ class Budget:
         return min(1.0, p)
 
     def done(self, step: int) -> bool:
+        now = time.monotonic()
+        self._first, self._last = self._first or (step, now), (step, now)
         return step >= self.planned_steps or (self.deadline is not None and time.monotonic() >= self.deadline)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+    def steps_per_second(self) -> float | None:
+        """Training speed of this session: steps between the first and last ``done`` checks over their time."""
+        if self._first is None or self._last[0] == self._first[0]:
+            return None
+        return (self._last[0] - self._first[0]) / (self._last[1] - self._first[1])

@@ -16,7 +16,8 @@ table overrides the stage's schedule, and the run records the package's name and
 diffusion stage without ``--autoencoder``, the package's own autoencoder makes the latents.
 
 A run resumes from ``OUT/last.pt`` when it exists. ``DIR@loveda`` or ``DIR@mapping.json`` remaps
-the labels of a folder to OpenEarthMap codes.
+the labels of a folder to OpenEarthMap codes. ``--data`` also takes the OpenEarthMap and LoveDA
+releases as unpacked (see ``releases.py``); ``--split`` picks their part (``train`` by default).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from pathlib import Path
 
 import torch
 
+from . import distributed as dist
 from .data import DataError, holdout_windows, scan_folders
 from .package_weights import BaseModel, read_package_networks
+from .releases import SPLITS
 
 
 def load_config(path: str | Path) -> dict:
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", required=True, choices=("autoencoder", "decoder", "diffusion"))
     p.add_argument("--config", required=True)
     p.add_argument("--data", required=True, nargs="+", metavar="DIR[@REMAP]")
+    p.add_argument("--split", choices=SPLITS, default="train",
+                   help="the part of an OpenEarthMap or LoveDA release to train on (flat folders are used whole)")
     p.add_argument("--out", required=True)
     p.add_argument("--autoencoder", help="output folder of a finished autoencoder stage (diffusion and decoder stages)")
     p.add_argument("--init-from", metavar="MODEL_DIR", help="start from this model package's weights (autoencoder and diffusion stages)")
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
+    dist.setup(args.device)  # under torchrun with several processes: join them (see distributed.py)
     cfg = load_config(args.config)
     out = Path(args.out)
     if args.init_from and args.stage == "decoder":
@@ -79,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             base = BaseModel(args.init_from, read_package_networks(args.init_from, cfg))
             base.check_architecture(cfg)
             cfg = finetune_config(cfg, args.stage)
-        tiles = scan_folders(args.data)
-        out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known good: a refused run leaves nothing
+        tiles = scan_folders(args.data, args.split)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    out.mkdir(parents=True, exist_ok=True)
     holdout = holdout_windows(cfg["data"].get("holdout", []))
     common = dict(cfg=cfg, tiles=tiles, holdout=holdout, out=out, device=args.device, seed=args.seed,
                   max_steps=args.max_steps, max_minutes=args.max_minutes, data_args=args.data,
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        dist.teardown()
     return 0
 
 

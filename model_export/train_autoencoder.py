@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .autoencoder import CodebookUsage, PatchDiscriminator, build_vqmodel, downsample_factor, edge_l1, nearest_code, psnr
+from . import distributed as dist
+from .autoencoder import (CodebookUsage, PatchDiscriminator, Reconstruction, build_vqmodel, downsample_factor, edge_l1,
+                          nearest_code, psnr)
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
 from .data import DataError, Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops
 from .package_weights import BaseModel
@@ -60,7 +62,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         vq.load_state_dict(base.networks.vq.state_dict())
     opt = torch.optim.AdamW([q for q in vq.parameters() if q.requires_grad], lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
 
-    budget = Budget(max_steps or acfg["steps"], max_minutes)
+    budget = dist.agreed(Budget(max_steps or acfg["steps"], max_minutes))
     step, wall, history = 0, 0.0, []
     ckpt = load_if_present(out / "last.pt")
     if ckpt is not None:
@@ -72,6 +74,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         step, wall, history = ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
         restore_rng(ckpt["rng"], rng)
         print(f"resuming the {'decoder' if decoder_only else 'autoencoder'} at step {step} from {out / 'last.pt'}")
+    dist.rank_streams(rng, seed, step)
 
     def state(finished: bool, extra: dict | None = None) -> dict:
         return {
@@ -87,11 +90,15 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
     w_l1, w_edge, w_gan = acfg["l1_weight"], acfg["edge_weight"], acfg["gan_weight"]
     # The decoder stage never touches the codebook: the latents must stay the ones the denoiser knows.
-    usage = CodebookUsage(acfg["codebook_size"], 0 if decoder_only else acfg.get("restart_dead_codes_every", 0))
+    usage = CodebookUsage(acfg["codebook_size"], 0 if decoder_only else acfg.get("restart_dead_codes_every", 0),
+                          **dist.codebook_sync())
     restart_gen = torch.Generator().manual_seed(seed + step)
     restarted = 0
     last_save = budget.elapsed()
-    bar = tqdm(total=budget.planned_steps, initial=step, desc="decoder" if decoder_only else "autoencoder", mininterval=10)
+    bar = tqdm(total=budget.planned_steps, initial=step, desc="decoder" if decoder_only else "autoencoder", mininterval=10,
+               disable=not dist.is_main())
+    recon, crop_tiles = dist.wrap(Reconstruction(vq, not decoder_only)), dist.shard(tiles)
+    critic = dist.wrap(disc) if disc is not None else None
     vq.train()
     while not budget.done(step):
         lr_scale = warmup_cosine(step, acfg["warmup_steps"], budget.progress(step))
@@ -99,16 +106,14 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             if o is not None:
                 for g in o.param_groups:
                     g["lr"] = acfg["lr"] * lr_scale
-        x = torch.from_numpy(sample_image_crops(rng, tiles, acfg["crop"], acfg["batch_size"], holdout)).to(device)
+        x = torch.from_numpy(sample_image_crops(rng, crop_tiles, acfg["crop"], acfg["batch_size"], holdout)).to(device)
         gan_on = disc is not None and budget.progress(step) >= acfg["gan_start"]
         with autocast:
-            with torch.set_grad_enabled(not decoder_only):
-                h = vq.encode(x).latents
-            dec = vq.decode(h)  # quantises to the codebook (straight-through) and decodes
-            rec = dec.sample.float()
+            h, rec, commit_loss = recon(x)  # quantises to the codebook (straight-through) and decodes
+            rec = rec.float()
             l1, edge = F.l1_loss(rec, x), edge_l1(rec, x)
-            loss = w_l1 * l1 + w_edge * edge + dec.commit_loss.float().mean()
-            g_loss = -disc(rec).float().mean() if gan_on else torch.zeros((), device=device)
+            loss = w_l1 * l1 + w_edge * edge + commit_loss.float().mean()
+            g_loss = -critic(rec).float().mean() if gan_on else torch.zeros((), device=device)
             loss = loss + w_gan * g_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -117,7 +122,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         d_loss = torch.zeros(())
         if gan_on:
             with autocast:
-                d_loss = F.relu(1.0 - disc(x)).mean() + F.relu(1.0 + disc(rec.detach())).mean()
+                d_loss = F.relu(1.0 - critic(x)).mean() + F.relu(1.0 + critic(rec.detach())).mean()
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
@@ -127,11 +132,14 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{l1.item():.4f}", edge=f"{edge.item():.4f}",
                         codes=usage.used(), restarted=restarted,
-                        vq=f"{dec.commit_loss.mean().item():.4f}", g=f"{g_loss.item():.3f}", d=f"{d_loss.item():.3f}")
-        if budget.elapsed() - last_save > 60 * acfg["checkpoint_minutes"]:
+                        vq=f"{commit_loss.mean().item():.4f}", g=f"{g_loss.item():.3f}", d=f"{d_loss.item():.3f}")
+        if dist.is_main() and budget.elapsed() - last_save > 60 * acfg["checkpoint_minutes"]:
             save_atomic(state(False), out / "last.pt")
             last_save = budget.elapsed()
     bar.close()
+    dist.verify_replicas(vq, disc)
+    if not dist.is_main():  # rank 0 writes the results
+        return {}
 
     vq.eval()
     if decoder_only:  # the encoder is frozen: its latent statistics are the base run's
@@ -147,6 +155,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         "hardware": hardware(device), "data": data_args, "loss": loss_summary(history),
         "holdout_psnr_db": held_psnr, "latent_mean": mean.tolist(), "latent_std": std.tolist(),
         "codes_used": codes_used, "codebook_size": acfg["codebook_size"], "params": sum(p.numel() for p in vq.parameters()),
+        "ranks": dist.world_size(), "images_per_second": dist.images_per_second(budget, acfg["batch_size"]),
     }
     if base is not None:
         summary["base_model"] = base.provenance()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from tqdm import tqdm
 
+from . import distributed as dist
 from .autoencoder import build_vqmodel, downsample_factor
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
 from .data import NUM_CLASSES, DataError, Tile, Window, dihedral, image_to_tensor_range, load_tile, masked_for_holdout, one_hot
@@ -58,7 +59,7 @@ def build_latent_cache(vq, ae: dict, tiles: list[Tile], holdout: list[Window], d
     if not labelled:
         raise DataError("The diffusion stage needs labelled tiles: none of the data folders has a labels/ folder "
                         "with files matching the images.")
-    for tile in tqdm(labelled, desc="encoding tiles"):
+    for tile in tqdm(labelled, desc="encoding tiles", disable=not dist.is_main()):
         image, label = load_tile(tile)
         image, label = masked_for_holdout(tile, image, label, holdout)
         ok = np.ones((tile.height // f, tile.width // f), dtype=bool)
@@ -100,10 +101,11 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         ae, vq = load_autoencoder(autoencoder_dir)
     else:  # the package's own autoencoder (--init-from without --autoencoder)
         ae, vq = base.autoencoder_record(), base.networks.vq.eval()
-    cache_path = out / "latents.pt"
+    cache_path = out / dist.cache_name("latents.pt")  # each rank caches its shard of the labelled tiles
     cache = load_if_present(cache_path)
     if cache is None:
-        cache = build_latent_cache(vq.to(device), ae, tiles, holdout, device)
+        labelled = [t for t in tiles if t.label_path is not None]
+        cache = build_latent_cache(vq.to(device), ae, dist.shard(labelled) if labelled else tiles, holdout, device)
         save_atomic(cache, cache_path)
     del vq
 
@@ -114,7 +116,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         ema.model.load_state_dict(base.networks.unet.state_dict())
     opt = torch.optim.AdamW(unet.parameters(), lr=dcfg["lr"], weight_decay=0.01)
     sched = noise_scheduler(dcfg)
-    budget = Budget(max_steps or dcfg["steps"], max_minutes)
+    budget = dist.agreed(Budget(max_steps or dcfg["steps"], max_minutes))
     step, wall, history = 0, 0.0, []
     ckpt = load_if_present(out / "last.pt")
     if ckpt is not None:
@@ -124,6 +126,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         step, wall, history = ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
         restore_rng(ckpt["rng"], rng)
         print(f"resuming the denoiser at step {step} from {out / 'last.pt'}")
+    dist.rank_streams(rng, seed, step)
 
     def state(finished: bool) -> dict:
         return {
@@ -136,7 +139,8 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
     last_save = budget.elapsed()
-    bar = tqdm(total=budget.planned_steps, initial=step, desc="diffusion", mininterval=10)
+    bar = tqdm(total=budget.planned_steps, initial=step, desc="diffusion", mininterval=10, disable=not dist.is_main())
+    model = dist.wrap(unet)
     unet.train()
     while not budget.done(step):
         for g in opt.param_groups:
@@ -151,7 +155,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         xt = sched.add_noise(x0, noise, t)
         target = sched.get_velocity(x0, noise, t) if dcfg["prediction"] == "v_prediction" else noise
         with autocast:
-            pred = unet(xt, t, semantic).float()
+            pred = model(xt, t, semantic).float()
         loss = F.mse_loss(pred, target) if dcfg["loss"] == "mse" else F.l1_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -162,10 +166,13 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         history.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", avg100=f"{np.mean(history[-100:]):.4f}")
-        if budget.elapsed() - last_save > 60 * dcfg["checkpoint_minutes"]:
+        if dist.is_main() and budget.elapsed() - last_save > 60 * dcfg["checkpoint_minutes"]:
             save_atomic(state(False), out / "last.pt")
             last_save = budget.elapsed()
     bar.close()
+    dist.verify_replicas(unet)
+    if not dist.is_main():  # rank 0 writes the results
+        return {}
 
     final = state(True)
     save_atomic(final, out / "last.pt")
@@ -175,6 +182,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         "params": sum(p.numel() for p in unet.parameters()),
         "autoencoder": str(autoencoder_dir) if autoencoder_dir else f"the package {base.path}'s",
         **({"base_model": base.provenance()} if base is not None else {}),
+        "ranks": dist.world_size(), "images_per_second": dist.images_per_second(budget, dcfg["batch_size"]),
     }
     write_summary(out, summary)
     print(f"diffusion: {step} steps, loss {summary['loss']}")
