@@ -46,7 +46,9 @@ class Stopper:
         self.deferring = False
 
     def __enter__(self) -> "Stopper":
-        self.saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        # SIGBREAK: what Ctrl-Break (and QGIS's Cancel, on Windows) sends to a process group there
+        kinds = (signal.SIGINT, signal.SIGTERM, *([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else []))
+        self.saved = {s: signal.getsignal(s) for s in kinds}
         for s in self.saved:
             signal.signal(s, self._handle)
         return self
