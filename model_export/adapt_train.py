@@ -144,8 +144,8 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
             ema.update(unet, step)
             step += 1
             history.append(loss.item())
+            bar.set_postfix(step=step, loss=f"{loss.item():.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
             bar.update(1 if steps else int(budget.wall()) - bar.n)
-            bar.set_postfix(step=step, loss=f"{loss.item():.4f}", avg100=f"{np.mean(history[-100:]):.4f}")
             if time.monotonic() - last_save > 60 * dcfg["checkpoint_minutes"]:
                 save_atomic(state(False), run_dir / CHECKPOINT)
                 last_save = time.monotonic()

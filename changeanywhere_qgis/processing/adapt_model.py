@@ -181,4 +181,6 @@ def run_child(argv: list[str], repository: Path, feedback) -> tuple[int, list[st
             feedback.reportError(line, fatalError=False)
         else:
             feedback.pushInfo(line)
-    return proc.wait(), errors
+    code = proc.wait()
+    proc.stdout.close()
+    return code, errors

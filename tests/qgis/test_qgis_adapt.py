@@ -91,3 +91,30 @@ def test_without_pytorch_it_refuses_with_the_install_command_and_the_rest_works(
     info = qgis_process(["--json", "run", "changeanywhere:modelinformation", "--", f"MODEL={tiny_model_dir}", "DEVICE=1"], blocked)
     assert info.returncode == 0, info.stdout[-2000:] + info.stderr[-2000:]
     assert json.loads(info.stdout)["results"]["MODEL_NAME"].startswith("ChangeAnywhere tiny test model")
+
+
+def test_cancel_stops_the_training_with_a_checkpoint_that_resume_goes_on_from(processing_run, tiny_model_dir, tmp_path):
+    """In QGIS's process (Processing from Python): Cancel while the bar runs sends the child Ctrl-C; it leaves a
+    checkpoint and no package, and the same run with "Go on with an interrupted run" finishes it."""
+    import torch
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    class CancelWhileTraining(QgsProcessingFeedback):
+        def setProgressText(self, text):
+            super().setProgressText(text)
+            if "step=" in text:
+                self.cancel()
+
+    pair = (crop(SAMPLES / "houston_label.tif", tmp_path / "map.tif", 256), crop(SAMPLES / "houston_image.tif", tmp_path / "image.tif", 256))
+    out = tmp_path / "mine"
+    params = {"SEMANTIC": str(pair[0]), "IMAGE": str(pair[1]), "MODEL": str(tiny_model_dir), "STEPS": 100000,
+              "CONFIG": str(REPO / "model_export" / "configs" / "tiny.toml"), "OUTPUT": str(out)}
+    feedback = CancelWhileTraining()
+    with pytest.raises(QgsProcessingException, match="Cancelled: the checkpoint is in"):
+        processing_run("changeanywhere:adaptmodel", params, feedback=feedback)
+    ckpt = torch.load(Path(f"{out}.adapt-run") / "last.pt", weights_only=False)
+    assert ckpt["step"] >= 1 and not ckpt["finished"] and not out.exists()
+    done = processing_run("changeanywhere:adaptmodel", {**params, "STEPS": ckpt["step"] + 2, "RESUME": True},
+                          feedback=QgsProcessingFeedback())
+    assert done["MODEL"] == str(out)
+    assert json.loads((out / "model.json").read_text())["adaptation"]["steps"] == ckpt["step"] + 2
