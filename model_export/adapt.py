@@ -130,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             if stop.step is not None:
                 print(f"\nstopped ({stop}) at step {stop.step}; the checkpoint is in {run}. Run the same command with "
                       "--resume to go on.", file=sys.stderr)
+            elif run.exists():  # before training (latents cached) or after it (while exporting): the package is not written
+                print(f"\nstopped ({stop}); no package was written. {run} holds what was done: run the same command with "
+                      "--resume to go on.", file=sys.stderr)
             else:
-                print(f"\nstopped ({stop}) before or after training; nothing to go on from"
-                      + (f" but {run}" if run.exists() else "") + ".", file=sys.stderr)
+                print(f"\nstopped ({stop}) before anything was written.", file=sys.stderr)
             return 128 + stop.signum
 
 

@@ -190,3 +190,22 @@ def test_resume_refuses_other_inputs(pair, tmp_path, capsys):
     assert adapt_main(args(pair, out, "--steps", "2", "--resume")) == 2
     assert "seed" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair, small_data, tmp_path, capsys):
+    from model_export import segmentation
+
+    judge = tmp_path / "judge"
+    assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1"]) == 0
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "2", "--judge", str(judge))) == 0
+    assert "map-following ratio" in capsys.readouterr().out
+    figures = json.loads((out / "model.json").read_text())["adaptation"]["held_out_figures"]
+    assert "map_following" not in figures  # measured: no "not measured" note
+    for when in ("before", "after"):
+        m = figures[when]["map_following"]
+        assert m["seeds"] == [0, 1, 2, 3] and m["miou_map"] >= 0 and m["miou_rotated"] >= 0
+        w = m["window"]  # the central window of the held-out block, never trained on
+        held = json.loads((out / "model.json").read_text())["adaptation"]["held_out"]
+        assert held["rows"][0] <= w["rows"][0] < w["rows"][1] <= held["rows"][1]
+        assert held["cols"][0] <= w["cols"][0] < w["cols"][1] <= held["cols"][1]
