@@ -30,7 +30,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from changeanywhere_qgis.engine.io import check_output_path, check_writable
 
 from .adapt_area import build_cache, check_trainable, choose_holdout, read_area
 from .adapt_figures import figures, held_out_latents
-from .adapt_train import CHECKPOINT, Interrupted, Stopper, train
+from .adapt_train import Interrupted, Stopper, train
 from .autoencoder import downsample_factor
 from .checkpoint import load_if_present, save_atomic
 from .data import DataError
