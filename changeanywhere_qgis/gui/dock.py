@@ -70,6 +70,18 @@ def _is_string_field(field: QgsField) -> bool:
     return not field.isNumeric()
 
 
+class ModelCombo(QComboBox):
+    """A combo box that lists its entries anew each time it opens (an adaptation may have added a package)."""
+
+    def __init__(self, refresh, parent=None):
+        super().__init__(parent)
+        self._refresh = refresh
+
+    def showPopup(self):
+        self._refresh()
+        super().showPopup()
+
+
 class ChangeAnywhereDock(QgsDockWidget):
     resultsAdded = pyqtSignal(object)  # the QgsLayerTreeGroup holding a finished sample
     taskStarted = pyqtSignal(object)  # the GenerateTask
@@ -116,17 +128,25 @@ class ChangeAnywhereDock(QgsDockWidget):
                                         "both dates come out of the same decoder")
         self.image_combo.layerChanged.connect(lambda layer: self.pre_event_combo.setEnabled(layer is not None))
         self.pre_event_combo.setEnabled(False)
+        # the bundled model and the packages in the user's models folder ("Adapt the model to my area" writes
+        # there); any other package folder through the file widget below, which wins when it is filled
+        self.model_combo = ModelCombo(self.refresh_models)
+        self.model_combo.setToolTip("The bundled model, or a package in your ChangeAnywhere models folder "
+                                    "(the adapted ones); another folder: choose it below")
+        self.model_combo.activated.connect(self._model_chosen)
         self.model_widget = QgsFileWidget()
         self.model_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.model_widget.setToolTip("Model package folder; empty: the model bundled with the plugin")
+        self.model_widget.setToolTip("Another model package folder; empty: the model chosen above")
         self.model_widget.fileChanged.connect(lambda _path: self.load_classes())
+        self.refresh_models()
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         form.addRow("Land-cover map", self.semantic_combo)
         form.addRow("Band", self.band_combo)
         form.addRow("Pre-event image", self.image_combo)
         form.addRow("Pre-event image is", self.pre_event_combo)
-        form.addRow("Model", self.model_widget)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Other model folder", self.model_widget)
         form.addRow("", self.model_label)
         main.addWidget(inputs)
 
@@ -269,7 +289,32 @@ class ChangeAnywhereDock(QgsDockWidget):
 
     # --- model and palette ----------------------------------------------------------------------
     def model_dir(self) -> str | None:
-        return self.model_widget.filePath().strip() or None
+        return self.model_widget.filePath().strip() or self.model_combo.currentData() or None
+
+    def refresh_models(self) -> None:
+        """List the bundled model and the packages of the user's models folder, keeping the current choice."""
+        from ..processing.adaptation import model_packages, user_models_folder
+
+        current = self.model_combo.currentData()
+        self.model_combo.clear()
+        self.model_combo.addItem("The bundled model", None)
+        for folder in model_packages(user_models_folder()):
+            try:
+                from ..engine.diffusion import read_manifest
+
+                manifest = read_manifest(folder, verify_hashes=False)
+            except Exception:  # noqa: BLE001 - a broken package is not listed; choosing its folder below names the fault
+                continue
+            kind = "adapted" if "adaptation" in manifest else "package"
+            self.model_combo.addItem(f"{manifest['name']} ({kind}, {folder.name})", str(folder))
+        index = self.model_combo.findData(current)
+        self.model_combo.setCurrentIndex(max(0, index))
+
+    def _model_chosen(self, _index: int) -> None:
+        if self.model_widget.filePath():
+            self.model_widget.setFilePath("")  # reloads the classes through fileChanged
+        else:
+            self.load_classes()
 
     def load_classes(self) -> None:
         """The palette from the model's manifest (fast: no onnxruntime session)."""

@@ -15,6 +15,7 @@ ALGORITHMS = (
     ".simulate_events:SimulateChangeEvents",
     ".model_information:ModelInformation",
     ".alg_dataset:GenerateChangeDataset",
+    ".adapt_model:AdaptModel",
 )
 
 

@@ -276,3 +276,31 @@ def test_an_existing_layer_with_a_text_field_gets_class_names(dock, clean_projec
     feature = next(layer.getFeatures())
     assert feature["becomes"] == "water"
     assert feature.geometry().boundingBox().intersects(dock.canvas.extent())
+
+
+def test_the_model_list_shows_the_packages_of_the_user_models_folder(dock, tiny_model_dir):
+    """A package in the profile's ChangeAnywhere models folder (where "Adapt the model to my area" writes) is listed
+    beside the bundled model, and choosing it makes it the model of the run."""
+    import shutil
+
+    from changeanywhere_qgis.processing.adaptation import user_models_folder
+
+    folder = user_models_folder()
+    assert folder is not None
+    mine = folder / "tiny-copy"
+    shutil.copytree(tiny_model_dir, mine)
+    (folder / "not-a-package").mkdir(exist_ok=True)  # a folder without model.json is not listed
+    try:
+        dock.refresh_models()
+        labels = [dock.model_combo.itemText(i) for i in range(dock.model_combo.count())]
+        assert labels == ["The bundled model", "ChangeAnywhere tiny test model (package, tiny-copy)"]
+        dock.model_combo.setCurrentIndex(1)
+        dock._model_chosen(1)
+        assert dock.model_widget.filePath() == "" and dock.model_dir() == str(mine)
+        assert "tiny test model" in dock.model_label.text()
+        dock.model_combo.setCurrentIndex(0)
+        dock._model_chosen(0)
+        assert dock.model_dir() is None  # the bundled one
+    finally:
+        shutil.rmtree(mine)
+        (folder / "not-a-package").rmdir()

@@ -8,6 +8,6 @@ def test_every_remap_parameter_names_the_builtin_tables(provider):
 
     described = {alg.id(): alg.parameterDefinition("REMAP").description() for alg in provider.algorithms()
                  if alg.parameterDefinition("REMAP") is not None}
-    assert len(described) == 3  # generate, simulate, dataset
+    assert len(described) == 4  # generate, simulate, dataset, adapt
     for alg, text in described.items():
         assert all(name in text for name in builtin_remaps()), (alg, text)

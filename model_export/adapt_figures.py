@@ -1,0 +1,104 @@
+"""The held-out figures of an adaptation: measured on the base package and on the adapted one, on the block of the
+user's area that training never saw.
+
+- **reconstruction PSNR** (dB): the package's autoencoder copy of the held-out image (the engine's
+  ``autoencoder_copy``, tiled as the plugin runs it) against the image. Adaptation trains only the denoiser,
+  so this figure stays the base's; it is measured on both packages all the same, as the check that it does.
+- **denoising loss**: the training loss (v-prediction MSE) of the denoiser on the held-out block's latents,
+  for fixed noise and timesteps (the same draws for both packages): lower means the denoiser predicts this
+  area's imagery under its map better. This is the figure adaptation moves.
+- **map-following ratio** (only with a judge, ``--judge``): the project's judge (``model_export/segmentation.py``)
+  labels images generated from the held-out block's map; mIoU against the map over mIoU against the map
+  rotated 180 degrees (docs/map-following-checks.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, autoencoder_copy, load_model_package
+from changeanywhere_qgis.engine.quality import psnr
+
+from .adapt_area import Area, HeldOut
+from .data import image_to_tensor_range, one_hot
+from .map_following import central, ratio
+from .train_diffusion import noise_scheduler
+
+LOSS_DRAWS = 16  # noise/timestep draws per held-out crop: enough that two packages' losses compare steadily
+JUDGE_SEEDS = [0, 1, 2, 3]
+JUDGE_STEPS = 50
+JUDGE_SIZE = 256
+
+
+def held_out_pixels(area: Area, held: HeldOut) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [3, h, w] image, uint8 [h, w] labels, nodata as 0) of the held-out block."""
+    r, c = slice(*held.rows), slice(*held.cols)
+    labels = np.where(area.valid[r, c], area.labels[r, c], 0).astype(np.uint8)
+    return np.ascontiguousarray(np.moveaxis(area.image[r, c], -1, 0)), labels
+
+
+def reconstruction_psnr(model_dir: Path, area: Area, held: HeldOut) -> float:
+    image, _ = held_out_pixels(area, held)
+    return round(psnr(autoencoder_copy(load_model_package(model_dir, "cpu"), image), image), 2)
+
+
+def central_window(held: HeldOut, multiple: int) -> HeldOut:
+    """The central (at most) JUDGE_SIZE x JUDGE_SIZE of the block, on the model's multiple: what the denoiser and the
+    judge are run on (the whole block at once could need gigabytes in the denoiser's attention)."""
+    r, c = central(held.rows, held.cols, JUDGE_SIZE)
+    return HeldOut((r.start, r.start + (r.stop - r.start) // multiple * multiple),
+                   (c.start, c.start + (c.stop - c.start) // multiple * multiple))
+
+
+@torch.no_grad()
+def held_out_latents(area: Area, held: HeldOut, vq, mean, std, multiple: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Standardised latents and labels of the block's central window."""
+    image, labels = held_out_pixels(area, central_window(held, multiple))
+    x = torch.from_numpy(image_to_tensor_range(np.moveaxis(image, 0, -1)))[None]
+    z = (vq.encode(x).latents - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1)
+    return z, labels
+
+
+@torch.no_grad()
+def denoising_loss(unet, latents: torch.Tensor, labels: np.ndarray, dcfg: dict, seed: int) -> float:
+    """Mean v-prediction (or noise) MSE over fixed draws of noise and timestep: the same draws for every model."""
+    sched = noise_scheduler(dcfg)
+    gen = torch.Generator().manual_seed(seed)
+    unet = unet.eval()
+    semantic = torch.from_numpy(one_hot(labels[None]))
+    losses = []
+    for _ in range(LOSS_DRAWS):
+        t = torch.randint(0, dcfg["num_train_timesteps"], (1,), generator=gen)
+        noise = torch.randn(latents.shape, generator=gen)
+        xt = sched.add_noise(latents, noise, t)
+        target = sched.get_velocity(latents, noise, t) if dcfg["prediction"] == "v_prediction" else noise
+        losses.append(float(torch.mean((unet(xt, t, semantic).float() - target) ** 2)))
+    return round(float(np.mean(losses)), 5)
+
+
+def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut) -> dict:
+    """The judge's map-following ratio on images generated from the held-out block's map (its central crop)."""
+    from . import segmentation
+    from .evaluate_model import score_generated
+
+    model = load_model_package(model_dir, "cpu", threads=torch.get_num_threads())
+    w = central_window(held, model.multiple_of)
+    r, c = slice(*w.rows), slice(*w.cols)
+    label = np.where(area.valid[r, c], area.labels[r, c], 0).astype(np.uint8)
+    gen = score_generated(model, segmentation.load(judge_dir), label, model.guidance_scale, JUDGE_SEEDS, JUDGE_STEPS,
+                          DEFAULT_ETA)
+    return {"ratio": round(ratio(gen["miou_map"], gen["miou_rotated"]), 3), "miou_map": round(gen["miou_map"], 4),
+            "miou_rotated": round(gen["miou_rotated"], 4), "window": {"rows": [r.start, r.stop], "cols": [c.start, c.stop]},
+            "seeds": JUDGE_SEEDS, "steps": JUDGE_STEPS, "eta": DEFAULT_ETA}
+
+
+def figures(model_dir: Path, unet, latents, labels, dcfg: dict, area: Area, held: HeldOut, judge: Path | None,
+            seed: int) -> dict:
+    out = {"reconstruction_psnr_db": reconstruction_psnr(model_dir, area, held),
+           "denoising_loss": denoising_loss(unet, latents, labels, dcfg, seed)}
+    if judge is not None:
+        out["map_following"] = map_following(model_dir, judge, area, held)
+    return out

@@ -1,0 +1,157 @@
+"""The adaptation's training loop: the base package's denoiser fine-tuned on the latent cache of the user's area.
+
+It is ``train_diffusion.run``'s step (v-prediction, classifier-free dropout, EMA, AdamW, warm-up and cosine
+decay) with what a user's run needs besides: a bar with the loss and the time left, a step or minute budget
+that spans resumed runs, and a clean stop on Ctrl-C or SIGTERM that leaves a checkpoint to ``--resume`` from.
+Checkpoints have the diffusion stage's format, so ``export_onnx.export`` writes the package from them.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .adapt_area import draw_batch
+from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
+from .data import NUM_CLASSES, one_hot
+from .denoiser import SemanticUNet
+from .provenance import hardware
+from .schedule_utils import EMA, warmup_cosine
+from .train_diffusion import noise_scheduler
+
+CHECKPOINT = "last.pt"
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: the run stops (after saving a checkpoint when it was training)."""
+
+    def __init__(self, signum: int, step: int | None = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.step = signum, step
+
+
+class Stopper:
+    """SIGINT and SIGTERM handlers for the whole run: while training, a signal is noted and the loop stops after
+    its step with a checkpoint; before or after training it interrupts at once (nothing to save)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.deferring = False
+
+    def __enter__(self) -> "Stopper":
+        # SIGBREAK: what Ctrl-Break (and QGIS's Cancel, on Windows) sends to a process group there
+        kinds = (signal.SIGINT, signal.SIGTERM, *([signal.SIGBREAK] if hasattr(signal, "SIGBREAK") else []))
+        self.saved = {s: signal.getsignal(s) for s in kinds}
+        for s in self.saved:
+            signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self.saved.items():
+            signal.signal(s, h)
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        if not self.deferring:
+            raise Interrupted(signum)
+
+
+class StepBudget:
+    """A run's budget in steps or minutes, counted over all its resumed parts (``spent_s`` came before)."""
+
+    def __init__(self, steps: int | None, minutes: float | None, spent_s: float):
+        self.steps, self.seconds, self.spent_s = steps, (60.0 * minutes if minutes else None), spent_s
+        self.start = time.monotonic()
+
+    def wall(self) -> float:
+        return self.spent_s + time.monotonic() - self.start
+
+    def progress(self, step: int) -> float:
+        return min(1.0, step / self.steps if self.steps else self.wall() / self.seconds)
+
+    def done(self, step: int) -> bool:
+        return step >= self.steps if self.steps else self.wall() >= self.seconds
+
+
+def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, steps: int | None,
+          minutes: float | None, data: list[str], stopper: Stopper,
+          on_batch: Callable[[list], None] | None = None) -> dict:
+    """Fine-tune the base's denoiser; returns the finished checkpoint (also saved as RUN/last.pt)."""
+    dcfg = cfg["diffusion"]
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    unet = SemanticUNet(dcfg, num_classes=NUM_CLASSES).to(device)
+    unet.load_state_dict(base.networks.unet.state_dict())
+    ema = EMA(unet, dcfg["ema_decay"])  # the package holds the EMA weights: they start both
+    opt = torch.optim.AdamW(unet.parameters(), lr=dcfg["lr"], weight_decay=0.01)
+    sched = noise_scheduler(dcfg)
+    step, wall, history = 0, 0.0, []
+    ckpt = load_if_present(run_dir / CHECKPOINT)
+    if ckpt is not None:
+        unet.load_state_dict(ckpt["unet"])
+        ema.model.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["opt"])
+        step, wall, history = ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
+        restore_rng(ckpt["rng"], rng)
+        print(f"resuming at step {step} ({wall / 60:.1f} min done) from {run_dir / CHECKPOINT}")
+    budget = StepBudget(steps, minutes, wall)
+
+    def state(finished: bool) -> dict:
+        return {"stage": "diffusion", "config": cfg, "unet": unet.state_dict(), "ema": ema.model.state_dict(),
+                "opt": opt.state_dict(), "step": step, "planned_steps": steps, "wall_seconds": budget.wall(),
+                "history": history, "rng": rng_state(rng), "finished": finished,
+                "autoencoder": base.autoencoder_record(), "data": data, "hardware": hardware(device),
+                "base_model": base.provenance()}
+
+    # the bar counts steps, or seconds under --minutes: either way tqdm shows the time left
+    bar = tqdm(total=steps or int(budget.seconds), initial=step if steps else int(wall), desc="adapting",
+               unit="step" if steps else "s", mininterval=2, dynamic_ncols=True)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
+    last_save = time.monotonic()
+    unet.train()
+    stopper.deferring = True
+    try:
+        while not budget.done(step):
+            if stopper.signum is not None:
+                save_atomic(state(False), run_dir / CHECKPOINT)
+                raise Interrupted(stopper.signum, step)
+            for g in opt.param_groups:
+                g["lr"] = dcfg["lr"] * warmup_cosine(step, dcfg["warmup_steps"], budget.progress(step))
+            x0, labels, where = draw_batch(rng, cache, dcfg["crop"], dcfg["batch_size"])
+            if on_batch is not None:
+                on_batch(where)
+            x0 = x0.to(device)
+            semantic = torch.from_numpy(one_hot(labels)).to(device)
+            semantic[torch.rand(len(x0), device=device) < dcfg["cond_drop"]] = 0.0  # classifier-free guidance
+            t = torch.randint(0, dcfg["num_train_timesteps"], (len(x0),), device=device)
+            noise = torch.randn_like(x0)
+            xt = sched.add_noise(x0, noise, t)
+            target = sched.get_velocity(x0, noise, t) if dcfg["prediction"] == "v_prediction" else noise
+            with autocast:
+                pred = unet(xt, t, semantic).float()
+            loss = F.mse_loss(pred, target) if dcfg["loss"] == "mse" else F.l1_loss(pred, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            ema.update(unet, step)
+            step += 1
+            history.append(loss.item())
+            bar.set_postfix(step=step, loss=f"{loss.item():.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
+            bar.update(1 if steps else int(budget.wall()) - bar.n)
+            if time.monotonic() - last_save > 60 * dcfg["checkpoint_minutes"]:
+                save_atomic(state(False), run_dir / CHECKPOINT)
+                last_save = time.monotonic()
+    finally:
+        stopper.deferring = False
+        bar.close()
+    final = state(True)
+    save_atomic(final, run_dir / CHECKPOINT)
+    return final

@@ -1,0 +1,210 @@
+"""model_export.adapt on a real pair (a crop of the bundled Houston sample) with the tiny test package as base."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from changeanywhere_qgis.cli.main import main as cli_main
+from changeanywhere_qgis.engine.diffusion import load_model_package
+from model_export.adapt import main as adapt_main
+from model_export.adapt import run_folder
+from model_export.adapt_area import build_cache, choose_holdout, crop_pixels, read_area
+from model_export.adapt_train import Stopper, train
+from model_export.package_weights import BaseModel, read_package_networks
+from model_export.train import finetune_config, load_config
+from training_helpers import REPO, TINY_CONFIG
+
+TINY_MODEL = REPO / "tests" / "data" / "tiny_model"
+SAMPLES = REPO / "changeanywhere_qgis" / "samples"
+
+
+def crop(src: Path, dst: Path, row: int, col: int, size: int) -> Path:
+    """A georeferenced crop of a real raster (its transform moved with the window)."""
+    with rasterio.open(src) as s:
+        w = Window(col, row, size, size)
+        profile = {**s.profile, "width": size, "height": size, "transform": s.window_transform(w)}
+        with rasterio.open(dst, "w", **profile) as d:
+            d.write(s.read(window=w))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("area")
+    return (crop(SAMPLES / "houston_label.tif", root / "map.tif", 0, 0, 256),
+            crop(SAMPLES / "houston_image.tif", root / "image.tif", 0, 0, 256))
+
+
+def args(pair, out: Path, *extra: str) -> list[str]:
+    return ["--semantic", str(pair[0]), "--image", str(pair[1]), "--base", str(TINY_MODEL), "--config", str(TINY_CONFIG),
+            "--out", str(out), "--threads", "1", *extra]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_adapt_writes_a_package_the_engine_loads_and_generates_with(pair, tmp_path, capsys):
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "3", "--seed", "5")) == 0
+    printed = capsys.readouterr().out
+    assert "reconstruction PSNR" in printed and "map-following ratio       not measured" in printed
+    assert leftovers(tmp_path) == ["adapted"]  # no run folder, no hidden partial folder
+    pkg = load_model_package(out, "cpu")
+    doc = json.loads((out / "model.json").read_text())
+    a = doc["adaptation"]
+    assert a["base_model"]["name"] == "ChangeAnywhere tiny test model"
+    assert a["base_model"]["model_json_sha256"] == hashlib.sha256((TINY_MODEL / "model.json").read_bytes()).hexdigest()
+    with rasterio.open(pair[0]) as src:
+        assert a["data"]["grid"] == {"width": 256, "height": 256, "crs": src.crs.to_string(), "transform": list(src.transform)[:6]}
+    assert a["data"]["semantic"] == str(pair[0].resolve())
+    held = choose_holdout(256, 256, 0.2, 5, pkg.multiple_of)
+    assert (a["held_out"]["rows"], a["held_out"]["cols"]) == (list(held.rows), list(held.cols))
+    assert abs((held.rows[1] - held.rows[0]) * (held.cols[1] - held.cols[0]) / 256**2 - 0.2) < 0.05
+    assert a["steps"] == 3 and a["device"] == "cpu"
+    before, after = a["held_out_figures"]["before"], a["held_out_figures"]["after"]
+    assert before["reconstruction_psnr_db"] == after["reconstruction_psnr_db"]  # the base's autoencoder, unchanged
+    assert before["denoising_loss"] != after["denoising_loss"]  # the denoiser did change
+    assert doc["training"] == json.loads((TINY_MODEL / "model.json").read_text())["training"]
+    # the engine generates with it, through the command line a user runs
+    assert cli_main(["generate", "--semantic", str(pair[0]), "--image", str(pair[1]), "--random-events", "--seed", "1",
+                     "--model", str(out), "--out", str(tmp_path / "sample"), "--steps", "2"]) == 0
+    assert json.loads((tmp_path / "sample" / "sample.json").read_text())["model"]["path"] == str(out)
+
+
+def test_no_training_crop_touches_the_held_out_block(pair):
+    """Every crop the loop draws, traced back to the area's pixels, stays clear of the block and its margin."""
+    cfg = finetune_config(load_config(TINY_CONFIG), "diffusion")
+    pkg = load_model_package(TINY_MODEL, "cpu")
+    base = BaseModel(TINY_MODEL, read_package_networks(TINY_MODEL, load_config(TINY_CONFIG)))
+    area = read_area(str(pair[0]), str(pair[1]), None, 1, pkg.scheme)
+    held = choose_holdout(256, 256, 0.3, 2, pkg.multiple_of)
+    net = base.networks
+    cache = build_cache(area, held, net.vq, net.latent_mean, net.latent_std, 4, pkg.multiple_of, cfg["diffusion"]["crop"], "cpu")
+    crops = []
+    with tempfile.TemporaryDirectory() as run, Stopper() as stopper:
+        train(cfg, base, cache, Path(run), "cpu", 0, 40, None, ["test"], stopper, on_batch=crops.extend)
+    assert len(crops) == 40 * cfg["diffusion"]["batch_size"]
+    size = cfg["diffusion"]["crop"]
+    margin = 4 * 4  # train_diffusion.HOLDOUT_MARGIN latent cells of 4 px
+    grown = type(held)((held.rows[0] - margin, held.rows[1] + margin), (held.cols[0] - margin, held.cols[1] + margin))
+    rects = [crop_pixels(cache, *where, size) for where in crops]
+    assert all((r[1] - r[0], c[1] - c[0]) == (4 * size, 4 * size) for r, c in rects)
+    assert not [rc for rc in rects if grown.intersects(*rc)]
+    # the crops do cover the area around it: the check above is not empty by construction
+    assert len({rc for rc in rects}) > 20
+    # and the block's map was blanked before encoding (the 256 px area is one chunk: entry 0 is it, unturned)
+    r, c = slice(*held.rows), slice(*held.cols)
+    assert area.labels[r, c].any() and not cache["labels"][0][r, c].numpy().any()
+
+
+@pytest.mark.parametrize("case", ["other_grid", "image_as_map", "missing_map", "unknown_remap", "band"])
+def test_bad_inputs_are_refused_as_generate_refuses_them_before_anything_is_written(case, pair, tmp_path, capsys):
+    semantic, image, extra = pair[0], pair[1], []
+    if case == "other_grid":
+        image = crop(SAMPLES / "houston_image.tif", tmp_path / "shifted.tif", 8, 0, 256)
+    elif case == "image_as_map":
+        semantic = pair[1]
+    elif case == "missing_map":
+        semantic = tmp_path / "nowhere.tif"
+    elif case == "unknown_remap":
+        extra = ["--remap", "nosuchscheme"]
+    elif case == "band":
+        extra = ["--band", "3"]
+    out = tmp_path / "adapted"
+    code = adapt_main(["--semantic", str(semantic), "--image", str(image), "--base", str(TINY_MODEL), "--config",
+                       str(TINY_CONFIG), "--out", str(out), "--steps", "2", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ")
+    assert not out.exists() and not run_folder(out).exists()
+    assert not [n for n in leftovers(tmp_path) if n.startswith(".")]
+    # generate, given the same pair, refuses with the same message
+    assert cli_main(["generate", "--semantic", str(semantic), "--image", str(image), "--random-events", "--model",
+                     str(TINY_MODEL), "--out", str(tmp_path / "sample"), *extra]) == 2
+    assert capsys.readouterr().err.strip() == err.strip()
+
+
+def test_a_bad_holdout_or_a_too_small_area_is_refused_before_training(pair, tmp_path, capsys):
+    out = tmp_path / "adapted"
+    with pytest.raises(SystemExit):
+        adapt_main(args(pair, out, "--holdout", "0.9"))
+    assert "--holdout 0.9" in capsys.readouterr().err
+    small = (crop(SAMPLES / "houston_label.tif", tmp_path / "m.tif", 0, 0, 48),
+             crop(SAMPLES / "houston_image.tif", tmp_path / "i.tif", 0, 0, 48))
+    assert adapt_main(args(small, out, "--steps", "2")) == 2
+    assert "nothing to train on" in capsys.readouterr().err
+    assert not out.exists() and not run_folder(out).exists()
+
+
+def test_an_interrupted_run_stops_with_a_checkpoint_and_resume_goes_on(pair, tmp_path, capsys):
+    out = tmp_path / "adapted"
+    run = run_folder(out)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "model_export.adapt", *args(pair, out, "--steps", "100000")],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "before.json").is_file() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        time.sleep(3)  # training steps are running now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "--resume" in err and not out.exists()
+    import torch
+
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    assert ckpt["step"] > 0 and not ckpt["finished"]
+    # without --resume the run folder is not silently overwritten
+    assert adapt_main(args(pair, out, "--steps", "3")) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert adapt_main(args(pair, out, "--steps", str(ckpt["step"] + 2), "--resume")) == 0
+    assert f"resuming at step {ckpt['step']}" in capsys.readouterr().out
+    assert json.loads((out / "model.json").read_text())["adaptation"]["steps"] == ckpt["step"] + 2
+    assert not run.exists()
+
+
+def test_resume_refuses_other_inputs(pair, tmp_path, capsys):
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "2", "--resume")) == 2
+    assert "no interrupted run" in capsys.readouterr().err
+    run = run_folder(out)
+    run.mkdir()
+    (run / "request.json").write_text(json.dumps({"seed": 99}))
+    assert adapt_main(args(pair, out, "--steps", "2", "--resume")) == 2
+    assert "seed" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair, small_data, tmp_path, capsys):
+    from model_export import segmentation
+
+    judge = tmp_path / "judge"
+    assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1"]) == 0
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "2", "--judge", str(judge))) == 0
+    assert "map-following ratio" in capsys.readouterr().out
+    figures = json.loads((out / "model.json").read_text())["adaptation"]["held_out_figures"]
+    assert "map_following" not in figures  # measured: no "not measured" note
+    for when in ("before", "after"):
+        m = figures[when]["map_following"]
+        assert m["seeds"] == [0, 1, 2, 3] and m["miou_map"] >= 0 and m["miou_rotated"] >= 0
+        w = m["window"]  # the central window of the held-out block, never trained on
+        held = json.loads((out / "model.json").read_text())["adaptation"]["held_out"]
+        assert held["rows"][0] <= w["rows"][0] < w["rows"][1] <= held["rows"][1]
+        assert held["cols"][0] <= w["cols"][0] < w["cols"][1] <= held["cols"][1]
