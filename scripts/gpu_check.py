@@ -57,17 +57,14 @@ def gpu_name() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def cuda_libraries(reason: str) -> str:
-    """What to pip-install for the CUDA major version this onnxruntime-gpu was built for (named by the library it missed)."""
-    sets = {"13": "pip install 'nvidia-cuda-runtime>=13,<14' 'nvidia-cublas>=13,<14' nvidia-cudnn-cu13 'nvidia-cufft>=12,<13' "
-                  "'nvidia-curand>=10.4,<11'",
-            "12": "pip install nvidia-cuda-runtime-cu12 nvidia-cublas-cu12 nvidia-cudnn-cu12 nvidia-cufft-cu12 nvidia-curand-cu12"}
-    major = next((m for m in sets if f".so.{m}" in reason), None)
-    which = (f"this build wants CUDA {major}: {sets[major]}" if major else
-             f"for a CUDA 13 build: {sets['13']}; for a CUDA 12 build: {sets['12']}")
-    return (f"the CUDA and cuDNN runtime libraries this onnxruntime-gpu needs ({which}; onnxruntime.preload_dlls() finds "
-            "pip's nvidia libraries; onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider lists the versions), "
-            "and an NVIDIA driver")
+def cuda_fix(reason: str, version: str) -> str:
+    """What to install: onnxruntime-gpu with its [cuda,cudnn] extras (pip's CUDA runtime and cuDNN for that release, as
+    the plugin's install action does), and a driver for the CUDA major the release was built for (named by the library
+    it missed, e.g. libcublasLt.so.13)."""
+    major = next((m for m in ("13", "12", "11") if f".so.{m}" in reason), None)
+    driver = f"an NVIDIA driver that supports CUDA {major} (nvidia-smi's header)" if major else "an NVIDIA driver"
+    return (f"pip install 'onnxruntime-gpu[cuda,cudnn]=={version}' (about 284 MB, plus the CUDA and cuDNN wheels its extras "
+            f"bring; onnxruntime.preload_dlls() finds them) and {driver}; then rerun this script")
 
 
 def reference_inputs(pkg) -> dict:
@@ -110,12 +107,7 @@ def main() -> int:
             print(f"   (onnxruntime.preload_dlls: {exc})")
     reason = cuda_unavailable_reason()
     if reason is not None:
-        libraries = cuda_libraries(reason)
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            fix = f"pip install onnxruntime-gpu=={ort.__version__} (about 284 MB; it replaces onnxruntime), then {libraries}"
-        else:
-            fix = libraries
-        fix += "; then rerun this script"
+        fix = cuda_fix(reason, ort.__version__)
         say(report, "cuda", {"available": False, "reason": reason, "install": fix},
             f"3. CUDA provider: NOT usable: {reason}.\n   To install: {fix}")
         if gpu is None:
