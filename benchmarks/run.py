@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,memory,memory_stages,seams]
+    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,seams]
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import rasterio
 from changeanywhere_qgis.engine.diffusion import default_model_dir, load_model_package
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 from changeanywhere_qgis.engine.quality import seam_score
+
+from benchmarks.sampler_bench import bench_sampler, render_sampler
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "changeanywhere_qgis" / "samples"
@@ -149,6 +151,8 @@ def render(results: dict, model_dir: Path) -> str:
         e = results["end_to_end"]
         lines += ["## End to end", "", f"One change sample at default settings ({e['steps']} DDIM steps) on {e['raster']}, "
                   f"{e['tiles']} tiles, {THREADS} threads: **{e['seconds']:.1f} s, {e['seconds_per_megapixel']:.0f} s per megapixel**.", ""]
+    if "sampler" in results:
+        lines += render_sampler(results["sampler"])
     if "memory" in results:
         m = results["memory"]
         lines += ["## Memory: bounded by tiles, not by the raster", "",
@@ -183,7 +187,7 @@ def render(results: dict, model_dir: Path) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "memory": bench_memory, "memory_stages": bench_memory_stages,
+SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler": bench_sampler, "memory": bench_memory, "memory_stages": bench_memory_stages,
             "seams": bench_seams}
 
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES
+from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, PRE_EVENT_CHOICES, SAMPLERS
 from ..engine.landcover import builtin_remaps
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
-    """--steps, --eta and --guidance (None: the model's own scale, which `info` shows)."""
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    """--sampler, --steps, --eta, --guidance (None: the model's own scale, which `info` shows) and --tile-size."""
+    p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
+                   help=f"the solver of the reverse diffusion: ddim, or dpmpp-2m (DPM-Solver++ 2M, second order, for fewer "
+                        f"steps; deterministic, takes no --eta); default {DEFAULT_SAMPLER}")
+    p.add_argument("--steps", type=int, default=50, help="sampler steps (default 50)")
     p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
+    p.add_argument("--tile-size", type=int, metavar="PX",
+                   help="the sampler's tile in pixels, a multiple of the model's size granule and at least its tile, e.g. 512 "
+                        "for the 256 px bundled model: fewer network calls per megapixel (default: the model's tile, which `info` shows; "
+                        "a raster that fits in one tile is never cut)")
     p.add_argument("--guidance", type=float,
                    help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours "
                         "(default: the model's own, which `info` shows)")

@@ -17,7 +17,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, ModelPackage, Plan, check_guidance, check_memory, check_pre_event, decode,
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, ModelPackage, Plan, check_guidance, check_memory, check_pre_event,
+                        check_sampler, decode,
                         default_model_dir, duration, estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind,
                         pre_event_latent, read_manifest, to_uint8)
 from .errors import InputError
@@ -65,6 +66,8 @@ class GenerateSettings:
     threads: int | None = None
     batch_size: int = 4
     tile_overlap_px: int | None = None  # None: a quarter of the model's tile
+    sampler: str = DEFAULT_SAMPLER  # "ddim" or "dpmpp-2m"
+    tile_size: int | None = None  # the sampler's tile, pixels; None: the model's (a multiple of its granule, not smaller)
     pre_event: str = DEFAULT_PRE_EVENT  # with an image: "real" (as given) or "redrawn" (the autoencoder's copy)
     max_memory: int | None = None  # bytes the run may use; None: what the machine has free
     extra: dict = field(default_factory=dict)
@@ -78,6 +81,7 @@ class GenerateSettings:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
         check_guidance(self.guidance)
         check_pre_event(self.pre_event)
+        check_sampler(self.sampler, self.eta)
         check_seed(self.seed)
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise InputError(f"The batch size (tiles per network call) must be a whole number of at least 1, got {self.batch_size!r}.")
@@ -227,9 +231,10 @@ def generate(
         s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
         timings["prepare_s"] = time.perf_counter() - clock
 
-        p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size)
+        p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
+                 settings.sampler, settings.tile_size)
         pre_event = pre_event_kind(settings.pre_event, source is not None)
-        seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None)
+        seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
         if seconds is not None:
             progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
                           f"{memory.describe()}")
@@ -260,7 +265,8 @@ def generate(
                          "transform": list(sem.grid.transform)[:6]},
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
                 "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale, "pre_event": pre_event,
-                "tiles": p.tiles, "tile_overlap_px": p.sampler.tile_overlap_px,
+                "sampler": settings.sampler, "tiles": p.tiles, "tile_size_px": p.grid.tile * pkg.downsample,
+                "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
             }

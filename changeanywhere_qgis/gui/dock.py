@@ -55,6 +55,8 @@ TARGET_NAME_FIELD = "target_name"
 DEVICES = (("auto", "Auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
 # The engine's PRE_EVENT_CHOICES, first its DEFAULT_PRE_EVENT (literals: the dock builds without numpy; a test holds them equal)
 PRE_EVENTS = (("redrawn", "the model's copy of it (same look as the post-event image)"), ("real", "the image itself"))
+# The engine's SAMPLERS, first its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
+SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
 # engine output -> (layer name in the project, visible at first)
 RESULT_LAYERS = (
     ("change_mask.tif", "change mask", False),
@@ -195,6 +197,11 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.seed_spin.setRange(-1, 2**31 - 1)
         self.seed_spin.setSpecialValueText("random")
         self.seed_spin.setValue(-1)
+        self.sampler_combo = QComboBox()
+        for key, label in SAMPLERS:
+            self.sampler_combo.addItem(label, key)
+        self.sampler_combo.setToolTip("DDIM: the default. DPM-Solver++ 2M: a second-order solver meant for fewer steps "
+                                      "(e.g. 20); deterministic, so it takes no eta")
         self.eta_spin = QDoubleSpinBox()
         self.eta_spin.setRange(0.0, 1.0)
         self.eta_spin.setSingleStep(0.1)
@@ -211,10 +218,12 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.output_widget.setToolTip("Each run writes a new sample-<time> folder here; empty: a temporary folder")
+        form3.addRow("Sampler", self.sampler_combo)
         form3.addRow("Diffusion steps", self.steps_spin)
         form3.addRow("Content correlation s", self.correlation_spin)
         form3.addRow("Seed", self.seed_spin)
         form3.addRow("DDIM eta", self.eta_spin)
+        self.sampler_combo.currentIndexChanged.connect(lambda _: self.eta_spin.setEnabled(self.sampler_combo.currentData() == "ddim"))
         form3.addRow("Guidance scale", self.guidance_spin)
         form3.addRow("Device", self.device_combo)
         form3.addRow("Output folder", self.output_widget)
@@ -501,7 +510,8 @@ class ChangeAnywhereDock(QgsDockWidget):
             "steps": self.steps_spin.value(),
             "seed": None if self.seed_spin.value() < 0 else self.seed_spin.value(),
             "correlation": None if self.correlation_spin.value() < 0 else self.correlation_spin.value(),
-            "eta": self.eta_spin.value(),
+            "sampler": self.sampler_combo.currentData(),
+            "eta": self.eta_spin.value() if self.sampler_combo.currentData() == "ddim" else 0.0,  # eta is DDIM's alone
             "guidance": self.guidance(),
             "device": self.device_combo.currentData(),
             "pre_event": self.pre_event_combo.currentData(),

@@ -154,6 +154,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 band=self.parameterAsInt(parameters, self.BAND, context) or 1,
                 remap=self.remap(parameters, context),
                 pre_event=self.pre_event(parameters, context),
+                sampler_tile=self.sampler_tile(parameters, context),
             )
             settings = replace(settings, **self._layout_options(parameters, context))
             out = self.parameterAsString(parameters, self.OUTPUT, context)

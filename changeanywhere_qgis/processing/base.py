@@ -19,7 +19,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, GUIDANCE_RANGE, PRE_EVENT_CHOICES
+from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, GUIDANCE_RANGE, PRE_EVENT_CHOICES, SAMPLERS
 from . import qgis_compat as compat
 from .common import class_list, raster_path
 
@@ -52,6 +52,9 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     ETA = "ETA"
     GUIDANCE = "GUIDANCE"
     PRE_EVENT = "PRE_EVENT"
+    SAMPLER = "SAMPLER"
+    SAMPLER_TILE = "SAMPLER_TILE"
+    SAMPLER_LABELS = {"ddim": "DDIM", "dpmpp-2m": "DPM-Solver++ 2M (second order, for fewer steps; no eta)"}
 
     def name(self):
         return self.NAME
@@ -106,7 +109,12 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             optional=True, minValue=0))
 
     def add_sampler_options(self) -> None:
-        """DDIM eta and the guidance scale, advanced: the defaults are what the model card measured."""
+        """The solver; DDIM eta, the guidance scale and the sampler's tile, advanced: the defaults are what the model card measured."""
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SAMPLER, "Sampler", options=[self.SAMPLER_LABELS[s] for s in SAMPLERS], defaultValue=SAMPLERS.index(DEFAULT_SAMPLER)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.SAMPLER_TILE, "Sampler tile, px (empty: the model's; larger: fewer network calls, e.g. 512 for a 256 px model)",
+            type=compat.NUMBER_INTEGER, optional=True, minValue=1)))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.ETA, "DDIM eta (0: deterministic updates)", type=compat.NUMBER_DOUBLE, defaultValue=DEFAULT_ETA,
             minValue=0.0, maxValue=1.0)))
@@ -159,10 +167,16 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
         return value or None
 
     def sampler_options(self, parameters, context) -> dict:
-        """``eta`` and ``guidance`` (None: the model's own) for the engine's settings."""
+        """``sampler``, ``eta`` and ``guidance`` (None: the model's own) for the engine's settings."""
         guidance = parameters.get(self.GUIDANCE)
-        return {"eta": self.parameterAsDouble(parameters, self.ETA, context),
+        return {"sampler": SAMPLERS[self.parameterAsEnum(parameters, self.SAMPLER, context)],
+                "eta": self.parameterAsDouble(parameters, self.ETA, context),
                 "guidance": None if guidance in (None, "") else self.parameterAsDouble(parameters, self.GUIDANCE, context)}
+
+    def sampler_tile(self, parameters, context) -> int | None:
+        """The sampler's tile in pixels; None: the model's own."""
+        value = parameters.get(self.SAMPLER_TILE)
+        return None if value in (None, "") else self.parameterAsInt(parameters, self.SAMPLER_TILE, context)
 
     def pre_event(self, parameters, context) -> str:
         return PRE_EVENT_CHOICES[self.parameterAsEnum(parameters, self.PRE_EVENT, context)]

@@ -122,6 +122,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 threads=None if threads in (None, "") else self.parameterAsInt(parameters, self.THREADS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 pre_event=self.pre_event(parameters, context),
+                tile_size=self.sampler_tile(parameters, context),
             )
             destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_RECORD,))
 

@@ -131,3 +131,22 @@ def test_remap_help_names_every_builtin_table():
         sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 (argparse keeps them there)
         text = next(a.help for a in sub._actions if "--remap" in a.option_strings)  # noqa: SLF001
         assert all(name in text for name in builtin_remaps()), (command, text)
+
+
+def test_sampler_and_tile_size_from_the_command_line(tiny_model_dir, tmp_path, houston_label_path):
+    out = tmp_path / "dpmpp"
+    done = cli("generate", "--semantic", houston_label_path, "--random-events", "--model", tiny_model_dir, "--steps", "3",
+               "--seed", "3", "--sampler", "dpmpp-2m", "--tile-size", "256", "--device", "cpu", "--out", out)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "sample.json").read_text())
+    assert (record["sampler"], record["tile_size_px"]) == ("dpmpp-2m", 256)
+    for args, message in ((["--sampler", "dpmpp-2m", "--eta", "0.5"], "error: eta is a DDIM setting"),
+                          (["--tile-size", "100"], "error: The tile size must be a whole number of pixels, a multiple of 8"),
+                          (["--sampler", "euler"], "invalid choice: 'euler'")):
+        done = cli("generate", "--semantic", houston_label_path, "--random-events", "--model", tiny_model_dir, "--steps", "1",
+                   *args, "--out", tmp_path / "bad")
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "bad").exists()
+    for command in ("generate", "dataset"):
+        words = " ".join(cli(command, "--help").stdout.split())
+        assert "--sampler {ddim,dpmpp-2m}" in words and "--tile-size PX" in words and "default ddim" in words

@@ -127,9 +127,15 @@ def test_dock_generates_with_a_task_and_adds_styled_layers(dock, qgis_iface, lab
 
 def test_sampler_settings_default_to_the_engine_and_the_model(dock):
     from changeanywhere_qgis.engine.diffusion import GUIDANCE_RANGE, default_model_dir, read_manifest
-    from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA
+    from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, DEFAULT_SAMPLER, SAMPLERS
+    from changeanywhere_qgis.gui.dock import SAMPLERS as DOCK_SAMPLERS
 
     assert dock.eta_spin.value() == DEFAULT_ETA
+    assert tuple(key for key, _ in DOCK_SAMPLERS) == SAMPLERS and dock.sampler_combo.currentData() == DEFAULT_SAMPLER
+    dock.sampler_combo.setCurrentIndex(SAMPLERS.index("dpmpp-2m"))
+    assert not dock.eta_spin.isEnabled()  # eta is DDIM's alone
+    dock.sampler_combo.setCurrentIndex(SAMPLERS.index("ddim"))
+    assert dock.eta_spin.isEnabled()
     own = read_manifest(dock.model_dir())["diffusion"]["guidance_scale"]
     assert dock.guidance() is None and dock.guidance_spin.text() == f"the model's own ({own:g})"
     assert dock.guidance_spin.maximum() == GUIDANCE_RANGE[1]

@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import __version__ as engine_version
 from ..io import SPLITS, parts
-from .job import SPLIT_FRACTIONS, DatasetSettings
+from ..diffusion import DEFAULT_SAMPLER
+from .job import LEGACY_SETTINGS, SPLIT_FRACTIONS, DatasetSettings
 
 MIN_SPLIT = 2  # np.loadtxt reads a one-name list as a 0-d array (BIT, ChangeFormer fail on it); an empty one has no samples
 
@@ -147,7 +148,7 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
         "# Synthetic change-detection dataset", "",
         f"Made by ChangeAnywhere for QGIS (engine {engine_version}) with the model **{spec['model']['name']}** "
         f"(version {spec['model']['version']}). {kept} samples of {st['tile']}x{st['tile']} px, "
-        f"{st['steps']} DDIM steps (eta {st['eta']}, "
+        + _solver_text(st)
         + (f"guidance scale {st['guidance']:g}" if st.get("guidance") is not None else "the model's guidance scale")
         + f"), dataset seed {st['seed']}."
         + (f" {skipped} of the {count} samples drawn were skipped: the mapping into SECOND's classes hides part of their "
@@ -228,6 +229,14 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
     return "\n".join(lines) + "\n"
 
 
+def _solver_text(st: dict) -> str:
+    """The solver, its steps and (DDIM's) eta, opening the bracket the guidance closes; a spec without a sampler is DDIM's."""
+    tile = f", {st['sampler_tile']} px sampler tiles" if st.get("sampler_tile") else ""
+    if st.get("sampler", "ddim") == "ddim":
+        return f"{st['steps']} DDIM steps (eta {st['eta']}{tile}, "
+    return f"{st['steps']} DPM-Solver++ 2M steps ({st['sampler']}{tile}, "
+
+
 def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> str:
     """The command line that makes (or resumes) this dataset; ``relative``: paths relative to the working folder
     when inside it (else as recorded, absolute)."""
@@ -251,6 +260,9 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
             args += [flag, str(st[key])]
     if tuple(st.get("split_fractions", SPLIT_FRACTIONS)) != SPLIT_FRACTIONS:
         args += ["--splits", *(f"{f:g}" for f in st["split_fractions"])]
+    sampler = st.get("sampler", LEGACY_SETTINGS["sampler"])  # a spec without one was made with DDIM
+    args += ["--sampler", sampler] if sampler != DEFAULT_SAMPLER else []
+    args += ["--tile-size", str(st["sampler_tile"])] if st.get("sampler_tile") else []
     args += ["--split-folders"] if st.get("split_folders") else []
     args += ["--second-classes", rel(st["second_classes"])] if st.get("second_classes") else []
     args += ["--skip-hidden-change"] if st.get("skip_hidden_change") else []

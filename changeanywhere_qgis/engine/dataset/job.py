@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, check_guidance, check_pre_event
+from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, check_guidance, check_pre_event, check_sampler
 from ..errors import InputError
 from ..io import check_layout, has_second
 
@@ -28,9 +28,12 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
 # Settings left out of dataset.json while at their default, so that specs written before they existed still match
 # when a run resumes (a setting that changes the content is in the spec whenever it is set).
 # Settings left out of dataset.json at these values, so that specs written before they existed still match
-# when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says.
+# when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says;
+# sampler's is "ddim" and sampler_tile's None (the model's tile), what datasets before those options were.
 OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "split_folders": False, "second_classes": None,
-                     "skip_hidden_change": False, "pre_event": "real"}
+                     "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None}
+# What a spec without them meant (read back by sample_maps and resume): the values before the options existed.
+LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None}
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class DatasetSettings:
     batch_size: int = 4
     stride: int | None = None  # spacing of candidate windows (px); None: tile // 32, at least 1
     pre_event: str = DEFAULT_PRE_EVENT  # with images: "real" (as given) or "redrawn" (the autoencoder's copy)
+    sampler: str = DEFAULT_SAMPLER  # "ddim" or "dpmpp-2m"
+    sampler_tile: int | None = None  # the sampler's tile, pixels; None: the model's (``tile`` is the sample's size)
     split_fractions: tuple[float, float, float] = SPLIT_FRACTIONS  # train, val, test shares of the samples
     split_folders: bool = False  # one folder per split (train/A/, ...) instead of flat folders with list/*.txt
     second_classes: str | None = None  # JSON mapping of the model's classes into SECOND's; None: the built-in table
@@ -83,6 +88,10 @@ class DatasetSettings:
             raise InputError(f"eta must be between 0 and 1, got {self.eta}.")
         check_guidance(self.guidance)
         check_pre_event(self.pre_event)
+        check_sampler(self.sampler, self.eta)
+        if self.sampler_tile is not None and (isinstance(self.sampler_tile, bool) or not isinstance(self.sampler_tile, (int, np.integer))
+                                              or self.sampler_tile < 1):
+            raise InputError(f"The sampler's tile size must be a positive number of pixels (or empty: the model's), got {self.sampler_tile!r}.")
         if not 0.0 <= self.max_nodata < 1.0:
             raise InputError(f"max_nodata (the largest nodata fraction of a tile) must be in [0, 1), got {self.max_nodata}.")
         if self.batch_size < 1:

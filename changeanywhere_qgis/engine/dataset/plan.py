@@ -77,6 +77,11 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
     if tile % granule:
         raise InputError(f"The tile size must be a multiple of {granule} px for this model (its size granule); "
                          f"{tile} is not. Try {max(granule, tile // granule * granule)} or {(tile // granule + 1) * granule}.")
+    model_tile = int(manifest["tile"]["size"])
+    if settings.sampler_tile is not None and (settings.sampler_tile % granule or settings.sampler_tile < model_tile):
+        raise InputError(f"The sampler's tile size must be a multiple of {granule} px (the model's size granule) and at least the "
+                         f"model's tile of {model_tile} px, got {settings.sampler_tile}. Leave it empty for the model's tile, "
+                         f"or give e.g. {2 * model_tile}.")
     load_table(settings.transitions, scheme)  # a bad table fails now, not in every worker
     second = load_second_classes(settings.second_classes, scheme) if has_second(settings.layout) else None
     if "classes" in parts(settings.layout) and 0 in scheme.codes:

@@ -23,7 +23,7 @@ from ..diffusion import change_pair, load_model_package
 from ..events import change_mask, load_table, random_events
 from ..io import STAGE_FOLDER, has_second, load_second_classes, second_labels, write_sample
 from ..landcover import ClassScheme, load_remap
-from .job import CORRELATION_RANGE, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
+from .job import CORRELATION_RANGE, LEGACY_SETTINGS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
 _STATE: dict = {}  # per process: the loaded model and open images, keyed by the job
 
@@ -130,7 +130,7 @@ def run_sample(job: DatasetJob, index: int) -> dict:
             _write_record(record_path, skipped)
             return skipped  # no image is generated for a skipped sample
     t1, t2 = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], image=image, steps=st.steps, eta=st.eta,
-                         batch_size=st.batch_size, pre_event=st.pre_event)
+                         batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler, tile_px=st.sampler_tile)
 
     out = Path(job.out)
     # layouts with split folders: the files wait in the stage folder until the finished dataset places them
@@ -159,7 +159,7 @@ def sample_maps(root, record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     spec = json.loads((Path(root) / SPEC_FILE).read_text())
     st = spec["settings"]
     scheme = ClassScheme.from_manifest(spec)
-    settings = DatasetSettings(count=1, **{"pre_event": "real", **st})  # a spec without pre_event meant "real"
+    settings = DatasetSettings(count=1, **{**LEGACY_SETTINGS, **st})  # a spec without pre_event meant "real", without sampler "ddim"
     job = DatasetJob(out=str(root), model=spec["model"]["path"], semantic=(record["source"]["semantic"],), images=(None,),
                      settings=settings, windows=(), digits=spec["digits"])
     w = record["window"]

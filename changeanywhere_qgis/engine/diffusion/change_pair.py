@@ -15,7 +15,7 @@ from ..progress import Progress
 from .model_package import ModelPackage
 from .pixels import to_model_range, to_uint8
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
-from .schedule import DEFAULT_ETA
+from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, check_sampler
 from .tiling import TileGrid, canvas_size
 
 
@@ -63,15 +63,35 @@ class Plan:
         return n * steps * (1 if with_image else 2) + n * decodes + (n if with_image else 0)
 
 
+def check_tile_size(pkg: ModelPackage, tile_px: int | None) -> None:
+    """The sampler's tile (None: the model's): a whole multiple of the package's size granule, at least the model's tile.
+
+    Larger tiles mean fewer network calls per megapixel; the denoiser's convolutions take any multiple of the
+    granule, but what it has not seen in training (a mid-block attention spans the whole tile) is a question of
+    quality, not of shape: docs/map-following-checks.md (check S1) measures it before any default changes.
+    """
+    if tile_px is None:
+        return
+    granule = max(pkg.multiple_of, pkg.downsample)
+    if isinstance(tile_px, bool) or not isinstance(tile_px, (int, np.integer)) or tile_px < pkg.tile_size or tile_px % granule:
+        raise InputError(f"The tile size must be a whole number of pixels, a multiple of {granule} (the model's size granule) "
+                         f"and at least the model's tile of {pkg.tile_size} px, got {tile_px!r}. "
+                         f"Leave it empty for the model's tile, or give e.g. {2 * pkg.tile_size}.")
+
+
 def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DEFAULT_ETA,
-         overlap_px: int | None = None, batch_size: int = 4) -> Plan:
+         overlap_px: int | None = None, batch_size: int = 4, sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None) -> Plan:
+    """The canvas and tiles of one raster. A raster that fits in one tile is one tile (TileGrid never cuts it)."""
+    check_sampler(sampler, eta)
+    check_tile_size(pkg, tile_px)
+    tile = tile_px or pkg.tile_size
     overlap = pkg.tile_size // 4 if overlap_px is None else int(overlap_px)
-    if not 0 <= overlap < pkg.tile_size:
-        raise InputError(f"The tile overlap must be between 0 and {pkg.tile_size - 1} px (the model's tile is {pkg.tile_size} px), got {overlap}.")
+    if not 0 <= overlap < tile:
+        raise InputError(f"The tile overlap must be between 0 and {tile - 1} px (the tile is {tile} px), got {overlap}.")
     granule = max(pkg.multiple_of, pkg.downsample)
     canvas = (canvas_size(height, granule), canvas_size(width, granule))
-    grid = latent_grid(pkg, *canvas, overlap)
-    return Plan(height, width, canvas, grid, SamplerSettings(steps, eta, overlap, batch_size))
+    grid = latent_grid(pkg, *canvas, overlap, tile_px)
+    return Plan(height, width, canvas, grid, SamplerSettings(steps, eta, overlap, batch_size, sampler, tile_px))
 
 
 def latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
@@ -137,14 +157,14 @@ def autoencoder_copy(pkg: ModelPackage, image: np.ndarray, *, overlap_px: int | 
 def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.ndarray, correlation: float,
                 rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = 50, eta: float = DEFAULT_ETA,
                 overlap_px: int | None = None, batch_size: int = 4, pre_event: str = DEFAULT_PRE_EVENT,
-                progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """In memory: (t1, t2) uint8 [3, H, W] images for a pre/post map pair; ``image`` is an optional uint8 pre-event image.
 
     With an image, ``pre_event`` says whether t1 is the image itself ("real") or its autoencoder copy ("redrawn").
     """
     check_pre_event(pre_event)
     progress = progress or Progress()
-    p = plan(pkg, *pre.shape, steps, eta, overlap_px, batch_size)
+    p = plan(pkg, *pre.shape, steps, eta, overlap_px, batch_size, sampler, tile_px)
     keep_real = image is not None and pre_event == "real"
     progress.start(p.work_units(steps, image is not None, redraw=not keep_real))
     pre_latent = pre_event_latent(pkg, p, pre, rng, progress, _image_reader(p, image) if image is not None else None)

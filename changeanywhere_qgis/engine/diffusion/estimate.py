@@ -139,13 +139,17 @@ def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     return seconds
 
 
-def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: bool) -> float | None:
-    """Seconds the network calls of one change pair will take; None for a short run (not worth a timing call)."""
+def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: bool, tile_px: int | None = None) -> float | None:
+    """Seconds the network calls of one change pair will take; None for a short run (not worth a timing call).
+
+    Calls are timed on the model's tile; a larger sampler tile (``tile_px``) is taken to cost in proportion to its area."""
     sampled = 1 if with_image else 2  # without an image the pre-event image is generated too
     if tiles * steps * sampled < LONG_WORK_TILE_CALLS:
         return None
     batch = min(batch_size, tiles)
     per = time_per_call(pkg, batch, with_image)
+    if tile_px:
+        per = {graph: seconds * (tile_px / pkg.tile_size) ** 2 for graph, seconds in per.items()}
     batches = math.ceil(tiles / batch)
     decodes = 1 if with_image else 2
     return batches * (steps * sampled * per["denoiser"] + decodes * per["decoder"] + per.get("encoder", 0.0))

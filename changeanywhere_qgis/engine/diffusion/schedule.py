@@ -1,8 +1,11 @@
-"""The diffusion noise schedule and the DDIM update, in numpy.
+"""The diffusion noise schedule and the two solvers of the reverse process (DDIM, DPM-Solver++ 2M), in numpy.
 
 Kept as small as a diffusers scheduler: the network is elsewhere, the sampling loop is elsewhere.
-The formulas follow diffusers' ``DDIMScheduler`` with ``timestep_spacing="trailing"`` and
-``set_alpha_to_one=True``; ``model_export/tests`` checks the two agree on the same inputs.
+DDIM follows diffusers' ``DDIMScheduler`` with ``timestep_spacing="trailing"`` and ``set_alpha_to_one=True``;
+DPM-Solver++ 2M follows ``DPMSolverMultistepScheduler`` with ``algorithm_type="dpmsolver++"``, ``solver_order=2``,
+``solver_type="midpoint"``, ``timestep_spacing="trailing"`` (the same timesteps as DDIM) and
+``final_sigmas_type="zero"`` (the last step lands on alpha_bar = 1, as DDIM's does);
+``tests/model_export/test_training_schedule_parity.py`` and ``test_sampler_parity.py`` check they agree.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 
 PREDICTIONS = ("epsilon", "v_prediction")
 
@@ -20,6 +23,23 @@ PREDICTIONS = ("epsilon", "v_prediction")
 # (docs/model-card.md, the DDIM eta table); eta 1 injects fresh noise at every step, which at so few steps
 # blurs the layout the map asks for.
 DEFAULT_ETA = 0.0
+
+# The solvers of the reverse process. "ddim": one model call per step, first order. "dpmpp-2m": DPM-Solver++
+# (Lu et al. 2022), second-order multistep on the predicted clean latent: the same one call per step, but
+# meant to reach DDIM's quality in fewer steps. The default stays DDIM until the pre-registered check of
+# docs/map-following-checks.md (check S1) says otherwise for the bundled model.
+SAMPLERS = ("ddim", "dpmpp-2m")
+DEFAULT_SAMPLER = "ddim"
+
+
+def check_sampler(sampler: str, eta: float = 0.0) -> None:
+    """A solver the engine knows, and eta only where it means something (DDIM)."""
+    if sampler not in SAMPLERS:
+        raise InputError(f"Unknown sampler {sampler!r}. Choose one of {', '.join(SAMPLERS)} "
+                         "(ddim: the default; dpmpp-2m: DPM-Solver++ 2M, for fewer steps).")
+    if sampler != "ddim" and eta != 0.0:
+        raise InputError(f"eta is a DDIM setting: the {sampler} sampler is deterministic and takes no eta, got {eta}. "
+                         "Leave eta at 0 or choose the ddim sampler.")
 
 
 @dataclass(frozen=True)
@@ -118,3 +138,45 @@ class DiffusionSchedule:
                 raise ValueError("ddim_step needs noise when eta > 0")
             x_prev = x_prev + std * noise
         return x_prev.astype(x.dtype, copy=False)
+
+
+class DPMSolverPP2M:
+    """DPM-Solver++ 2M over one run's timesteps: holds the previous clean-latent prediction between steps.
+
+    Step i goes from ``timesteps[i]`` to ``timesteps[i + 1]`` (after the last: alpha_bar = 1). Written in
+    sigma/alpha ratios rather than log-SNRs, so the last step (sigma 0, log-SNR infinite) needs no special case:
+    with h = lambda_next - lambda_now, exp(-h) = (sigma_next / alpha_next) / (sigma_now / alpha_now).
+    """
+
+    def __init__(self, schedule: DiffusionSchedule, num_steps: int):
+        self.schedule = schedule
+        self.timesteps = schedule.timesteps(num_steps)
+        a = np.append(schedule.alphas_cumprod[self.timesteps], 1.0)  # float64; the last target is alpha_bar = 1
+        self.alpha, self.sigma = np.sqrt(a), np.sqrt(1.0 - a)
+        with np.errstate(divide="ignore"):
+            self.lam = np.log(self.alpha) - np.log(self.sigma)  # log-SNR; +inf at the end
+        self.previous: np.ndarray | None = None  # the last step's predicted clean latent
+
+    def step(self, i: int, x: np.ndarray, pred: np.ndarray, fresh: np.ndarray | None = None) -> np.ndarray:
+        """x at ``timesteps[i]`` and the network's output there -> x at the next timestep.
+
+        ``fresh`` (1 where ``x`` was just replaced, 0 elsewhere; broadcast over channels) marks cells whose state
+        does not come from the previous step (latent mixing): the previous prediction was made on another state
+        there, so the second-order correction, a difference of the two predictions, would mix two unrelated draws.
+        Those cells take the first-order (DDIM) update; the others keep the full second-order one.
+        """
+        n = len(self.timesteps)
+        x0, _ = self.schedule.split_prediction(x, int(self.timesteps[i]), pred)
+        alpha_t, sigma_t, sigma_s = self.alpha[i + 1], self.sigma[i + 1], self.sigma[i]
+        ratio = (sigma_t / alpha_t) / (sigma_s / self.alpha[i])  # exp(-h)
+        # First order at the first step (no history) and at the last (diffusers: final_sigmas_type "zero").
+        if self.previous is None or i == n - 1:
+            data = x0
+        else:
+            h, h0 = self.lam[i + 1] - self.lam[i], self.lam[i] - self.lam[i - 1]
+            d1 = (h / h0) * (x0 - self.previous)
+            if fresh is not None:
+                d1 = d1 * (1.0 - fresh)
+            data = x0 + 0.5 * d1  # the midpoint solver: D0 + D1 / 2
+        self.previous = x0
+        return ((sigma_t / sigma_s) * x - alpha_t * (ratio - 1.0) * data).astype(x.dtype, copy=False)
