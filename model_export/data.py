@@ -50,10 +50,33 @@ class Tile:
     remap: tuple[tuple[int, int], ...] | None
     height: int
     width: int
+    source: str = ""  # the --data argument it came from: the unit of BALANCES["source"]
 
     @property
     def stem(self) -> str:
         return self.image_path.stem
+
+
+# How training draws its crops from the tiles (config `[data] balance`). "tile": every tile alike, the
+# recipe of the models before session 8 and the default when the key is absent. "source": every --data
+# folder alike, and within a folder by area, so 36 small tiles of one city weigh no more than 2 large
+# tiles of another.
+BALANCES = ("tile", "source")
+
+
+def tile_weights(tiles: list[Tile], balance: str) -> np.ndarray | None:
+    """Probability of each tile for one crop; None for "tile" (drawn uniformly as before, the same random stream)."""
+    if balance not in BALANCES:
+        raise DataError(f"[data] balance = {balance!r} is not one of {', '.join(BALANCES)}; fix the config.")
+    if balance == "tile" or not tiles:
+        return None
+    sources = sorted({t.source for t in tiles})
+    area = np.array([t.height * t.width for t in tiles], dtype=np.float64)
+    weights = np.zeros(len(tiles))
+    for s in sources:
+        members = np.array([t.source == s for t in tiles])
+        weights[members] = area[members] / area[members].sum() / len(sources)
+    return weights
 
 
 def parse_data_arg(arg: str) -> tuple[Path, dict[int, int] | None]:
@@ -157,7 +180,7 @@ def scan_folder(arg: str, split: str = "train") -> list[Tile]:
                     "(resample the label to the image, nearest neighbour)."
                 )
             check_label_values(read_raster(label_path)[..., 0], remap, label_path)
-        tiles.append(Tile(image_path, label_path, tuple(sorted(remap.items())) if remap else None, *size))
+        tiles.append(Tile(image_path, label_path, tuple(sorted(remap.items())) if remap else None, *size, source=arg))
     return tiles
 
 
@@ -205,13 +228,15 @@ def image_to_tensor_range(image: np.ndarray) -> np.ndarray:
 
 
 def sample_image_crops(
-    rng: np.random.Generator, tiles: list[Tile], size: int, count: int, holdout: list[Window]
+    rng: np.random.Generator, tiles: list[Tile], size: int, count: int, holdout: list[Window],
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """count x 3 x size x size float32 crops in [-1, 1], randomly flipped/rotated (autoencoder)."""
+    """count x 3 x size x size float32 crops in [-1, 1], randomly flipped/rotated (autoencoder);
+    tiles drawn with ``weights`` (tile_weights), or uniformly."""
     out = np.empty((count, 3, size, size), dtype=np.float32)
     n = 0
     while n < count:
-        tile = tiles[int(rng.integers(len(tiles)))]
+        tile = tiles[int(rng.choice(len(tiles), p=weights)) if weights is not None else int(rng.integers(len(tiles)))]
         origin = random_crop_origin(rng, tile, size, holdout)
         if origin is None:
             continue

@@ -5,7 +5,8 @@ real image goes through the package's encoder and decoder as the plugin runs the
 tiled, overlaps fused), and the copy is compared with the real image.
 
     python -m model_export.holdout --model changeanywhere_qgis/models/default \
-        --config model_export/configs/default.toml --data data/train/oem data/train/loveda@loveda ... [--json OUT.json]
+        --config model_export/configs/default.toml --data data/train/oem data/train/loveda@loveda ... [--whole] [--json OUT.json]
+    python -m model_export.holdout --autoencoder-run model_export/runs/continue/autoencoder --data ...
 """
 
 from __future__ import annotations
@@ -18,41 +19,79 @@ from pathlib import Path
 
 import numpy as np
 
-from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package
+from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package, to_uint8
 from changeanywhere_qgis.engine.quality import psnr
 
 from .data import DataError, holdout_windows, read_raster, scan_folders
 
 
-def holdout_psnr(model: str | Path, config: str | Path, data: list[str]) -> list[dict]:
-    """One row per held-out window: source folder, stem, window, size, PSNR (dB) of the package's copy."""
+def holdout_psnr(model: str | Path | None, config: str | Path, data: list[str], whole: bool = False,
+                 autoencoder_run: Path | None = None) -> list[dict]:
+    """One row per held-out window: source folder, stem, window, size, PSNR (dB) of the package's copy.
+
+    ``whole``: the package's graphs on the whole window at once instead of the engine's tiles (the
+    autoencoder's GroupNorm sees the whole window: the two differ on windows larger than a tile).
+    ``autoencoder_run``: instead of a package, the checkpoint of a training run's autoencoder stage,
+    in PyTorch on the whole window (runs that were never exported, e.g. a candidate that failed its check).
+    """
     windows = holdout_windows(tomllib.loads(Path(config).read_text())["data"]["holdout"])
     tiles = {t.stem: t for t in scan_folders(data, "all")}  # a held-out window may sit in any split
-    pkg = load_model_package(model, "cpu")
+    if autoencoder_run is not None:
+        copy_of, f = run_copier(autoencoder_run)
+    else:
+        pkg = load_model_package(model, "cpu")
+        f = max(pkg.multiple_of, pkg.downsample)
+        copy_of = (lambda image: to_uint8(pkg.decode(pkg.encode(image[None].astype(np.float32) / 127.5 - 1.0))[0])) \
+            if whole else (lambda image: autoencoder_copy(pkg, image))
     rows = []
     for w in windows:
         tile = tiles.get(w.stem)
         if tile is None:
             raise DataError(f"The held-out window's tile {w.stem!r} is in none of the data folders {data}; give its folder with --data.")
         image = np.moveaxis(read_raster(tile.image_path)[w.rows[0] : w.rows[1], w.cols[0] : w.cols[1], :3], -1, 0)
-        f = max(pkg.multiple_of, pkg.downsample)
         h, wd = image.shape[1] // f * f, image.shape[2] // f * f  # whole latent cells
         image = np.ascontiguousarray(image[:, :h, :wd])
-        copy = autoencoder_copy(pkg, image)
+        copy = copy_of(image)
         rows.append({"source": tile.image_path.parent.parent.name, "stem": w.stem, "rows": list(w.rows), "cols": list(w.cols),
                      "size": [int(h), int(wd)], "psnr_db": round(psnr(copy, image), 2)})
     return rows
 
 
+def run_copier(run: Path):
+    """An autoencoder run's checkpoint as a uint8 [3, H, W] -> copy function, and its size granule."""
+    import torch
+
+    from .autoencoder import build_vqmodel, downsample_factor
+    from .checkpoint import load_if_present
+
+    ckpt = load_if_present(Path(run) / "last.pt")
+    if ckpt is None or ckpt.get("stage") != "autoencoder":
+        raise DataError(f"{Path(run) / 'last.pt'} is not an autoencoder-stage checkpoint; give --autoencoder-run the --out "
+                        "folder of `python -m model_export.train --stage autoencoder` (or decoder).")
+    vq = build_vqmodel(ckpt["config"]["autoencoder"])
+    vq.load_state_dict(ckpt["vq"])
+    vq.eval()
+
+    def copy_of(image: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = vq(torch.from_numpy(image[None].astype(np.float32) / 127.5 - 1.0)).sample[0].numpy()
+        return to_uint8(np.clip(out, -1.0, 1.0))
+
+    return copy_of, 4 * downsample_factor(ckpt["config"]["autoencoder"])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, type=Path)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", type=Path, help="a model package")
+    which.add_argument("--autoencoder-run", type=Path, help="an autoencoder stage's run folder (PyTorch, whole windows)")
+    p.add_argument("--whole", action="store_true", help="the package's graphs on each whole window, not the engine's tiles")
     p.add_argument("--config", type=Path, default=Path(__file__).parent / "configs" / "default.toml")
     p.add_argument("--data", nargs="+", required=True, help="the training data folders (DIR or DIR@remap), as given to training")
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
     try:
-        rows = holdout_psnr(args.model, args.config, args.data)
+        rows = holdout_psnr(args.model, args.config, args.data, args.whole, args.autoencoder_run)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from . import distributed as dist
 from .autoencoder import (CodebookUsage, PatchDiscriminator, Reconstruction, build_vqmodel, downsample_factor, edge_l1,
                           nearest_code, psnr)
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import DataError, Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops
+from .data import DataError, Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops, tile_weights
 from .package_weights import BaseModel
 from .provenance import hardware, loss_summary, write_summary
 from .schedule_utils import Budget, warmup_cosine
@@ -99,6 +99,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
                disable=not dist.is_main())
     recon, crop_tiles = dist.wrap(Reconstruction(vq, not decoder_only)), dist.shard(tiles)
     critic = dist.wrap(disc) if disc is not None else None
+    crop_weights = tile_weights(crop_tiles, cfg["data"].get("balance", "tile"))
     vq.train()
     while not budget.done(step):
         lr_scale = warmup_cosine(step, acfg["warmup_steps"], budget.progress(step))
@@ -106,7 +107,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             if o is not None:
                 for g in o.param_groups:
                     g["lr"] = acfg["lr"] * lr_scale
-        x = torch.from_numpy(sample_image_crops(rng, crop_tiles, acfg["crop"], acfg["batch_size"], holdout)).to(device)
+        x = torch.from_numpy(sample_image_crops(rng, crop_tiles, acfg["crop"], acfg["batch_size"], holdout, crop_weights)).to(device)
         gan_on = disc is not None and budget.progress(step) >= acfg["gan_start"]
         with autocast:
             h, rec, commit_loss = recon(x)  # quantises to the codebook (straight-through) and decodes

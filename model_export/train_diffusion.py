@@ -17,7 +17,7 @@ from tqdm import tqdm
 from . import distributed as dist
 from .autoencoder import build_vqmodel, downsample_factor
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import NUM_CLASSES, DataError, Tile, Window, dihedral, image_to_tensor_range, load_tile, masked_for_holdout, one_hot
+from .data import NUM_CLASSES, DataError, Tile, Window, dihedral, image_to_tensor_range, load_tile, masked_for_holdout, one_hot, tile_weights
 from .denoiser import SemanticUNet
 from .package_weights import BaseModel
 from .provenance import hardware, loss_summary, write_summary
@@ -76,11 +76,14 @@ def build_latent_cache(vq, ae: dict, tiles: list[Tile], holdout: list[Window], d
     return {"latents": latents, "labels": labels, "valid": valid, "factor": f}
 
 
-def sample_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Aligned random crops: latents [B, C, crop, crop] and label codes [B, f*crop, f*crop]."""
+def sample_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int,
+                 weights: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """Aligned random crops: latents [B, C, crop, crop] and label codes [B, f*crop, f*crop]; cache entries
+    drawn with ``weights`` (one per entry), or uniformly."""
     f, zs, ls = cache["factor"], [], []
     while len(zs) < batch:
-        i = int(rng.integers(len(cache["latents"])))
+        n = len(cache["latents"])
+        i = int(rng.choice(n, p=weights)) if weights is not None else int(rng.integers(n))
         z, valid = cache["latents"][i], cache["valid"][i]
         r = int(rng.integers(0, z.shape[1] - crop + 1))
         c = int(rng.integers(0, z.shape[2] - crop + 1))
@@ -103,11 +106,17 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         ae, vq = base.autoencoder_record(), base.networks.vq.eval()
     cache_path = out / dist.cache_name("latents.pt")  # each rank caches its shard of the labelled tiles
     cache = load_if_present(cache_path)
+    labelled = [t for t in tiles if t.label_path is not None]
+    cached_tiles = dist.shard(labelled) if labelled else tiles
     if cache is None:
-        labelled = [t for t in tiles if t.label_path is not None]
-        cache = build_latent_cache(vq.to(device), ae, dist.shard(labelled) if labelled else tiles, holdout, device)
+        cache = build_latent_cache(vq.to(device), ae, cached_tiles, holdout, device)
         save_atomic(cache, cache_path)
     del vq
+    per_tile = tile_weights(cached_tiles, cfg["data"].get("balance", "tile"))
+    entry_weights = None if per_tile is None else np.repeat(per_tile, 8) / 8  # the cache holds 8 transforms a tile
+    if entry_weights is not None and len(entry_weights) != len(cache["latents"]):
+        raise DataError(f"{cache_path} holds {len(cache['latents'])} latents, not 8 for each of the {len(cached_tiles)} "
+                        "labelled tiles of --data: it was made from other data; delete it to rebuild it.")
 
     unet = SemanticUNet(dcfg, num_classes=NUM_CLASSES).to(device)
     ema = EMA(unet, dcfg["ema_decay"])
@@ -145,7 +154,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
     while not budget.done(step):
         for g in opt.param_groups:
             g["lr"] = dcfg["lr"] * warmup_cosine(step, dcfg["warmup_steps"], budget.progress(step))
-        x0, labels = sample_batch(rng, cache, dcfg["crop"], dcfg["batch_size"])
+        x0, labels = sample_batch(rng, cache, dcfg["crop"], dcfg["batch_size"], entry_weights)
         x0 = x0.to(device)
         semantic = torch.from_numpy(one_hot(labels)).to(device)
         drop = torch.rand(len(x0), device=device) < dcfg["cond_drop"]

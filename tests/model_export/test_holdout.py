@@ -29,3 +29,22 @@ def test_a_window_in_no_data_folder_is_named(tiny_model_dir, monkeypatch, capsys
         holdout_psnr(tiny_model_dir, REPO / "model_export/configs/default.toml", DATA[:2] + DATA[3:])
     assert main(["--model", str(tiny_model_dir), "--data", "data/train/oem"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_whole_windows_of_a_package_equal_its_training_run(tiny_run, tmp_path, monkeypatch):
+    """--whole runs the package's graphs on the window at once; --autoencoder-run the same networks in PyTorch."""
+    from model_export.export_onnx import export
+
+    monkeypatch.chdir(REPO)
+    export(tiny_run / "dm", tmp_path / "model")
+    config = REPO / "model_export/configs/tiny.toml"
+    (graphs,) = holdout_psnr(tmp_path / "model", config, ["data/train/oem"], whole=True)
+    (torch_row,) = holdout_psnr(None, config, ["data/train/oem"], autoencoder_run=tiny_run / "ae")
+    assert graphs["size"] == torch_row["size"] == [256, 256]
+    assert graphs["psnr_db"] == pytest.approx(torch_row["psnr_db"], abs=0.02)
+
+
+def test_autoencoder_run_must_be_an_autoencoder_stage(tiny_run, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["--autoencoder-run", str(tiny_run / "dm"), "--data", "data/train/oem"]) == 2
+    assert "not an autoencoder-stage checkpoint" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from model_export.data import (DataError, Window, load_tile, random_crop_origin,
                                scan_folder)
 from model_export.train import main
 
-from training_helpers import TINY_CONFIG, write_png, write_tif
+from training_helpers import TINY_CONFIG, TRAIN, write_png, write_tif
 
 
 def test_empty_folder_error(tmp_path):
@@ -74,3 +74,24 @@ def test_holdout_window_never_cropped(small_data):
     assert not any(window.intersects(r, c, 64) for r, c in origins)
     # Every crop origin that avoids the window is allowed: some crops do touch rows below 128.
     assert max(r for r, _ in origins) > 64
+
+
+def test_source_balance_weighs_every_data_folder_alike_and_tiles_by_area():
+    from model_export.data import scan_folders, tile_weights
+
+    tiles = scan_folders([str(TRAIN / "oem"), f"{TRAIN / 'dubai'}@{TRAIN / 'dubai' / 'training_remap.json'}"])
+    w = tile_weights(tiles, "source")
+    oem = np.array([t.source.endswith("oem") for t in tiles])
+    assert w.sum() == pytest.approx(1.0)
+    assert w[oem].sum() == pytest.approx(0.5) and w[~oem].sum() == pytest.approx(0.5)  # 2 tiles against 36
+    dubai = [(t, p) for t, p in zip(tiles, w) if not t.source.endswith("oem")]
+    (big, pb), (small, ps) = max(dubai, key=lambda x: x[0].height * x[0].width), min(dubai, key=lambda x: x[0].height * x[0].width)
+    assert pb / ps == pytest.approx(big.height * big.width / (small.height * small.width))
+    assert tile_weights(tiles, "tile") is None  # the old draw, the same random stream
+
+
+def test_an_unknown_balance_is_refused():
+    from model_export.data import DataError, tile_weights
+
+    with pytest.raises(DataError, match="balance"):
+        tile_weights([], "pixels")
