@@ -24,6 +24,10 @@ import numpy as np
 from ..errors import InputError
 
 PEAK_BYTES_PER_PIXEL = 20
+# simulate on a large map (its arrays in scratch files, events and polygons window by window, docs/benchmarks.md):
+# a bounded part for the windows, and the component tables (a few bytes per object, the objects per pixel of real maps)
+WINDOWED_BASE_BYTES = 1 << 29
+WINDOWED_SIMULATE_BYTES_PER_PIXEL = 0.5
 LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
 
 
@@ -103,9 +107,15 @@ class MemoryEstimate:
         return f"memory: about {gb(self.needed)} more at the peak{room}"
 
 
-def check_memory(height: int, width: int, what: str, max_memory: int | None = None) -> MemoryEstimate:
-    """Refuse a raster whose run would need more memory than is free (or than ``max_memory``); else the estimate."""
-    needed = int(PEAK_BYTES_PER_PIXEL * height * width)
+def check_memory(height: int, width: int, what: str, max_memory: int | None = None,
+                 bytes_per_pixel: float | None = None) -> MemoryEstimate:
+    """Refuse a raster whose run would need more memory than is free (or than ``max_memory``); else the estimate.
+
+    ``bytes_per_pixel`` None: the whole-raster figure; given: a windowed run's (plus its bounded part)."""
+    if bytes_per_pixel is None:
+        needed = int(PEAK_BYTES_PER_PIXEL * height * width)
+    else:
+        needed = int(WINDOWED_BASE_BYTES + bytes_per_pixel * height * width)
     available = max_memory if max_memory is not None else available_memory()
     estimate = MemoryEstimate(needed, available, max_memory is not None)
     if available is not None and needed > available:

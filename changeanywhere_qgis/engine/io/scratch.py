@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 
 SCRATCH_PIXELS = 1 << 24  # above 4096 x 4096 px the whole-raster arrays go to disk
+# the files of a simulated large map: codes, validity, changeable land, post-event map, changed flags, change mask
+# (1 byte a pixel each) and the component ids (4)
+SCRATCH_BYTES_PER_PIXEL = 10
 BAND_PIXELS = 1 << 22  # pixels of one band of rows in whole-raster passes
 
 
