@@ -5,6 +5,7 @@ The files are written into an :class:`~.output_folder.OutputFolder`, moved into 
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,11 @@ from rasterio.windows import Window
 from ..errors import InputError
 from ..landcover import ClassScheme
 from .scratch import Scratch, is_scratch, row_bands
+
+# GDAL's block cache grows, by default, to 5 % of the machine's memory (1.2 GB on 24 GB) whenever a large raster is
+# read or written. The engine reads and writes window by window, each block once, so a small cache costs no speed
+# and keeps the memory of a large map bounded (docs/benchmarks.md). A GDAL_CACHEMAX the user set is kept.
+os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 GTIFF = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
 # Two grids are one when every corner of the raster lands within this many pixels of the other's:
