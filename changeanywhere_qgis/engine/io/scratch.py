@@ -11,6 +11,7 @@ Smaller maps stay numpy arrays, the same code working on both through ``array[ro
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,33 @@ SCRATCH_BYTES_PER_PIXEL = 10
 BAND_PIXELS = 1 << 22  # pixels of one band of rows in whole-raster passes
 
 
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows: no pread; one process uses each file
+    done = 0
+    while done < view.nbytes:
+        chunk = os.read(fd, view.nbytes - done)
+        if not chunk:
+            break
+        view[done : done + len(chunk)] = chunk
+        done += len(chunk)
+    return done
+
+
+def _write_at(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        done = 0
+        while done < view.nbytes:
+            done += os.pwrite(fd, view[done:], offset + done)
+        return done
+    os.lseek(fd, offset, os.SEEK_SET)
+    done = 0
+    while done < view.nbytes:
+        done += os.write(fd, view[done:])
+    return done
+
+
 class ScratchRaster:
     """A 2-D array in a raw file: ``raster[rows, cols]`` reads a copy of a window, ``raster[rows, cols] = v`` writes one."""
 
@@ -30,8 +58,16 @@ class ScratchRaster:
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = np.dtype(dtype)
         self.ndim = 2
+        self._row_bytes = self.shape[1] * self.dtype.itemsize
         with open(self.path, "wb") as f:  # a sparse file of zeros
-            f.truncate(self.shape[0] * self.shape[1] * self.dtype.itemsize)
+            f.truncate(self.shape[0] * self._row_bytes)
+        self._fd = os.open(self.path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._fd = None
 
     @property
     def size(self) -> int:
@@ -47,26 +83,33 @@ class ScratchRaster:
             raise TypeError("a ScratchRaster window has no step")
         return r0, max(r0, r1), c0, max(c0, c1)
 
-    def _rows(self, r0: int, r1: int, mode: str) -> np.ndarray:
-        return np.memmap(self.path, dtype=self.dtype, mode=mode, offset=r0 * self.shape[1] * self.dtype.itemsize,
-                         shape=(r1 - r0, self.shape[1]))
+    def _spans(self, r0: int, r1: int, c0: int, c1: int):
+        """(file offset, first row, rows) of the contiguous pieces of a window: one for whole rows, else one a row."""
+        if c0 == 0 and c1 == self.shape[1]:
+            return [(r0 * self._row_bytes, 0, r1 - r0)]
+        return [((r0 + i) * self._row_bytes + c0 * self.dtype.itemsize, i, 1) for i in range(r1 - r0)]
 
     def __getitem__(self, key) -> np.ndarray:
         r0, r1, c0, c1 = self._window(key)
-        if r1 == r0 or c1 == c0:
-            return np.zeros((r1 - r0, c1 - c0), dtype=self.dtype)
-        rows = self._rows(r0, r1, "r")
-        out = np.array(rows[:, c0:c1])
-        del rows  # unmapped: the pages leave this process
+        if 2 * (c1 - c0) >= self.shape[1] and c1 > c0 and (r1 - r0) * self._row_bytes <= 1 << 24:
+            return self[r0:r1, :][:, c0:c1].copy()  # a wide window: its whole rows in one read
+        out = np.empty((r1 - r0, c1 - c0), dtype=self.dtype)
+        if out.size:
+            for offset, row, rows in self._spans(r0, r1, c0, c1):
+                view = memoryview(out[row : row + rows]).cast("B")
+                if _read_at(self._fd, view, offset) != view.nbytes:
+                    raise OSError(f"short read from {self.path}")
         return out
 
     def __setitem__(self, key, value) -> None:
         r0, r1, c0, c1 = self._window(key)
         if r1 == r0 or c1 == c0:
             return
-        rows = self._rows(r0, r1, "r+")
-        rows[:, c0:c1] = value
-        del rows
+        data = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=self.dtype), (r1 - r0, c1 - c0)))
+        for offset, row, rows in self._spans(r0, r1, c0, c1):
+            view = memoryview(data[row : row + rows]).cast("B")
+            if _write_at(self._fd, view, offset) != view.nbytes:
+                raise OSError(f"short write to {self.path}")
 
 
 def row_bands(height: int, width: int, pixels: int = BAND_PIXELS, multiple: int = 1) -> list[slice]:
