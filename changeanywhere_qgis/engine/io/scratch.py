@@ -91,7 +91,7 @@ class ScratchRaster:
 
     def __getitem__(self, key) -> np.ndarray:
         r0, r1, c0, c1 = self._window(key)
-        if 2 * (c1 - c0) >= self.shape[1] and c1 > c0 and (r1 - r0) * self._row_bytes <= 1 << 24:
+        if (c0, c1) != (0, self.shape[1]) and 2 * (c1 - c0) >= self.shape[1] and (r1 - r0) * self._row_bytes <= 1 << 24:
             return self[r0:r1, :][:, c0:c1].copy()  # a wide window: its whole rows in one read
         out = np.empty((r1 - r0, c1 - c0), dtype=self.dtype)
         if out.size:
