@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from ..io import SCRATCH_PIXELS, Scratch, is_scratch, row_bands
+from ..io import Scratch, is_scratch, row_bands
 from .change import ChangeEvent, ChangeResult, as_labels, frozen_pixels, window_text
 from .components import CROSS, WINDOW, Components, find_components
 from ..landcover import ClassScheme
@@ -20,7 +20,8 @@ from .transitions import TransitionTable, load_table
 
 _ROWS_PIXELS = 1 << 20  # whole-raster passes go a band of rows at a time: no whole-raster int64 or bool temporaries
 _OBJECT_PIXELS = 1 << 20  # an object's window is read and written in bands of rows of about this many pixels
-_CACHE_BYTES = 1 << 28  # shapes of copied objects kept for their next copy
+_LARGEST_COPY = 1 << 22  # px of the box of an object copied on a large map
+_CACHE_BYTES = 1 << 25  # shapes of copied objects kept for their next copy
 
 
 def _changeable(labels, scheme: ClassScheme, nodata, codes, scratch: Scratch):
@@ -184,10 +185,12 @@ def random_events(
         done += 1
         events.append(ChangeEvent("remove", fill, [code], size, window_text(slc)))
 
-    # 2. add copies of objects (never of one whose box is larger than a large map's window: its shape is held whole)
+    # 2. add copies of objects. A copy's shape and its place are held whole: on a large map (arrays on disk) no object
+    # whose box exceeds _LARGEST_COPY is copied, so memory stays bounded (a map held in memory has no such limit)
     max_copy = max(min_object_pixels + 1, n_valid // 16)
     box_pixels = (comps.box[:, 1] - comps.box[:, 0]) * (comps.box[:, 3] - comps.box[:, 2])
-    sources = [int(o) for o in objects if comps.size[o] <= max_copy and box_pixels[o] <= SCRATCH_PIXELS]
+    largest = _LARGEST_COPY if scratch.on_disk else labels.size
+    sources = [int(o) for o in objects if comps.size[o] <= max_copy and box_pixels[o] <= largest]
     height, width = labels.shape
     done = 0
     tries = 0

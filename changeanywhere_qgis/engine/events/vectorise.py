@@ -47,7 +47,7 @@ def change_polygons(pre, post, transform, nodata=None) -> list[tuple[object, int
     return out
 
 
-def change_polygons_by_window(pre, post, transform, nodata=None, window: int = 4096):
+def change_polygons_by_window(pre, post, transform, nodata=None, window: int = 2048):
     """For a large map (arrays or ScratchRasters): the change polygons of each ``window`` px window, one list a window.
 
     A region that crosses a window edge comes out as one polygon on each side (same from/to codes, sharing the
