@@ -128,7 +128,8 @@ class Scratch:
     """Makes a run's whole-raster arrays: numpy arrays for a small raster, :class:`ScratchRaster` files in ``folder``
     for a large one (``folder`` None: always in memory)."""
 
-    def __init__(self, folder: str | Path | None, shape: tuple[int, int], pixels: int = SCRATCH_PIXELS) -> None:
+    def __init__(self, folder: str | Path | None, shape: tuple[int, int], pixels: int | None = None) -> None:
+        pixels = SCRATCH_PIXELS if pixels is None else pixels
         self.shape = (int(shape[0]), int(shape[1]))
         self.on_disk = folder is not None and self.shape[0] * self.shape[1] > pixels
         self.folder = Path(folder) if self.on_disk else None
