@@ -17,13 +17,14 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (WINDOWED_SIMULATE_BYTES_PER_PIXEL, DEFAULT_ETA, DEFAULT_PRE_EVENT, ModelPackage, Plan, check_guidance, check_memory, check_pre_event, decode,
-                        default_model_dir, duration, estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind,
-                        pre_event_latent, read_manifest, to_uint8)
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan, check_guidance,
+                        check_memory, check_pre_event, decode, default_model_dir, duration, estimate_seconds, load_model_package, plan,
+                        post_event_latent, pre_event_kind, pre_event_latent, read_manifest, to_uint8)
 from .errors import InputError
 from .events import (ChangeResult, change_mask, change_polygons, change_polygons_by_window, events_from_polygons, load_table, random_events,
                      write_change_polygons)
-from .io import SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, row_bands, write_classes, write_mask
+from .io import (SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, row_bands,
+                 write_classes, write_mask)
 from .landcover import ClassScheme, load_remap
 from .progress import Progress
 
