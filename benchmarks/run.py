@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,seams]
+    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,seams]
 """
 
 from __future__ import annotations
@@ -82,15 +82,20 @@ def bench_end_to_end(model_dir: Path, steps: int = 50) -> dict:
 
 
 def _mirrored_label(size: int, path: Path) -> None:
-    """A size x size land-cover raster made of mirrored copies of the real 1024 px houston_16 label."""
+    """A size x size land-cover raster made of mirrored copies of the real 1024 px houston_16 label (tiled, deflate),
+    written one copy at a time: a 40,000 px map is never whole in memory."""
+    from rasterio.windows import Window
+
     with rasterio.open(HOUSTON_LABEL) as src:
         label, profile = src.read(1), src.profile
-    reps = -(-size // label.shape[0])
-    row = np.concatenate([label if i % 2 == 0 else label[:, ::-1] for i in range(reps)], axis=1)
-    full = np.concatenate([row if i % 2 == 0 else row[::-1] for i in range(reps)], axis=0)[:size, :size]
+    n = label.shape[0]
+    flips = {(i % 2, j % 2): label[:: -1 if i % 2 else 1, :: -1 if j % 2 else 1] for i in (0, 1) for j in (0, 1)}
     profile.update(width=size, height=size, nodata=0, tiled=True, blockxsize=256, blockysize=256, compress="deflate")
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(full, 1)
+        for i in range(-(-size // n)):
+            for j in range(-(-size // n)):
+                h, w = min(n, size - i * n), min(n, size - j * n)
+                dst.write(flips[i % 2, j % 2][:h, :w], 1, window=Window(j * n, i * n, w, h))
 
 
 def _probe_each_size(sizes, probe_args) -> dict:
@@ -117,6 +122,24 @@ def bench_memory(model_dir: Path, sizes=(1024, 4096)) -> dict:
 def bench_memory_stages(model_dir: Path, sizes=(1024, 4096)) -> dict:
     """Bytes per pixel of each stage of the simulate path (fresh process each): what still grows with the raster."""
     return {"runs": _probe_each_size(sizes, lambda label, tmp: ["-m", "benchmarks.memory_stages", str(label)])}
+
+
+def bench_memory_large(model_dir: Path, sizes=(1024, 4096, 16384), largest: int = 40000) -> dict:
+    """Peak RSS of simulate and of generate's preparation (fresh process each, one at a time), and of simulate on a
+    ``largest`` px square map: what a large map costs now that its whole-raster arrays are files read by window."""
+    out = {}
+    for kind, kind_sizes in (("simulate", (*sizes, largest)), ("prepare", sizes)):
+        out[kind] = _probe_each_size(kind_sizes, lambda label, tmp, kind=kind: ["-m", "benchmarks.memory_large", kind, str(label),
+                                                                                 str(tmp / f"out_{kind}_{label.stem}")])
+    small, large = sizes[0], sizes[-1]
+    return {"runs": out, "sizes": list(sizes), "largest": largest,
+            "ratio": {k: out[k][large]["peak_rss_mb"] / out[k][small]["peak_rss_mb"] for k in out}}
+
+
+def bench_memory_prepare_untimed(model_dir: Path, sizes=(1024, 16384)) -> dict:
+    """generate's preparation without the estimate's timed network calls (onnxruntime's memory for one tile batch)."""
+    return {"runs": _probe_each_size(sizes, lambda label, tmp: ["-m", "benchmarks.memory_large", "prepare-untimed", str(label),
+                                                                str(tmp / f"out_{label.stem}")])}
 
 
 def bench_seams(model_dir: Path, steps: int = 20) -> dict:
@@ -173,6 +196,33 @@ def render(results: dict, model_dir: Path) -> str:
             lines.append(f"| {stage} | " + " | ".join(f"{runs[s]['bytes_per_pixel'][stage]:.1f}" for s in sizes) + " |")
         lines += ["| held at the end (maps, mask, validity) | " + " | ".join(f"{runs[s]['held_at_end_bytes_per_pixel']:.1f}" for s in sizes) + " |",
                   "| peak RSS of the process (MB) | " + " | ".join(f"{runs[s]['peak_rss_mb']:.0f}" for s in sizes) + " |", ""]
+    if "memory_large" in results:
+        m = results["memory_large"]
+        runs = {k: {int(size): r for size, r in v.items()} for k, v in m["runs"].items()}
+        sizes, largest = m["sizes"], m["largest"]
+        lines += ["## Memory on large maps: bounded by the windows", "",
+                  "Peak resident memory (VmHWM) of `simulate --random-events` and of `generate`'s preparation (model loaded, map "
+                  "read, change events, change mask; stopped at its first network call) on the same mirrored houston_16 rasters, "
+                  "each in its own process (`python -m benchmarks.memory_large simulate|prepare MAP OUT`; the section: "
+                  "`python -m benchmarks.run --only memory_large`). Maps above 4096x4096 px keep their whole-raster arrays in "
+                  "files of the output's temporary folder, read and written by window (`engine/io/scratch.py`).", "",
+                  "| raster | simulate: peak RSS (MB) | simulate: s | generate's preparation: peak RSS (MB) |", "| --- | --- | --- | --- |"]
+        for size in (*sizes, largest):
+            sim, prep = runs["simulate"][size], runs["prepare"].get(size)
+            lines.append(f"| {size}x{size} | {sim['peak_rss_mb']:.0f} | {sim['seconds']:.0f} | "
+                         + (f"{prep['peak_rss_mb']:.0f} |" if prep else "not run |"))
+        lines += ["", f"**Ratio {sizes[-1]}² / {sizes[0]}²: simulate {m['ratio']['simulate']:.2f}, generate's preparation "
+                  f"{m['ratio']['prepare']:.2f}** for {(sizes[-1] / sizes[0]) ** 2:.0f}x the pixels (target: at most 2); "
+                  f"{largest}² simulate: **{runs['simulate'][largest]['peak_rss_mb'] / 1024:.2f} GiB** (target: under 4 GB). "
+                  "Seconds are wall time on this shared machine (2 cores, other jobs running).", ""]
+        if "memory_prepare_untimed" in results:
+            u = {int(k): v for k, v in results["memory_prepare_untimed"]["runs"].items()}
+            a, b = min(u), max(u)
+            lines += [f"From 16384² on, generate's preparation includes the time estimate's network calls on one tile batch "
+                      "(at least 1000 tile passes: docs/faults.md), and onnxruntime's working memory for that batch, which does "
+                      f"not depend on the raster. Without them (`benchmarks.memory_large prepare-untimed`; "
+                      f"`--only memory_prepare_untimed`): {a}² {u[a]['peak_rss_mb']:.0f} MB, {b}² {u[b]['peak_rss_mb']:.0f} MB, "
+                      f"**ratio {u[b]['peak_rss_mb'] / u[a]['peak_rss_mb']:.2f}**.", ""]
     if "seams" in results:
         s = results["seams"]
         f, n = s["fused_overlap_64"], s["no_overlap"]
@@ -187,8 +237,9 @@ def render(results: dict, model_dir: Path) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler": bench_sampler, "memory": bench_memory, "memory_stages": bench_memory_stages,
-            "seams": bench_seams}
+SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler": bench_sampler, "memory": bench_memory,
+            "memory_stages": bench_memory_stages, "memory_large": bench_memory_large,
+            "memory_prepare_untimed": bench_memory_prepare_untimed, "seams": bench_seams}
 
 
 def main() -> None:

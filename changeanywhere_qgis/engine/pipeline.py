@@ -17,13 +17,15 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, ModelPackage, Plan, check_guidance, check_memory, check_pre_event,
-                        check_sampler, decode,
-                        default_model_dir, duration, estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind,
-                        pre_event_latent, read_manifest, to_uint8)
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
+                        check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration,
+                        estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
+                        read_manifest, to_uint8)
 from .errors import InputError
-from .events import ChangeResult, change_mask, change_polygons, events_from_polygons, load_table, random_events, write_change_polygons
-from .io import ImageSource, OutputFolder, SemanticRaster, open_rgb, read_semantic, write_classes, write_mask
+from .events import (ChangeResult, change_mask, change_polygons, change_polygons_by_window, events_from_polygons, load_table, random_events,
+                     write_change_polygons)
+from .io import (SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, row_bands,
+                 write_classes, write_mask)
 from .landcover import ClassScheme, load_remap
 from .progress import Progress
 
@@ -110,12 +112,30 @@ def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, r
     nodata = scheme.nodata_code
     only_from = [scheme.resolve(c) for c in spec.only_from] if spec.only_from else None
     if spec.has_vector:
+        # Drawn polygons touch what the user drew; a large map's codes are read whole for them (not windowed yet).
+        labels = sem.labels[:, :] if is_scratch(sem.labels) else sem.labels
         return events_from_polygons(
-            sem.labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
+            labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
             nodata=nodata, only_from=only_from, layer=spec.layer,
         )
     table = load_table(spec.transitions, scheme) if spec.transitions else None
-    return random_events(sem.labels, scheme, rng, nodata=nodata, table=table)
+    return random_events(sem.labels, scheme, rng, nodata=nodata, table=table, scratch=sem.scratch)
+
+
+def _mask(sem: SemanticRaster, post, scheme: ClassScheme):
+    """The change mask (255 where the map has no data) and the changed fraction of the valid land."""
+    if not (is_scratch(sem.labels) or is_scratch(post)):
+        mask = change_mask(sem.labels, post, nodata=scheme.nodata_code)
+        mask[~sem.valid] = 255
+        return mask, _changed_fraction(mask)
+    mask = sem.scratch.empty(np.uint8, "change_mask")
+    changed = valid = 0
+    for b in row_bands(sem.grid.height, sem.grid.width):
+        band = change_mask(sem.labels[b, :], post[b, :], nodata=scheme.nodata_code)
+        band[~sem.valid[b, :]] = 255
+        mask[b, :] = band
+        changed, valid = changed + int(np.count_nonzero(band == 1)), valid + int(np.count_nonzero(band != 255))
+    return mask, float(changed / valid) if valid else 0.0
 
 
 def _scheme_for(model) -> ClassScheme:
@@ -140,25 +160,32 @@ def simulate(
     progress = progress or Progress()
     out = OutputFolder(out_dir, overwrite)
     scheme = _scheme_for(model)
-    sem = read_semantic(semantic, scheme, band, load_remap(remap))
-    check_memory(sem.grid.height, sem.grid.width, "Simulating change events", max_memory)
-    out.require_space(2 * sem.grid.width * sem.grid.height, "the maps and change polygons")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    progress.start(3)
-    progress.stage("simulating change events")
-    result = _apply_changes(sem, scheme, changes, _rngs(seed)["events"])
-    mask = change_mask(sem.labels, result.post, nodata=scheme.nodata_code)
-    mask[~sem.valid] = 255
-    progress.advance()
-    record = {
-        "semantic": str(semantic), "seed": seed, "remap": remap if isinstance(remap, (str, type(None))) else "custom",
-        "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
-    }
+    # Entered before the map is read: a large map's whole-raster arrays live in its scratch folder (removed with it).
     with out:
+        sem = read_semantic(semantic, scheme, band, load_remap(remap), scratch_folder=out.scratch_folder)
+        windowed = is_scratch(sem.labels)
+        check_memory(sem.grid.height, sem.grid.width, "Simulating change events", max_memory,
+                     bytes_per_pixel=WINDOWED_SIMULATE_BYTES_PER_PIXEL if windowed else None)
+        out.require_space((2 + (SCRATCH_BYTES_PER_PIXEL if windowed else 0)) * sem.grid.width * sem.grid.height,
+                          "the maps and change polygons" + (" (and the large map's working copies)" if windowed else ""))
+        progress.start(3)
+        progress.stage("simulating change events")
+        result = _apply_changes(sem, scheme, changes, _rngs(seed)["events"])
+        mask, fraction = _mask(sem, result.post, scheme)
+        progress.advance()
+        record = {
+            "semantic": str(semantic), "seed": seed, "remap": remap if isinstance(remap, (str, type(None))) else "custom",
+            "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
+        }
         progress.stage("writing maps and change polygons")
         _write_maps(out, sem, result.post, mask, scheme)
-        polygons = change_polygons(sem.labels, result.post, sem.grid.transform, nodata=scheme.nodata_code)
-        write_change_polygons(out.path("changes.gpkg"), polygons, sem.grid.crs, scheme)
+        if is_scratch(sem.labels) or is_scratch(result.post):
+            write_change_polygons(out.path("changes.gpkg"), None, sem.grid.crs, scheme,
+                                  chunks=change_polygons_by_window(sem.labels, result.post, sem.grid.transform, nodata=scheme.nodata_code))
+        else:
+            polygons = change_polygons(sem.labels, result.post, sem.grid.transform, nodata=scheme.nodata_code)
+            write_change_polygons(out.path("changes.gpkg"), polygons, sem.grid.crs, scheme)
         out.path("events.json").write_text(json.dumps(record, indent=2))
         progress.advance()
     progress.advance()
@@ -172,7 +199,7 @@ def _changed_fraction(mask: np.ndarray) -> float:
 
 def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster) -> None:
     # A per-dataset mask only where some land is nodata: QGIS lists such a mask as a fourth band of the image.
-    masked = not sem.valid.all()
+    masked = not sem.all_valid()
     with open_rgb(path, sem.grid) as dst:
         def write_rows(row: int, rgb: np.ndarray) -> None:
             rows = min(rgb.shape[1], sem.grid.height - row)
@@ -213,34 +240,35 @@ def generate(
     pkg = model if isinstance(model, ModelPackage) else load_model_package(model, settings.device, settings.threads)
     pkg = pkg.with_guidance(settings.guidance)
     scheme = pkg.scheme
-    sem = read_semantic(semantic, scheme, band, load_remap(remap))
-    memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory)
-    # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
-    out.require_space(7 * sem.grid.width * sem.grid.height, "the two images and the maps")
-    source = ImageSource(image, sem.grid) if image else None
-    try:
-        transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
-        if transparent:
-            warnings.warn(f"Image {image} has an alpha band: its {transparent} fully transparent pixels (alpha 0) are "
-                          "treated as nodata (no change there, nodata in the outputs).", stacklevel=2)
-        seed = secrets.randbelow(2**31) if settings.seed is None else int(settings.seed)
-        rngs = _rngs(seed)
-        result = _apply_changes(sem, scheme, changes, rngs["events"])
-        mask = change_mask(sem.labels, result.post, nodata=scheme.nodata_code)
-        mask[~sem.valid] = 255
-        s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
-        timings["prepare_s"] = time.perf_counter() - clock
+    # Entered before the map is read: a large map's whole-raster arrays live in its scratch folder (removed with it).
+    with out:
+        sem = read_semantic(semantic, scheme, band, load_remap(remap), scratch_folder=out.scratch_folder)
+        memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory)
+        # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
+        scratch = SCRATCH_BYTES_PER_PIXEL if is_scratch(sem.labels) else 0  # and a large map's working copies
+        out.require_space((7 + scratch) * sem.grid.width * sem.grid.height, "the two images and the maps")
+        source = ImageSource(image, sem.grid) if image else None
+        try:
+            transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
+            if transparent:
+                warnings.warn(f"Image {image} has an alpha band: its {transparent} fully transparent pixels (alpha 0) are "
+                              "treated as nodata (no change there, nodata in the outputs).", stacklevel=2)
+            seed = secrets.randbelow(2**31) if settings.seed is None else int(settings.seed)
+            rngs = _rngs(seed)
+            result = _apply_changes(sem, scheme, changes, rngs["events"])
+            mask, fraction = _mask(sem, result.post, scheme)
+            s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
+            timings["prepare_s"] = time.perf_counter() - clock
 
-        p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
-                 settings.sampler, settings.tile_size)
-        pre_event = pre_event_kind(settings.pre_event, source is not None)
-        seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
-        if seconds is not None:
-            progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
-                          f"{memory.describe()}")
-        progress.start(p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn"))
+            p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
+                     settings.sampler, settings.tile_size)
+            pre_event = pre_event_kind(settings.pre_event, source is not None)
+            seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
+            if seconds is not None:
+                progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
+                              f"{memory.describe()}")
+            progress.start(p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn"))
 
-        with out:
             clock = time.perf_counter()
             pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None)
             if pre_event == "real":
@@ -267,11 +295,11 @@ def generate(
                 "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale, "pre_event": pre_event,
                 "sampler": settings.sampler, "tiles": p.tiles, "tile_size_px": p.grid.tile * pkg.downsample,
                 "tile_overlap_px": p.sampler.tile_overlap_px,
-                "events": [e.to_dict() for e in result.events], "changed_fraction": _changed_fraction(mask),
+                "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
             }
             out.path("sample.json").write_text(json.dumps(record, indent=2))
-    finally:
-        if source:
-            source.close()
+        finally:
+            if source:
+                source.close()
     return {**record, "outputs": {name: str(Path(out_dir) / name) for name in OUTPUTS}}

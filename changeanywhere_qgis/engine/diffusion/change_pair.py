@@ -53,8 +53,11 @@ class Plan:
     def tiles(self) -> int:
         return len(self.grid.tiles)
 
-    def pad(self, labels: np.ndarray, fill: int) -> np.ndarray:
-        return np.pad(labels, ((0, self.canvas[0] - self.height), (0, self.canvas[1] - self.width)), constant_values=fill)
+    def pad(self, labels, fill: int):
+        """The map padded to the canvas: an array, or for a large map's ScratchRaster a window reader (the sampler reads tiles)."""
+        if isinstance(labels, np.ndarray):
+            return np.pad(labels, ((0, self.canvas[0] - self.height), (0, self.canvas[1] - self.width)), constant_values=fill)
+        return _PaddedMap(labels, self.canvas, fill)
 
     def work_units(self, steps: int, with_image: bool, redraw: bool = False) -> int:
         """Network calls (tiles) a change pair costs, for progress: sampling, decoding, encoding the image."""
@@ -79,6 +82,23 @@ def check_tile_size(pkg: ModelPackage, tile_px: int | None) -> None:
                          f"Leave it empty for the model's tile, or give e.g. {2 * pkg.tile_size}.")
 
 
+class _PaddedMap:
+    """``map[rows, cols]`` of a large map on the padded canvas: the part beyond the raster reads as ``fill``."""
+
+    def __init__(self, labels, canvas: tuple[int, int], fill: int) -> None:
+        self.labels, self.shape, self.fill = labels, canvas, fill
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, cols = key
+        r0, r1, _ = rows.indices(self.shape[0])
+        c0, c1, _ = cols.indices(self.shape[1])
+        out = np.full((r1 - r0, c1 - c0), self.fill, dtype=np.uint8)
+        h, w = self.labels.shape
+        if r0 < h and c0 < w:
+            out[: min(r1, h) - r0, : min(c1, w) - c0] = self.labels[r0 : min(r1, h), c0 : min(c1, w)]
+        return out
+
+
 def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DEFAULT_ETA,
          overlap_px: int | None = None, batch_size: int = 4, sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None) -> Plan:
     """The canvas and tiles of one raster. A raster that fits in one tile is one tile (TileGrid never cuts it)."""
@@ -97,10 +117,20 @@ def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DE
 def latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
     """1 where a latent cell's whole f x f block is unchanged (a cell touching any change is free to change)."""
     h, w = shape
-    padded = np.zeros((h * f, w * f), dtype=bool)
-    padded[: mask.shape[0], : mask.shape[1]] = mask == 1
-    changed = padded.reshape(h, f, w, f).any(axis=(1, 3))
-    return (~changed).astype(np.float32)
+    if isinstance(mask, np.ndarray):
+        padded = np.zeros((h * f, w * f), dtype=bool)
+        padded[: mask.shape[0], : mask.shape[1]] = mask == 1
+        changed = padded.reshape(h, f, w, f).any(axis=(1, 3))
+        return (~changed).astype(np.float32)
+    out = np.ones((h, w), dtype=np.float32)  # a large map's mask, a band of latent rows at a time
+    rows = max(1, (1 << 22) // max(w * f * f, 1))
+    for top in range(0, h, rows):
+        n = min(rows, h - top)
+        padded = np.zeros((n * f, w * f), dtype=bool)
+        band = mask[top * f : min((top + n) * f, mask.shape[0]), : mask.shape[1]]
+        padded[: band.shape[0], : band.shape[1]] = band == 1
+        out[top : top + n] = ~padded.reshape(n, f, w, f).any(axis=(1, 3))
+    return out
 
 
 def pre_event_latent(pkg: ModelPackage, p: Plan, pre_labels: np.ndarray | None, rng: np.random.Generator | None, progress: Progress,

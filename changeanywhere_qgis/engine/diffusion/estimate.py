@@ -6,10 +6,11 @@ The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage 
 RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the simulate path (116 MB ->
 411 MB), and 11 since its map reading and change events work in bands of rows (112 MB -> 290 MB,
 docs/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
-16384^2 before that. 20 stays, as a margin, until the large rasters are measured again.
-It covers the whole-raster arrays (the map read, the connected components and object copies of the
-change events, the change polygons, the latent canvases); the model is in the process's memory
-already when the estimate is made, and the tile batch is bounded.
+16384^2 before that. 20 stays for ``generate``, whose latent canvases are whole-raster arrays in memory,
+and for ``simulate`` on a map held in memory (up to 4096^2). A larger map's arrays are files read by window
+(``engine/io/scratch.py``): ``simulate`` then counts WINDOWED_BASE_BYTES plus WINDOWED_SIMULATE_BYTES_PER_PIXEL
+(the component tables, a few dozen bytes per object), a margin over ``make bench``'s large-map section.
+The model is in the process's memory already when the estimate is made, and the tile batch is bounded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ import numpy as np
 from ..errors import InputError
 
 PEAK_BYTES_PER_PIXEL = 20
+# simulate on a large map (its arrays in scratch files, events and polygons window by window, docs/benchmarks.md):
+# a bounded part for the windows, and the component tables (a few bytes per object, the objects per pixel of real maps)
+WINDOWED_BASE_BYTES = 1 << 29
+WINDOWED_SIMULATE_BYTES_PER_PIXEL = 0.5
 LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
 
 
@@ -103,9 +108,15 @@ class MemoryEstimate:
         return f"memory: about {gb(self.needed)} more at the peak{room}"
 
 
-def check_memory(height: int, width: int, what: str, max_memory: int | None = None) -> MemoryEstimate:
-    """Refuse a raster whose run would need more memory than is free (or than ``max_memory``); else the estimate."""
-    needed = int(PEAK_BYTES_PER_PIXEL * height * width)
+def check_memory(height: int, width: int, what: str, max_memory: int | None = None,
+                 bytes_per_pixel: float | None = None) -> MemoryEstimate:
+    """Refuse a raster whose run would need more memory than is free (or than ``max_memory``); else the estimate.
+
+    ``bytes_per_pixel`` None: the whole-raster figure; given: a windowed run's (plus its bounded part)."""
+    if bytes_per_pixel is None:
+        needed = int(PEAK_BYTES_PER_PIXEL * height * width)
+    else:
+        needed = int(WINDOWED_BASE_BYTES + bytes_per_pixel * height * width)
     available = max_memory if max_memory is not None else available_memory()
     estimate = MemoryEstimate(needed, available, max_memory is not None)
     if available is not None and needed > available:

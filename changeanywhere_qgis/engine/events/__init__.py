@@ -9,7 +9,7 @@ from .change import EVENT_KINDS, ChangeEvent, ChangeResult, change_mask
 from .polygons import events_from_polygons
 from .random_objects import random_events
 from .transitions import DEFAULT_TABLE_PATH, TransitionTable, default_table, load_table
-from .vectorise import change_polygons, write_change_polygons
+from .vectorise import change_polygons, change_polygons_by_window, write_change_polygons
 
 __all__ = ["DEFAULT_TABLE_PATH", "ensure_proj_data", "EVENT_KINDS", "ChangeEvent", "ChangeResult", "TransitionTable", "change_mask",
-           "change_polygons", "default_table", "events_from_polygons", "load_table", "random_events", "write_change_polygons"]
+           "change_polygons", "change_polygons_by_window", "default_table", "events_from_polygons", "load_table", "random_events", "write_change_polygons"]

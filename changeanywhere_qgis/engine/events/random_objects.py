@@ -5,68 +5,78 @@ into another class under a transition table; seeded and reproducible.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import OrderedDict
 
 import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..io import Scratch, is_scratch, row_bands
 from .change import ChangeEvent, ChangeResult, as_labels, frozen_pixels, window_text
+from .components import CROSS, WINDOW, Components, find_components
 from ..landcover import ClassScheme
 from .transitions import TransitionTable, load_table
 
 
-_CROSS = ndimage.generate_binary_structure(2, 1)
-
-
 _ROWS_PIXELS = 1 << 20  # whole-raster passes go a band of rows at a time: no whole-raster int64 or bool temporaries
+_OBJECT_PIXELS = 1 << 20  # an object's window is read and written in bands of rows of about this many pixels
+_LARGEST_COPY = 1 << 22  # px of the box of an object copied on a large map
+_CACHE_BYTES = 1 << 25  # shapes of copied objects kept for their next copy
 
 
-@dataclass
-class _Object:
-    code: int
-    slc: tuple[slice, slice]
-    packed: np.ndarray  # the bool mask over slc, packed 8 pixels a byte: thousands of objects stay small
-    size: int
-
-    @property
-    def mask(self) -> np.ndarray:
-        h, w = self.slc[0].stop - self.slc[0].start, self.slc[1].stop - self.slc[1].start
-        return np.unpackbits(self.packed, count=h * w).reshape(h, w).view(bool)
-
-
-def _row_bands(height: int, width: int):
-    rows = max(1, _ROWS_PIXELS // max(width, 1))
-    return [slice(r, min(r + rows, height)) for r in range(0, height, rows)]
+def _changeable(labels, scheme: ClassScheme, nodata, codes, scratch: Scratch):
+    """Valid land a table lets change: not nodata, of a class the table knows (a band of rows at a time); and its count."""
+    out = scratch.empty(bool, "changeable")
+    count = 0
+    for b in row_bands(*labels.shape, pixels=_ROWS_PIXELS):
+        lab = labels[b, :]
+        band = ~frozen_pixels(lab, scheme, nodata) & np.isin(lab, codes)
+        out[b, :] = band
+        count += int(np.count_nonzero(band))
+    return out, count
 
 
-def _objects(labels: np.ndarray, valid: np.ndarray, codes, min_pixels: int) -> list[_Object]:
-    """4-connected objects of each class with more than ``min_pixels`` pixels, in a fixed order."""
-    found = []
-    bands = _row_bands(*labels.shape)
-    region = np.empty(labels.shape, dtype=bool)
-    lab = np.empty(labels.shape, dtype=np.int32)
-    for code in codes:
-        for b in bands:
-            np.logical_and(labels[b] == code, valid[b], out=region[b])
-        n = ndimage.label(region, structure=_CROSS, output=lab)
-        if n == 0:
-            continue
-        sizes = np.zeros(n + 1, dtype=np.int64)
-        for b in bands:  # np.bincount of the whole int32 image would make an int64 copy of it
-            sizes += np.bincount(lab[b].ravel(), minlength=n + 1)
-        for k, slc in enumerate(ndimage.find_objects(lab), start=1):
-            if slc is not None and sizes[k] > min_pixels:
-                found.append(_Object(int(code), slc, np.packbits(lab[slc] == k, axis=None), int(sizes[k])))
-    return found
+def _bands(win, halo: int = 0):
+    """(band, band with ``halo`` rows above and below inside ``win``) of the window's rows, about _OBJECT_PIXELS each."""
+    rows = win[0]
+    step = max(1, _OBJECT_PIXELS // max(win[1].stop - win[1].start, 1))
+    for a in range(rows.start, rows.stop, step):
+        b = min(a + step, rows.stop)
+        yield slice(a, b), slice(max(a - halo, rows.start), min(b + halo, rows.stop))
 
 
-def _changeable(labels: np.ndarray, scheme: ClassScheme, nodata, codes) -> np.ndarray:
-    """Valid land a table lets change: not nodata, of a class the table knows (a band of rows at a time)."""
-    out = np.empty(labels.shape, dtype=bool)
-    for b in _row_bands(*labels.shape):
-        out[b] = ~frozen_pixels(labels[b], scheme, nodata) & np.isin(labels[b], codes)
-    return out
+class _Objects:
+    """The components the events work on, read and written through the map stores window by window."""
+
+    def __init__(self, comps: Components, post, changed) -> None:
+        self.comps, self.post, self.changed = comps, post, changed
+        self._shapes: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cached = 0
+
+    def shape(self, k: int) -> np.ndarray:
+        """bool mask of component ``k`` over its bounding box (kept for the next copy of it)."""
+        if k in self._shapes:
+            self._shapes.move_to_end(k)
+            return self._shapes[k]
+        found = self.comps.mask(k, *self.comps.slices(k))
+        self._shapes[k] = found
+        self._cached += found.size
+        while self._cached > _CACHE_BYTES and len(self._shapes) > 1:
+            self._cached -= self._shapes.popitem(last=False)[1].size
+        return found
+
+    def touches_changed(self, k: int, win) -> bool:
+        return any(self.changed[band, win[1]][self.comps.mask(k, band, win[1])].any() for band, _ in _bands(win))
+
+    def set(self, k: int, win, code: int) -> None:
+        """Component ``k`` becomes ``code`` in the post-event map, and counts as changed."""
+        for band, _ in _bands(win):
+            mask = self.comps.mask(k, band, win[1])
+            if mask.any():
+                post, changed = self.post[band, win[1]], self.changed[band, win[1]]
+                post[mask] = code
+                changed |= mask
+                self.post[band, win[1]], self.changed[band, win[1]] = post, changed
 
 
 def _pad(slc, shape, pad=1):
@@ -98,6 +108,8 @@ def random_events(
     remove_objects: int | None = None,
     min_object_pixels: int = 64,
     max_changed_fraction: float = 0.3,
+    scratch: Scratch | None = None,
+    window: int = WINDOW,
 ) -> ChangeResult:
     """Object-level random change events, reproducible from ``seed_or_rng``.
 
@@ -114,8 +126,13 @@ def random_events(
     ``table``: TransitionTable, dict, JSON path/text, or None for :func:`default_table`. Every
     changed pixel obeys the table. Events that would push the changed pixels above
     ``max_changed_fraction`` of the valid pixels are skipped.
+
+    ``labels`` is a uint8 array or, for a large map, a ScratchRaster; ``scratch`` makes the whole-raster arrays
+    (the post-event map returned is of the same kind). The components are found in ``window`` px windows
+    (:mod:`.components`): the events do not depend on it.
     """
-    labels = as_labels(labels)
+    labels = labels if is_scratch(labels) else as_labels(labels)
+    scratch = scratch or Scratch(None, labels.shape)
     rng = seed_or_rng if isinstance(seed_or_rng, np.random.Generator) else np.random.default_rng(seed_or_rng)
     if not (0.0 <= float(transition_probability) <= 1.0):
         raise InputError(f"Option transition_probability must lie in 0..1; got {transition_probability!r}.")
@@ -126,16 +143,17 @@ def random_events(
     tbl: TransitionTable = load_table(table, scheme)
     allow = tbl.matrix()
 
-    valid = _changeable(labels, scheme, nodata, tbl.codes)
-    n_valid = int(valid.sum())
+    valid, n_valid = _changeable(labels, scheme, nodata, tbl.codes, scratch)
     n_remove = _count(remove_objects, n_valid, rng, "remove_objects")
     n_add = _count(add_objects, n_valid, rng, "add_objects")
-    post = labels.copy()
+    post = scratch.copy(labels, "post")
     if n_valid == 0:
         return ChangeResult(post, [])
     budget = int(max_changed_fraction * n_valid)
-    changed = np.zeros(labels.shape, dtype=bool)
-    objects = _objects(labels, valid, tbl.codes, int(min_object_pixels))
+    changed = scratch.zeros(bool, "changed")
+    comps = find_components(labels, valid, tbl.codes, scratch, window)
+    objects = np.flatnonzero(comps.size > int(min_object_pixels))  # in the components' order
+    state = _Objects(comps, post, changed)
     events: list[ChangeEvent] = []
     total = 0
 
@@ -144,74 +162,90 @@ def random_events(
     for k in rng.permutation(len(objects)) if n_remove else []:
         if done >= n_remove:
             break
-        obj = objects[k]
-        if total + obj.size > budget:
+        obj = int(objects[k])
+        code, size, slc = int(comps.code[obj]), int(comps.size[obj]), comps.slices(obj)
+        if total + size > budget:
             continue
-        win = _pad(obj.slc, labels.shape)
-        r0, c0 = obj.slc[0].start - win[0].start, obj.slc[1].start - win[1].start
-        mask = np.zeros((win[0].stop - win[0].start, win[1].stop - win[1].start), dtype=bool)
-        mask[r0 : r0 + obj.mask.shape[0], c0 : c0 + obj.mask.shape[1]] = obj.mask
-        if changed[win][mask].any():
+        win = _pad(slc, labels.shape)
+        if state.touches_changed(obj, win):
             continue
-        ring = ndimage.binary_dilation(mask, structure=_CROSS) & ~mask & valid[win] & ~changed[win]
-        neigh = labels[win][ring]
-        neigh = neigh[allow[obj.code, neigh]]
-        if neigh.size == 0:
+        counts = np.zeros(allow.shape[1], dtype=np.int64)
+        for band, around in _bands(win, halo=1):
+            mask = comps.mask(obj, around, win[1])
+            grown = ndimage.binary_dilation(mask, structure=CROSS)
+            inner = slice(band.start - around.start, band.stop - around.start)
+            ring = grown[inner] & ~mask[inner] & valid[band, win[1]] & ~changed[band, win[1]]
+            counts += np.bincount(labels[band, win[1]][ring], minlength=allow.shape[1])
+        counts[~allow[code]] = 0  # only the neighbours the table lets this class become
+        if not counts.any():
             continue
-        fill = int(np.argmax(np.bincount(neigh)))
-        post[win][mask] = fill
-        changed[win] |= mask
-        total += obj.size
+        fill = int(np.argmax(counts))
+        state.set(obj, win, fill)
+        total += size
         done += 1
-        events.append(ChangeEvent("remove", fill, [obj.code], obj.size, window_text(obj.slc)))
+        events.append(ChangeEvent("remove", fill, [code], size, window_text(slc)))
 
-    # 2. add copies of objects
+    # 2. add copies of objects. A copy's shape and its place are held whole: on a large map (arrays on disk) no object
+    # whose box exceeds _LARGEST_COPY is copied, so memory stays bounded (a map held in memory has no such limit)
     max_copy = max(min_object_pixels + 1, n_valid // 16)
-    sources = [o for o in objects if o.size <= max_copy]
+    box_pixels = (comps.box[:, 1] - comps.box[:, 0]) * (comps.box[:, 3] - comps.box[:, 2])
+    largest = _LARGEST_COPY if scratch.on_disk else labels.size
+    sources = [int(o) for o in objects if comps.size[o] <= max_copy and box_pixels[o] <= largest]
     height, width = labels.shape
     done = 0
     tries = 0
     while sources and done < n_add and tries < 40 * n_add:
         tries += 1
         obj = sources[int(rng.integers(len(sources)))]
-        shape = np.rot90(obj.mask, int(rng.integers(4)))
+        code, size = int(comps.code[obj]), int(comps.size[obj])
+        shape = np.rot90(state.shape(obj), int(rng.integers(4)))
         if rng.random() < 0.5:
             shape = shape[:, ::-1]
         h, w = shape.shape
-        if h > height or w > width or total + obj.size > budget:
+        if h > height or w > width or total + size > budget:
             continue
         r, c = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
         dest = (slice(r, r + h), slice(c, c + w))
-        under = post[dest][shape]
-        if not (valid[dest][shape].all() and not changed[dest][shape].any() and allow[under, obj.code].all()):
+        if not valid[dest][shape].all():
+            continue
+        changed_here = changed[dest]
+        if changed_here[shape].any():
             continue
         win = _pad(dest, labels.shape)
-        big = np.zeros((win[0].stop - win[0].start, win[1].stop - win[1].start), dtype=bool)
-        big[r - win[0].start : r - win[0].start + h, c - win[1].start : c - win[1].start + w] = shape
-        if (post[win][ndimage.binary_dilation(big, structure=_CROSS)] == obj.code).any():
+        around = post[win]
+        inner = (slice(r - win[0].start, r - win[0].start + h), slice(c - win[1].start, c - win[1].start + w))
+        under = around[inner][shape]
+        if not allow[under, code].all():
+            continue
+        big = np.zeros(around.shape, dtype=bool)
+        big[inner] = shape
+        if (around[ndimage.binary_dilation(big, structure=CROSS)] == code).any():
             continue  # would merge with an object of the same class
         froms = sorted(int(v) for v in np.unique(under))
-        post[dest][shape] = obj.code
-        changed[dest] |= shape
-        total += obj.size
+        copied = around[inner].copy()
+        copied[shape] = code
+        post[dest] = copied
+        changed_here |= shape
+        changed[dest] = changed_here
+        total += size
         done += 1
-        events.append(ChangeEvent("add", obj.code, froms, obj.size, window_text(dest)))
+        events.append(ChangeEvent("add", code, froms, size, window_text(dest)))
 
     # 3. random transitions of whole objects
     p = float(transition_probability)
     for k in rng.permutation(len(objects)) if p > 0 else []:
         if rng.random() >= p:
             continue
-        obj = objects[k]
-        if total + obj.size > budget or changed[obj.slc][obj.mask].any():
+        obj = int(objects[k])
+        code, size, slc = int(comps.code[obj]), int(comps.size[obj]), comps.slices(obj)
+        if total + size > budget or state.touches_changed(obj, slc):
             continue
-        options = tbl.targets(obj.code)
+        options = tbl.targets(code)
         if not options:
             continue
         to = int(options[int(rng.integers(len(options)))])
-        post[obj.slc][obj.mask] = to
-        changed[obj.slc] |= obj.mask
-        total += obj.size
-        events.append(ChangeEvent("transition", to, [obj.code], obj.size, window_text(obj.slc)))
+        state.set(obj, slc, to)
+        total += size
+        events.append(ChangeEvent("transition", to, [code], size, window_text(slc)))
 
     return ChangeResult(post, events)

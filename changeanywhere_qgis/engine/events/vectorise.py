@@ -47,6 +47,23 @@ def change_polygons(pre, post, transform, nodata=None) -> list[tuple[object, int
     return out
 
 
+def change_polygons_by_window(pre, post, transform, nodata=None, window: int = 2048):
+    """For a large map (arrays or ScratchRasters): the change polygons of each ``window`` px window, one list a window.
+
+    A region that crosses a window edge comes out as one polygon on each side (same from/to codes, sharing the
+    edge): the whole-raster polygons would need every polygon in memory at once.
+    """
+    from rasterio.windows import transform as window_transform
+    from rasterio.windows import Window
+
+    from ..io import windows
+
+    for rows, cols in windows(*pre.shape, window):
+        yield change_polygons(pre[rows, cols], post[rows, cols],
+                              window_transform(Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start), transform),
+                              nodata=nodata)
+
+
 def _area_m2(geoms, crs):
     """Areas in square metres (geodesic for a geographic CRS), or None where the CRS is unknown."""
     if crs is None:
@@ -68,21 +85,36 @@ def _area_m2(geoms, crs):
     return [g.area * factor * factor for g in geoms]
 
 
-def write_change_polygons(path, polygons, crs, scheme: ClassScheme, transform=None) -> None:
+def write_change_polygons(path, polygons, crs, scheme: ClassScheme, transform=None, chunks=None) -> None:
     """Write ``polygons`` (from :func:`change_polygons`) to a GeoPackage layer ``changes``.
 
     Fields: from_class, to_class (codes), from_name, to_name, area (CRS units), area_m2 (square
     metres, geodesic for a geographic CRS; empty without a CRS) and, when ``transform`` is given,
-    area_px. GeoPackage 1.2, written to a temporary name and moved into place, so a failed write
+    area_px. ``chunks`` (instead of ``polygons``): lists of polygons written one after another, so a large map's
+    polygons are never all in memory (:func:`change_polygons_by_window`). GeoPackage 1.2, written to a temporary name and moved into place, so a failed write
     leaves no half file (and an old file stays until the new one is complete).
     """
-    import geopandas as gpd
-    import pyogrio
-    from rasterio.crs import CRS
-
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"The folder {path.parent} for the change polygons does not exist. Create it or pick another.")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.gpkg")
+    try:
+        for index, part in enumerate([polygons] if chunks is None else chunks):
+            if index == 0 or part:
+                _write_frame(tmp, _frame(part, crs, scheme, transform), append=index > 0)
+        os.replace(tmp, path)
+    except Exception as exc:
+        raise InputError(f"Cannot write the change polygons to {path} ({exc}). Pick a writable folder and file name.") from exc
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def _frame(polygons, crs, scheme: ClassScheme, transform):
+    import geopandas as gpd
+    from rasterio.crs import CRS
+
     geoms = [g for g, _, _ in polygons]
     froms = [int(a) for _, a, _ in polygons]
     tos = [int(b) for _, _, b in polygons]
@@ -103,27 +135,15 @@ def write_change_polygons(path, polygons, crs, scheme: ClassScheme, transform=No
         rcrs = CRS.from_user_input(crs)
         epsg = rcrs.to_epsg()
         crs_out = f"EPSG:{epsg}" if epsg else rcrs.to_wkt()
-    gdf = gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=crs_out), crs=crs_out)
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=crs_out), crs=crs_out)
 
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.gpkg")
-    try:
-        with warnings.catch_warnings():
-            # A raster without a CRS (e.g. a PNG tile) gives polygons without one: expected here.
-            warnings.filterwarnings("ignore", message=".*'crs' was not provided", category=UserWarning)
-            pyogrio.write_dataframe(
-                gdf,
-                tmp,
-                layer=LAYER,
-                driver="GPKG",
-                geometry_type="Polygon",
-                promote_to_multi=False,
-                dataset_options={"VERSION": "1.2"},
-                layer_options={"SPATIAL_INDEX": "YES"},
-            )
-        os.replace(tmp, path)
-    except Exception as exc:
-        raise InputError(f"Cannot write the change polygons to {path} ({exc}). Pick a writable folder and file name.") from exc
-    finally:
-        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            if leftover.exists():
-                leftover.unlink()
+
+def _write_frame(tmp: Path, gdf, append: bool) -> None:
+    import pyogrio
+
+    with warnings.catch_warnings():
+        # A raster without a CRS (e.g. a PNG tile) gives polygons without one: expected here.
+        warnings.filterwarnings("ignore", message=".*'crs' was not provided", category=UserWarning)
+        options = {} if append else {"dataset_options": {"VERSION": "1.2"}, "layer_options": {"SPATIAL_INDEX": "YES"}}
+        pyogrio.write_dataframe(gdf, tmp, layer=LAYER, driver="GPKG", geometry_type="Polygon", promote_to_multi=False,
+                                append=append, **options)

@@ -147,6 +147,9 @@ def write_failure(exc: BaseException, folder: str | Path, any_io_error: bool = T
     return None
 
 
+SCRATCH_FOLDER = ".scratch"
+
+
 class OutputFolder:
     """Write into ``<parent>/.<name>.partial-<host>-<pid>-<tag>`` and move it into place on success (a context manager)."""
 
@@ -179,12 +182,18 @@ class OutputFolder:
     def path(self, name: str) -> Path:
         return self.temp / name
 
+    @property
+    def scratch_folder(self) -> Path:
+        """Where a large map's whole-raster arrays are kept during the run (removed before the folder is moved into place)."""
+        return self.temp / SCRATCH_FOLDER
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             try:
                 free = free_bytes(self.temp)
                 if free is not None and free < FULL_DISK_RESERVE:
                     raise OSError(errno.ENOSPC, "No space left on device after writing the outputs")
+                shutil.rmtree(self.temp / SCRATCH_FOLDER, ignore_errors=True)
                 self._move_into_place()
                 return
             except BaseException as failed:

@@ -5,6 +5,7 @@ The files are written into an :class:`~.output_folder.OutputFolder`, moved into 
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,12 @@ from rasterio.windows import Window
 
 from ..errors import InputError
 from ..landcover import ClassScheme
+from .scratch import Scratch, is_scratch, row_bands
+
+# GDAL's block cache grows, by default, to 5 % of the machine's memory (1.2 GB on 24 GB) whenever a large raster is
+# read or written. The engine reads and writes window by window, each block once, so a small cache costs no speed
+# and keeps the memory of a large map bounded (docs/benchmarks.md). A GDAL_CACHEMAX the user set is kept.
+os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 GTIFF = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
 # Two grids are one when every corner of the raster lands within this many pixels of the other's:
@@ -80,6 +87,10 @@ class SemanticRaster:
     grid: RasterGrid
     valid: np.ndarray  # bool [H, W]: False where the input had nodata (or the unknown code)
     path: str
+    scratch: Scratch | None = None  # makes the run's other whole-raster arrays (on disk when labels and valid are)
+
+    def all_valid(self) -> bool:
+        return all(bool(self.valid[b, :].all()) for b in row_bands(self.grid.height, self.grid.width))
 
 
 # Rows of the land-cover map read and checked at a time: the whole map is held only as uint8 codes and a
@@ -87,8 +98,11 @@ class SemanticRaster:
 READ_PIXELS = 1 << 22
 
 
-def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: np.ndarray | None = None) -> SemanticRaster:
-    """Read a land-cover raster, remap it into the model's scheme and check its codes (window by window)."""
+def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: np.ndarray | None = None,
+                  scratch_folder: str | Path | None = None) -> SemanticRaster:
+    """Read a land-cover raster, remap it into the model's scheme and check its codes (window by window).
+
+    With ``scratch_folder``, a large map's codes and validity are kept in files there (:mod:`.scratch`)."""
     with _open(path, "Semantic raster") as ds:
         if not 1 <= band <= ds.count:
             raise InputError(f"Semantic raster {path} has {ds.count} band(s); band {band} does not exist. Choose a band from 1 to {ds.count}.")
@@ -96,8 +110,8 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
         grid = RasterGrid.of(ds)
         looks_like_image = _looks_like_image(ds)
         lossy = _lossy_compression(ds)
-        labels = np.empty((grid.height, grid.width), dtype=np.uint8)
-        valid = np.empty((grid.height, grid.width), dtype=bool)
+        scratch = Scratch(scratch_folder, (grid.height, grid.width))
+        labels, valid = scratch.empty(np.uint8, "labels"), scratch.empty(bool, "valid")
         present = np.zeros(256, dtype=bool)  # codes of the valid pixels, after any remap
         non_integer, outside_values, dtype = False, set(), None
         block = ds.block_shapes[band - 1][0] if ds.block_shapes else 1
@@ -122,8 +136,8 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
                 chunk = remap[chunk]
             present |= np.bincount(chunk[~invalid], minlength=256)[:256] > 0
             invalid |= chunk == scheme.nodata_code
-            labels[row : row + n] = chunk
-            valid[row : row + n] = ~invalid
+            labels[row : row + n, :] = chunk
+            valid[row : row + n, :] = ~invalid
     if non_integer:
         raise InputError(f"Semantic raster {path} holds non-integer values ({dtype}). A land-cover map needs integer class codes; convert it (e.g. gdal_translate -ot Byte).")
     if outside_values:
@@ -147,7 +161,7 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
                       "Prefer a GeoTIFF with deflate or LZW.", stacklevel=2)
     if grid.crs is None:
         warnings.warn(f"Semantic raster {path} has no CRS: the outputs will have none either.", stacklevel=2)
-    return SemanticRaster(labels=labels, grid=grid, valid=valid, path=str(path))
+    return SemanticRaster(labels=labels, grid=grid, valid=valid, path=str(path), scratch=scratch)
 
 
 def _looks_like_image(ds) -> int:
@@ -216,14 +230,17 @@ class ImageSource:
         band = self.alpha_band
         if band is None:
             return 0
-        transparent = np.zeros(sem.valid.shape, dtype=bool)
+        newly = 0
         rows = 1024  # the alpha band is read in bands of rows, not whole
         for row in range(0, sem.grid.height, rows):
             n = min(rows, sem.grid.height - row)
-            transparent[row : row + n] = self.dataset.read(band, window=Window(0, row, sem.grid.width, n)) == 0
-        newly = int(np.count_nonzero(transparent & sem.valid))
-        sem.valid &= ~transparent
-        sem.labels[transparent] = nodata_code  # so no change event touches them either
+            b = slice(row, row + n)
+            transparent = self.dataset.read(band, window=Window(0, row, sem.grid.width, n)) == 0
+            valid, labels = sem.valid[b, :], sem.labels[b, :]
+            newly += int(np.count_nonzero(transparent & valid))
+            valid &= ~transparent
+            labels[transparent] = nodata_code  # so no change event touches them either
+            sem.valid[b, :], sem.labels[b, :] = valid, labels
         return newly
 
     def read_uint8(self, row: int, col: int, height: int, width: int) -> np.ndarray:
@@ -244,16 +261,24 @@ class ImageSource:
 
 def write_classes(path: Path, labels: np.ndarray, valid: np.ndarray, grid: RasterGrid, scheme: ClassScheme) -> None:
     """A land-cover map with the model's colour table; nodata pixels get the scheme's nodata code."""
-    data = np.where(valid, labels, scheme.nodata_code).astype(np.uint8)
     with rasterio.open(path, "w", **grid.profile(count=1, dtype="uint8", nodata=scheme.nodata_code)) as dst:
-        dst.write(data, 1)
+        if is_scratch(labels) or is_scratch(valid):
+            for b in row_bands(grid.height, grid.width, multiple=GTIFF["blockysize"]):  # window by window
+                dst.write(np.where(valid[b, :], labels[b, :], scheme.nodata_code).astype(np.uint8), 1,
+                          window=Window(0, b.start, grid.width, b.stop - b.start))
+        else:
+            dst.write(np.where(valid, labels, scheme.nodata_code).astype(np.uint8), 1)
         dst.write_colormap(1, scheme.colormap())
 
 
 def write_mask(path: Path, mask: np.ndarray, grid: RasterGrid) -> None:
     """Binary change mask: 1 changed, 0 unchanged, 255 (nodata) where the input had none."""
     with rasterio.open(path, "w", **grid.profile(count=1, dtype="uint8", nodata=255)) as dst:
-        dst.write(mask.astype(np.uint8), 1)
+        if is_scratch(mask):
+            for b in row_bands(grid.height, grid.width, multiple=GTIFF["blockysize"]):
+                dst.write(mask[b, :], 1, window=Window(0, b.start, grid.width, b.stop - b.start))
+        else:
+            dst.write(mask.astype(np.uint8), 1)
 
 
 def open_rgb(path: Path, grid: RasterGrid):
