@@ -25,7 +25,7 @@ from changeanywhere_qgis.engine.io import ImageSource, RasterGrid, read_semantic
 from changeanywhere_qgis.engine.landcover import load_remap
 
 from .data import dihedral, image_to_tensor_range
-from .train_diffusion import HOLDOUT_MARGIN
+from .train_diffusion import HOLDOUT_MARGIN, sample_batch
 
 # The area is encoded in chunks of this many pixels a side (the whole raster at once would not fit memory).
 CHUNK_PX = 512
@@ -170,17 +170,6 @@ def crop_pixels(cache: dict, entry: int, r: int, c: int, crop: int) -> tuple[tup
 
 def draw_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int) -> tuple[torch.Tensor, np.ndarray, list]:
     """``train_diffusion.sample_batch`` that also says where each crop came from (entry, row, col)."""
-    f, zs, ls, where = cache["factor"], [], [], []
-    while len(zs) < batch:
-        i = int(rng.integers(len(cache["latents"])))
-        z, valid = cache["latents"][i], cache["valid"][i]
-        if z.shape[1] < crop or z.shape[2] < crop:
-            continue
-        r = int(rng.integers(0, z.shape[1] - crop + 1))
-        c = int(rng.integers(0, z.shape[2] - crop + 1))
-        if not bool(valid[r : r + crop, c : c + crop].all()):
-            continue
-        zs.append(z[:, r : r + crop, c : c + crop].float())
-        ls.append(cache["labels"][i][f * r : f * (r + crop), f * c : f * (c + crop)].numpy())
-        where.append((i, r, c))
-    return torch.stack(zs), np.stack(ls), where
+    where: list = []
+    x0, labels = sample_batch(rng, cache, crop, batch, where=where)
+    return x0, labels, where

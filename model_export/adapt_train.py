@@ -15,16 +15,15 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from .adapt_area import draw_batch
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import NUM_CLASSES, one_hot
+from .data import NUM_CLASSES
 from .denoiser import SemanticUNet
 from .provenance import hardware
 from .schedule_utils import EMA, warmup_cosine
-from .train_diffusion import noise_scheduler
+from .train_diffusion import denoising_step, noise_scheduler
 
 CHECKPOINT = "last.pt"
 
@@ -127,24 +126,10 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
             x0, labels, where = draw_batch(rng, cache, dcfg["crop"], dcfg["batch_size"])
             if on_batch is not None:
                 on_batch(where)
-            x0 = x0.to(device)
-            semantic = torch.from_numpy(one_hot(labels)).to(device)
-            semantic[torch.rand(len(x0), device=device) < dcfg["cond_drop"]] = 0.0  # classifier-free guidance
-            t = torch.randint(0, dcfg["num_train_timesteps"], (len(x0),), device=device)
-            noise = torch.randn_like(x0)
-            xt = sched.add_noise(x0, noise, t)
-            target = sched.get_velocity(x0, noise, t) if dcfg["prediction"] == "v_prediction" else noise
-            with autocast:
-                pred = unet(xt, t, semantic).float()
-            loss = F.mse_loss(pred, target) if dcfg["loss"] == "mse" else F.l1_loss(pred, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-            opt.step()
-            ema.update(unet, step)
+            loss = denoising_step(unet, unet, ema, opt, sched, dcfg, x0.to(device), labels, step, autocast)
             step += 1
-            history.append(loss.item())
-            bar.set_postfix(step=step, loss=f"{loss.item():.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
+            history.append(loss)
+            bar.set_postfix(step=step, loss=f"{loss:.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
             bar.update(1 if steps else int(budget.wall()) - bar.n)
             if time.monotonic() - last_save > 60 * dcfg["checkpoint_minutes"]:
                 save_atomic(state(False), run_dir / CHECKPOINT)

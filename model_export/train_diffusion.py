@@ -77,21 +77,51 @@ def build_latent_cache(vq, ae: dict, tiles: list[Tile], holdout: list[Window], d
 
 
 def sample_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int,
-                 weights: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
+                 weights: np.ndarray | None = None, where: list | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """Aligned random crops: latents [B, C, crop, crop] and label codes [B, f*crop, f*crop]; cache entries
-    drawn with ``weights`` (one per entry), or uniformly."""
+    drawn with ``weights`` (one per entry), or uniformly. ``where`` receives (entry, row, col) of each crop."""
     f, zs, ls = cache["factor"], [], []
     while len(zs) < batch:
         n = len(cache["latents"])
         i = int(rng.choice(n, p=weights)) if weights is not None else int(rng.integers(n))
         z, valid = cache["latents"][i], cache["valid"][i]
+        if z.shape[1] < crop or z.shape[2] < crop:  # an entry smaller than the crop (a small adaptation area)
+            continue
         r = int(rng.integers(0, z.shape[1] - crop + 1))
         c = int(rng.integers(0, z.shape[2] - crop + 1))
         if not bool(valid[r : r + crop, c : c + crop].all()):
             continue
         zs.append(z[:, r : r + crop, c : c + crop].float())
         ls.append(cache["labels"][i][f * r : f * (r + crop), f * c : f * (c + crop)].numpy())
+        if where is not None:
+            where.append((i, r, c))
     return torch.stack(zs), np.stack(ls)
+
+
+def denoising_step(model, unet: SemanticUNet, ema: EMA, opt, sched: DDPMScheduler, dcfg: dict, x0: torch.Tensor,
+                   labels: np.ndarray, step: int, autocast) -> float:
+    """One optimiser step of the denoiser on clean latents ``x0`` and their label crops; returns the loss.
+
+    ``model`` is what runs forward (``unet`` itself, or its DistributedDataParallel wrapper); ``unet`` is
+    what is clipped and averaged into the EMA.
+    """
+    device = x0.device
+    semantic = torch.from_numpy(one_hot(labels)).to(device)
+    drop = torch.rand(len(x0), device=device) < dcfg["cond_drop"]
+    semantic[drop] = 0.0  # the unconditional case, for classifier-free guidance
+    t = torch.randint(0, dcfg["num_train_timesteps"], (len(x0),), device=device)
+    noise = torch.randn_like(x0)
+    xt = sched.add_noise(x0, noise, t)
+    target = sched.get_velocity(x0, noise, t) if dcfg["prediction"] == "v_prediction" else noise
+    with autocast:
+        pred = model(xt, t, semantic).float()
+    loss = F.mse_loss(pred, target) if dcfg["loss"] == "mse" else F.l1_loss(pred, target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+    opt.step()
+    ema.update(unet, step)
+    return loss.item()
 
 
 def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: str, seed: int,
@@ -155,26 +185,11 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         for g in opt.param_groups:
             g["lr"] = dcfg["lr"] * warmup_cosine(step, dcfg["warmup_steps"], budget.progress(step))
         x0, labels = sample_batch(rng, cache, dcfg["crop"], dcfg["batch_size"], entry_weights)
-        x0 = x0.to(device)
-        semantic = torch.from_numpy(one_hot(labels)).to(device)
-        drop = torch.rand(len(x0), device=device) < dcfg["cond_drop"]
-        semantic[drop] = 0.0  # the unconditional case, for classifier-free guidance
-        t = torch.randint(0, dcfg["num_train_timesteps"], (len(x0),), device=device)
-        noise = torch.randn_like(x0)
-        xt = sched.add_noise(x0, noise, t)
-        target = sched.get_velocity(x0, noise, t) if dcfg["prediction"] == "v_prediction" else noise
-        with autocast:
-            pred = model(xt, t, semantic).float()
-        loss = F.mse_loss(pred, target) if dcfg["loss"] == "mse" else F.l1_loss(pred, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        ema.update(unet, step)
+        loss = denoising_step(model, unet, ema, opt, sched, dcfg, x0.to(device), labels, step, autocast)
         step += 1
-        history.append(loss.item())
+        history.append(loss)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}", avg100=f"{np.mean(history[-100:]):.4f}")
+        bar.set_postfix(loss=f"{loss:.4f}", avg100=f"{np.mean(history[-100:]):.4f}")
         if dist.is_main() and budget.elapsed() - last_save > 60 * dcfg["checkpoint_minutes"]:
             save_atomic(state(False), out / "last.pt")
             last_save = budget.elapsed()
