@@ -91,6 +91,12 @@ def algorithms(plugin: Path, tree: Path, out: Path) -> int:
             "DEVICE=1", f"OUTPUT={out / 'dataset'}"],
         "changeanywhere:modelinformation": ["DEVICE=1", f"OUTPUT={out / 'model.txt'}"],
     }
+    # Installed from the zip, the plugin has no repository checkout to train from (and this Python no PyTorch):
+    # adaptation must refuse, saying how to get one, and write nothing.
+    refusals = {
+        "changeanywhere:adaptmodel": ([f"SEMANTIC={label}", f"IMAGE={image}", f"MODEL={tiny}", "STEPS=1",
+                                       f"OUTPUT={out / 'adapted'}"], "checkout of the ChangeAnywhere repository"),
+    }
     enabled = _qgis_process(["plugins", "enable", plugin.name])
     if enabled.returncode != 0 and "already enabled" not in enabled.stdout + enabled.stderr:
         print(enabled.stdout + enabled.stderr, file=sys.stderr)
@@ -98,11 +104,20 @@ def algorithms(plugin: Path, tree: Path, out: Path) -> int:
     listed = _qgis_process(["--json", "list"])
     providers = json.loads(listed.stdout).get("providers", {})
     found = sorted(providers.get("changeanywhere", {}).get("algorithms", {}))
-    if found != sorted(runs):
-        print(f"error: the provider lists {found}, this check runs {sorted(runs)}: add the new algorithm's run here",
-              file=sys.stderr)
+    if found != sorted([*runs, *refusals]):
+        print(f"error: the provider lists {found}, this check runs {sorted([*runs, *refusals])}: add the new algorithm's "
+              "run here", file=sys.stderr)
         return 1
     failed = 0
+    for alg, (params, says) in refusals.items():
+        ran = _qgis_process(["--json", "run", alg, "--", *params])
+        written = [p for p in out.glob("adapted*")]
+        if ran.returncode == 0 or says not in ran.stdout + ran.stderr or written:
+            failed += 1
+            print(f"FAILED {alg}: expected a refusal that says {says!r} and nothing written, got exit {ran.returncode}, "
+                  f"files {written}:\n{ran.stdout[-2000:]}\n{ran.stderr[-2000:]}", file=sys.stderr)
+        else:
+            print(f"ok {alg}: refused as expected ({says})")
     for alg, params in runs.items():
         started = time.monotonic()
         ran = _qgis_process(["--json", "run", alg, "--", *params])

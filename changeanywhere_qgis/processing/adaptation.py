@@ -34,17 +34,19 @@ def has_model_export(folder: Path) -> bool:
 
 
 def find_repository(given: str | None) -> Path:
-    """The checkout that holds model_export/: the given folder, $CHANGEANYWHERE_REPO, or the plugin's parent."""
-    candidates = [Path(given)] if given else []
-    if os.environ.get("CHANGEANYWHERE_REPO"):
-        candidates.append(Path(os.environ["CHANGEANYWHERE_REPO"]))
+    """The checkout that holds model_export/: the given folder, $CHANGEANYWHERE_REPO, or the plugin's parent.
+
+    A folder the user gave is used or refused, never silently replaced by another checkout."""
+    if given:
+        if has_model_export(Path(given)):
+            return Path(given)
+        raise AdaptationUnavailable(f"{given} holds no model_export/adapt.py: give the folder of a ChangeAnywhere checkout "
+                                    "(the one holding model_export/ and changeanywhere_qgis/).")
+    candidates = [Path(os.environ["CHANGEANYWHERE_REPO"])] if os.environ.get("CHANGEANYWHERE_REPO") else []
     candidates.append(Path(__file__).resolve().parents[2])  # <checkout>/changeanywhere_qgis/processing/adaptation.py
     for folder in candidates:
         if has_model_export(folder):
             return folder
-    if given:
-        raise AdaptationUnavailable(f"{given} holds no model_export/adapt.py: give the folder of a ChangeAnywhere checkout "
-                                    "(the one holding model_export/ and changeanywhere_qgis/).")
     raise AdaptationUnavailable(
         "Adapting the model trains it with PyTorch, which runs from a checkout of the ChangeAnywhere repository, not from "
         f"the plugin zip. Clone it (git clone {REPOSITORY_URL}) and give its folder as \"Repository folder\" (or set the "
