@@ -88,7 +88,8 @@ def test_without_pytorch_it_refuses_with_the_install_command_and_the_rest_works(
     (blocker / "sitecustomize.py").write_text(BLOCK_TORCH)
     blocked = {**env, "PYTHONPATH": os.pathsep.join([str(blocker), env["PYTHONPATH"]])}
     out = tmp_path / "never"
-    ran = qgis_process(adapt_args(pair, out, tiny_model_dir), blocked)
+    # the checkout named: under make test-qgis-lts the plugin is the installed zip, found above no checkout
+    ran = qgis_process([*adapt_args(pair, out, tiny_model_dir), f"REPOSITORY={REPO}"], blocked)
     text = ran.stdout + ran.stderr
     assert ran.returncode != 0
     assert "lacks torch" in text
