@@ -75,6 +75,21 @@ def qgis_process(args, env, timeout=300):
     return subprocess.run([QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def linked_plugin(root, plugin, path_first: str | None = None) -> dict:
+    """A qgis_process environment under ``root`` with ``plugin`` (a changeanywhere_qgis folder) linked into its
+    plugin folder and enabled; ``path_first`` is put before PATH first (the Python qgis_process names)."""
+    plugins, home = root / "plugins", root / "home"
+    plugins.mkdir()
+    home.mkdir()
+    (plugins / "changeanywhere_qgis").symlink_to(plugin, target_is_directory=True)
+    env = qgis_process_env(plugins, home)
+    if path_first:
+        env["PATH"] = os.pathsep.join([path_first, env.get("PATH", "")])
+    enabled = qgis_process(["plugins", "enable", "changeanywhere_qgis"], env)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    return env
+
+
 def show_canvas(canvas) -> None:
     """Show the canvas's window (offscreen): only a laid-out canvas gets its real pixel size."""
     canvas.window().show()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import rasterio
-from qgis_helpers import QGIS_PROCESS, qgis_process, qgis_process_env
+from qgis_helpers import QGIS_PROCESS, linked_plugin, qgis_process
 from rasterio.windows import Window
 
 from changeanywhere_qgis.processing.adaptation import CPU_INDEX, model_packages
@@ -46,16 +46,9 @@ def crop(src: Path, dst: Path, size: int) -> Path:
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("qgis_adapt")
-    plugins, home = root / "plugins", root / "home"
-    plugins.mkdir()
-    home.mkdir()
-    (plugins / "changeanywhere_qgis").symlink_to(REPO / "changeanywhere_qgis", target_is_directory=True)
-    env = qgis_process_env(plugins, home)
     # qgis_process.bin names its Python from PATH (dependencies.qgis_python); this machine's PATH starts with a
     # pyenv shim, another Python than the one QGIS embeds
-    env["PATH"] = os.pathsep.join(["/usr/bin", env.get("PATH", "")])
-    enabled = qgis_process(["plugins", "enable", "changeanywhere_qgis"], env)
-    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    env = linked_plugin(root, REPO / "changeanywhere_qgis", path_first="/usr/bin")
     pair = (crop(SAMPLES / "houston_label.tif", root / "map.tif", 256), crop(SAMPLES / "houston_image.tif", root / "image.tif", 256))
     return env, root, pair
 

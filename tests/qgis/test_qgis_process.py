@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from qgis_helpers import QGIS_PROCESS, assert_same_grid, qgis_process, qgis_process_env
+from qgis_helpers import QGIS_PROCESS, assert_same_grid, linked_plugin, qgis_process
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not os.access(QGIS_PROCESS, os.X_OK),
@@ -18,14 +18,7 @@ pytestmark = pytest.mark.skipif(not os.access(QGIS_PROCESS, os.X_OK),
 @pytest.fixture(scope="module")
 def linked_plugin_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("qgis_process")
-    plugins, home = root / "plugins", root / "home"
-    plugins.mkdir()
-    home.mkdir()
-    (plugins / "changeanywhere_qgis").symlink_to(REPO / "changeanywhere_qgis", target_is_directory=True)
-    env = qgis_process_env(plugins, home)
-    enabled = qgis_process(["plugins", "enable", "changeanywhere_qgis"], env)
-    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
-    return env, root
+    return linked_plugin(root, REPO / "changeanywhere_qgis"), root
 
 
 def test_linked_plugin_lists_its_algorithms(linked_plugin_env):
