@@ -18,12 +18,12 @@ import torch
 from tqdm import tqdm
 
 from .adapt_area import draw_batch
-from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
+from .checkpoint import load_if_present, rng_state, save_atomic
 from .data import NUM_CLASSES
 from .denoiser import SemanticUNet
 from .provenance import hardware
 from .schedule_utils import EMA, warmup_cosine
-from .train_diffusion import denoising_step, noise_scheduler
+from .train_diffusion import denoising_step, noise_scheduler, resume_denoiser
 
 CHECKPOINT = "last.pt"
 
@@ -94,11 +94,7 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
     step, wall, history = 0, 0.0, []
     ckpt = load_if_present(run_dir / CHECKPOINT)
     if ckpt is not None:
-        unet.load_state_dict(ckpt["unet"])
-        ema.model.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        step, wall, history = ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
-        restore_rng(ckpt["rng"], rng)
+        step, wall, history = resume_denoiser(ckpt, unet, ema, opt, rng)
         print(f"resuming at step {step} ({wall / 60:.1f} min done) from {run_dir / CHECKPOINT}")
     budget = StepBudget(steps, minutes, wall)
 

@@ -98,6 +98,15 @@ def sample_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int,
     return torch.stack(zs), np.stack(ls)
 
 
+def resume_denoiser(ckpt: dict, unet: SemanticUNet, ema: EMA, opt, rng: np.random.Generator) -> tuple[int, float, list]:
+    """Load a denoiser checkpoint's networks, optimiser and random state; returns (step, wall seconds, loss history)."""
+    unet.load_state_dict(ckpt["unet"])
+    ema.model.load_state_dict(ckpt["ema"])
+    opt.load_state_dict(ckpt["opt"])
+    restore_rng(ckpt["rng"], rng)
+    return ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
+
+
 def denoising_step(model, unet: SemanticUNet, ema: EMA, opt, sched: DDPMScheduler, dcfg: dict, x0: torch.Tensor,
                    labels: np.ndarray, step: int, autocast) -> float:
     """One optimiser step of the denoiser on clean latents ``x0`` and their label crops; returns the loss.
@@ -159,11 +168,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
     step, wall, history = 0, 0.0, []
     ckpt = load_if_present(out / "last.pt")
     if ckpt is not None:
-        unet.load_state_dict(ckpt["unet"])
-        ema.model.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        step, wall, history = ckpt["step"], ckpt["wall_seconds"], ckpt["history"]
-        restore_rng(ckpt["rng"], rng)
+        step, wall, history = resume_denoiser(ckpt, unet, ema, opt, rng)
         print(f"resuming the denoiser at step {step} from {out / 'last.pt'}")
     dist.rank_streams(rng, seed, step)
 
