@@ -27,11 +27,11 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from changeanywhere_qgis.engine.diffusion import load_model_package
+from changeanywhere_qgis.engine.diffusion import ModelPackage, load_model_package
 from changeanywhere_qgis.engine.errors import ModelError
 
 from .autoencoder import DecoderGraph, EncoderGraph, build_vqmodel, downsample_factor
-from .data import NUM_CLASSES, DataError
+from .data import NUM_CLASSES, DataError, one_hot
 from .denoiser import SemanticUNet
 
 # The config keys that decide each network's shape: written into the manifest's `architecture` at export.
@@ -96,7 +96,7 @@ def read_package_networks(model_dir: str | Path, cfg: dict | None = None) -> Pac
     """
     model_dir = Path(model_dir)
     try:
-        load_model_package(model_dir, "cpu")  # the engine's checks: format, files, hashes
+        pkg = load_model_package(model_dir, "cpu")  # the engine's checks (format, files, hashes), and its sessions
     except ModelError as exc:
         raise DataError(str(exc)) from exc
     manifest_bytes = (model_dir / "model.json").read_bytes()
@@ -158,20 +158,18 @@ def read_package_networks(model_dir: str | Path, cfg: dict | None = None) -> Pac
         raise DataError(f"{model_dir}: its encoder graph holds no latent mean/std; it was not exported by export_onnx.py.")
     networks = PackageNetworks(vq, latent["mean"], latent["std"], unet, manifest,
                                hashlib.sha256(manifest_bytes).hexdigest(), arch)
-    check_against_package(networks, model_dir)
+    check_against_package(networks, pkg)
     return networks
 
 
-def check_against_package(net: PackageNetworks, model_dir: Path, tolerance: float = TOLERANCE) -> None:
-    """Run the PyTorch networks and the package's graphs on the same inputs; refuse any disagreement."""
-    import onnxruntime as ort
-
+def check_against_package(net: PackageNetworks, pkg: ModelPackage, tolerance: float = TOLERANCE) -> None:
+    """Run the PyTorch networks and the package's graphs (the engine's sessions) on the same inputs; refuse any
+    disagreement."""
     rng = np.random.default_rng(0)
     m = net.manifest["tile"]["multiple_of"]
     h, w = 2 * m, 3 * m
     image = rng.uniform(-1, 1, (2, 3, h, w)).astype(np.float32)
-    labels = rng.integers(0, NUM_CLASSES + 1, (2, h, w))
-    semantic = (labels[:, None] == np.arange(1, NUM_CLASSES + 1)[None, :, None, None]).astype(np.float32)
+    semantic = one_hot(rng.integers(0, NUM_CLASSES + 1, (2, h, w)))
     encoder = EncoderGraph(net.vq, net.latent_mean, net.latent_std).eval()
     decoder = DecoderGraph(net.vq, net.latent_mean, net.latent_std).eval()
     with torch.no_grad():
@@ -183,13 +181,12 @@ def check_against_package(net: PackageNetworks, model_dir: Path, tolerance: floa
                                 "timestep": np.array([3, 970], dtype=np.int64), "semantic": semantic}),
     }
     for name, (module, feed) in cases.items():
-        sess = ort.InferenceSession(str(model_dir / net.manifest["files"][name]["path"]), providers=["CPUExecutionProvider"])
         with torch.no_grad():
             ref = module(*[torch.from_numpy(v) for v in feed.values()]).numpy()
-        got = sess.run(None, feed)[0]
+        got = pkg.sessions[name].run(None, feed)[0]
         diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
         if not diff <= tolerance:
-            raise DataError(f"{model_dir}: the {name} read back into PyTorch differs from the package's graph by {diff:.3g} "
+            raise DataError(f"{pkg.path}: the {name} read back into PyTorch differs from the package's graph by {diff:.3g} "
                             f"(tolerance {tolerance:g}); its weights cannot be recovered with this architecture.")
 
 

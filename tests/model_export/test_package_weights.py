@@ -73,7 +73,7 @@ def test_networks_that_do_not_match_their_graphs_are_refused(tiny_cfg):
     with torch.no_grad():
         net.vq.decoder.conv_out.weight.mul_(1.01)
     with pytest.raises(DataError, match="decoder read back into PyTorch differs"):
-        check_against_package(net, TINY_MODEL)
+        check_against_package(net, load_model_package(TINY_MODEL, device="cpu"))
 
 
 def test_training_continues_from_the_package(tmp_path):
