@@ -19,10 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package, to_uint8
+from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package, to_model_range, to_uint8
 from changeanywhere_qgis.engine.quality import psnr
 
-from .data import DataError, holdout_windows, read_raster, scan_folders
+from .data import DataError, Tile, Window, holdout_windows, read_raster, scan_folders
+
+
+def holdout_tiles(config: str | Path, data: list[str], labelled: bool = False) -> list[tuple[Window, Tile]]:
+    """Each held-out window of the config with the tile of ``data`` that holds it (in any split of a release)."""
+    windows = holdout_windows(tomllib.loads(Path(config).read_text())["data"]["holdout"])
+    tiles = {t.stem: t for t in scan_folders(data, "all")}
+    pairs = []
+    for w in windows:
+        tile = tiles.get(w.stem)
+        if tile is None or labelled and tile.label_path is None:
+            raise DataError(f"The held-out window's tile {w.stem!r} is in none of the {'labelled ' * labelled}data folders "
+                            f"{data}; give its folder{' (with its remap)' * labelled} with --data.")
+        pairs.append((w, tile))
+    return pairs
 
 
 def holdout_psnr(model: str | Path | None, config: str | Path, data: list[str], whole: bool = False,
@@ -34,20 +48,15 @@ def holdout_psnr(model: str | Path | None, config: str | Path, data: list[str], 
     ``autoencoder_run``: instead of a package, the checkpoint of a training run's autoencoder stage,
     in PyTorch on the whole window (runs that were never exported, e.g. a candidate that failed its check).
     """
-    windows = holdout_windows(tomllib.loads(Path(config).read_text())["data"]["holdout"])
-    tiles = {t.stem: t for t in scan_folders(data, "all")}  # a held-out window may sit in any split
     if autoencoder_run is not None:
         copy_of, f = run_copier(autoencoder_run)
     else:
         pkg = load_model_package(model, "cpu")
         f = max(pkg.multiple_of, pkg.downsample)
-        copy_of = (lambda image: to_uint8(pkg.decode(pkg.encode(image[None].astype(np.float32) / 127.5 - 1.0))[0])) \
-            if whole else (lambda image: autoencoder_copy(pkg, image))
+        copy_of = (lambda image: to_uint8(pkg.decode(pkg.encode(to_model_range(image[None])))[0])) if whole \
+            else (lambda image: autoencoder_copy(pkg, image))
     rows = []
-    for w in windows:
-        tile = tiles.get(w.stem)
-        if tile is None:
-            raise DataError(f"The held-out window's tile {w.stem!r} is in none of the data folders {data}; give its folder with --data.")
+    for w, tile in holdout_tiles(config, data):
         image = np.moveaxis(read_raster(tile.image_path)[w.rows[0] : w.rows[1], w.cols[0] : w.cols[1], :3], -1, 0)
         h, wd = image.shape[1] // f * f, image.shape[2] // f * f  # whole latent cells
         image = np.ascontiguousarray(image[:, :h, :wd])
@@ -74,9 +83,10 @@ def run_copier(run: Path):
 
     def copy_of(image: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out = vq(torch.from_numpy(image[None].astype(np.float32) / 127.5 - 1.0)).sample[0].numpy()
+            out = vq(torch.from_numpy(to_model_range(image[None]))).sample[0].numpy()
         return to_uint8(np.clip(out, -1.0, 1.0))
 
+    # crops of whole 4x4 latent blocks, as the packages' multiple_of (16) gives: the same pixels as a package's rows
     return copy_of, 4 * downsample_factor(ckpt["config"]["autoencoder"])
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,8 @@ import torch
 from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, load_model_package
 
 from . import segmentation
-from .data import DataError, holdout_windows, image_to_tensor_range, load_tile, scan_folders
+from .data import DataError, image_to_tensor_range, load_tile
+from .holdout import holdout_tiles
 from .evaluate_model import psnr, score_generated, to_uint8
 
 
@@ -43,17 +43,12 @@ def central(rows: tuple[int, int], cols: tuple[int, int], size: int) -> tuple[sl
 
 def score_windows(model_dir: Path, judge_dir: Path, config: Path, data: list[str], seeds: list[int],
                   guidance: float, steps: int, eta: float, size: int) -> list[dict]:
-    windows = holdout_windows(tomllib.loads(config.read_text())["data"]["holdout"])
-    tiles = {t.stem: t for t in scan_folders(data)}
+    pairs = holdout_tiles(config, data, labelled=True)
     model = load_model_package(model_dir, "cpu", threads=torch.get_num_threads())
     judge = segmentation.load(judge_dir)
     m = model.multiple_of
     rows = []
-    for w in windows:
-        tile = tiles.get(w.stem)
-        if tile is None or tile.label_path is None:
-            raise DataError(f"The held-out window's tile {w.stem!r} is in none of the labelled data folders {data}; "
-                            "give its folder (with its remap) with --data.")
+    for w, tile in pairs:
         image, label = load_tile(tile)
         r, c = central(w.rows, w.cols, size)
         r, c = slice(r.start, r.start + (r.stop - r.start) // m * m), slice(c.start, c.start + (c.stop - c.start) // m * m)
