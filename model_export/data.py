@@ -227,6 +227,11 @@ def image_to_tensor_range(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(image, -1, 0)).astype(np.float32) / 127.5 - 1.0
 
 
+def draw_index(rng: np.random.Generator, n: int, weights: np.ndarray | None) -> int:
+    """One of n items, by ``weights`` (tile_weights) or uniformly (the draw of the runs before weights existed)."""
+    return int(rng.choice(n, p=weights)) if weights is not None else int(rng.integers(n))
+
+
 def sample_image_crops(
     rng: np.random.Generator, tiles: list[Tile], size: int, count: int, holdout: list[Window],
     weights: np.ndarray | None = None,
@@ -236,7 +241,7 @@ def sample_image_crops(
     out = np.empty((count, 3, size, size), dtype=np.float32)
     n = 0
     while n < count:
-        tile = tiles[int(rng.choice(len(tiles), p=weights)) if weights is not None else int(rng.integers(len(tiles)))]
+        tile = tiles[draw_index(rng, len(tiles), weights)]
         origin = random_crop_origin(rng, tile, size, holdout)
         if origin is None:
             continue

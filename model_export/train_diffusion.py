@@ -17,7 +17,8 @@ from tqdm import tqdm
 from . import distributed as dist
 from .autoencoder import build_vqmodel, downsample_factor
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import NUM_CLASSES, DataError, Tile, Window, dihedral, image_to_tensor_range, load_tile, masked_for_holdout, one_hot, tile_weights
+from .data import (NUM_CLASSES, DataError, Tile, Window, dihedral, draw_index, image_to_tensor_range, load_tile,
+                   masked_for_holdout, one_hot, tile_weights)
 from .denoiser import SemanticUNet
 from .package_weights import BaseModel
 from .provenance import hardware, loss_summary, write_summary
@@ -82,8 +83,7 @@ def sample_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int,
     drawn with ``weights`` (one per entry), or uniformly. ``where`` receives (entry, row, col) of each crop."""
     f, zs, ls = cache["factor"], [], []
     while len(zs) < batch:
-        n = len(cache["latents"])
-        i = int(rng.choice(n, p=weights)) if weights is not None else int(rng.integers(n))
+        i = draw_index(rng, len(cache["latents"]), weights)
         z, valid = cache["latents"][i], cache["valid"][i]
         if z.shape[1] < crop or z.shape[2] < crop:  # an entry smaller than the crop (a small adaptation area)
             continue
