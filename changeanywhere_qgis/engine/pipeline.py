@@ -210,7 +210,7 @@ def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster) 
             if masked:
                 dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
 
-        decode(model, latent, p.grid, p.sampler, write_rows, progress)
+        decode(model, latent, p.coder_grid, p.coder_settings, write_rows, progress)
 
 
 def _copy_image(image: ImageSource, path: Path, sem: SemanticRaster, rows_per_block: int = 256) -> None:
@@ -294,7 +294,7 @@ def generate(
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
                 "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale, "pre_event": pre_event,
                 "sampler": settings.sampler, "tiles": p.tiles, "tile_size_px": p.grid.tile * pkg.downsample,
-                "tile_overlap_px": p.sampler.tile_overlap_px,
+                "autoencoder_tile_px": p.coder_grid.tile * pkg.downsample, "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
             }

@@ -5,7 +5,7 @@ window) and the dataset's samples (tiles held in memory).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -27,6 +27,11 @@ from .tiling import TileGrid, canvas_size
 PRE_EVENT_CHOICES = ("redrawn", "real")
 DEFAULT_PRE_EVENT = "redrawn"
 
+# The autoencoder's own tile (encoding the user's image, decoding every latent); None: the sampler's tile.
+# Its GroupNorm normalises over the whole input, so a tile's copy depends on how much of the scene it sees:
+# check A1 of docs/map-following-checks.md measures what a larger tile gives before this changes.
+AUTOENCODER_TILE_PX: int | None = None
+
 
 def check_pre_event(value: str) -> None:
     if value not in PRE_EVENT_CHOICES:
@@ -46,12 +51,18 @@ class Plan:
     height: int  # the raster's size, pixels
     width: int
     canvas: tuple[int, int]  # padded to the model's size granule
-    grid: TileGrid  # latent tiles
+    grid: TileGrid  # latent tiles of the denoiser
     sampler: SamplerSettings
+    coder_grid: TileGrid  # latent tiles of the autoencoder's passes (encode, decode): at least the denoiser's
+    coder_settings: SamplerSettings  # the sampler's, with a batch of as many pixels as a batch of denoiser tiles
 
     @property
     def tiles(self) -> int:
         return len(self.grid.tiles)
+
+    @property
+    def coder_tiles(self) -> int:
+        return len(self.coder_grid.tiles)
 
     def pad(self, labels, fill: int):
         """The map padded to the canvas: an array, or for a large map's ScratchRaster a window reader (the sampler reads tiles)."""
@@ -61,12 +72,12 @@ class Plan:
 
     def work_units(self, steps: int, with_image: bool, redraw: bool = False) -> int:
         """Network calls (tiles) a change pair costs, for progress: sampling, decoding, encoding the image."""
-        n = self.tiles
+        n, c = self.tiles, self.coder_tiles
         decodes = 1 if with_image and not redraw else 2
-        return n * steps * (1 if with_image else 2) + n * decodes + (n if with_image else 0)
+        return n * steps * (1 if with_image else 2) + c * decodes + (c if with_image else 0)
 
 
-def check_tile_size(pkg: ModelPackage, tile_px: int | None) -> None:
+def check_tile_size(pkg: ModelPackage, tile_px: int | None, what: str = "tile size") -> None:
     """The sampler's tile (None: the model's): a whole multiple of the package's size granule, at least the model's tile.
 
     Larger tiles mean fewer network calls per megapixel; the denoiser's convolutions take any multiple of the
@@ -77,7 +88,7 @@ def check_tile_size(pkg: ModelPackage, tile_px: int | None) -> None:
         return
     granule = max(pkg.multiple_of, pkg.downsample)
     if isinstance(tile_px, bool) or not isinstance(tile_px, (int, np.integer)) or tile_px < pkg.tile_size or tile_px % granule:
-        raise InputError(f"The tile size must be a whole number of pixels, a multiple of {granule} (the model's size granule) "
+        raise InputError(f"The {what} must be a whole number of pixels, a multiple of {granule} (the model's size granule) "
                          f"and at least the model's tile of {pkg.tile_size} px, got {tile_px!r}. "
                          f"Leave it empty for the model's tile, or give e.g. {2 * pkg.tile_size}.")
 
@@ -100,18 +111,29 @@ class _PaddedMap:
 
 
 def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DEFAULT_ETA,
-         overlap_px: int | None = None, batch_size: int = 4, sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None) -> Plan:
-    """The canvas and tiles of one raster. A raster that fits in one tile is one tile (TileGrid never cuts it)."""
+         overlap_px: int | None = None, batch_size: int = 4, sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None,
+         autoencoder_tile_px: int | None = None) -> Plan:
+    """The canvas and tiles of one raster. A raster that fits in one tile is one tile (TileGrid never cuts it).
+
+    ``autoencoder_tile_px`` None: ``AUTOENCODER_TILE_PX``; the autoencoder's tile is never smaller than the sampler's."""
     check_sampler(sampler, eta)
+    autoencoder_tile_px = autoencoder_tile_px or AUTOENCODER_TILE_PX
     check_tile_size(pkg, tile_px)
+    check_tile_size(pkg, autoencoder_tile_px, "autoencoder's tile size")
     tile = tile_px or pkg.tile_size
     overlap = pkg.tile_size // 4 if overlap_px is None else int(overlap_px)
     if not 0 <= overlap < tile:
         raise InputError(f"The tile overlap must be between 0 and {tile - 1} px (the tile is {tile} px), got {overlap}.")
     granule = max(pkg.multiple_of, pkg.downsample)
     canvas = (canvas_size(height, granule), canvas_size(width, granule))
+    settings = SamplerSettings(steps, eta, overlap, batch_size, sampler, tile_px)
     grid = latent_grid(pkg, *canvas, overlap, tile_px)
-    return Plan(height, width, canvas, grid, SamplerSettings(steps, eta, overlap, batch_size, sampler, tile_px))
+    coder_tile = max(tile, autoencoder_tile_px or 0)
+    if coder_tile == tile:
+        return Plan(height, width, canvas, grid, settings, grid, settings)
+    coder_batch = max(1, batch_size * tile * tile // (coder_tile * coder_tile))
+    return Plan(height, width, canvas, grid, settings, latent_grid(pkg, *canvas, overlap, coder_tile),
+                replace(settings, batch_size=coder_batch))
 
 
 def latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
@@ -141,7 +163,7 @@ def pre_event_latent(pkg: ModelPackage, p: Plan, pre_labels: np.ndarray | None, 
     """
     if read_image is not None:
         progress.stage("encoding the pre-event image")
-        return encode(pkg, lambda *window: to_model_range(read_image(*window)), p.grid, p.sampler, progress)
+        return encode(pkg, lambda *window: to_model_range(read_image(*window)), p.coder_grid, p.coder_settings, progress)
     progress.stage("generating the pre-event image from the pre-event map")
     return sample(pkg, p.pad(pre_labels, pkg.scheme.nodata_code), p.grid, p.sampler, rng, progress)
 
@@ -163,7 +185,7 @@ def decode_array(pkg: ModelPackage, p: Plan, latent: np.ndarray, progress: Progr
         if rows > 0:
             out[:, row : row + rows] = to_uint8(rgb[:, :rows, : p.width])
 
-    decode(pkg, latent, p.grid, p.sampler, keep, progress)
+    decode(pkg, latent, p.coder_grid, p.coder_settings, keep, progress)
     return out
 
 
@@ -174,12 +196,13 @@ def _image_reader(p: Plan, image: np.ndarray) -> Callable[[int, int, int, int], 
 
 
 def autoencoder_copy(pkg: ModelPackage, image: np.ndarray, *, overlap_px: int | None = None, batch_size: int = 4,
-                     progress: Progress | None = None) -> np.ndarray:
-    """The model's autoencoder's copy of a uint8 [3, H, W] image (encoded and decoded tile by tile): exactly the
-    pre-event image that ``pre_event="redrawn"`` gives for this image (the encoder draws no noise)."""
+                     tile_px: int | None = None, progress: Progress | None = None) -> np.ndarray:
+    """The model's autoencoder's copy of a uint8 [3, H, W] image (encoded and decoded tile by tile, ``tile_px`` the
+    autoencoder's tile, None: ``AUTOENCODER_TILE_PX``): exactly the pre-event image that ``pre_event="redrawn"``
+    gives (the encoder draws no noise)."""
     progress = progress or Progress()
-    p = plan(pkg, image.shape[1], image.shape[2], 1, DEFAULT_ETA, overlap_px, batch_size)
-    progress.start(2 * p.tiles)
+    p = plan(pkg, image.shape[1], image.shape[2], 1, DEFAULT_ETA, overlap_px, batch_size, autoencoder_tile_px=tile_px)
+    progress.start(2 * p.coder_tiles)
     latent = pre_event_latent(pkg, p, None, None, progress, _image_reader(p, image))
     return decode_array(pkg, p, latent, progress)
 
