@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 DEMO_OUT ?= demo_output
 
-.PHONY: demo test test-qgis-lts bench quality package clean setup setup-dev
+.PHONY: demo test test-qgis-lts bench bench-training quality package clean setup setup-dev
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -30,6 +30,10 @@ test-qgis-lts:
 ## make bench: benchmark figures, written to docs/benchmarks.md
 bench: setup-dev
 	$(PY) -m benchmarks.run --out docs/benchmarks.md
+
+## make bench-training: training images per second, one rank against two (torchrun, gloo), docs/training-throughput.md
+bench-training: setup-dev
+	$(PY) -m benchmarks.training_throughput --out docs/training-throughput.md
 
 ## make quality: the usefulness test (1,000 generated samples from every source, real LEVIR-CD and WHU-CD pairs) and its report, docs/quality.md (hours)
 quality: setup-dev
