@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, PRE_EVENT_CHOICES, SAMPLERS
+from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, PRE_EVENT_CHOICES, SAMPLERS
 from ..engine.landcover import builtin_remaps
 
 
@@ -13,7 +13,7 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
                    help=f"the solver of the reverse diffusion: ddim, or dpmpp-2m (DPM-Solver++ 2M, second order, for fewer "
                         f"steps; deterministic, takes no --eta); default {DEFAULT_SAMPLER}")
-    p.add_argument("--steps", type=int, default=50, help="sampler steps (default 50)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
     p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
     p.add_argument("--tile-size", type=int, metavar="PX",
                    help="the sampler's tile in pixels, a multiple of the model's size granule and at least its tile, e.g. 512 "

@@ -17,7 +17,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
                         check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8)
@@ -59,7 +59,7 @@ class ChangeSpec:
 
 @dataclass
 class GenerateSettings:
-    steps: int = 50
+    steps: int = DEFAULT_STEPS
     eta: float = DEFAULT_ETA
     guidance: float | None = None  # classifier-free guidance scale; None: the model's own
     seed: int | None = None  # None: a fresh seed, recorded in sample.json

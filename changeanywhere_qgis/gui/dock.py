@@ -57,6 +57,7 @@ DEVICES = (("auto", "Auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU 
 PRE_EVENTS = (("redrawn", "the model's copy of it (same look as the post-event image)"), ("real", "the image itself"))
 # The engine's SAMPLERS, first its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
 SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
+DEFAULT_STEPS = 50  # the engine's DEFAULT_STEPS (a literal for the same reason; the same test holds them equal)
 # engine output -> (layer name in the project, visible at first)
 RESULT_LAYERS = (
     ("change_mask.tif", "change mask", False),
@@ -187,7 +188,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         form3 = QFormLayout(settings)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1000)
-        self.steps_spin.setValue(50)
+        self.steps_spin.setValue(DEFAULT_STEPS)
         self.correlation_spin = QDoubleSpinBox()
         self.correlation_spin.setRange(-0.05, 1.0)
         self.correlation_spin.setSingleStep(0.05)

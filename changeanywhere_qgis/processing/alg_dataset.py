@@ -22,6 +22,7 @@ from qgis.core import (
 from . import qgis_compat as compat
 from .base import ChangeAnywhereAlgorithm, remap_label
 from ..engine.dataset import SPLIT_FRACTIONS
+from ..engine.diffusion import DEFAULT_STEPS
 from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, engine_progress, raster_path, require_engine, run_in_python_thread
 
 LAYOUTS = ("levir", "second", "both", "classes", "all")
@@ -96,7 +97,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
             self.SEED, "Dataset seed", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0))
         self.add_model_input()
         self.addParameter(QgsProcessingParameterNumber(
-            self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=50, minValue=1, maxValue=1000))
+            self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=DEFAULT_STEPS, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=1))
         self.add_sampler_options()
         self.addParameter(compat.advanced(QgsProcessingParameterFile(

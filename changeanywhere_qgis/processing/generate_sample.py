@@ -15,6 +15,7 @@ from qgis.core import (
 )
 
 from . import qgis_compat as compat
+from ..engine.diffusion import DEFAULT_STEPS
 from .base import ChangeAnywhereAlgorithm
 from .common import (
     DEVICE_CHOICES,
@@ -74,7 +75,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
         self.add_change_inputs()
         self.add_model_input()
         self.addParameter(QgsProcessingParameterNumber(
-            self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=50,
+            self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=DEFAULT_STEPS,
             minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterNumber(
             self.CORRELATION, "Content correlation s, 0-1 (empty: drawn in 0.7-1)", type=compat.NUMBER_DOUBLE,

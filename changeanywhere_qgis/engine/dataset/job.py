@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, check_guidance, check_pre_event, check_sampler
+from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, check_guidance, check_pre_event, check_sampler
 from ..errors import InputError
 from ..io import check_layout, has_second
 
@@ -45,7 +45,7 @@ class DatasetSettings:
     layout: str = "levir"
     fmt: str = "png"
     seed: int = 0
-    steps: int = 50
+    steps: int = DEFAULT_STEPS
     eta: float = DEFAULT_ETA
     guidance: float | None = None  # classifier-free guidance scale; None: the model's own
     max_nodata: float = 0.5  # skip windows with more nodata than this fraction

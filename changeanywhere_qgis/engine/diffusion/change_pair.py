@@ -15,7 +15,7 @@ from ..progress import Progress
 from .model_package import ModelPackage
 from .pixels import to_model_range, to_uint8
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
-from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, check_sampler
+from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, check_sampler
 from .tiling import TileGrid, canvas_size
 
 
@@ -208,7 +208,7 @@ def autoencoder_copy(pkg: ModelPackage, image: np.ndarray, *, overlap_px: int | 
 
 
 def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.ndarray, correlation: float,
-                rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = 50, eta: float = DEFAULT_ETA,
+                rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = DEFAULT_STEPS, eta: float = DEFAULT_ETA,
                 overlap_px: int | None = None, batch_size: int = 4, pre_event: str = DEFAULT_PRE_EVENT,
                 sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """In memory: (t1, t2) uint8 [3, H, W] images for a pre/post map pair; ``image`` is an optional uint8 pre-event image.

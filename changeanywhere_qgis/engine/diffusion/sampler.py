@@ -20,13 +20,13 @@ import numpy as np
 
 from ..progress import Progress
 from .model_package import ModelPackage
-from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DPMSolverPP2M
+from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, DPMSolverPP2M
 from .tiling import TileGrid
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    steps: int = 50
+    steps: int = DEFAULT_STEPS
     eta: float = DEFAULT_ETA
     tile_overlap_px: int = 64  # pixels; the latent grid uses tile_overlap_px // downsample
     batch_size: int = 4

@@ -30,6 +30,7 @@ DEFAULT_ETA = 0.0
 # docs/map-following-checks.md (check S1) says otherwise for the bundled model.
 SAMPLERS = ("ddim", "dpmpp-2m")
 DEFAULT_SAMPLER = "ddim"
+DEFAULT_STEPS = 50  # the default sampler's steps; every entry point (command line, Processing, dock, datasets) takes it
 
 
 def check_sampler(sampler: str, eta: float = 0.0) -> None:
