@@ -2,7 +2,7 @@
 
     python -m model_export.adapt --semantic MAP.tif --image IMG.tif [--remap loveda|dubai|flair|FILE] [--band N] \
         --base changeanywhere_qgis/models/default --out my_model [--minutes 30 | --steps N] [--device cpu|cuda] \
-        [--holdout 0.2] [--seed 0] [--judge JUDGE_DIR] [--resume]
+        [--holdout 0.2] [--seed 0] [--judge JUDGE_DIR] [--decoder-steps N] [--resume]
 
 The map and image are read and checked exactly as `generate` reads them: whatever `generate` refuses is
 refused here with the same message, before anything is written. A block of the area (--holdout, a share
@@ -11,9 +11,11 @@ denoising loss, and with --judge the map-following ratio) are measured on it for
 for the adapted one, printed at the end and written into the new package's manifest (`adaptation`),
 with the base model's name, version and sha256, the data, the grid and the run.
 
-The base package's weights are read back from its ONNX graphs (package_weights.py); only the denoiser
-is trained, so the new package keeps the base's encoder and decoder (and every latent of the base stays
-valid for it). The run's checkpoints go into OUT.adapt-run/ beside the output: Ctrl-C or SIGTERM stops
+The base package's weights are read back from its ONNX graphs (package_weights.py). The denoiser is
+trained; the encoder and the codebook never are, so every latent of the base stays valid. With
+--decoder-steps N the decoder is then fine-tuned on your image as well (adapt_decoder.py), and kept only
+if it copies the held-out block better than the base's decoder (its reconstruction PSNR; both figures
+and the choice are in the manifest); without it the decoder is the base's. The run's checkpoints go into OUT.adapt-run/ beside the output: Ctrl-C or SIGTERM stops
 with a checkpoint, and the same command with --resume goes on. The package is exported into a hidden
 folder and moved to OUT only when complete; the run folder is removed then.
 
@@ -40,6 +42,7 @@ from changeanywhere_qgis.engine.errors import InputError, ModelError
 from changeanywhere_qgis.engine.io import check_output_path, check_writable
 
 from .adapt_area import build_cache, check_trainable, choose_holdout, read_area
+from .adapt_decoder import tune_decoder, with_tuned_decoder
 from .adapt_figures import figures, held_out_latents
 from .adapt_train import Interrupted, Stopper, train
 from .autoencoder import downsample_factor
@@ -75,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
                    help="share of the area held out of training for the figures (default 0.2; 0.05 to 0.5)")
     p.add_argument("--seed", type=int, default=0, help="places the held-out block and drives the training draws")
     p.add_argument("--judge", type=Path, help="a model_export.segmentation --out folder: also measure map-following")
+    p.add_argument("--decoder-steps", type=int, default=0, metavar="N",
+                   help="then fine-tune the decoder for N steps on your image (encoder and codebook frozen); kept only "
+                        "if it copies the held-out block better than the base's (default 0: the base's decoder)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training recipe (default: configs/default.toml)")
     p.add_argument("--name", help="the new package's name (default: the base's, 'adapted to' the map's file name)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch")
@@ -87,6 +93,7 @@ def request(args, base_sha: str, held, grid) -> dict:
     return {"semantic": str(Path(args.semantic).resolve()), "image": str(Path(args.image).resolve()),
             "remap": args.remap, "band": args.band, "base_model_json_sha256": base_sha, "holdout_fraction": args.holdout,
             "held_out_window": held.to_dict(), "seed": args.seed, "config": str(Path(args.config).resolve()),
+            "decoder_steps": args.decoder_steps,
             "grid": {"width": grid.width, "height": grid.height}}
 
 
@@ -95,6 +102,8 @@ def check_arguments(p: argparse.ArgumentParser, args) -> None:
         p.error(f"--holdout {args.holdout:g}: give a share of the area between 0.05 and 0.5 (e.g. 0.2)")
     if args.steps is not None and args.steps < 1 or args.minutes is not None and args.minutes <= 0:
         p.error("--steps and --minutes take a positive number")
+    if args.decoder_steps < 0:
+        p.error(f"--decoder-steps {args.decoder_steps}: give 0 (keep the base's decoder) or a positive number of steps")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: this PyTorch sees no CUDA device; use --device cpu (or install a CUDA build of PyTorch)")
     if args.judge is not None and not args.judge.is_dir():
@@ -159,7 +168,7 @@ def adapt(args, out: Path, run: Path, stopper: Stopper) -> int:
         changed = [k for k in req if before.get(k) != req[k]]
         if changed:
             raise InputError(f"--resume: the run in {run} was started with other inputs ({', '.join(changed)} differ). "
-                             "Give the same map, image, base, --holdout, --seed and --config, or remove the folder.")
+                             "Give the same map, image, base, --holdout, --seed, --config and --decoder-steps, or remove the folder.")
     steps = args.steps
     minutes = None if steps else (args.minutes or DEFAULT_MINUTES)
 
@@ -185,18 +194,16 @@ def adapt(args, out: Path, run: Path, stopper: Stopper) -> int:
 
     data = [f"{args.semantic} + {args.image}" + (f"@{args.remap}" if args.remap else "")]
     final = train(cfg, base, cache, run, args.device, args.seed, steps, minutes, data, stopper)
+    tuned = tune_decoder(base, area, held, cfg, run, args.device, args.seed, args.decoder_steps, stopper) \
+        if args.decoder_steps else None
 
     # --- the package: exported into a hidden folder, measured, moved into place ---------------------------------
-    from .export_onnx import export, load_networks
-
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.adapt-partial-", dir=out.parent))
     try:
-        export(run, tmp / "package")
-        _, _, _, adapted = load_networks(run)
-        after = figures(tmp / "package", adapted, latents, labels, cfg["diffusion"], area, held, args.judge, args.seed)
+        after, decoder = export_measured(run, tmp, final, tuned, before, latents, labels, cfg, area, held, args)
         manifest_path = tmp / "package" / "model.json"
         doc = json.loads(manifest_path.read_text())
-        doc = finish_manifest(doc, net.manifest, args, base, area, held, final, before, after)
+        doc = finish_manifest(doc, net.manifest, args, base, area, held, final, before, after, decoder)
         manifest_path.write_text(json.dumps(doc, indent=2) + "\n")
         load_model_package(tmp / "package", "cpu")  # the engine's own checks, on the package as it will be
         (tmp / "package").rename(out)
@@ -207,8 +214,38 @@ def adapt(args, out: Path, run: Path, stopper: Stopper) -> int:
     return 0
 
 
+def export_measured(run: Path, tmp: Path, final: dict, tuned: dict | None, before: dict, latents, labels, cfg: dict,
+                    area, held, args) -> tuple[dict, dict | None]:
+    """Export the package into TMP/package and measure it: the held-out figures, and what became of a tuned decoder.
+
+    A tuned decoder is exported with the adapted denoiser; when it copies the held-out block no better than the
+    base's decoder, the package is exported again with the base's, and the decoder's figures say so."""
+    from .export_onnx import export, load_networks
+
+    _, _, _, adapted = load_networks(run)
+
+    def export_from(checkpoint_dir: Path) -> dict:
+        export(checkpoint_dir, tmp / "package")
+        return figures(tmp / "package", adapted, latents, labels, cfg["diffusion"], area, held, args.judge, args.seed)
+
+    if tuned is None:
+        return export_from(run), None
+    variant = tmp / "with-decoder"
+    variant.mkdir()
+    save_atomic(with_tuned_decoder(final, tuned), variant / "last.pt")
+    after = export_from(variant)
+    shutil.rmtree(variant)
+    base_db, tuned_db = before["reconstruction_psnr_db"], after["reconstruction_psnr_db"]
+    decoder = {"steps": tuned["step"], "wall_seconds": round(tuned["wall_seconds"], 1), "loss": loss_summary(tuned["history"]),
+               "held_out_reconstruction_psnr_db": {"base": base_db, "tuned": tuned_db}, "kept": tuned_db > base_db}
+    if not decoder["kept"]:
+        shutil.rmtree(tmp / "package")
+        after = export_from(run)
+    return after, decoder
+
+
 def finish_manifest(doc: dict, base_manifest: dict, args, base: BaseModel, area, held, final: dict, before: dict,
-                    after: dict) -> dict:
+                    after: dict, decoder: dict | None = None) -> dict:
     """The exported manifest with the base's name, description and training record, and the adaptation's."""
     grid = area.grid
     name = args.name or f"{base_manifest['name']}, adapted to {Path(args.semantic).stem}"
@@ -224,7 +261,8 @@ def finish_manifest(doc: dict, base_manifest: dict, args, base: BaseModel, area,
         "held_out": {"fraction": args.holdout, "seed": args.seed, **held.to_dict(),
                      "rule": "pixels blanked before encoding; no training crop within "
                              "train_diffusion.HOLDOUT_MARGIN latent cells of the block"},
-        "trained": "denoiser only (encoder and decoder are the base's)",
+        "trained": trained_networks(decoder),
+        **({"decoder": decoder} if decoder else {}),
         "steps": final["step"], "wall_seconds": round(final["wall_seconds"], 1), "device": args.device,
         "hardware": hardware(args.device), "loss": loss_summary(final["history"]),
         "config": str(args.config), "held_out_figures": {"before": before, "after": after,
@@ -232,6 +270,16 @@ def finish_manifest(doc: dict, base_manifest: dict, args, base: BaseModel, area,
     }
     return {**doc, **keep, "name": name, "version": f"{base_manifest.get('version', '0')}+adapted",
             "training": base_manifest.get("training", {}), "adaptation": adaptation}
+
+
+def trained_networks(decoder: dict | None) -> str:
+    if decoder is None:
+        return "denoiser only (encoder and decoder are the base's)"
+    if decoder["kept"]:
+        return "denoiser and decoder (encoder and codebook are the base's)"
+    psnr = decoder["held_out_reconstruction_psnr_db"]
+    return (f"denoiser only: the tuned decoder copied the held-out block at {psnr['tuned']:.2f} dB against the base's "
+            f"{psnr['base']:.2f} dB, so the base's decoder was kept (encoder and codebook are the base's)")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -250,6 +298,10 @@ def report(out: Path, a: dict) -> str:
              "  figure                      base      adapted",
              f"  reconstruction PSNR (dB)  {b['reconstruction_psnr_db']:8.2f}  {f['reconstruction_psnr_db']:8.2f}",
              f"  denoising loss            {b['denoising_loss']:8.4f}  {f['denoising_loss']:8.4f}"]
+    if "decoder" in a:
+        d = a["decoder"]["held_out_reconstruction_psnr_db"]
+        lines.append(f"  decoder tuned {a['decoder']['steps']} steps: held-out copy {d['tuned']:.2f} dB against the base's "
+                     f"{d['base']:.2f} dB: {'kept' if a['decoder']['kept'] else 'not kept (the base decoder stays)'}")
     if "map_following" in b:
         lines.append(f"  map-following ratio       {b['map_following']['ratio']:8.2f}  {f['map_following']['ratio']:8.2f}")
     else:

@@ -54,6 +54,7 @@ class AdaptModel(ChangeAnywhereAlgorithm):
     STEPS = "STEPS"
     DEVICE = "DEVICE"
     HOLDOUT = "HOLDOUT"
+    DECODER_STEPS = "DECODER_STEPS"
     JUDGE = "JUDGE"
     RESUME = "RESUME"
     REPOSITORY = "REPOSITORY"
@@ -69,6 +70,9 @@ class AdaptModel(ChangeAnywhereAlgorithm):
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.STEPS, "Training steps instead of a time (empty: the time above)", type=compat.NUMBER_INTEGER,
             optional=True, minValue=1)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.DECODER_STEPS, "Then fine-tune the decoder for this many steps (kept only if it copies the held-out block "
+            "better; 0: the base's decoder)", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0)))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=["CPU", "GPU (CUDA)"], defaultValue=0))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.HOLDOUT, "Share of the area held out of training (for the before/after figures)",
@@ -125,6 +129,7 @@ class AdaptModel(ChangeAnywhereAlgorithm):
             "judge": self.parameterAsFile(parameters, self.JUDGE, context) or None,
             "resume": self.parameterAsBool(parameters, self.RESUME, context),
             "config": self.parameterAsFile(parameters, self.CONFIG, context) or None,
+            "decoder-steps": self.parameterAsInt(parameters, self.DECODER_STEPS, context) or None,
         }
         if steps in (None, ""):
             options["minutes"] = self.parameterAsDouble(parameters, self.MINUTES, context)

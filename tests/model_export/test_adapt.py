@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 from rasterio.windows import Window
@@ -208,3 +209,72 @@ def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair,
         held = json.loads((out / "model.json").read_text())["adaptation"]["held_out"]
         assert held["rows"][0] <= w["rows"][0] < w["rows"][1] <= held["rows"][1]
         assert held["cols"][0] <= w["cols"][0] < w["cols"][1] <= held["cols"][1]
+
+
+def _copy_through(pkg, image) -> tuple:
+    """(latent, decoded) of a real image through a package's own graphs."""
+    z = pkg.encode(image)
+    return z, pkg.decode(z)
+
+
+@pytest.fixture(scope="module")
+def model_range_image(pair):
+    with rasterio.open(pair[1]) as src:
+        return (src.read()[None, :3, :128, :128].astype(np.float32) / 127.5 - 1.0)
+
+
+def test_a_tuned_decoder_is_kept_only_when_it_copies_the_held_out_block_better(pair, model_range_image, tmp_path, capsys):
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "2", "--decoder-steps", "6", "--seed", "5")) == 0
+    assert "decoder tuned 6 steps" in capsys.readouterr().out
+    assert leftovers(tmp_path) == ["adapted"]
+    a = json.loads((out / "model.json").read_text())["adaptation"]
+    d = a["decoder"]
+    psnr = d["held_out_reconstruction_psnr_db"]
+    assert d["steps"] == 6 and d["kept"] == (psnr["tuned"] > psnr["base"])
+    assert a["held_out_figures"]["after"]["reconstruction_psnr_db"] == (psnr["tuned"] if d["kept"] else psnr["base"])
+    assert psnr["base"] == a["held_out_figures"]["before"]["reconstruction_psnr_db"]
+    # the encoder and codebook are the base's either way; the decoder is the tuned one exactly when it was kept
+    z_base, img_base = _copy_through(load_model_package(TINY_MODEL, "cpu"), model_range_image)
+    z_new, img_new = _copy_through(load_model_package(out, "cpu"), model_range_image)
+    np.testing.assert_allclose(z_new, z_base, atol=1e-4)
+    assert np.allclose(img_new, img_base, atol=1e-4) != d["kept"]
+
+
+def test_a_decoder_that_copies_worse_is_not_kept(pair, model_range_image, tmp_path, monkeypatch):
+    """A tuned decoder made worse on purpose (its last layer's weights scaled): the package keeps the base's."""
+    import model_export.adapt as adapt_module
+
+    real = adapt_module.tune_decoder
+
+    def spoilt(*a, **k):
+        tuned = real(*a, **k)
+        name = [n for n in tuned["vq"] if n.startswith("decoder.conv_out.weight")][0]
+        tuned["vq"] = {**tuned["vq"], name: tuned["vq"][name] * 3.0}
+        return tuned
+
+    monkeypatch.setattr(adapt_module, "tune_decoder", spoilt)
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "2", "--decoder-steps", "2")) == 0
+    a = json.loads((out / "model.json").read_text())["adaptation"]
+    psnr = a["decoder"]["held_out_reconstruction_psnr_db"]
+    assert not a["decoder"]["kept"] and psnr["tuned"] < psnr["base"]
+    assert a["trained"].startswith("denoiser only: the tuned decoder")
+    assert a["held_out_figures"]["after"]["reconstruction_psnr_db"] == psnr["base"]
+    _, img_base = _copy_through(load_model_package(TINY_MODEL, "cpu"), model_range_image)
+    _, img_new = _copy_through(load_model_package(out, "cpu"), model_range_image)
+    np.testing.assert_allclose(img_new, img_base, atol=1e-4)
+
+
+def test_the_decoders_crops_stay_clear_of_the_held_out_block(pair):
+    from model_export.adapt_decoder import crop_origins
+
+    pkg = load_model_package(TINY_MODEL, "cpu")
+    area = read_area(str(pair[0]), str(pair[1]), None, 1, pkg.scheme)
+    held = choose_holdout(256, 256, 0.3, 2, pkg.multiple_of)
+    size, margin = 32, 4 * 4  # the tiny config's autoencoder crop; HOLDOUT_MARGIN latent cells of 4 px
+    origins = crop_origins(area, held, 4, size)
+    grown = type(held)((held.rows[0] - margin, held.rows[1] + margin), (held.cols[0] - margin, held.cols[1] + margin))
+    assert len(origins) > 20
+    assert not [o for o in origins if grown.intersects((o[0], o[0] + size), (o[1], o[1] + size))]
+    assert all(o[0] + size <= 256 and o[1] + size <= 256 for o in origins)
