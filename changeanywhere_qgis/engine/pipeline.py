@@ -17,7 +17,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
                         check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8)
@@ -243,10 +243,15 @@ def generate(
     # Entered before the map is read: a large map's whole-raster arrays live in its scratch folder (removed with it).
     with out:
         sem = read_semantic(semantic, scheme, band, load_remap(remap), scratch_folder=out.scratch_folder)
-        memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory)
-        # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
-        scratch = SCRATCH_BYTES_PER_PIXEL if is_scratch(sem.labels) else 0  # and a large map's working copies
-        out.require_space((7 + scratch) * sem.grid.width * sem.grid.height, "the two images and the maps")
+        windowed = is_scratch(sem.labels)  # a large map: its arrays and the latent canvases are files read by window
+        memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory,
+                              bytes_per_pixel=WINDOWED_GENERATE_BYTES_PER_PIXEL if windowed else None)
+        p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
+                 settings.sampler, settings.tile_size, canvas_folder=out.scratch_folder / "latent" if windowed else None)
+        # two RGB images at their uncompressed size (imagery hardly compresses) and the maps,
+        # and a large map's working copies: its arrays and the latent canvases
+        scratch = SCRATCH_BYTES_PER_PIXEL * sem.grid.width * sem.grid.height + p.canvases.disk_bytes() if windowed else 0
+        out.require_space(7 * sem.grid.width * sem.grid.height + scratch, "the two images and the maps")
         source = ImageSource(image, sem.grid) if image else None
         try:
             transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
@@ -260,8 +265,6 @@ def generate(
             s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
             timings["prepare_s"] = time.perf_counter() - clock
 
-            p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
-                     settings.sampler, settings.tile_size)
             pre_event = pre_event_kind(settings.pre_event, source is not None)
             seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
             if seconds is not None:
