@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,seams]
+    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams]
 """
 
 from __future__ import annotations
@@ -142,6 +142,17 @@ def bench_memory_prepare_untimed(model_dir: Path, sizes=(1024, 16384)) -> dict:
                                                                 str(tmp / f"out_{label.stem}")])}
 
 
+def bench_memory_prepare(model_dir: Path, sizes=(1024, 16384)) -> dict:
+    """generate's preparation with the time estimate's network calls at both sizes (fresh process each): on the small
+    map they are forced (a short run makes none), so the two differ only in the raster."""
+    out = {}
+    for size in sizes:
+        kind = "prepare-estimated" if size == sizes[0] else "prepare"
+        out[size] = _probe_each_size((size,), lambda label, tmp, kind=kind: ["-m", "benchmarks.memory_large", kind, str(label),
+                                                                            str(tmp / f"out_{label.stem}")])[size]
+    return {"runs": out, "ratio": out[sizes[-1]]["peak_rss_mb"] / out[sizes[0]]["peak_rss_mb"]}
+
+
 def bench_seams(model_dir: Path, steps: int = 20) -> dict:
     """Seam score of a 1024 px image generated from a map: fused tiles vs tiles with no overlap."""
     scores = {}
@@ -223,6 +234,20 @@ def render(results: dict, model_dir: Path) -> str:
                       f"not depend on the raster. Without them (`benchmarks.memory_large prepare-untimed`; "
                       f"`--only memory_prepare_untimed`): {a}² {u[a]['peak_rss_mb']:.0f} MB, {b}² {u[b]['peak_rss_mb']:.0f} MB, "
                       f"**ratio {u[b]['peak_rss_mb'] / u[a]['peak_rss_mb']:.2f}**.", ""]
+    if "memory_prepare" in results:
+        runs = {int(k): v for k, v in results["memory_prepare"]["runs"].items()}
+        a, b = min(runs), max(runs)
+        lines += ["## Memory: generate's preparation with the estimate", "",
+                  "Peak resident memory (VmHWM) of `generate`'s preparation with the time estimate's timed network calls "
+                  "(model loaded, map read, change events, change mask, estimate; stopped at the first network stage), "
+                  f"each in its own process: {a}² with the estimate forced (`python -m benchmarks.memory_large prepare-estimated "
+                  f"MAP OUT`: a short run makes no timing call), {b}² as a user runs it (`... prepare MAP OUT`; the section: "
+                  "`python -m benchmarks.run --only memory_prepare`). The estimate times one tile on the CPU and hands "
+                  "onnxruntime's arena back after each timed call (`engine/diffusion/estimate.py`).", "",
+                  "| raster | peak RSS (MB) |", "| --- | --- |"]
+        lines += [f"| {s}x{s} | {r['peak_rss_mb']:.0f} |" for s, r in sorted(runs.items())]
+        lines += ["", f"**Ratio {b}² / {a}²: {results['memory_prepare']['ratio']:.2f}** for {(b / a) ** 2:.0f}x the pixels "
+                  "(target: at most 2).", ""]
     if "seams" in results:
         s = results["seams"]
         f, n = s["fused_overlap_64"], s["no_overlap"]
@@ -239,7 +264,7 @@ def render(results: dict, model_dir: Path) -> str:
 
 SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler": bench_sampler, "memory": bench_memory,
             "memory_stages": bench_memory_stages, "memory_large": bench_memory_large,
-            "memory_prepare_untimed": bench_memory_prepare_untimed, "seams": bench_seams}
+            "memory_prepare_untimed": bench_memory_prepare_untimed, "memory_prepare": bench_memory_prepare, "seams": bench_seams}
 
 
 def main() -> None:

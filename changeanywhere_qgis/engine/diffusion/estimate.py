@@ -139,13 +139,15 @@ def _timed(call) -> float:
 def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     """Seconds of one network call of each graph on a full tile batch (zeros: the cost does not depend on content).
 
-    On the CPU one tile is timed and the time multiplied by the batch: a CPU call's time grows with its tiles, while
-    its working memory, which onnxruntime's CPU arena keeps for the rest of the process, is the timed batch's. With
-    the full batch the estimate alone took as much memory as a large map's whole preparation (docs/benchmarks.md,
-    *Memory on large maps*). On a GPU a batch costs little more than one tile, so the full batch is timed there.
+    The timed calls leave no memory behind: on the CPU one tile is timed and the time multiplied by the batch (a CPU
+    call's time grows with its tiles), and each call hands onnxruntime's CPU arena back at its end. Timed on the full
+    batch with the arena kept, the estimate alone took as much memory as a large map's whole preparation, and tiles
+    timed alone with the arena kept left their chunks beside the run's own batches (docs/benchmarks.md, *Memory on large
+    maps*). On a GPU a batch costs little more than one tile, so the full batch is timed there.
     The denoiser is called once untimed (the first call pays onnxruntime's warm-up), then the median of three
     calls is taken, as other programs on the machine make single calls noisy."""
     timed = 1 if pkg.device == "cpu" else batch
+    pkg = pkg.releasing_memory()
     tile, f, k = pkg.tile_size, pkg.downsample, len(pkg.scheme.classes)
     latent = np.zeros((timed, pkg.latent_channels, tile // f, tile // f), dtype=np.float32)
     steps = np.zeros(timed, dtype=np.int64)
