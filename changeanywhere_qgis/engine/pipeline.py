@@ -112,11 +112,10 @@ def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, r
     nodata = scheme.nodata_code
     only_from = [scheme.resolve(c) for c in spec.only_from] if spec.only_from else None
     if spec.has_vector:
-        # Drawn polygons touch what the user drew; a large map's codes are read whole for them (not windowed yet).
-        labels = sem.labels[:, :] if is_scratch(sem.labels) else sem.labels
+        # a large map's polygons are burnt band by band into a scratch post-event map
         return events_from_polygons(
-            labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
-            nodata=nodata, only_from=only_from, layer=spec.layer,
+            sem.labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
+            nodata=nodata, only_from=only_from, layer=spec.layer, scratch=sem.scratch if is_scratch(sem.labels) else None,
         )
     table = load_table(spec.transitions, scheme) if spec.transitions else None
     return random_events(sem.labels, scheme, rng, nodata=nodata, table=table, scratch=sem.scratch)

@@ -6,9 +6,9 @@ The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage 
 RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the simulate path (116 MB ->
 411 MB), and 11 since its map reading and change events work in bands of rows (112 MB -> 290 MB,
 docs/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
-16384^2 before that. 20 stays for ``generate``, whose latent canvases are whole-raster arrays in memory,
-and for ``simulate`` on a map held in memory (up to 4096^2). A larger map's arrays are files read by window
-(``engine/io/scratch.py``): ``simulate`` then counts WINDOWED_BASE_BYTES plus WINDOWED_SIMULATE_BYTES_PER_PIXEL
+16384^2 before that. 20 stays for a map held in memory (up to 4096^2), whose latent canvases are arrays too.
+A larger map's arrays are files read by window (``engine/io/scratch.py``), and so are ``generate``'s latent
+canvases (``canvas.py``): a run then counts WINDOWED_BASE_BYTES plus WINDOWED_SIMULATE_BYTES_PER_PIXEL
 (the component tables, a few dozen bytes per object), a margin over ``make bench``'s large-map section.
 The model is in the process's memory already when the estimate is made, and the tile batch is bounded.
 """

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from changeanywhere_qgis.engine import pipeline
-from changeanywhere_qgis.engine.diffusion import LatentCanvases, canvas
+from changeanywhere_qgis.engine.diffusion import canvas
 from changeanywhere_qgis.engine.errors import Cancelled
 from changeanywhere_qgis.engine.io import scratch
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings
@@ -74,13 +74,13 @@ def test_latent_files_give_the_same_images(variant, force_files, houston_label_p
 
 def test_a_canvas_of_files_holds_the_draws_of_one_whole_array(tmp_path, monkeypatch):
     monkeypatch.setattr(canvas, "CHUNK_CELLS", 3 * 7)
-    on_disk = LatentCanvases(3, (10, 7), tmp_path)
+    on_disk = canvas.LatentCanvases(3, (10, 7), tmp_path)
     assert [(c.channel, c.rows.start) for c in on_disk.chunks()][:5] == [(0, 0), (0, 3), (0, 6), (0, 9), (1, 0)]
     drawn = on_disk.normal(np.random.default_rng(4), "x")
     whole = np.random.default_rng(4).standard_normal((3, 10, 7), dtype=np.float32)
     np.testing.assert_array_equal(drawn[:, 0:10, 0:7], whole)
     np.testing.assert_array_equal(drawn[:, 2:9, 3:5], whole[:, 2:9, 3:5])
-    LatentCanvases.discard(drawn)
+    canvas.LatentCanvases.discard(drawn)
     assert list(tmp_path.iterdir()) == []
 
 
