@@ -243,7 +243,9 @@ def render(results: dict, model_dir: Path) -> str:
             u = {int(k): v for k, v in results["memory_prepare_untimed"]["runs"].items()}
             lines += ["Without the timed calls (`benchmarks.memory_large prepare-untimed`; `--only memory_prepare_untimed`): "
                       + ", ".join(f"{s}² {u[s]['peak_rss_mb']:.0f} MB" for s in sorted(u))
-                      + f", **ratio {u[max(u)]['peak_rss_mb'] / u[min(u)]['peak_rss_mb']:.2f}**.", ""]
+                      + f", **ratio {u[max(u)]['peak_rss_mb'] / u[min(u)]['peak_rss_mb']:.2f}**. Against the {min(u)}² "
+                      f"preparation as a user runs it (a short run: no timed call), the {b}² one with its estimate is "
+                      f"{runs[b]['peak_rss_mb'] / u[min(u)]['peak_rss_mb']:.2f} times as large.", ""]
     if "seams" in results:
         s = results["seams"]
         f, n = s["fused_overlap_64"], s["no_overlap"]

@@ -20,8 +20,8 @@ from typing import Callable
 import numpy as np
 
 from ..progress import Progress
-from .model_package import ModelPackage
 from .canvas import LatentCanvases
+from .model_package import ModelPackage
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DPMSolverPP2M
 from .tiling import TileGrid, fuse
 
