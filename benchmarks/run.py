@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,seams]
+    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams]
 """
 
 from __future__ import annotations
@@ -125,10 +125,10 @@ def bench_memory_stages(model_dir: Path, sizes=(1024, 4096)) -> dict:
 
 
 def bench_memory_large(model_dir: Path, sizes=(1024, 4096, 16384), largest: int = 40000) -> dict:
-    """Peak RSS of simulate and of generate's preparation (fresh process each, one at a time), and of simulate on a
-    ``largest`` px square map: what a large map costs now that its whole-raster arrays are files read by window."""
+    """Peak RSS of simulate (fresh process each, one at a time), and on a ``largest`` px square map: what a large map
+    costs now that its whole-raster arrays are files read by window (generate's preparation: ``memory_prepare``)."""
     out = {}
-    for kind, kind_sizes in (("simulate", (*sizes, largest)), ("prepare", sizes)):
+    for kind, kind_sizes in (("simulate", (*sizes, largest)),):
         out[kind] = _probe_each_size(kind_sizes, lambda label, tmp, kind=kind: ["-m", "benchmarks.memory_large", kind, str(label),
                                                                                  str(tmp / f"out_{kind}_{label.stem}")])
     small, large = sizes[0], sizes[-1]
@@ -140,6 +140,17 @@ def bench_memory_prepare_untimed(model_dir: Path, sizes=(1024, 16384)) -> dict:
     """generate's preparation without the estimate's timed network calls (onnxruntime's memory for one tile batch)."""
     return {"runs": _probe_each_size(sizes, lambda label, tmp: ["-m", "benchmarks.memory_large", "prepare-untimed", str(label),
                                                                 str(tmp / f"out_{label.stem}")])}
+
+
+def bench_memory_prepare(model_dir: Path, sizes=(1024, 16384)) -> dict:
+    """generate's preparation with the time estimate's network calls at both sizes (fresh process each): on the small
+    map they are forced (a short run makes none), so the two differ only in the raster."""
+    out = {}
+    for size in sizes:
+        kind = "prepare-estimated" if size == sizes[0] else "prepare"
+        out[size] = _probe_each_size((size,), lambda label, tmp, kind=kind: ["-m", "benchmarks.memory_large", kind, str(label),
+                                                                            str(tmp / f"out_{label.stem}")])[size]
+    return {"runs": out, "ratio": out[sizes[-1]]["peak_rss_mb"] / out[sizes[0]]["peak_rss_mb"]}
 
 
 def bench_seams(model_dir: Path, steps: int = 20) -> dict:
@@ -201,28 +212,40 @@ def render(results: dict, model_dir: Path) -> str:
         runs = {k: {int(size): r for size, r in v.items()} for k, v in m["runs"].items()}
         sizes, largest = m["sizes"], m["largest"]
         lines += ["## Memory on large maps: bounded by the windows", "",
-                  "Peak resident memory (VmHWM) of `simulate --random-events` and of `generate`'s preparation (model loaded, map "
-                  "read, change events, change mask; stopped at its first network call) on the same mirrored houston_16 rasters, "
-                  "each in its own process (`python -m benchmarks.memory_large simulate|prepare MAP OUT`; the section: "
+                  "Peak resident memory (VmHWM) of `simulate --random-events` on the same mirrored houston_16 rasters, "
+                  "each in its own process (`python -m benchmarks.memory_large simulate MAP OUT`; the section: "
                   "`python -m benchmarks.run --only memory_large`). Maps above 4096x4096 px keep their whole-raster arrays in "
-                  "files of the output's temporary folder, read and written by window (`engine/io/scratch.py`).", "",
-                  "| raster | simulate: peak RSS (MB) | simulate: s | generate's preparation: peak RSS (MB) |", "| --- | --- | --- | --- |"]
+                  "files of the output's temporary folder, read and written by window (`engine/io/scratch.py`). "
+                  "`generate`'s preparation: the next section.", "",
+                  "| raster | simulate: peak RSS (MB) | simulate: s |", "| --- | --- | --- |"]
         for size in (*sizes, largest):
-            sim, prep = runs["simulate"][size], runs["prepare"].get(size)
-            lines.append(f"| {size}x{size} | {sim['peak_rss_mb']:.0f} | {sim['seconds']:.0f} | "
-                         + (f"{prep['peak_rss_mb']:.0f} |" if prep else "not run |"))
-        lines += ["", f"**Ratio {sizes[-1]}² / {sizes[0]}²: simulate {m['ratio']['simulate']:.2f}, generate's preparation "
-                  f"{m['ratio']['prepare']:.2f}** for {(sizes[-1] / sizes[0]) ** 2:.0f}x the pixels (target: at most 2); "
+            sim = runs["simulate"][size]
+            lines.append(f"| {size}x{size} | {sim['peak_rss_mb']:.0f} | {sim['seconds']:.0f} |")
+        lines += ["", f"**Ratio {sizes[-1]}² / {sizes[0]}²: simulate {m['ratio']['simulate']:.2f}** for "
+                  f"{(sizes[-1] / sizes[0]) ** 2:.0f}x the pixels (target: at most 2); "
                   f"{largest}² simulate: **{runs['simulate'][largest]['peak_rss_mb'] / 1024:.2f} GiB** (target: under 4 GB). "
                   "Seconds are wall time on this shared machine (2 cores, other jobs running).", ""]
+    if "memory_prepare" in results:
+        runs = {int(k): v for k, v in results["memory_prepare"]["runs"].items()}
+        a, b = min(runs), max(runs)
+        lines += ["## Memory: generate's preparation with the estimate", "",
+                  "Peak resident memory (VmHWM) of `generate`'s preparation with the time estimate's timed network calls "
+                  "(model loaded, map read, change events, change mask, estimate; stopped at the first network stage), "
+                  f"each in its own process: {a}² with the estimate forced (`python -m benchmarks.memory_large prepare-estimated "
+                  f"MAP OUT`: a short run makes no timing call), {b}² as a user runs it (`... prepare MAP OUT`; the section: "
+                  "`python -m benchmarks.run --only memory_prepare`). The estimate times one tile on the CPU and hands "
+                  "onnxruntime's arena back after each timed call (`engine/diffusion/estimate.py`).", "",
+                  "| raster | peak RSS (MB) |", "| --- | --- |"]
+        lines += [f"| {s}x{s} | {r['peak_rss_mb']:.0f} |" for s, r in sorted(runs.items())]
+        lines += ["", f"**Ratio {b}² / {a}²: {results['memory_prepare']['ratio']:.2f}** for {(b / a) ** 2:.0f}x the pixels "
+                  "(target: at most 2).", ""]
         if "memory_prepare_untimed" in results:
             u = {int(k): v for k, v in results["memory_prepare_untimed"]["runs"].items()}
-            a, b = min(u), max(u)
-            lines += [f"From 16384² on, generate's preparation includes the time estimate's network calls on one tile batch "
-                      "(at least 1000 tile passes: docs/faults.md), and onnxruntime's working memory for that batch, which does "
-                      f"not depend on the raster. Without them (`benchmarks.memory_large prepare-untimed`; "
-                      f"`--only memory_prepare_untimed`): {a}² {u[a]['peak_rss_mb']:.0f} MB, {b}² {u[b]['peak_rss_mb']:.0f} MB, "
-                      f"**ratio {u[b]['peak_rss_mb'] / u[a]['peak_rss_mb']:.2f}**.", ""]
+            lines += ["Without the timed calls (`benchmarks.memory_large prepare-untimed`; `--only memory_prepare_untimed`): "
+                      + ", ".join(f"{s}² {u[s]['peak_rss_mb']:.0f} MB" for s in sorted(u))
+                      + f", **ratio {u[max(u)]['peak_rss_mb'] / u[min(u)]['peak_rss_mb']:.2f}**. Against the {min(u)}² "
+                      f"preparation as a user runs it (a short run: no timed call), the {b}² one with its estimate is "
+                      f"{runs[b]['peak_rss_mb'] / u[min(u)]['peak_rss_mb']:.2f} times as large.", ""]
     if "seams" in results:
         s = results["seams"]
         f, n = s["fused_overlap_64"], s["no_overlap"]
@@ -239,7 +262,7 @@ def render(results: dict, model_dir: Path) -> str:
 
 SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler": bench_sampler, "memory": bench_memory,
             "memory_stages": bench_memory_stages, "memory_large": bench_memory_large,
-            "memory_prepare_untimed": bench_memory_prepare_untimed, "seams": bench_seams}
+            "memory_prepare_untimed": bench_memory_prepare_untimed, "memory_prepare": bench_memory_prepare, "seams": bench_seams}
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
+from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
                         check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8)
@@ -112,11 +112,10 @@ def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, r
     nodata = scheme.nodata_code
     only_from = [scheme.resolve(c) for c in spec.only_from] if spec.only_from else None
     if spec.has_vector:
-        # Drawn polygons touch what the user drew; a large map's codes are read whole for them (not windowed yet).
-        labels = sem.labels[:, :] if is_scratch(sem.labels) else sem.labels
+        # a large map's polygons are burnt band by band into a scratch post-event map
         return events_from_polygons(
-            labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
-            nodata=nodata, only_from=only_from, layer=spec.layer,
+            sem.labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
+            nodata=nodata, only_from=only_from, layer=spec.layer, scratch=sem.scratch if is_scratch(sem.labels) else None,
         )
     table = load_table(spec.transitions, scheme) if spec.transitions else None
     return random_events(sem.labels, scheme, rng, nodata=nodata, table=table, scratch=sem.scratch)
@@ -243,10 +242,15 @@ def generate(
     # Entered before the map is read: a large map's whole-raster arrays live in its scratch folder (removed with it).
     with out:
         sem = read_semantic(semantic, scheme, band, load_remap(remap), scratch_folder=out.scratch_folder)
-        memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory)
-        # two RGB images at their uncompressed size (imagery hardly compresses) and the maps
-        scratch = SCRATCH_BYTES_PER_PIXEL if is_scratch(sem.labels) else 0  # and a large map's working copies
-        out.require_space((7 + scratch) * sem.grid.width * sem.grid.height, "the two images and the maps")
+        windowed = is_scratch(sem.labels)  # a large map: its arrays and the latent canvases are files read by window
+        memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory,
+                              bytes_per_pixel=WINDOWED_GENERATE_BYTES_PER_PIXEL if windowed else None)
+        p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
+                 settings.sampler, settings.tile_size, canvas_folder=out.scratch_folder / "latent" if windowed else None)
+        # two RGB images at their uncompressed size (imagery hardly compresses) and the maps,
+        # and a large map's working copies: its arrays and the latent canvases
+        scratch = SCRATCH_BYTES_PER_PIXEL * sem.grid.width * sem.grid.height + p.canvases.disk_bytes() if windowed else 0
+        out.require_space(7 * sem.grid.width * sem.grid.height + scratch, "the two images and the maps")
         source = ImageSource(image, sem.grid) if image else None
         try:
             transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
@@ -260,8 +264,6 @@ def generate(
             s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
             timings["prepare_s"] = time.perf_counter() - clock
 
-            p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
-                     settings.sampler, settings.tile_size)
             pre_event = pre_event_kind(settings.pre_event, source is not None)
             seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
             if seconds is not None:

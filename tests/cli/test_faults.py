@@ -274,3 +274,31 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_before_writing(tiny_model
         assert_clean_error(done, "512x512 px raster needs about 5 MB of memory, more than the 1 MB allowed", "smaller windows")
         assert "%" not in done.stderr  # refused before the work started
     assert list(tmp_path.iterdir()) == []
+
+
+# The command line with every map counted as large (a test's hook): the sample's map arrays and latent canvases are files.
+FORCED_LARGE = ("import runpy, sys\n"
+                "from changeanywhere_qgis.engine.io import scratch\n"
+                "scratch.SCRATCH_PIXELS = 0\n"
+                "sys.argv = ['changeanywhere_qgis', *sys.argv[1:]]\n"
+                "runpy.run_module('changeanywhere_qgis', run_name='__main__')\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_the_latent_files_exist_leaves_nothing(sig, tiny_model_dir, tmp_path, houston_label_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    log = tmp_path / "stderr.txt"
+    latent = ".out.partial-*/.scratch/latent/*.raw"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", FORCED_LARGE, "generate", "--semantic", str(houston_label_path),
+                                 "--random-events", "--model", str(tiny_model_dir), "--steps", "400", "--device", "cpu",
+                                 "--out", str(work / "out")], cwd=REPO, stderr=err, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and not list(work.glob(latent)):
+            time.sleep(0.1)
+        assert list(work.glob(latent)), "the latent canvases never became files"
+        proc.send_signal(sig)
+        proc.wait(timeout=300)
+    assert proc.returncode == 130 and "nothing was written" in log.read_text(), log.read_text()[-2000:]
+    assert list(work.iterdir()) == []

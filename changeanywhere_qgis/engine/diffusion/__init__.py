@@ -1,9 +1,10 @@
 """The model at work: the model package and its sessions, the noise schedule, tiling, sampling with latent mixing, one change pair,
 and the estimate of a run's time and memory."""
 
+from .canvas import LatentCanvases, LatentFile
 from .change_pair import (DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES, Plan, autoencoder_copy, change_pair, check_pre_event, check_tile_size, plan,
                           post_event_latent, pre_event_kind, pre_event_latent)
-from .estimate import PEAK_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, MemoryEstimate, available_memory, check_memory, duration, estimate_seconds, parse_size
+from .estimate import PEAK_BYTES_PER_PIXEL, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, MemoryEstimate, available_memory, check_memory, duration, estimate_seconds, parse_size
 from .model_package import (DEVICES, GUIDANCE_RANGE, ModelPackage, check_guidance, cuda_unavailable_reason, default_model_dir,
                             load_model_package, manifest_guidance_scale, read_manifest)
 from .pixels import to_model_range, to_uint8
@@ -11,8 +12,8 @@ from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid,
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, DiffusionSchedule, DPMSolverPP2M, check_sampler
 from .tiling import Tile, TileGrid, canvas_size, tile_starts
 
-__all__ = ["DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "MemoryEstimate", "ModelPackage",
-           "PEAK_BYTES_PER_PIXEL", "WINDOWED_SIMULATE_BYTES_PER_PIXEL", "available_memory", "check_memory", "duration", "estimate_seconds", "parse_size",
+__all__ = ["DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "LatentCanvases", "LatentFile", "MemoryEstimate", "ModelPackage",
+           "PEAK_BYTES_PER_PIXEL", "WINDOWED_GENERATE_BYTES_PER_PIXEL", "WINDOWED_SIMULATE_BYTES_PER_PIXEL", "available_memory", "check_memory", "duration", "estimate_seconds", "parse_size",
            "PRE_EVENT_CHOICES", "Plan", "SamplerSettings", "Tile", "TileGrid", "autoencoder_copy", "canvas_size", "change_pair",
            "check_guidance", "check_pre_event", "cuda_unavailable_reason", "decode", "default_model_dir", "encode",
            "latent_grid", "load_model_package", "manifest_guidance_scale", "plan", "post_event_latent", "pre_event_kind",

@@ -6,12 +6,14 @@ window) and the dataset's samples (tiles held in memory).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError
 from ..progress import Progress
+from .canvas import LatentCanvases
 from .model_package import ModelPackage
 from .pixels import to_model_range, to_uint8
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
@@ -55,6 +57,7 @@ class Plan:
     sampler: SamplerSettings
     coder_grid: TileGrid  # latent tiles of the autoencoder's passes (encode, decode): at least the denoiser's
     coder_settings: SamplerSettings  # the sampler's, with a batch of as many pixels as a batch of denoiser tiles
+    canvases: LatentCanvases  # the latent canvases: in memory, or a large raster's files
 
     @property
     def tiles(self) -> int:
@@ -112,10 +115,11 @@ class _PaddedMap:
 
 def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DEFAULT_ETA,
          overlap_px: int | None = None, batch_size: int = 4, sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None,
-         autoencoder_tile_px: int | None = None) -> Plan:
+         autoencoder_tile_px: int | None = None, canvas_folder: str | Path | None = None) -> Plan:
     """The canvas and tiles of one raster. A raster that fits in one tile is one tile (TileGrid never cuts it).
 
-    ``autoencoder_tile_px`` None: ``AUTOENCODER_TILE_PX``; the autoencoder's tile is never smaller than the sampler's."""
+    ``autoencoder_tile_px`` None: ``AUTOENCODER_TILE_PX``; the autoencoder's tile is never smaller than the sampler's.
+    ``canvas_folder`` (a large raster's scratch folder): the latent canvases are files there; None: arrays."""
     check_sampler(sampler, eta)
     autoencoder_tile_px = autoencoder_tile_px or AUTOENCODER_TILE_PX
     check_tile_size(pkg, tile_px)
@@ -128,30 +132,33 @@ def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DE
     canvas = (canvas_size(height, granule), canvas_size(width, granule))
     settings = SamplerSettings(steps, eta, overlap, batch_size, sampler, tile_px)
     grid = latent_grid(pkg, *canvas, overlap, tile_px)
+    canvases = LatentCanvases(pkg.latent_channels, (grid.height, grid.width), canvas_folder)
     coder_tile = max(tile, autoencoder_tile_px or 0)
     if coder_tile == tile:
-        return Plan(height, width, canvas, grid, settings, grid, settings)
+        return Plan(height, width, canvas, grid, settings, grid, settings, canvases)
     coder_batch = max(1, batch_size * tile * tile // (coder_tile * coder_tile))
     return Plan(height, width, canvas, grid, settings, latent_grid(pkg, *canvas, overlap, coder_tile),
-                replace(settings, batch_size=coder_batch))
+                replace(settings, batch_size=coder_batch), canvases)
 
 
-def latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
-    """1 where a latent cell's whole f x f block is unchanged (a cell touching any change is free to change)."""
+def latent_unchanged(mask: np.ndarray, f: int, shape: tuple[int, int], canvases: LatentCanvases | None = None) -> np.ndarray:
+    """1 where a latent cell's whole f x f block is unchanged (a cell touching any change is free to change).
+
+    With ``canvases`` on disk the plane is a file, filled a band of latent rows at a time."""
     h, w = shape
-    if isinstance(mask, np.ndarray):
+    if isinstance(mask, np.ndarray) and (canvases is None or not canvases.on_disk):
         padded = np.zeros((h * f, w * f), dtype=bool)
         padded[: mask.shape[0], : mask.shape[1]] = mask == 1
         changed = padded.reshape(h, f, w, f).any(axis=(1, 3))
         return (~changed).astype(np.float32)
-    out = np.ones((h, w), dtype=np.float32)  # a large map's mask, a band of latent rows at a time
+    out = canvases.plane("unchanged") if canvases is not None else np.empty((h, w), dtype=np.float32)
     rows = max(1, (1 << 22) // max(w * f * f, 1))
     for top in range(0, h, rows):
         n = min(rows, h - top)
         padded = np.zeros((n * f, w * f), dtype=bool)
         band = mask[top * f : min((top + n) * f, mask.shape[0]), : mask.shape[1]]
         padded[: band.shape[0], : band.shape[1]] = band == 1
-        out[top : top + n] = ~padded.reshape(n, f, w, f).any(axis=(1, 3))
+        out[top : top + n, :] = ~padded.reshape(n, f, w, f).any(axis=(1, 3))
     return out
 
 
@@ -163,17 +170,19 @@ def pre_event_latent(pkg: ModelPackage, p: Plan, pre_labels: np.ndarray | None, 
     """
     if read_image is not None:
         progress.stage("encoding the pre-event image")
-        return encode(pkg, lambda *window: to_model_range(read_image(*window)), p.coder_grid, p.coder_settings, progress)
+        return encode(pkg, lambda *window: to_model_range(read_image(*window)), p.coder_grid, p.coder_settings, progress,
+                      p.canvases)
     progress.stage("generating the pre-event image from the pre-event map")
-    return sample(pkg, p.pad(pre_labels, pkg.scheme.nodata_code), p.grid, p.sampler, rng, progress)
+    return sample(pkg, p.pad(pre_labels, pkg.scheme.nodata_code), p.grid, p.sampler, rng, progress, canvases=p.canvases)
 
 
 def post_event_latent(pkg: ModelPackage, p: Plan, post_labels: np.ndarray, pre_latent: np.ndarray, mask: np.ndarray,
                       correlation: float, rng: np.random.Generator, progress: Progress) -> np.ndarray:
     """The post-event latent: sampled under the post-event map, unchanged land mixed in from the pre-event latent."""
     progress.stage("generating the post-event image")
-    known = KnownContent(pre_latent, latent_unchanged(mask, pkg.downsample, (p.grid.height, p.grid.width)), correlation)
-    return sample(pkg, p.pad(post_labels, pkg.scheme.nodata_code), p.grid, p.sampler, rng, progress, known)
+    unchanged = latent_unchanged(mask, pkg.downsample, (p.grid.height, p.grid.width), p.canvases)
+    known = KnownContent(pre_latent, unchanged, correlation)
+    return sample(pkg, p.pad(post_labels, pkg.scheme.nodata_code), p.grid, p.sampler, rng, progress, known, p.canvases)
 
 
 def decode_array(pkg: ModelPackage, p: Plan, latent: np.ndarray, progress: Progress) -> np.ndarray:

@@ -6,9 +6,9 @@ The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage 
 RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the simulate path (116 MB ->
 411 MB), and 11 since its map reading and change events work in bands of rows (112 MB -> 290 MB,
 docs/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
-16384^2 before that. 20 stays for ``generate``, whose latent canvases are whole-raster arrays in memory,
-and for ``simulate`` on a map held in memory (up to 4096^2). A larger map's arrays are files read by window
-(``engine/io/scratch.py``): ``simulate`` then counts WINDOWED_BASE_BYTES plus WINDOWED_SIMULATE_BYTES_PER_PIXEL
+16384^2 before that. 20 stays for a map held in memory (up to 4096^2), whose latent canvases are arrays too.
+A larger map's arrays are files read by window (``engine/io/scratch.py``), and so are ``generate``'s latent
+canvases (``canvas.py``): a run then counts WINDOWED_BASE_BYTES plus WINDOWED_SIMULATE_BYTES_PER_PIXEL
 (the component tables, a few dozen bytes per object), a margin over ``make bench``'s large-map section.
 The model is in the process's memory already when the estimate is made, and the tile batch is bounded.
 """
@@ -29,6 +29,9 @@ PEAK_BYTES_PER_PIXEL = 20
 # a bounded part for the windows, and the component tables (a few bytes per object, the objects per pixel of real maps)
 WINDOWED_BASE_BYTES = 1 << 29
 WINDOWED_SIMULATE_BYTES_PER_PIXEL = 0.5
+# generate on a large map: the latent canvases are files too (canvas.py), stepped by window, so what grows with the
+# raster is the same as simulate's; the networks' working memory for a tile batch is in the bounded part
+WINDOWED_GENERATE_BYTES_PER_PIXEL = WINDOWED_SIMULATE_BYTES_PER_PIXEL
 LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
 
 
@@ -136,18 +139,25 @@ def _timed(call) -> float:
 def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     """Seconds of one network call of each graph on a full tile batch (zeros: the cost does not depend on content).
 
+    The timed calls leave no memory behind: on the CPU one tile is timed and the time multiplied by the batch (a CPU
+    call's time grows with its tiles), and each call hands onnxruntime's CPU arena back at its end. Timed on the full
+    batch with the arena kept, the estimate alone took as much memory as a large map's whole preparation, and tiles
+    timed alone with the arena kept left their chunks beside the run's own batches (docs/benchmarks.md, *Memory on large
+    maps*). On a GPU a batch costs little more than one tile, so the full batch is timed there.
     The denoiser is called once untimed (the first call pays onnxruntime's warm-up), then the median of three
     calls is taken, as other programs on the machine make single calls noisy."""
+    timed = 1 if pkg.device == "cpu" else batch
+    pkg = pkg.releasing_memory()
     tile, f, k = pkg.tile_size, pkg.downsample, len(pkg.scheme.classes)
-    latent = np.zeros((batch, pkg.latent_channels, tile // f, tile // f), dtype=np.float32)
-    steps = np.zeros(batch, dtype=np.int64)
-    condition = pkg.condition(np.zeros((batch, k, tile, tile), dtype=np.float32))
+    latent = np.zeros((timed, pkg.latent_channels, tile // f, tile // f), dtype=np.float32)
+    steps = np.zeros(timed, dtype=np.int64)
+    condition = pkg.condition(np.zeros((timed, k, tile, tile), dtype=np.float32))
     pkg.denoise_with(latent, steps, condition)
     seconds = {"denoiser": float(np.median([_timed(lambda: pkg.denoise_with(latent, steps, condition)) for _ in range(3)])),
                "decoder": _timed(lambda: pkg.decode(latent))}
     if with_image:
-        seconds["encoder"] = _timed(lambda: pkg.encode(np.zeros((batch, 3, tile, tile), dtype=np.float32)))
-    return seconds
+        seconds["encoder"] = _timed(lambda: pkg.encode(np.zeros((timed, 3, tile, tile), dtype=np.float32)))
+    return {graph: value * batch / timed for graph, value in seconds.items()}
 
 
 def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: bool, tile_px: int | None = None) -> float | None:

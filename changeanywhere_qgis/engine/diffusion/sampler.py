@@ -1,7 +1,8 @@
 """Tiled encoding, sampling (DDIM or DPM-Solver++ 2M) with latent mixing, and tiled decoding, in numpy.
 
 Memory is bounded by the tile batch plus latent-resolution canvases (1/16 of the pixels for a
-factor-4 model): the full-resolution one-hot map and image are never built for the whole raster.
+factor-4 model): the full-resolution one-hot map and image are never built for the whole raster, and a
+large raster's canvases are files stepped window by window (canvas.py).
 
 Latent mixing (ChangeAnywhere): for the first floor(S * s) of the S reverse steps, the unchanged
 area of the latent is replaced by the pre-event latent noised to the current timestep, so the
@@ -19,9 +20,10 @@ from typing import Callable
 import numpy as np
 
 from ..progress import Progress
+from .canvas import LatentCanvases
 from .model_package import ModelPackage
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, DPMSolverPP2M
-from .tiling import TileGrid
+from .tiling import TileGrid, fuse
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class SamplerSettings:
 class KnownContent:
     """What latent mixing holds fixed: the pre-event latent, where the land is unchanged."""
 
-    latent: np.ndarray  # [C, h, w] pre-event latent
-    unchanged: np.ndarray  # [h, w] float32, 1 unchanged, 0 changed
+    latent: np.ndarray  # [C, h, w] pre-event latent (an array, or a large raster's LatentFile)
+    unchanged: np.ndarray  # [h, w] float32, 1 unchanged, 0 changed (an array or a scratch file)
     correlation: float  # s in [0, 1]: the fraction of steps that mix
 
     def mixing_steps(self, steps: int) -> int:
@@ -54,22 +56,21 @@ def latent_grid(model: ModelPackage, height_px: int, width_px: int, overlap_px: 
 
 def encode(
     model: ModelPackage, read_image: Callable[[int, int, int, int], np.ndarray], grid: TileGrid,
-    settings: SamplerSettings, progress: Progress,
-) -> np.ndarray:
+    settings: SamplerSettings, progress: Progress, canvases: LatentCanvases | None = None,
+):
     """Encode an image tile by tile into one latent canvas, fusing overlaps.
 
     ``read_image(row, col, height, width)`` returns float32 [3, height, width] in [-1, 1] (pixels).
     """
     f = model.downsample
-    acc = np.zeros((model.latent_channels, grid.height, grid.width), dtype=np.float32)
-    w = grid.weight()
-    for batch in grid.batches(settings.batch_size):
-        pixels = np.stack([read_image(t.row * f, t.col * f, t.size_y * f, t.size_x * f) for t in batch])
-        latents = model.encode(pixels)
-        for t, z in zip(batch, latents):
-            acc[(slice(None), *t.slices)] += w * z
-        progress.advance(len(batch))
-    return acc / grid.weight_sum()
+    canvases = canvases or LatentCanvases(model.latent_channels, (grid.height, grid.width))
+    latent = canvases.canvas("encoded")
+
+    def run(_index: int, batch) -> np.ndarray:
+        return model.encode(np.stack([read_image(t.row * f, t.col * f, t.size_y * f, t.size_x * f) for t in batch]))
+
+    fuse(grid, grid.batches(settings.batch_size), run, latent, progress)
+    return latent
 
 
 def sample(
@@ -80,16 +81,17 @@ def sample(
     rng: np.random.Generator,
     progress: Progress,
     known: KnownContent | None = None,
-) -> np.ndarray:
+    canvases: LatentCanvases | None = None,
+):
     """Generate the latent of an image that obeys ``semantic`` (uint8 codes over the padded canvas, pixels).
 
     Every step, each tile's prediction is computed and the overlapping predictions are averaged
-    with feathered weights before one solver update of the whole canvas (MultiDiffusion).
+    with feathered weights before one solver update of the whole canvas (MultiDiffusion). ``canvases``
+    (None: in memory) makes the latent canvases: files for a large raster, stepped by window.
     """
     f = model.downsample
     schedule, scheme = model.schedule, model.scheme
-    shape = (model.latent_channels, grid.height, grid.width)
-    weight, weight_sum = grid.weight(), grid.weight_sum()
+    canvases = canvases or LatentCanvases(model.latent_channels, (grid.height, grid.width))
     timesteps = schedule.timesteps(settings.steps)
     mixing = known.mixing_steps(settings.steps) if known is not None else 0
     multistep = DPMSolverPP2M(schedule, settings.steps) if settings.sampler == "dpmpp-2m" else None
@@ -107,26 +109,51 @@ def sample(
             kept[index] = made
         return made
 
-    x = rng.standard_normal(shape, dtype=np.float32)
+    x = canvases.normal(rng, "x")
+    prediction = canvases.canvas("prediction")
+    history = canvases.canvas("history") if multistep is not None else None
     for i, t in enumerate(timesteps):
         if i < mixing:
-            noised = schedule.q_sample(known.latent, int(t), rng.standard_normal(shape, dtype=np.float32))
-            x = known.unchanged * noised + (1.0 - known.unchanged) * x
-        prediction = np.zeros(shape, dtype=np.float32)
-        for index, batch in enumerate(batches):
+            _mix_known(canvases, x, known, schedule, int(t), rng)
+
+        def denoise(index: int, batch, t=t) -> np.ndarray:
             latents = np.stack([x[(slice(None), *tile.slices)] for tile in batch])
-            out = model.denoise_with(latents, np.full(len(batch), t, dtype=np.int64), condition(index, batch))
-            for tile, p in zip(batch, out):
-                prediction[(slice(None), *tile.slices)] += weight * p
-            progress.advance(len(batch))
-        prediction /= weight_sum
+            return model.denoise_with(latents, np.full(len(batch), t, dtype=np.int64), condition(index, batch))
+
+        fuse(grid, batches, denoise, prediction, progress)
+        fresh = known.unchanged if i < mixing else None
         if multistep is not None:
-            x = multistep.step(i, x, prediction, fresh=known.unchanged if i < mixing else None)
-            continue
-        t_prev = schedule.previous_timestep(int(t), settings.steps)
-        noise = rng.standard_normal(shape, dtype=np.float32) if settings.eta > 0 else None
-        x = schedule.ddim_step(x, int(t), t_prev, prediction, eta=settings.eta, noise=noise)
+            _multistep_update(canvases, multistep, i, x, prediction, history, fresh)
+        else:
+            _ddim_update(canvases, schedule, int(t), schedule.previous_timestep(int(t), settings.steps), x, prediction,
+                         settings.eta, rng)
+    canvases.discard(prediction, history)
     return x
+
+
+def _mix_known(canvases: LatentCanvases, x, known: KnownContent, schedule, t: int, rng: np.random.Generator) -> None:
+    """Latent mixing: the unchanged cells of ``x`` replaced by the pre-event latent noised to ``t``."""
+    for chunk in canvases.chunks():
+        xs, keep = chunk.of(x), chunk.of_plane(known.unchanged)
+        noised = schedule.q_sample(chunk.of(known.latent), t, rng.standard_normal(xs.shape, dtype=np.float32))
+        chunk.put(x, keep * noised + (1.0 - keep) * xs)
+
+
+def _ddim_update(canvases: LatentCanvases, schedule, t: int, t_prev: int, x, prediction, eta: float,
+                 rng: np.random.Generator) -> None:
+    for chunk in canvases.chunks():
+        xs = chunk.of(x)
+        noise = rng.standard_normal(xs.shape, dtype=np.float32) if eta > 0 else None
+        chunk.put(x, schedule.ddim_step(xs, t, t_prev, chunk.of(prediction), eta=eta, noise=noise))
+
+
+def _multistep_update(canvases: LatentCanvases, multistep: DPMSolverPP2M, i: int, x, prediction, history, fresh) -> None:
+    """One DPM-Solver++ 2M step; ``history`` holds the last step's clean-latent prediction (none before step 0)."""
+    for chunk in canvases.chunks():
+        replaced = chunk.of_plane(fresh) if fresh is not None else None
+        x_next, x0 = multistep.update(i, chunk.of(x), chunk.of(prediction), chunk.of(history) if i > 0 else None, replaced)
+        chunk.put(history, x0)
+        chunk.put(x, x_next)
 
 
 def decode(

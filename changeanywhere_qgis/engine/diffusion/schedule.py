@@ -159,25 +159,32 @@ class DPMSolverPP2M:
         self.previous: np.ndarray | None = None  # the last step's predicted clean latent
 
     def step(self, i: int, x: np.ndarray, pred: np.ndarray, fresh: np.ndarray | None = None) -> np.ndarray:
-        """x at ``timesteps[i]`` and the network's output there -> x at the next timestep.
+        """x at ``timesteps[i]`` and the network's output there -> x at the next timestep (the history kept here).
 
         ``fresh`` (1 where ``x`` was just replaced, 0 elsewhere; broadcast over channels) marks cells whose state
         does not come from the previous step (latent mixing): the previous prediction was made on another state
         there, so the second-order correction, a difference of the two predictions, would mix two unrelated draws.
         Those cells take the first-order (DDIM) update; the others keep the full second-order one.
         """
+        x_next, self.previous = self.update(i, x, pred, self.previous, fresh)
+        return x_next
+
+    def update(self, i: int, x: np.ndarray, pred: np.ndarray, previous: np.ndarray | None,
+               fresh: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As ``step``, with the history given (``previous``: the last step's clean-latent prediction, None at the
+        first step): (x at the next timestep, this step's clean-latent prediction). Element by element, so a large
+        canvas can be stepped one window at a time."""
         n = len(self.timesteps)
         x0, _ = self.schedule.split_prediction(x, int(self.timesteps[i]), pred)
         alpha_t, sigma_t, sigma_s = self.alpha[i + 1], self.sigma[i + 1], self.sigma[i]
         ratio = (sigma_t / alpha_t) / (sigma_s / self.alpha[i])  # exp(-h)
         # First order at the first step (no history) and at the last (diffusers: final_sigmas_type "zero").
-        if self.previous is None or i == n - 1:
+        if previous is None or i == n - 1:
             data = x0
         else:
             h, h0 = self.lam[i + 1] - self.lam[i], self.lam[i] - self.lam[i - 1]
-            d1 = (h / h0) * (x0 - self.previous)
+            d1 = (h / h0) * (x0 - previous)
             if fresh is not None:
                 d1 = d1 * (1.0 - fresh)
             data = x0 + 0.5 * d1  # the midpoint solver: D0 + D1 / 2
-        self.previous = x0
-        return ((sigma_t / sigma_s) * x - alpha_t * (ratio - 1.0) * data).astype(x.dtype, copy=False)
+        return ((sigma_t / sigma_s) * x - alpha_t * (ratio - 1.0) * data).astype(x.dtype, copy=False), x0

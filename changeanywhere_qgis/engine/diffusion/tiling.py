@@ -92,3 +92,32 @@ class TileGrid:
 def canvas_size(length: int, multiple_of: int) -> int:
     """Padded length: a whole multiple of the model's size granule (rasters smaller than a tile are one tile)."""
     return math.ceil(length / multiple_of) * multiple_of
+
+
+def fuse(grid: TileGrid, batches: list[list[Tile]], run, out, progress=None) -> None:
+    """Each batch's tile outputs (``run(index, batch)`` -> [N, C, ty, tx]) averaged with feathered weights where tiles
+    overlap, into ``out`` ([C, height, width]: an array, or a canvas of files written by whole rows).
+
+    Only one band of tile rows is summed in memory: as tiles come in raster order, the rows above the next tile's top
+    receive no more tiles, so they are divided by their weight sum and written out. Per cell, the same sums in the same
+    order as a whole-canvas accumulator: the same numbers."""
+    weight = grid.weight()
+    channels = out.shape[0]
+    top = 0
+    acc = np.zeros((channels, 0, grid.width), dtype=np.float32)
+    wsum = np.zeros((0, grid.width), dtype=np.float32)
+    for index, batch in enumerate(batches):
+        for tile, value in zip(batch, run(index, batch)):
+            grow = tile.row + tile.size_y - top - acc.shape[1]
+            if grow > 0:
+                acc = np.concatenate([acc, np.zeros((channels, grow, grid.width), np.float32)], axis=1)
+                wsum = np.concatenate([wsum, np.zeros((grow, grid.width), np.float32)], axis=0)
+            rows, cols = slice(tile.row - top, tile.row - top + tile.size_y), slice(tile.col, tile.col + tile.size_x)
+            acc[:, rows, cols] += weight * value
+            wsum[rows, cols] += weight
+        if progress is not None:
+            progress.advance(len(batch))
+        done = batches[index + 1][0].row if index + 1 < len(batches) else grid.height
+        if done > top:
+            out[:, top:done, :] = acc[:, : done - top] / wsum[: done - top]
+            acc, wsum, top = acc[:, done - top :], wsum[done - top :], done

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io import BAND_PIXELS, row_bands
 from .change import ChangeEvent, ChangeResult, as_labels, class_names, frozen_pixels
 from ..landcover import ClassScheme
 
@@ -127,6 +128,7 @@ def events_from_polygons(
     nodata=None,
     only_from=None,
     layer=None,
+    scratch=None,
 ) -> ChangeResult:
     """Burn user-drawn change polygons into the land-cover map.
 
@@ -134,14 +136,16 @@ def events_from_polygons(
     source ``file.gpkg|layername=x`` works too) or a GeoDataFrame. Each polygon's ``class_field``
     holds the class the land becomes (name or code). Later features win where polygons overlap.
     ``only_from``: classes (codes or names) that may change; None or [] means all. Raises
-    :class:`InputError` (nothing changed) for every unusable input.
+    :class:`InputError` (nothing changed) for every unusable input. ``scratch`` (a large map's, its ``labels`` a
+    ScratchRaster): the polygons are burnt one band of rows at a time and the post-event map is a scratch file.
     """
     import shapely
     from rasterio.crs import CRS
-    from rasterio.features import rasterize
+    from rasterio import Affine
     from rasterio.transform import array_bounds
 
-    labels = as_labels(labels)
+    if scratch is None:
+        labels = as_labels(labels)
     gdf, name = _read_vector(vector, layer)
     if len(gdf) == 0:
         raise InputError(f"The change polygons in {name} hold no features. Draw at least one polygon.")
@@ -228,44 +232,38 @@ def events_from_polygons(
         warnings.warn(f"Change polygons outside the raster ignored: feature {', '.join(outside)}.", stacklevel=2)
 
     shapes = [(repaired[i], n + 1) for n, i in enumerate(inside)]
-    burn = rasterize(shapes, out_shape=(height, width), transform=transform, fill=0, dtype="int32")
     lut = np.zeros(len(inside) + 1, dtype=np.uint8)
     for n, i in enumerate(inside):
         lut[n + 1] = targets[i]
-    target = lut[burn]
-    covered = burn > 0
-    frozen = frozen_pixels(labels, scheme, nodata)
-    may = covered & ~frozen
-    if only_codes is not None:
-        may &= np.isin(labels, only_codes)
-    change = may & (labels != target)
+    tally = _Tally(len(inside) + 1)
+    if scratch is None:
+        post = labels.copy()
+        _burn_band(labels, post, shapes, transform, lut, scheme, nodata, only_codes, tally)
+    else:  # a large map: the polygons burnt one band of rows at a time, the post-event map a scratch file
+        post = scratch.empty(np.uint8, "post")
+        for rows in row_bands(height, width, BAND_PIXELS):
+            band = labels[rows, :]
+            out = band.copy()
+            _burn_band(band, out, shapes, transform * Affine.translation(0, rows.start), lut, scheme, nodata, only_codes, tally)
+            post[rows, :] = out
 
-    if not change.any():
-        n_cov = int(covered.sum())
+    if tally.changed == 0:
+        n_cov = tally.covered
         if n_cov == 0:
             why = "they cover no pixel centre (each is smaller than a pixel or a sliver at the edge)"
             fix = "Draw larger polygons."
         else:
-            parts = [f"{int((covered & frozen).sum())} are no-data"]
-            parts.append(f"{int((covered & ~frozen & (labels == target)).sum())} already have the target class")
+            parts = [f"{tally.covered_frozen} are no-data"]
+            parts.append(f"{tally.covered_target} already have the target class")
             if only_codes is not None:
-                parts.append(
-                    f"{int((covered & ~frozen & (labels != target) & ~np.isin(labels, only_codes)).sum())} are not of "
-                    f"the only_from classes ({class_names(scheme, only_codes)})"
-                )
+                parts.append(f"{tally.covered_not_from} are not of the only_from classes ({class_names(scheme, only_codes)})")
             why = f"of the {n_cov} pixels they cover, " + ", ".join(parts)
             fix = "Draw them over land of another class" + (", or widen only_from." if only_codes is not None else ".")
         raise InputError(f"The change polygons in {name} change no pixel: {why}. {fix}")
 
-    post = labels.copy()
-    post[change] = target[change]
-
-    feature_of = burn[change]
-    from_of = labels[change].astype(np.int64)
-    counts = np.bincount(feature_of, minlength=len(inside) + 1)
-    pairs = np.unique(feature_of.astype(np.int64) * 256 + from_of)
+    counts = tally.counts
     froms: dict[int, list[int]] = {}
-    for p in pairs:
+    for p in sorted(tally.pairs):
         froms.setdefault(int(p // 256), []).append(int(p % 256))
     events = []
     idle = []
@@ -281,3 +279,38 @@ def events_from_polygons(
             stacklevel=2,
         )
     return ChangeResult(post, events)
+
+
+class _Tally:
+    """What the burnt bands changed, summed over the bands: pixels per feature, (feature, from-class) pairs, and the
+    counts the "change no pixel" message gives."""
+
+    def __init__(self, features: int) -> None:
+        self.counts = np.zeros(features, dtype=np.int64)
+        self.pairs: set[int] = set()
+        self.changed = self.covered = self.covered_frozen = self.covered_target = self.covered_not_from = 0
+
+
+def _burn_band(labels: np.ndarray, post: np.ndarray, shapes, transform, lut: np.ndarray, scheme: ClassScheme, nodata,
+               only_codes, tally: _Tally) -> None:
+    """Burn the polygons into one band of the map (``transform``: the band's); its changes into ``post`` and ``tally``."""
+    from rasterio.features import rasterize
+
+    burn = rasterize(shapes, out_shape=labels.shape, transform=transform, fill=0, dtype="int32")
+    target = lut[burn]
+    covered = burn > 0
+    frozen = frozen_pixels(labels, scheme, nodata)
+    may = covered & ~frozen
+    if only_codes is not None:
+        may &= np.isin(labels, only_codes)
+    change = may & (labels != target)
+    post[change] = target[change]
+    feature_of = burn[change]
+    tally.counts += np.bincount(feature_of, minlength=len(tally.counts))
+    tally.pairs.update(int(v) for v in np.unique(feature_of.astype(np.int64) * 256 + labels[change].astype(np.int64)))
+    tally.changed += int(np.count_nonzero(change))
+    tally.covered += int(np.count_nonzero(covered))
+    tally.covered_frozen += int(np.count_nonzero(covered & frozen))
+    tally.covered_target += int(np.count_nonzero(covered & ~frozen & (labels == target)))
+    if only_codes is not None:
+        tally.covered_not_from += int(np.count_nonzero(covered & ~frozen & (labels != target) & ~np.isin(labels, only_codes)))

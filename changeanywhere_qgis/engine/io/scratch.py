@@ -69,6 +69,11 @@ class ScratchRaster:
             os.close(fd)
             self._fd = None
 
+    def remove(self) -> None:
+        """Close and delete the file now (a run's working copy that is no longer needed), not with the folder."""
+        self.__del__()
+        self.path.unlink(missing_ok=True)
+
     @property
     def size(self) -> int:
         return self.shape[0] * self.shape[1]

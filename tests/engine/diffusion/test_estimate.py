@@ -8,6 +8,7 @@ import pytest
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.diffusion import (PEAK_BYTES_PER_PIXEL, available_memory, check_memory, estimate_seconds,
                                                   load_model_package, parse_size)
+from changeanywhere_qgis.engine.diffusion.estimate import time_per_call
 
 
 @pytest.mark.parametrize("text,expected", [("4G", 4 << 30), ("500M", 500 << 20), ("1.5 GiB", int(1.5 * (1 << 30))),
@@ -35,3 +36,38 @@ def test_time_is_estimated_for_long_work_only(tiny_model_dir):
     long_run = estimate_seconds(pkg, tiles=100, steps=50, batch_size=4, with_image=False)
     assert long_run is not None and long_run > 0
     assert estimate_seconds(pkg, tiles=100, steps=500, batch_size=4, with_image=False) > long_run
+
+
+class _Calls:
+    """The package, recording the tiles of each network call and the run options they were made with."""
+
+    def __init__(self, pkg, device: str) -> None:
+        self.pkg, self.device, self.tiles = pkg, device, []
+
+    def __getattr__(self, name):
+        return getattr(self.pkg, name)
+
+    def releasing_memory(self):
+        released = _Calls(self.pkg.releasing_memory(), self.device)
+        released.tiles = self.tiles
+        return released
+
+    def denoise_with(self, latent, steps, condition):
+        self.tiles.append(("denoiser", len(latent), self.pkg.release_memory))
+        return self.pkg.denoise_with(latent, steps, condition)
+
+    def decode(self, latent):
+        self.tiles.append(("decoder", len(latent), self.pkg.release_memory))
+        return self.pkg.decode(latent)
+
+
+def test_the_estimate_times_one_tile_on_the_cpu_and_keeps_no_arena(tiny_model_dir):
+    pkg = load_model_package(tiny_model_dir, "cpu", 1)
+    calls = _Calls(pkg, "cpu")
+    seconds = time_per_call(calls, 4, with_image=False)
+    assert calls.tiles and all(tiles == 1 and released for _, tiles, released in calls.tiles)
+    assert set(seconds) == {"denoiser", "decoder"} and all(v > 0 for v in seconds.values())
+    assert not pkg.release_memory  # the run's own package keeps its arena
+    on_gpu = _Calls(pkg, "cuda")  # the same sessions, taken for a GPU's: the full batch is timed there
+    time_per_call(on_gpu, 4, with_image=False)
+    assert {tiles for _, tiles, _ in on_gpu.tiles} == {4}
