@@ -12,7 +12,6 @@ its reconstruction PSNR must beat the base's.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .adapt_area import Area, HeldOut, usable_cells
-from .adapt_train import Interrupted, StepBudget, Stopper
+from .adapt_train import StepBudget, Stopper, run_steps
 from .autoencoder import Reconstruction, build_vqmodel, downsample_factor, edge_l1
 from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
 from .data import dihedral, image_to_tensor_range
@@ -73,41 +72,34 @@ def tune_decoder(base, area: Area, held: HeldOut, cfg: dict, run_dir: Path, devi
     budget = StepBudget(steps, None, ckpt["wall_seconds"] if ckpt else 0.0)
     origins = crop_origins(area, held, downsample_factor(base.networks.architecture["autoencoder"]), crop)
 
-    def state(finished: bool) -> dict:
+    def state(step: int, finished: bool) -> dict:
         return {"vq": vq.state_dict(), "opt": opt.state_dict(), "step": step, "history": history, "rng": rng_state(rng),
                 "wall_seconds": budget.wall(), "finished": finished}
 
     recon = Reconstruction(vq, train_encoder=False)
     bar = tqdm(total=steps, initial=step, desc="decoder", unit="step", mininterval=2, dynamic_ncols=True)
-    last_save = time.monotonic()
+
+    def one_step(step: int) -> float:
+        for g in opt.param_groups:
+            g["lr"] = lr * warmup_cosine(step, acfg["warmup_steps"], step / steps)
+        x = image_batch(rng, area.image, origins, crop, acfg["batch_size"]).to(device)
+        _, rec, _ = recon(x)
+        loss = acfg["l1_weight"] * F.l1_loss(rec, x) + acfg["edge_weight"] * edge_l1(rec, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in vq.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        history.append(loss.item())
+        return loss.item()
+
+    def show(step: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bar.update(1)
+
     vq.train()
-    stopper.deferring = True
-    try:
-        while not budget.done(step):
-            if stopper.signum is not None:
-                save_atomic(state(False), run_dir / CHECKPOINT)
-                raise Interrupted(stopper.signum, step)
-            for g in opt.param_groups:
-                g["lr"] = lr * warmup_cosine(step, acfg["warmup_steps"], step / steps)
-            x = image_batch(rng, area.image, origins, crop, acfg["batch_size"]).to(device)
-            _, rec, _ = recon(x)
-            loss = acfg["l1_weight"] * F.l1_loss(rec, x) + acfg["edge_weight"] * edge_l1(rec, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in vq.parameters() if p.requires_grad], 1.0)
-            opt.step()
-            step += 1
-            history.append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            bar.update(1)
-            if time.monotonic() - last_save > 60 * acfg["checkpoint_minutes"]:
-                save_atomic(state(False), run_dir / CHECKPOINT)
-                last_save = time.monotonic()
-    finally:
-        stopper.deferring = False
-        bar.close()
+    step = run_steps(budget, step, one_step, state, run_dir / CHECKPOINT, acfg["checkpoint_minutes"], stopper, bar, show)
     vq.eval()
-    final = state(True)
+    final = state(step, True)
     save_atomic(final, run_dir / CHECKPOINT)
     return final
 

@@ -79,6 +79,30 @@ class StepBudget:
         return step >= self.steps if self.steps else self.wall() >= self.seconds
 
 
+def run_steps(budget: StepBudget, step: int, one_step: Callable[[int], float], state: Callable[[int, bool], dict],
+              checkpoint: Path, save_minutes: float, stopper: Stopper, bar, show: Callable[[int, float], None]) -> int:
+    """An adaptation's training loop (the denoiser's, the decoder's): ``one_step(step)`` returns its loss, until the
+    budget is spent; a checkpoint every ``save_minutes`` and on Ctrl-C or SIGTERM, which then raises Interrupted;
+    ``show(step, loss)`` updates the bar, closed at the end. Returns the last step."""
+    last_save = time.monotonic()
+    stopper.deferring = True
+    try:
+        while not budget.done(step):
+            if stopper.signum is not None:
+                save_atomic(state(step, False), checkpoint)
+                raise Interrupted(stopper.signum, step)
+            loss = one_step(step)
+            step += 1
+            show(step, loss)
+            if time.monotonic() - last_save > 60 * save_minutes:
+                save_atomic(state(step, False), checkpoint)
+                last_save = time.monotonic()
+    finally:
+        stopper.deferring = False
+        bar.close()
+    return step
+
+
 def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, steps: int | None,
           minutes: float | None, data: list[str], stopper: Stopper,
           on_batch: Callable[[list], None] | None = None) -> dict:
@@ -98,7 +122,7 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
         print(f"resuming at step {step} ({wall / 60:.1f} min done) from {run_dir / CHECKPOINT}")
     budget = StepBudget(steps, minutes, wall)
 
-    def state(finished: bool) -> dict:
+    def state(step: int, finished: bool) -> dict:
         return {"stage": "diffusion", "config": cfg, "unet": unet.state_dict(), "ema": ema.model.state_dict(),
                 "opt": opt.state_dict(), "step": step, "planned_steps": steps, "wall_seconds": budget.wall(),
                 "history": history, "rng": rng_state(rng), "finished": finished,
@@ -109,30 +133,23 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
     bar = tqdm(total=steps or int(budget.seconds), initial=step if steps else int(wall), desc="adapting",
                unit="step" if steps else "s", mininterval=2, dynamic_ncols=True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
-    last_save = time.monotonic()
+
+    def one_step(step: int) -> float:
+        for g in opt.param_groups:
+            g["lr"] = dcfg["lr"] * warmup_cosine(step, dcfg["warmup_steps"], budget.progress(step))
+        x0, labels, where = draw_batch(rng, cache, dcfg["crop"], dcfg["batch_size"])
+        if on_batch is not None:
+            on_batch(where)
+        loss = denoising_step(unet, unet, ema, opt, sched, dcfg, x0.to(device), labels, step, autocast)
+        history.append(loss)
+        return loss
+
+    def show(step: int, loss: float) -> None:
+        bar.set_postfix(step=step, loss=f"{loss:.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
+        bar.update(1 if steps else int(budget.wall()) - bar.n)
+
     unet.train()
-    stopper.deferring = True
-    try:
-        while not budget.done(step):
-            if stopper.signum is not None:
-                save_atomic(state(False), run_dir / CHECKPOINT)
-                raise Interrupted(stopper.signum, step)
-            for g in opt.param_groups:
-                g["lr"] = dcfg["lr"] * warmup_cosine(step, dcfg["warmup_steps"], budget.progress(step))
-            x0, labels, where = draw_batch(rng, cache, dcfg["crop"], dcfg["batch_size"])
-            if on_batch is not None:
-                on_batch(where)
-            loss = denoising_step(unet, unet, ema, opt, sched, dcfg, x0.to(device), labels, step, autocast)
-            step += 1
-            history.append(loss)
-            bar.set_postfix(step=step, loss=f"{loss:.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
-            bar.update(1 if steps else int(budget.wall()) - bar.n)
-            if time.monotonic() - last_save > 60 * dcfg["checkpoint_minutes"]:
-                save_atomic(state(False), run_dir / CHECKPOINT)
-                last_save = time.monotonic()
-    finally:
-        stopper.deferring = False
-        bar.close()
-    final = state(True)
+    step = run_steps(budget, step, one_step, state, run_dir / CHECKPOINT, dcfg["checkpoint_minutes"], stopper, bar, show)
+    final = state(step, True)
     save_atomic(final, run_dir / CHECKPOINT)
     return final
