@@ -43,7 +43,7 @@ from changeanywhere_qgis.engine.io import check_output_path, check_writable
 
 from .adapt_area import build_cache, check_trainable, choose_holdout, read_area
 from .adapt_decoder import tune_decoder, with_tuned_decoder
-from .adapt_figures import figures, held_out_latents
+from .adapt_figures import denoising_loss, figures, held_out_latents
 from .adapt_train import Interrupted, Stopper, train
 from .autoencoder import downsample_factor
 from .checkpoint import load_if_present, save_atomic
@@ -193,7 +193,8 @@ def adapt(args, out: Path, run: Path, stopper: Stopper) -> int:
         before_path.write_text(json.dumps(before, indent=2))
 
     data = [f"{args.semantic} + {args.image}" + (f"@{args.remap}" if args.remap else "")]
-    final = train(cfg, base, cache, run, args.device, args.seed, steps, minutes, data, stopper)
+    final = train(cfg, base, cache, run, args.device, args.seed, steps, minutes, data, stopper,
+                  watch=lambda ema: denoising_loss(ema, latents, labels, cfg["diffusion"], args.seed))
     tuned = tune_decoder(base, area, held, cfg, run, args.device, args.seed, args.decoder_steps, stopper) \
         if args.decoder_steps else None
 
@@ -266,7 +267,8 @@ def finish_manifest(doc: dict, base_manifest: dict, args, base: BaseModel, area,
         "steps": final["step"], "wall_seconds": round(final["wall_seconds"], 1), "device": args.device,
         "hardware": hardware(args.device), "loss": loss_summary(final["history"]),
         "config": str(args.config), "held_out_figures": {"before": before, "after": after,
-                                                         **({} if args.judge else {"map_following": "not measured (no --judge)"})},
+                                                         **({} if args.judge else {"map_following": "not measured (no --judge)"}),
+                                                         "denoising_loss_by_step": final.get("held_out_curve", [])},
     }
     return {**doc, **keep, "name": name, "version": f"{base_manifest.get('version', '0')}+adapted",
             "training": base_manifest.get("training", {}), "adaptation": adaptation}
@@ -298,6 +300,11 @@ def report(out: Path, a: dict) -> str:
              "  figure                      base      adapted",
              f"  reconstruction PSNR (dB)  {b['reconstruction_psnr_db']:8.2f}  {f['reconstruction_psnr_db']:8.2f}",
              f"  denoising loss            {b['denoising_loss']:8.4f}  {f['denoising_loss']:8.4f}"]
+    curve = a["held_out_figures"].get("denoising_loss_by_step") or []
+    if len(curve) > 1:
+        best = min(curve, key=lambda c: c[1])
+        lines.append(f"  held-out denoising loss by step (EMA weights): lowest {best[1]:.4f} at step {best[0]} of {a['steps']}"
+                     + ("" if best[0] == curve[-1][0] else "; a shorter run may suit this area better"))
     if "decoder" in a:
         d = a["decoder"]["held_out_reconstruction_psnr_db"]
         lines.append(f"  decoder tuned {a['decoder']['steps']} steps: held-out copy {d['tuned']:.2f} dB against the base's "

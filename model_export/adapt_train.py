@@ -26,6 +26,9 @@ from .schedule_utils import EMA, warmup_cosine
 from .train_diffusion import denoising_step, noise_scheduler, resume_denoiser
 
 CHECKPOINT = "last.pt"
+# Every this many steps the EMA denoiser (what the package gets) is scored on the held-out block: the curve shows
+# a user whether a longer run still helps their area or has begun to fit the training part more than the block.
+WATCH_EVERY = 250
 
 
 class Interrupted(BaseException):
@@ -105,8 +108,12 @@ def run_steps(budget: StepBudget, step: int, one_step: Callable[[int], float], s
 
 def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, steps: int | None,
           minutes: float | None, data: list[str], stopper: Stopper,
-          on_batch: Callable[[list], None] | None = None) -> dict:
-    """Fine-tune the base's denoiser; returns the finished checkpoint (also saved as RUN/last.pt)."""
+          on_batch: Callable[[list], None] | None = None,
+          watch: Callable[[torch.nn.Module], float] | None = None) -> dict:
+    """Fine-tune the base's denoiser; returns the finished checkpoint (also saved as RUN/last.pt).
+
+    ``watch(ema_model)``, when given, scores the EMA weights every WATCH_EVERY steps and at the end; the scores
+    are the checkpoint's ``held_out_curve``, a list of [step, score]."""
     dcfg = cfg["diffusion"]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -115,17 +122,18 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
     ema = EMA(unet, dcfg["ema_decay"])  # the package holds the EMA weights: they start both
     opt = torch.optim.AdamW(unet.parameters(), lr=dcfg["lr"], weight_decay=0.01)
     sched = noise_scheduler(dcfg)
-    step, wall, history = 0, 0.0, []
+    step, wall, history, curve = 0, 0.0, [], []
     ckpt = load_if_present(run_dir / CHECKPOINT)
     if ckpt is not None:
         step, wall, history = resume_denoiser(ckpt, unet, ema, opt, rng)
+        curve = ckpt.get("held_out_curve", [])
         print(f"resuming at step {step} ({wall / 60:.1f} min done) from {run_dir / CHECKPOINT}")
     budget = StepBudget(steps, minutes, wall)
 
     def state(step: int, finished: bool) -> dict:
         return {"stage": "diffusion", "config": cfg, "unet": unet.state_dict(), "ema": ema.model.state_dict(),
                 "opt": opt.state_dict(), "step": step, "planned_steps": steps, "wall_seconds": budget.wall(),
-                "history": history, "rng": rng_state(rng), "finished": finished,
+                "history": history, "held_out_curve": curve, "rng": rng_state(rng), "finished": finished,
                 "autoencoder": base.autoencoder_record(), "data": data, "hardware": hardware(device),
                 "base_model": base.provenance()}
 
@@ -147,9 +155,13 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
     def show(step: int, loss: float) -> None:
         bar.set_postfix(step=step, loss=f"{loss:.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
         bar.update(1 if steps else int(budget.wall()) - bar.n)
+        if watch is not None and step % WATCH_EVERY == 0:
+            curve.append([step, watch(ema.model)])
 
     unet.train()
     step = run_steps(budget, step, one_step, state, run_dir / CHECKPOINT, dcfg["checkpoint_minutes"], stopper, bar, show)
+    if watch is not None and (not curve or curve[-1][0] != step):
+        curve.append([step, watch(ema.model)])
     final = state(step, True)
     save_atomic(final, run_dir / CHECKPOINT)
     return final

@@ -85,6 +85,21 @@ def test_adapt_writes_a_package_the_engine_loads_and_generates_with(pair, tmp_pa
     assert json.loads((tmp_path / "sample" / "sample.json").read_text())["model"]["path"] == str(out)
 
 
+def test_the_held_out_loss_is_recorded_along_the_run_and_ends_at_the_packages_figure(pair, tmp_path, monkeypatch, capsys):
+    import model_export.adapt_train as adapt_train
+
+    monkeypatch.setattr(adapt_train, "WATCH_EVERY", 2)
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "5")) == 0
+    figures = json.loads((out / "model.json").read_text())["adaptation"]["held_out_figures"]
+    curve = figures["denoising_loss_by_step"]
+    assert [s for s, _ in curve] == [2, 4, 5]
+    assert len({round(v, 6) for _, v in curve}) == 3  # the weights moved between the points
+    # the last point is the exported package's own figure: the curve scores what the package gets (the EMA weights)
+    assert curve[-1][1] == pytest.approx(figures["after"]["denoising_loss"], abs=1e-5)
+    assert "held-out denoising loss by step" in capsys.readouterr().out
+
+
 def test_no_training_crop_touches_the_held_out_block(pair):
     """Every crop the loop draws, traced back to the area's pixels, stays clear of the block and its margin."""
     cfg = finetune_config(load_config(TINY_CONFIG), "diffusion")
