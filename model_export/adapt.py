@@ -44,7 +44,7 @@ from changeanywhere_qgis.engine.io import check_output_path, check_writable
 from .adapt_area import build_cache, check_trainable, choose_holdout, read_area
 from .adapt_decoder import tune_decoder, with_tuned_decoder
 from .adapt_figures import denoising_loss, figures, held_out_latents
-from .adapt_train import Interrupted, Stopper, train
+from .adapt_train import WATCH_EVERY, Interrupted, Stopper, train
 from .autoencoder import downsample_factor
 from .checkpoint import load_if_present, save_atomic
 from .data import DataError
@@ -81,6 +81,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder-steps", type=int, default=0, metavar="N",
                    help="then fine-tune the decoder for N steps on your image (encoder and codebook frozen); kept only "
                         "if it copies the held-out block better than the base's (default 0: the base's decoder)")
+    p.add_argument("--keep", choices=("best", "last"), default="best",
+                   help="which denoiser goes into the package: 'best', the weights (scored every "
+                        f"{WATCH_EVERY} steps, the base's included) with the lowest held-out denoising loss, or 'last', "
+                        "the last step's (default best: a small area is soon fitted more closely than the land held out)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training recipe (default: configs/default.toml)")
     p.add_argument("--name", help="the new package's name (default: the base's, 'adapted to' the map's file name)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch")
@@ -93,7 +97,7 @@ def request(args, base_sha: str, held, grid) -> dict:
     return {"semantic": str(Path(args.semantic).resolve()), "image": str(Path(args.image).resolve()),
             "remap": args.remap, "band": args.band, "base_model_json_sha256": base_sha, "holdout_fraction": args.holdout,
             "held_out_window": held.to_dict(), "seed": args.seed, "config": str(Path(args.config).resolve()),
-            "decoder_steps": args.decoder_steps,
+            "decoder_steps": args.decoder_steps, "keep": args.keep,
             "grid": {"width": grid.width, "height": grid.height}}
 
 
@@ -168,7 +172,7 @@ def adapt(args, out: Path, run: Path, stopper: Stopper) -> int:
         changed = [k for k in req if before.get(k) != req[k]]
         if changed:
             raise InputError(f"--resume: the run in {run} was started with other inputs ({', '.join(changed)} differ). "
-                             "Give the same map, image, base, --holdout, --seed, --config and --decoder-steps, or remove the folder.")
+                             "Give the same map, image, base, --holdout, --seed, --config, --decoder-steps and --keep, or remove the folder.")
     steps = args.steps
     minutes = None if steps else (args.minutes or DEFAULT_MINUTES)
 
@@ -194,7 +198,8 @@ def adapt(args, out: Path, run: Path, stopper: Stopper) -> int:
 
     data = [f"{args.semantic} + {args.image}" + (f"@{args.remap}" if args.remap else "")]
     final = train(cfg, base, cache, run, args.device, args.seed, steps, minutes, data, stopper,
-                  watch=lambda ema: denoising_loss(ema, latents, labels, cfg["diffusion"], args.seed))
+                  watch=lambda ema: denoising_loss(ema, latents, labels, cfg["diffusion"], args.seed),
+                  start_score=before["denoising_loss"], keep=args.keep)
     tuned = tune_decoder(base, area, held, cfg, run, args.device, args.seed, args.decoder_steps, stopper) \
         if args.decoder_steps else None
 
@@ -264,7 +269,7 @@ def finish_manifest(doc: dict, base_manifest: dict, args, base: BaseModel, area,
                              "train_diffusion.HOLDOUT_MARGIN latent cells of the block"},
         "trained": trained_networks(decoder),
         **({"decoder": decoder} if decoder else {}),
-        "steps": final["step"], "wall_seconds": round(final["wall_seconds"], 1), "device": args.device,
+        "steps": final["step"], "kept": final["kept"], "wall_seconds": round(final["wall_seconds"], 1), "device": args.device,
         "hardware": hardware(args.device), "loss": loss_summary(final["history"]),
         "config": str(args.config), "held_out_figures": {"before": before, "after": after,
                                                          **({} if args.judge else {"map_following": "not measured (no --judge)"}),
@@ -303,8 +308,10 @@ def report(out: Path, a: dict) -> str:
     curve = a["held_out_figures"].get("denoising_loss_by_step") or []
     if len(curve) > 1:
         best = min(curve, key=lambda c: c[1])
-        lines.append(f"  held-out denoising loss by step (EMA weights): lowest {best[1]:.4f} at step {best[0]} of {a['steps']}"
-                     + ("" if best[0] == curve[-1][0] else "; a shorter run may suit this area better"))
+        kept = a["kept"]["step"]
+        lines.append(f"  held-out denoising loss by step: lowest {best[1]:.4f} at step {best[0]}, {curve[-1][1]:.4f} at the "
+                     f"last step ({curve[-1][0]}); the package holds the weights of step {kept}"
+                     + (" (the base's: no step did better)" if kept == 0 else ""))
     if "decoder" in a:
         d = a["decoder"]["held_out_reconstruction_psnr_db"]
         lines.append(f"  decoder tuned {a['decoder']['steps']} steps: held-out copy {d['tuned']:.2f} dB against the base's "

@@ -10,20 +10,29 @@ user's area that training never saw.
 - **map-following ratio** (only with a judge, ``--judge``): the project's judge (``model_export/segmentation.py``)
   labels images generated from the held-out block's map; mIoU against the map over mIoU against the map
   rotated 180 degrees (docs/map-following-checks.md).
+
+An adapted package's figures can be measured again later, e.g. with a judge it was not adapted with (its manifest
+says which map, image and block; the base package must still be where the manifest says, or be given)::
+
+    python -m model_export.adapt_figures ADAPTED_PACKAGE --judge JUDGE_DIR [--base BASE_DIR] [--json OUT.json]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, autoencoder_copy, load_model_package
+from changeanywhere_qgis.engine.errors import InputError, ModelError
 from changeanywhere_qgis.engine.quality import psnr
 
 from .adapt_area import Area, HeldOut
-from .data import image_to_tensor_range, one_hot
+from .data import DataError, image_to_tensor_range, one_hot
 from .map_following import central, ratio
 from .train_diffusion import noise_scheduler
 
@@ -102,3 +111,57 @@ def figures(model_dir: Path, unet, latents, labels, dcfg: dict, area: Area, held
     if judge is not None:
         out["map_following"] = map_following(model_dir, judge, area, held)
     return out
+
+
+def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = None, config: Path | None = None) -> dict:
+    """The held-out figures of an adapted package and of its base, measured again from the manifest's record."""
+    from .adapt_area import read_area
+    from .package_weights import read_package_networks
+    from .train import load_config
+
+    a = json.loads((adapted_dir / "model.json").read_text()).get("adaptation")
+    if a is None:
+        raise DataError(f"{adapted_dir} is not an adapted package (its model.json has no 'adaptation'); "
+                         "give the --out folder of python -m model_export.adapt")
+    base_dir = base_dir or Path(a["base_model"]["path"])
+    cfg = load_config(config or a["config"])
+    base, adapted = read_package_networks(base_dir, cfg), read_package_networks(adapted_dir, cfg)
+    if base.sha256 != a["base_model"]["model_json_sha256"]:
+        raise DataError(f"{base_dir} is not the base this package was adapted from (its model.json sha256 "
+                         "differs from the manifest's base_model); give the base with --base")
+    pkg = load_model_package(adapted_dir, "cpu")
+    d = a["data"]
+    area = read_area(d["semantic"], d["image"], d["remap"], d["band"], pkg.scheme)
+    held = HeldOut(tuple(a["held_out"]["rows"]), tuple(a["held_out"]["cols"]))
+    latents, labels = held_out_latents(area, held, base.vq, base.latent_mean, base.latent_std, pkg.multiple_of)
+    seed = a["held_out"]["seed"]
+    return {"package": str(adapted_dir), "steps": a["steps"], "judge": str(judge) if judge else None,
+            "held_out": a["held_out"],
+            "before": figures(base_dir, base.unet, latents, labels, cfg["diffusion"], area, held, judge, seed),
+            "after": figures(adapted_dir, adapted.unet, latents, labels, cfg["diffusion"], area, held, judge, seed)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model_export.adapt_figures",
+                                description="Measure an adapted package's held-out figures again (and its base's).")
+    p.add_argument("package", type=Path, help="the --out folder of python -m model_export.adapt")
+    p.add_argument("--judge", type=Path, help="a model_export.segmentation --out folder: also the map-following ratio")
+    p.add_argument("--base", type=Path, help="the base package (default: the path in the manifest)")
+    p.add_argument("--config", type=Path, help="the base's training config (default: the one in the manifest)")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        out = remeasure(args.package, args.judge, args.base, args.config)
+    except (DataError, InputError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

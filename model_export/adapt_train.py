@@ -8,6 +8,7 @@ Checkpoints have the diffusion stage's format, so ``export_onnx.export`` writes 
 
 from __future__ import annotations
 
+import copy
 import signal
 import time
 from pathlib import Path
@@ -109,11 +110,15 @@ def run_steps(budget: StepBudget, step: int, one_step: Callable[[int], float], s
 def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, steps: int | None,
           minutes: float | None, data: list[str], stopper: Stopper,
           on_batch: Callable[[list], None] | None = None,
-          watch: Callable[[torch.nn.Module], float] | None = None) -> dict:
+          watch: Callable[[torch.nn.Module], float] | None = None, start_score: float | None = None,
+          keep: str = "last") -> dict:
     """Fine-tune the base's denoiser; returns the finished checkpoint (also saved as RUN/last.pt).
 
-    ``watch(ema_model)``, when given, scores the EMA weights every WATCH_EVERY steps and at the end; the scores
-    are the checkpoint's ``held_out_curve``, a list of [step, score]."""
+    ``watch(ema_model)``, when given, scores the EMA weights every WATCH_EVERY steps and at the end (lower is
+    better); the scores are the checkpoint's ``held_out_curve``, a list of [step, score], starting with
+    [0, start_score], the base's. ``keep="best"``: the finished checkpoint's EMA weights are those of the lowest
+    score, the base's included (a small area is soon fitted more closely than the land held out of it); its
+    ``kept`` says which step they are from."""
     dcfg = cfg["diffusion"]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -122,18 +127,20 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
     ema = EMA(unet, dcfg["ema_decay"])  # the package holds the EMA weights: they start both
     opt = torch.optim.AdamW(unet.parameters(), lr=dcfg["lr"], weight_decay=0.01)
     sched = noise_scheduler(dcfg)
-    step, wall, history, curve = 0, 0.0, [], []
+    step, wall, history = 0, 0.0, []
+    curve = [[0, start_score]] if watch is not None and start_score is not None else []
+    best = {"step": 0, "ema": copy.deepcopy(ema.model.state_dict())}  # the base's weights until a step does better
     ckpt = load_if_present(run_dir / CHECKPOINT)
     if ckpt is not None:
         step, wall, history = resume_denoiser(ckpt, unet, ema, opt, rng)
-        curve = ckpt.get("held_out_curve", [])
+        curve, best = ckpt.get("held_out_curve", curve), ckpt.get("best", best)
         print(f"resuming at step {step} ({wall / 60:.1f} min done) from {run_dir / CHECKPOINT}")
     budget = StepBudget(steps, minutes, wall)
 
     def state(step: int, finished: bool) -> dict:
         return {"stage": "diffusion", "config": cfg, "unet": unet.state_dict(), "ema": ema.model.state_dict(),
                 "opt": opt.state_dict(), "step": step, "planned_steps": steps, "wall_seconds": budget.wall(),
-                "history": history, "held_out_curve": curve, "rng": rng_state(rng), "finished": finished,
+                "history": history, "held_out_curve": curve, "best": best, "rng": rng_state(rng), "finished": finished,
                 "autoencoder": base.autoencoder_record(), "data": data, "hardware": hardware(device),
                 "base_model": base.provenance()}
 
@@ -156,12 +163,22 @@ def train(cfg: dict, base, cache: dict, run_dir: Path, device: str, seed: int, s
         bar.set_postfix(step=step, loss=f"{loss:.4f}", avg100=f"{np.mean(history[-100:]):.4f}", refresh=False)
         bar.update(1 if steps else int(budget.wall()) - bar.n)
         if watch is not None and step % WATCH_EVERY == 0:
-            curve.append([step, watch(ema.model)])
+            score(step)
+
+    def score(step: int) -> None:
+        value = watch(ema.model)
+        if all(value < v for _, v in curve):
+            best.update(step=step, ema=copy.deepcopy(ema.model.state_dict()))
+        curve.append([step, value])
 
     unet.train()
     step = run_steps(budget, step, one_step, state, run_dir / CHECKPOINT, dcfg["checkpoint_minutes"], stopper, bar, show)
     if watch is not None and (not curve or curve[-1][0] != step):
-        curve.append([step, watch(ema.model)])
+        score(step)
     final = state(step, True)
+    if keep == "best" and watch is not None:
+        final = {**final, "ema": best["ema"], "kept": {"rule": "lowest held-out denoising loss", "step": best["step"]}}
+    else:
+        final = {**final, "kept": {"rule": "last step", "step": step}}
     save_atomic(final, run_dir / CHECKPOINT)
     return final

@@ -90,14 +90,31 @@ def test_the_held_out_loss_is_recorded_along_the_run_and_ends_at_the_packages_fi
 
     monkeypatch.setattr(adapt_train, "WATCH_EVERY", 2)
     out = tmp_path / "adapted"
-    assert adapt_main(args(pair, out, "--steps", "5")) == 0
-    figures = json.loads((out / "model.json").read_text())["adaptation"]["held_out_figures"]
+    assert adapt_main(args(pair, out, "--steps", "5", "--keep", "last")) == 0
+    a = json.loads((out / "model.json").read_text())["adaptation"]
+    figures = a["held_out_figures"]
     curve = figures["denoising_loss_by_step"]
-    assert [s for s, _ in curve] == [2, 4, 5]
-    assert len({round(v, 6) for _, v in curve}) == 3  # the weights moved between the points
-    # the last point is the exported package's own figure: the curve scores what the package gets (the EMA weights)
+    assert curve[0] == [0, figures["before"]["denoising_loss"]]  # the base's figure starts it
+    assert [s for s, _ in curve] == [0, 2, 4, 5]
+    assert len({round(v, 6) for _, v in curve}) == 4  # the weights moved between the points
+    # --keep last: the package is the last step's, and the curve's last point is its own figure (the EMA weights)
+    assert a["kept"] == {"rule": "last step", "step": 5}
     assert curve[-1][1] == pytest.approx(figures["after"]["denoising_loss"], abs=1e-5)
     assert "held-out denoising loss by step" in capsys.readouterr().out
+
+
+def test_by_default_the_package_keeps_the_weights_with_the_lowest_held_out_loss(pair, tmp_path, monkeypatch):
+    import model_export.adapt_train as adapt_train
+
+    monkeypatch.setattr(adapt_train, "WATCH_EVERY", 1)
+    out = tmp_path / "adapted"
+    assert adapt_main(args(pair, out, "--steps", "6", "--seed", "3")) == 0
+    a = json.loads((out / "model.json").read_text())["adaptation"]
+    curve = a["held_out_figures"]["denoising_loss_by_step"]
+    best = min(curve, key=lambda c: c[1])
+    assert a["kept"] == {"rule": "lowest held-out denoising loss", "step": best[0]}
+    assert a["held_out_figures"]["after"]["denoising_loss"] == pytest.approx(best[1], abs=1e-5)
+    assert a["steps"] == 6
 
 
 def test_no_training_crop_touches_the_held_out_block(pair):
@@ -224,6 +241,16 @@ def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair,
         held = json.loads((out / "model.json").read_text())["adaptation"]["held_out"]
         assert held["rows"][0] <= w["rows"][0] < w["rows"][1] <= held["rows"][1]
         assert held["cols"][0] <= w["cols"][0] < w["cols"][1] <= held["cols"][1]
+    # measured again later from the manifest's record alone: the same figures, for the base and the adapted package
+    from model_export import adapt_figures
+
+    again = adapt_figures.remeasure(out, judge)
+    for when in ("before", "after"):
+        assert again[when]["denoising_loss"] == figures[when]["denoising_loss"]
+        # as JSON text: a judge trained 2 steps may score NaN, which equals itself only there
+        assert json.dumps(again[when]["map_following"]) == json.dumps(figures[when]["map_following"])
+    assert adapt_figures.main([str(TINY_MODEL), "--judge", str(judge)]) == 2  # not an adapted package
+    assert "not an adapted package" in capsys.readouterr().err
 
 
 def _copy_through(pkg, image) -> tuple:
