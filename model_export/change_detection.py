@@ -212,6 +212,16 @@ def _generated(datasets: list[Path], split_names: tuple[str, ...]) -> tuple[np.n
             [n for q in parts for n in q[3]])
 
 
+def _generated_seeds(datasets: list[Path], split_names: tuple[str, ...]) -> list[int]:
+    """Each generated sample's seed (its manifest line), in ``_generated``'s order."""
+    seeds = []
+    for root in datasets:
+        lines = (json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip())
+        by_name = {r["name"]: int(r["seed"]) for r in lines}
+        seeds += [by_name[Path(n).stem] for split in split_names for n in dataset_split(root, split)]
+    return seeds
+
+
 def _zero_shot(score: np.ndarray, truth: np.ndarray, t: float) -> dict:
     """Scores on a real test set at a threshold picked on the generated test split."""
     return {**scores(score > t, truth), "threshold": float(t), "prediction": score > t}
@@ -225,13 +235,15 @@ def _few_shot_splits(n: int, k: int, splits: int, seed: int) -> list[list[int]]:
 
 def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
                               threads: int | None = None, widths=(16, 32, 64, 128), few_shot_k=(1, 3, 5), few_shot_splits: int = 3,
-                              few_shot_steps: int = 150, redraw=None, log=print) -> dict:
+                              few_shot_steps: int = 150, redraw=None, shift=None, log=print) -> dict:
     """Is the generated data useful? FC-Siam-diff trained only on the generated datasets, tested on real pairs.
 
     ``datasets``: generated datasets (LEVIR-CD layout): train and val splits train, the test split picks thresholds.
     ``test_sets``: {name: folder of real A/B/label pairs}. ``redraw``: None, or a function uint8 [3,H,W] -> uint8
     [3,H,W] (the model's autoencoder copy): then a second net is trained with every generated pre-event image
-    redrawn by it, as ``--pre-event redrawn`` would have made them (the post-event images are the same).
+    redrawn by it, as ``--pre-event redrawn`` would have made them (the post-event images are the same). ``shift``:
+    None, or a function (uint8 [3,H,W] image B, the sample's seed) -> image B as ``dataset --appearance-shift`` would
+    have made it; then one more net is trained with every generated B shifted, on the last variant's pre-event images.
 
     Zero-shot, per test set: the trained net(s), the same net untrained (same initial weights), image differencing
     (threshold from the generated data) and "everything changed". Few-shot, per test set and k: for each of
@@ -244,33 +256,40 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     datasets = [Path(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
     ta, tb, ty, train_names = _generated(datasets, ("train", "val"))
     pa, pb, py, pick_names = _generated(datasets, ("test",))
-    variants = {"real": (ta, pa)}
+    variants = {"real": (ta, tb, pa, pb)}  # name: (A train, B train, A threshold-picking, B threshold-picking)
     if redraw is not None:
         log("redrawing the generated pre-event images with the model's autoencoder")
-        variants["redrawn"] = (np.stack([redraw(x) for x in ta]), np.stack([redraw(x) for x in pa]))
+        variants["redrawn"] = (np.stack([redraw(x) for x in ta]), tb, np.stack([redraw(x) for x in pa]), pb)
+    if shift is not None:
+        log("shifting the generated post-event images' appearance (the samples' own draws)")
+        last, (a_train, _, a_pick, _) = list(variants.items())[-1]
+        shifted = lambda b, seeds: np.stack([shift(x, s) for x, s in zip(b, seeds)])  # noqa: E731
+        variants[f"{last}, B appearance-shifted"] = (a_train, shifted(tb, _generated_seeds(datasets, ("train", "val"))),
+                                                     a_pick, shifted(pb, _generated_seeds(datasets, ("test",))))
     real = {name: load_levir_folder(Path(folder)) for name, folder in test_sets.items()}
 
     torch.manual_seed(seed)
     untrained = FCSiamDiff(widths)
     nets, train_info = {}, {}
-    for variant, (a_train, _) in variants.items():
+    for variant, (a_train, b_train, _, _) in variants.items():
         net = FCSiamDiff(widths)
         net.load_state_dict(untrained.state_dict())  # the same initial weights for every net
         log(f"training FC-Siam-diff on the generated data (pre-event {variant})")
-        train_info[variant] = train(net, a_train, tb, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
+        train_info[variant] = train(net, a_train, b_train, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
         nets[variant] = net
 
     # every zero-shot method: (its score of a pair set, its threshold picked once on the generated test split)
-    methods = {f"FC-Siam-diff, trained on generated data (pre-event {v})": (lambda a, b, n=n: predict(n, a, b), variants[v][1])
+    methods = {f"FC-Siam-diff, trained on generated data (pre-event {v})": (lambda a, b, n=n: predict(n, a, b), *variants[v][2:])
                for v, n in nets.items()}
-    methods["FC-Siam-diff, untrained"] = (lambda a, b: predict(untrained, a, b), pa)
-    methods["image difference (threshold from the generated data)"] = (image_difference, pa)
+    methods["FC-Siam-diff, untrained"] = (lambda a, b: predict(untrained, a, b), pa, pb)
+    methods["image difference (threshold from the generated data)"] = (image_difference, pa, pb)
     grids = {"image difference (threshold from the generated data)": np.arange(1, 256, 2, dtype=np.float32)}
-    thresholds = {m: best_threshold(score(a_pick, pb), py, grids.get(m, ZERO_SHOT_GRID)) for m, (score, a_pick) in methods.items()}
+    thresholds = {m: best_threshold(score(a_pick, b_pick), py, grids.get(m, ZERO_SHOT_GRID))
+                  for m, (score, a_pick, b_pick) in methods.items()}
 
     zero, figure = {}, None
     for name, (la, lb, ly, _) in real.items():
-        rows = {m: _zero_shot(score(la, lb), ly, thresholds[m]) for m, (score, _) in methods.items()}
+        rows = {m: _zero_shot(score(la, lb), ly, thresholds[m]) for m, (score, _, _) in methods.items()}
         rows["everything changed"] = scores(np.ones_like(ly), ly)
         if figure is None:
             first = next(iter(nets))

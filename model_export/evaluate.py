@@ -17,7 +17,9 @@ With PyTorch (``--no-torch`` skips these), also:
   data, tested zero-shot on every real test set against the same net untrained, image differencing and
   "everything changed"; few-shot: pre-trained on the generated data and fine-tuned on k real pairs against the
   same net trained on those k pairs alone; and, with ``--compare-pre-event``, the same with every generated
-  pre-event image redrawn by the model's autoencoder (what ``--pre-event redrawn`` makes).
+  pre-event image redrawn by the model's autoencoder (what ``--pre-event redrawn`` makes); with
+  ``--compare-appearance-shift``, once more with every generated post-event image shifted in appearance, each by its
+  sample's own draw (what ``dataset --appearance-shift`` makes).
 
 The report is markdown with PNG figures; ``results.json`` beside the figures holds every number.
 """
@@ -63,6 +65,7 @@ class EvaluateSettings:
     few_shot_splits: int = 3
     few_shot_steps: int = 150
     compare_pre_event: bool = False  # also train on the pre-event images redrawn by the model's autoencoder
+    compare_appearance_shift: bool = False  # and on the post-event images as --appearance-shift shifts them
     use_torch: bool = True
     seed: int = 0
     threads: int | None = None
@@ -195,6 +198,10 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
     if settings.compare_pre_event and redrawn:
         raise InputError(f"--compare-pre-event redraws real pre-event images, but {', '.join(redrawn)} already hold redrawn ones. "
                          "Make the datasets with --pre-event real, or leave --compare-pre-event out.")
+    shifted = [str(root) for root, spec, _ in opened if spec["settings"].get("appearance_shift")]
+    if settings.compare_appearance_shift and shifted:
+        raise InputError(f"--compare-appearance-shift shifts the post-event images, but {', '.join(shifted)} already hold "
+                         "shifted ones. Make the datasets without --appearance-shift, or leave --compare-appearance-shift out.")
     first = opened[0][0]
     report = Path(report) if report else first / "evaluation" / "report.md"
     figures = Path(figures) if figures else report.parent / "figures"
@@ -259,6 +266,7 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
                 levir_layouts, test_sets, epochs=settings.cd_epochs, max_minutes=settings.max_minutes, seed=settings.seed,
                 threads=settings.threads, few_shot_k=tuple(settings.few_shot_k), few_shot_splits=settings.few_shot_splits,
                 few_shot_steps=settings.few_shot_steps, redraw=_redrawer(opened[0][1]) if settings.compare_pre_event else None,
+                shift=_shifter() if settings.compare_appearance_shift else None,
                 log=lambda m: progress.stage(m))
             save_figure(figures / "real_predictions.jpg", cd.pop("figure"))
             results["change_detection"] = cd
@@ -285,6 +293,13 @@ def _redrawer(spec: dict):
 
     pkg = load_model_package(spec["model"]["path"], "cpu")
     return lambda image: autoencoder_copy(pkg, image)
+
+
+def _shifter():
+    """(uint8 [3,H,W] image B, sample seed) -> image B exactly as ``dataset --appearance-shift`` writes it."""
+    from changeanywhere_qgis.engine.dataset import appearance_shift
+
+    return appearance_shift
 
 
 def _judge(settings: EvaluateSettings, progress: Progress, workdir: Path, spec: dict) -> tuple[Path, bool]:
@@ -501,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--few-shot-steps", type=int, default=150, help="training steps of each few-shot net (default 150)")
     ev.add_argument("--compare-pre-event", action="store_true",
                     help="also train on the generated pre-event images redrawn by the model's autoencoder (--pre-event redrawn)")
+    ev.add_argument("--compare-appearance-shift", action="store_true",
+                    help="and once more with every generated post-event image shifted in appearance by its sample's draw "
+                         "(dataset --appearance-shift): colour, brightness, haze, a pixel or two of misregistration")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
     ev.add_argument("--note", action="append", default=[], metavar="MARKDOWN", help="a paragraph to put at the top of the report (repeatable)")
     ev.add_argument("--notes-file", metavar="FILE", help="markdown to put at the top of the report")
@@ -526,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
                                     use_segmentation=not args.no_segmentation, cd_epochs=args.cd_epochs, max_minutes=args.max_minutes,
                                     few_shot_k=tuple(args.few_shot), few_shot_splits=args.few_shot_splits,
                                     few_shot_steps=args.few_shot_steps, compare_pre_event=args.compare_pre_event,
+                                    compare_appearance_shift=args.compare_appearance_shift,
                                     use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes,
                                     rerender=args.rerender, command="python -m model_export.evaluate " + shlex.join(argv))
         progress, bar = progress_bar()

@@ -34,6 +34,7 @@ from .base import ChangeAnywhereAlgorithm, remap_label
 from .common import raster_path
 
 ADAPT_DEVICES = ("cpu", "cuda")
+ADAPT_KEEP = ("best", "last")  # model_export.adapt --keep, in the order of the KEEP choices
 
 
 class AdaptModel(ChangeAnywhereAlgorithm):
@@ -55,6 +56,7 @@ class AdaptModel(ChangeAnywhereAlgorithm):
     DEVICE = "DEVICE"
     HOLDOUT = "HOLDOUT"
     DECODER_STEPS = "DECODER_STEPS"
+    KEEP = "KEEP"
     JUDGE = "JUDGE"
     RESUME = "RESUME"
     REPOSITORY = "REPOSITORY"
@@ -73,6 +75,10 @@ class AdaptModel(ChangeAnywhereAlgorithm):
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.DECODER_STEPS, "Then fine-tune the decoder for this many steps (kept only if it copies the held-out block "
             "better; 0: the base's decoder)", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0)))
+        self.addParameter(compat.advanced(QgsProcessingParameterEnum(
+            self.KEEP, "Denoiser kept in the package", options=[
+                "The one that did best on the held-out block (checked every few hundred steps; the base's included)",
+                "The last step's"], defaultValue=0)))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=["CPU", "GPU (CUDA)"], defaultValue=0))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.HOLDOUT, "Share of the area held out of training (for the before/after figures)",
@@ -130,6 +136,7 @@ class AdaptModel(ChangeAnywhereAlgorithm):
             "resume": self.parameterAsBool(parameters, self.RESUME, context),
             "config": self.parameterAsFile(parameters, self.CONFIG, context) or None,
             "decoder-steps": self.parameterAsInt(parameters, self.DECODER_STEPS, context) or None,
+            "keep": ADAPT_KEEP[self.parameterAsEnum(parameters, self.KEEP, context)],
         }
         if steps in (None, ""):
             options["minutes"] = self.parameterAsDouble(parameters, self.MINUTES, context)

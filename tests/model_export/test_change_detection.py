@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from changeanywhere_qgis.engine.io import read_raster
 from model_export.change_detection import (
     FCSiamDiff,
     best_threshold,
@@ -79,25 +81,32 @@ def test_zero_and_few_shot_on_generated_data_and_the_real_pairs(tmp_path, tiny_m
 
     ds = tmp_path / "ds"
     generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
-    redrawn = []
+    redrawn, shifted = [], []
     out = evaluate_change_detection([ds], {"levir-cd": REPO / "data" / "levir-cd", "whu-cd": REPO / "data" / "whu-cd"},
                                     epochs=1, max_minutes=1, widths=(4, 8, 8, 16), few_shot_k=(1, 3), few_shot_splits=2,
-                                    few_shot_steps=2, redraw=lambda a: redrawn.append(a) or 255 - a, log=lambda m: None)
+                                    few_shot_steps=2, redraw=lambda a: redrawn.append(a) or 255 - a,
+                                    shift=lambda b, seed: shifted.append((b, seed)) or b // 2, log=lambda m: None)
     assert out["test_sets"]["levir-cd"]["pairs"] == 15 and out["test_sets"]["whu-cd"]["pairs"] == 12
     assert 0 < out["test_sets"]["whu-cd"]["changed_share"] < 0.5
     assert out["train"]["samples"] == 4 and out["threshold_samples"] == 2  # 6 samples: train 2, val 2, test 2
     assert len(redrawn) == 6  # every generated A redrawn
-    assert set(out["train"]["variants"]) == {"real", "redrawn"}
+    # every generated B shifted once, by its own sample's seed: train and val first, then the test split
+    records = {r["name"]: r["seed"] for r in map(json.loads, (ds / "manifest.jsonl").read_text().splitlines())}
+    order = [n for split in ("train", "val", "test") for n in (ds / "list" / f"{split}.txt").read_text().split()]
+    assert [seed for _, seed in shifted] == [records[Path(n).stem] for n in order]
+    assert all(np.array_equal(b, read_raster(ds / "B" / n)[:3]) for (b, _), n in zip(shifted, order))
+    assert set(out["train"]["variants"]) == {"real", "redrawn", "redrawn, B appearance-shifted"}
     for rows in out["zero_shot"].values():
         assert {"everything changed", "FC-Siam-diff, untrained", "FC-Siam-diff, trained on generated data (pre-event real)",
-                "FC-Siam-diff, trained on generated data (pre-event redrawn)"} <= set(rows)
+                "FC-Siam-diff, trained on generated data (pre-event redrawn)",
+                "FC-Siam-diff, trained on generated data (pre-event redrawn, B appearance-shifted)"} <= set(rows)
         assert rows["everything changed"]["recall"] == 1.0
         for v in rows.values():
             assert 0 <= v["f1"] <= 1 and 0 <= v["iou"] <= v["f1"] + 1e-9
     few = out["few_shot"]["whu-cd"]
     assert set(few) == {"1", "3"}
     for k, methods in few.items():
-        assert "from scratch" in methods and len(methods) == 3
+        assert "from scratch" in methods and len(methods) == 4
         for m in methods.values():
             assert len(m["splits"]) == 2 and all(len(s["train_pairs"]) == int(k) for s in m["splits"])
             assert all(s["test_pairs"] == 12 - int(k) for s in m["splits"])  # the k training pairs are never scored

@@ -66,12 +66,13 @@ def test_the_algorithm_adapts_the_model_end_to_end(plugin_env, tiny_model_dir):
     out = root / "models" / "mine"
     # the tiny package predates `architecture`: it is read back with its recipe
     ran = qgis_process([*adapt_args(pair, out, tiny_model_dir), f"CONFIG={REPO / 'model_export' / 'configs' / 'tiny.toml'}",
-                        "DECODER_STEPS=2"], env, timeout=600)
+                        "DECODER_STEPS=2", "KEEP=1"], env, timeout=600)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert json.loads(ran.stdout)["results"]["MODEL"] == str(out)
     doc = json.loads((out / "model.json").read_text())
     assert doc["adaptation"]["steps"] == 3 and doc["adaptation"]["base_model"]["name"] == "ChangeAnywhere tiny test model"
     assert doc["adaptation"]["decoder"]["steps"] == 2  # the decoder step ran, whether or not the block kept it
+    assert doc["adaptation"]["kept"] == {"rule": "last step", "step": 3}  # KEEP=1: the last step's denoiser
     assert model_packages(out.parent) == [out]
 
 
