@@ -43,7 +43,7 @@ from changeanywhere_qgis.engine.io import check_output_path, check_writable
 
 from .adapt_area import build_cache, check_trainable, choose_holdout, read_area
 from .adapt_decoder import tune_decoder, with_tuned_decoder
-from .adapt_figures import denoising_loss, figures, held_out_latents
+from .adapt_figures import denoising_loss, figures, held_out_latents, real_image_map_following
 from .adapt_train import WATCH_EVERY, Interrupted, Stopper, train
 from .autoencoder import downsample_factor
 from .checkpoint import load_if_present, save_atomic
@@ -209,7 +209,8 @@ def adapt(args, out: Path, run: Path, stopper: Stopper) -> int:
         after, decoder = export_measured(run, tmp, final, tuned, before, latents, labels, cfg, area, held, args)
         manifest_path = tmp / "package" / "model.json"
         doc = json.loads(manifest_path.read_text())
-        doc = finish_manifest(doc, net.manifest, args, base, area, held, final, before, after, decoder)
+        real = real_image_map_following(args.judge, area, held, multiple) if args.judge else None
+        doc = finish_manifest(doc, net.manifest, args, base, area, held, final, before, after, decoder, real)
         manifest_path.write_text(json.dumps(doc, indent=2) + "\n")
         load_model_package(tmp / "package", "cpu")  # the engine's own checks, on the package as it will be
         (tmp / "package").rename(out)
@@ -251,7 +252,7 @@ def export_measured(run: Path, tmp: Path, final: dict, tuned: dict | None, befor
 
 
 def finish_manifest(doc: dict, base_manifest: dict, args, base: BaseModel, area, held, final: dict, before: dict,
-                    after: dict, decoder: dict | None = None) -> dict:
+                    after: dict, decoder: dict | None = None, real: dict | None = None) -> dict:
     """The exported manifest with the base's name, description and training record, and the adaptation's."""
     grid = area.grid
     name = args.name or f"{base_manifest['name']}, adapted to {Path(args.semantic).stem}"
@@ -273,6 +274,7 @@ def finish_manifest(doc: dict, base_manifest: dict, args, base: BaseModel, area,
         "hardware": hardware(args.device), "loss": loss_summary(final["history"]),
         "config": str(args.config), "held_out_figures": {"before": before, "after": after,
                                                          **({} if args.judge else {"map_following": "not measured (no --judge)"}),
+                                                         **({"real_image": real} if real else {}),
                                                          "denoising_loss_by_step": final.get("held_out_curve", [])},
     }
     return {**doc, **keep, "name": name, "version": f"{base_manifest.get('version', '0')}+adapted",
@@ -317,7 +319,8 @@ def report(out: Path, a: dict) -> str:
         lines.append(f"  decoder tuned {a['decoder']['steps']} steps: held-out copy {d['tuned']:.2f} dB against the base's "
                      f"{d['base']:.2f} dB: {'kept' if a['decoder']['kept'] else 'not kept (the base decoder stays)'}")
     if "map_following" in b:
-        lines.append(f"  map-following ratio       {b['map_following']['ratio']:8.2f}  {f['map_following']['ratio']:8.2f}")
+        lines.append(f"  map-following ratio       {b['map_following']['ratio']:8.2f}  {f['map_following']['ratio']:8.2f}"
+                     f"   (the real image of the block: {a['held_out_figures']['real_image']['ratio']:.2f})")
     else:
         lines.append("  map-following ratio       not measured (give --judge JUDGE_DIR)")
     return "\n".join(lines)

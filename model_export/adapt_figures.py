@@ -104,6 +104,21 @@ def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut) -
             "seeds": JUDGE_SEEDS, "steps": JUDGE_STEPS, "eta": DEFAULT_ETA}
 
 
+def real_image_map_following(judge_dir: Path, area: Area, held: HeldOut, multiple: int) -> dict:
+    """The judge's ratio on the real image of the same central window: what an image of this area that follows its map
+    perfectly scores with this judge (a judge that never saw such imagery reads real images of it poorly too)."""
+    from . import segmentation
+
+    w = central_window(held, multiple)
+    r, c = slice(*w.rows), slice(*w.cols)
+    label = np.where(area.valid[r, c], area.labels[r, c], 0).astype(np.uint8)
+    image = image_to_tensor_range(np.ascontiguousarray(area.image[r, c]))
+    pred = segmentation.predict(segmentation.load(judge_dir), image)
+    on_map, rotated = segmentation.miou(pred, label)[0], segmentation.miou(pred, np.rot90(label, 2))[0]
+    return {"ratio": round(ratio(on_map, rotated), 3), "miou_map": round(on_map, 4), "miou_rotated": round(rotated, 4),
+            "window": {"rows": [r.start, r.stop], "cols": [c.start, c.stop]}}
+
+
 def figures(model_dir: Path, unet, latents, labels, dcfg: dict, area: Area, held: HeldOut, judge: Path | None,
             seed: int) -> dict:
     out = {"reconstruction_psnr_db": reconstruction_psnr(model_dir, area, held),
@@ -135,8 +150,9 @@ def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = Non
     held = HeldOut(tuple(a["held_out"]["rows"]), tuple(a["held_out"]["cols"]))
     latents, labels = held_out_latents(area, held, base.vq, base.latent_mean, base.latent_std, pkg.multiple_of)
     seed = a["held_out"]["seed"]
-    return {"package": str(adapted_dir), "steps": a["steps"], "judge": str(judge) if judge else None,
+    return {"package": str(adapted_dir), "steps": a["steps"], "kept": a.get("kept"), "judge": str(judge) if judge else None,
             "held_out": a["held_out"],
+            **({"real_image": real_image_map_following(judge, area, held, pkg.multiple_of)} if judge else {}),
             "before": figures(base_dir, base.unet, latents, labels, cfg["diffusion"], area, held, judge, seed),
             "after": figures(adapted_dir, adapted.unet, latents, labels, cfg["diffusion"], area, held, judge, seed)}
 

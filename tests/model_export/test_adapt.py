@@ -241,6 +241,8 @@ def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair,
         held = json.loads((out / "model.json").read_text())["adaptation"]["held_out"]
         assert held["rows"][0] <= w["rows"][0] < w["rows"][1] <= held["rows"][1]
         assert held["cols"][0] <= w["cols"][0] < w["cols"][1] <= held["cols"][1]
+    real = figures["real_image"]  # the judge on the block's real image: the reference for the ratios
+    assert real["window"] == figures["after"]["map_following"]["window"] and 0 <= real["miou_map"] <= 1
     # measured again later from the manifest's record alone: the same figures, for the base and the adapted package
     from model_export import adapt_figures
 
@@ -249,6 +251,7 @@ def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair,
         assert again[when]["denoising_loss"] == figures[when]["denoising_loss"]
         # as JSON text: a judge trained 2 steps may score NaN, which equals itself only there
         assert json.dumps(again[when]["map_following"]) == json.dumps(figures[when]["map_following"])
+    assert json.dumps(again["real_image"]) == json.dumps(real)
     assert adapt_figures.main([str(TINY_MODEL), "--judge", str(judge)]) == 2  # not an adapted package
     assert "not an adapted package" in capsys.readouterr().err
 
