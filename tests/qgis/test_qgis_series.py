@@ -86,3 +86,21 @@ def test_generate_a_series_headless(tmp_path, tiny_model_dir, houston_label_path
     assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert json.loads(ran.stdout)["results"]["OUTPUT_SERIES"] == str(out / "series")
     _check_series(out, out / "series", json.loads((out / "series" / "sample.json").read_text()), label_layer_info)
+
+
+def test_a_dataset_of_series_through_processing(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+    out = tmp_path / "ds"
+    params = {"SEMANTIC": [str(houston_label_path)], "COUNT": 3, "TILE": 64, "LAYOUT": 0, "FORMAT": 1, "SEED": 4, "DATES": 3,
+              "MODEL": str(tiny_model_dir), "STEPS": 1, "DEVICE": 1, "WORKERS": 1, "OUTPUT": str(out)}
+    result = processing_run("changeanywhere:generatechangedataset", params)
+    assert result["COUNT"] == 3 and result["GENERATED"] == 3
+    records = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["dates"] == 3 for r in records) and "--dates 3" in (out / "README.md").read_text()
+    for r in records:
+        assert sorted(p.name for p in (out / "series" / r["name"]).iterdir()) == [
+            "t1.tif", "t1_classes.tif", "t2.tif", "t2_classes.tif", "t3.tif", "t3_classes.tif"]
+        with rasterio.open(out / r["files"]["t2_t3/B"]) as ds, rasterio.open(houston_label_path) as src:
+            assert ds.crs == src.crs and ds.width == 64  # every pair's GeoTIFFs keep the georeferencing
+    assert len(list((out / "label").glob("*.tif"))) == 9  # three pairs per series
+    again = processing_run("changeanywhere:generatechangedataset", params)  # resumes: nothing left to do
+    assert again["GENERATED"] == 0 and again["SKIPPED"] == 3
