@@ -45,6 +45,7 @@ def add_sample_commands(sub) -> None:
 
     sim = sub.add_parser("simulate", help="change events only: post-event map, change mask and change polygons")
     _common_inputs(sim)
+    add_series_arguments(sim)
     sim.set_defaults(handler=run_simulate)
 
     info = sub.add_parser("info", help="model and device report")
@@ -111,7 +112,7 @@ def run_simulate(args) -> int:
     try:
         result = simulate(args.semantic, args.out, _change_spec(args), model=args.model, remap=args.remap,
                           band=args.band, seed=args.seed, overwrite=args.overwrite, progress=progress,
-                          max_memory=_max_memory(args))
+                          max_memory=_max_memory(args), dates=args.dates)
     finally:
         bar.close()
     return _report(args.out, result)

@@ -164,10 +164,14 @@ def _write_maps(out: OutputFolder, sem: SemanticRaster, post: np.ndarray, mask: 
 def simulate(
     semantic: str | Path, out_dir: str | Path, changes: ChangeSpec, *, model=None, remap=None, band: int = 1,
     seed: int | None = None, overwrite: bool = False, progress: Progress | None = None, max_memory: int | None = None,
+    dates: int = 2,
 ) -> dict:
-    """Change events only (no model run): post-event map, change mask, change polygons."""
+    """Change events only (no model run): post-event map, change mask, change polygons. ``dates`` > 2: a series'
+    maps and change masks (as ``generate`` names them), the change polygons from T1 to TN."""
     changes.check()
     check_seed(seed)
+    check_dates(dates)
+    _check_series(changes, dates)
     progress = progress or Progress()
     out = OutputFolder(out_dir, overwrite)
     scheme = _scheme_for(model)
@@ -178,19 +182,28 @@ def simulate(
         windowed = is_scratch(sem.labels)
         check_memory(sem.grid.height, sem.grid.width, "Simulating change events", max_memory,
                      bytes_per_pixel=WINDOWED_SIMULATE_BYTES_PER_PIXEL if windowed else None)
-        out.require_space((2 + (SCRATCH_BYTES_PER_PIXEL if windowed else 0)) * sem.grid.width * sem.grid.height,
+        out.require_space((2 + 2 * (dates - 2) + (SCRATCH_BYTES_PER_PIXEL if windowed else 0)) * sem.grid.width * sem.grid.height,
                           "the maps and change polygons" + (" (and the large map's working copies)" if windowed else ""))
         progress.start(3)
         progress.stage("simulating change events")
-        result = _apply_changes(sem, scheme, changes, _rngs(seed)["events"])
+        by_date = _polygons_by_date(changes, dates)
+        result = _date_change(sem, scheme, changes, sem.labels, _rngs(seed)["events"], by_date, 2, dates)
         mask, fraction = _mask(sem, result.post, scheme)
+        later = _later_dates(sem, scheme, changes, dates, None, seed, by_date, result.post)
         progress.advance()
         record = {
             "semantic": str(semantic), "seed": seed, "remap": remap if isinstance(remap, (str, type(None))) else "custom",
             "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
         }
         progress.stage("writing maps and change polygons")
-        _write_maps(out, sem, result.post, mask, scheme)
+        if later:  # a series: every date's map and change; the change polygons are T1 to TN's
+            series = _write_series_maps(out, sem, scheme, result, mask, fraction, None, True, later)
+            record.update(series)
+            for entry in record["series"]:
+                del entry["correlation_s"], entry["correlation_drawn"]  # no image: no s
+            result = replace(result, post=later[-1].result.post)
+        else:
+            _write_maps(out, sem, result.post, mask, scheme)
         if is_scratch(sem.labels) or is_scratch(result.post):
             write_change_polygons(out.path("changes.gpkg"), None, sem.grid.crs, scheme,
                                   chunks=change_polygons_by_window(sem.labels, result.post, sem.grid.transform, nodata=scheme.nodata_code))
@@ -200,7 +213,7 @@ def simulate(
         out.path("events.json").write_text(json.dumps(record, indent=2))
         progress.advance()
     progress.advance()
-    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in SIMULATE_OUTPUTS}}
+    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in simulate_outputs(dates)}}
 
 
 def _changed_fraction(mask: np.ndarray) -> float:
@@ -277,7 +290,7 @@ def generate(
             result = _date_change(sem, scheme, changes, sem.labels, rngs["events"], by_date, 2, settings.dates)
             mask, fraction = _mask(sem, result.post, scheme)
             s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
-            later = _later_dates(sem, scheme, changes, settings, seed, by_date, result.post)
+            later = _later_dates(sem, scheme, changes, settings.dates, settings.correlation, seed, by_date, result.post)
             timings["prepare_s"] = time.perf_counter() - clock
 
             pre_event = pre_event_kind(settings.pre_event, source is not None)
@@ -347,6 +360,14 @@ def series_outputs(dates: int) -> tuple[str, ...]:
     return images + maps + changes + ("sample.json",)
 
 
+def simulate_outputs(dates: int) -> tuple[str, ...]:
+    """simulate's files: a pair's SIMULATE_OUTPUTS, or a series' maps and change masks, its change polygons (T1 to TN)
+    and events.json."""
+    if dates == 2:
+        return SIMULATE_OUTPUTS
+    return tuple(n for n in series_outputs(dates) if n.endswith("_semantic.tif") or n.startswith("change_")) + SIMULATE_OUTPUTS[3:]
+
+
 def _check_series(changes: ChangeSpec, dates: int) -> None:
     if dates > 2 and changes.has_vector and not changes.date_field:
         raise InputError(f"A series of {dates} dates with change polygons needs their date field (--date-field): the date, "
@@ -383,16 +404,16 @@ class _Date:
     drawn: bool
 
 
-def _later_dates(sem: SemanticRaster, scheme: ClassScheme, changes: ChangeSpec, settings: GenerateSettings, seed: int,
+def _later_dates(sem: SemanticRaster, scheme: ClassScheme, changes: ChangeSpec, dates: int, correlation: float | None, seed: int,
                  by_date, labels) -> list[_Date]:
-    """Dates 3..N, each with its own random streams; ``labels`` is date 2's map."""
+    """Dates 3..N, each with its own random streams; ``labels`` is date 2's map; ``correlation`` None: s drawn per date."""
     later = []
-    for date in range(3, settings.dates + 1):
+    for date in range(3, dates + 1):
         streams = date_rngs(seed, date, ("events", "correlation", "sampler"))
-        result = _date_change(sem, scheme, changes, labels, streams["events"], by_date, date, settings.dates)
+        result = _date_change(sem, scheme, changes, labels, streams["events"], by_date, date, dates)
         mask, fraction = _mask(sem, result.post, scheme, pre=labels)
-        drawn = settings.correlation is None
-        s = float(streams["correlation"].uniform(*CORRELATION_RANGE)) if drawn else settings.correlation
+        drawn = correlation is None
+        s = float(streams["correlation"].uniform(*CORRELATION_RANGE)) if drawn else correlation
         later.append(_Date(date, result, fraction, LaterDate(result.post, mask, s, streams["sampler"]), drawn))
         labels = result.post
     return later

@@ -12,17 +12,18 @@ import pytest
 import rasterio
 
 from changeanywhere_qgis.engine import pipeline
-from changeanywhere_qgis.engine.errors import InputError
+from changeanywhere_qgis.engine.errors import Cancelled, InputError
 from changeanywhere_qgis.engine.io import scratch
-from changeanywhere_qgis.engine.pipeline import OUTPUTS, ChangeSpec, GenerateSettings, generate, series_outputs
+from changeanywhere_qgis.engine.pipeline import OUTPUTS, ChangeSpec, GenerateSettings, generate, series_outputs, simulate
+from changeanywhere_qgis.engine.progress import Progress
 from changeanywhere_qgis.engine.quality import psnr
 
 FAST = dict(steps=2, batch_size=8, threads=2, device="cpu", seed=5)
 
 
-def _run(model, semantic, out, changes=None, **settings):
+def _run(model, semantic, out, changes=None, progress=None, **settings):
     return generate(semantic, out, changes or ChangeSpec(random=True), model=model,
-                    settings=GenerateSettings(**{**FAST, **settings}))
+                    settings=GenerateSettings(**{**FAST, **settings}), progress=progress)
 
 
 def _read(path):
@@ -88,6 +89,37 @@ def test_the_first_two_dates_are_the_pair_of_the_same_seed(three_dates, tiny_mod
     for name in ("t1_image.tif", "t2_image.tif", "t1_semantic.tif", "t2_semantic.tif"):
         assert _sha(tmp_path / "pair" / name) == _sha(out / name), name
     assert _sha(tmp_path / "pair" / "change_mask.tif") == _sha(out / "change_t1_t2.tif")
+
+
+def test_progress_runs_through_every_date_and_a_cancel_in_the_last_leaves_nothing(tiny_model_dir, tmp_path, houston_label_path):
+    seen = []
+    _run(tiny_model_dir, houston_label_path, tmp_path / "done", dates=4, progress=Progress(lambda f, m: seen.append((f, m))))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    messages = list(dict.fromkeys(m for _, m in seen))
+    assert messages.index("generating the post-event image") < messages.index("generating the image of date 3 of 4") \
+        < messages.index("generating the image of date 4 of 4")
+
+    def cancelled():  # once the last date's image is being made
+        return any(m == "generating the image of date 4 of 4" for _, m in stages)
+
+    stages = []
+    with pytest.raises(Cancelled):
+        _run(tiny_model_dir, houston_label_path, tmp_path / "cancelled", dates=4,
+             progress=Progress(lambda f, m: stages.append((f, m)), is_cancelled=cancelled))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done"]
+
+
+def test_simulate_writes_the_maps_and_masks_generate_draws(three_dates, tiny_model_dir, tmp_path, houston_label_path):
+    out, generated = three_dates
+    result = simulate(houston_label_path, tmp_path / "sim", ChangeSpec(random=True), model=tiny_model_dir, seed=5, dates=3)
+    names = [n for n in series_outputs(3) if "_semantic" in n or n.startswith("change_")]
+    assert sorted(result["outputs"]) == sorted(names + ["changes.gpkg", "events.json"])
+    for name in names:
+        assert _sha(tmp_path / "sim" / name) == _sha(out / name), name
+    assert [d["events"] for d in result["series"]] == [d["events"] for d in generated["series"]]
+    polygons = gpd.read_file(tmp_path / "sim" / "changes.gpkg")
+    assert len(polygons) > 3  # the change from T1 to T3, with its from and to classes
 
 
 def test_a_date_field_says_when_each_polygon_changes(tiny_model_dir, tmp_path, houston_label_path, houston_changes_path, oem_scheme):

@@ -36,7 +36,8 @@ def later_latents(pkg: ModelPackage, p: Plan, latent, dates: list[LaterDate], pr
     """Each later date's latent in turn, from ``latent`` (date 2's); ``done(i, latent)`` takes date i's (i = 0 for
     date 3) before the previous one is discarded, e.g. to decode and write it."""
     for i, date in enumerate(dates):
-        following = post_event_latent(pkg, p, date.labels, latent, date.mask, date.correlation, date.rng, progress)
+        following = post_event_latent(pkg, p, date.labels, latent, date.mask, date.correlation, date.rng, progress,
+                                      f"generating the image of date {i + 3} of {len(dates) + 2}")
         LatentCanvases.discard(latent)
         done(i, following)
         latent = following
