@@ -144,3 +144,10 @@ def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_l
     assert result["backend"] == "dask" and result["generated"] == 4
     assert _files(tmp_path / "dask") == _files(tmp_path / "local")
     assert (tmp_path / "dask" / "manifest.jsonl").read_text() == (tmp_path / "local" / "manifest.jsonl").read_text()
+
+
+def test_the_evaluation_refuses_a_dataset_of_series(series_levir):
+    out, _ = series_levir
+    done = subprocess.run([sys.executable, "-m", "model_export.evaluate", str(out), "--no-torch"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "series of 3 dates" in done.stderr and "Traceback" not in done.stderr
