@@ -108,7 +108,10 @@ def check_seed(seed) -> None:
 def _describe(changes: ChangeSpec) -> dict:
     """The change source for sample.json (a layer given in memory is named, not dumped)."""
     vector = changes.vector if isinstance(changes.vector, (str, Path, type(None))) else "in-memory layer"
-    return {**vars(changes), "vector": None if vector is None else str(vector)}
+    described = {**vars(changes), "vector": None if vector is None else str(vector)}
+    if described["date_field"] is None:  # a pair's record stays as it was
+        del described["date_field"]
+    return described
 
 
 def _rngs(seed: int) -> dict[str, np.random.Generator]:

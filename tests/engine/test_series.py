@@ -85,7 +85,7 @@ def test_the_first_two_dates_are_the_pair_of_the_same_seed(three_dates, tiny_mod
     out, _ = three_dates
     pair = _run(tiny_model_dir, houston_label_path, tmp_path / "pair")
     assert sorted(pair["outputs"]) == sorted(OUTPUTS) == sorted(series_outputs(2))
-    assert "dates" not in pair and "series" not in pair
+    assert "dates" not in pair and "series" not in pair and "date_field" not in pair["inputs"]["changes"]
     for name in ("t1_image.tif", "t2_image.tif", "t1_semantic.tif", "t2_semantic.tif"):
         assert _sha(tmp_path / "pair" / name) == _sha(out / name), name
     assert _sha(tmp_path / "pair" / "change_mask.tif") == _sha(out / "change_t1_t2.tif")

@@ -62,6 +62,8 @@ def test_generate_a_series_in_qgis_loads_every_date(provider, tiny_model_dir, ho
     loaded = {os.path.basename(layer.source()): layer for layer in clean_project.mapLayers().values()}
     assert set(BETWEEN) <= set(loaded), sorted(loaded)
     assert isinstance(loaded["t2_semantic.tif"].renderer(), QgsPalettedRasterRenderer)  # the class palette
+    mask = loaded["change_t2_t3.tif"].renderer()  # black and white, as the change mask destination
+    assert isinstance(mask, QgsPalettedRasterRenderer) and [c.label for c in mask.classes()] == ["unchanged", "changed"]
 
 
 def test_a_series_with_polygons_needs_the_date_field(processing_run, tiny_model_dir, houston_label_path, dated_polygons, tmp_path):
