@@ -298,11 +298,15 @@ def generate(
 
             pre_event = pre_event_kind(settings.pre_event, source is not None)
             seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
+            units = p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn")
             if seconds is not None:
-                progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
+                dates = ""
+                if later:  # a series: each later date costs a sampling run and a decode more, as network calls count
+                    seconds *= 1 + series_work_units(p, settings.steps, len(later)) / units
+                    dates = f" x {settings.dates} dates"
+                progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps{dates} on the {pkg.device}: about {duration(seconds)}; "
                               f"{memory.describe()}")
-            progress.start(p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn")
-                           + series_work_units(p, settings.steps, len(later)))
+            progress.start(units + series_work_units(p, settings.steps, len(later)))
 
             clock = time.perf_counter()
             pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None)
