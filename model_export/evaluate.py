@@ -136,6 +136,10 @@ def _open_dataset(path) -> tuple[Path, dict, list[dict]]:
     records = load_records(root)
     if not records:
         raise InputError(f"{root} holds no finished sample yet. Generate the dataset first.")
+    dates = json.loads((root / SPEC_FILE).read_text())["settings"].get("dates", 2)
+    if dates != 2:  # its samples are series, each written as several pairs: the measures here are a pair's
+        raise InputError(f"{root} is a dataset of series of {dates} dates; the evaluation judges datasets of change pairs. "
+                         "Make a dataset without --dates to evaluate (its samples are the series' first pairs).")
     return root, json.loads((root / SPEC_FILE).read_text()), records
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..engine.diffusion import DEVICES
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.io import FORMATS, LAYOUTS
-from .options import add_pre_event_argument, add_sampler_arguments, remap_help
+from .options import add_pre_event_argument, add_sampler_arguments, add_series_arguments, remap_help
 from .progress_bar import progress_bar
 
 
@@ -53,6 +53,7 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
     ds.add_argument("--batch-size", type=int, default=4, help="model tiles per network call (default 4)")
     ds.add_argument("--overwrite", action="store_true", help="delete the folder and start again")
+    add_series_arguments(ds, dataset=True)
     ds.set_defaults(handler=run_dataset)
 
 
@@ -67,7 +68,8 @@ def run_dataset(args) -> int:
                                sampler=args.sampler, sampler_tile=args.tile_size)
     # the layout's options, kept apart from the line above so that other settings can join it there
     settings = replace(settings, split_fractions=tuple(args.splits), split_folders=args.split_folders,
-                       second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change)
+                       second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change,
+                       dates=args.dates)
     progress, bar = progress_bar()
     try:
         result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,

@@ -35,3 +35,19 @@ def add_pre_event_argument(p: argparse.ArgumentParser) -> None:
 def remap_help(whose: str) -> str:
     return (f"remap {whose} codes into the model's: a built-in table ({', '.join(builtin_remaps())}) or a JSON file "
             '{"their code": our code}')
+
+
+def add_series_arguments(p: argparse.ArgumentParser, dataset: bool = False) -> None:
+    """--dates (and for generate --date-field): a series of dates, each changing the one before."""
+    from ..engine.events import MAX_DATES
+
+    p.add_argument("--dates", type=int, default=2, metavar="N",
+                   help=f"dates of the series, 2 to {MAX_DATES} (default 2: a change pair); each later date applies its own "
+                        "events to the date before, its image mixed from the date before's, so land unchanged since T1 stays "
+                        "consistent. With 3 or more: " + ("each sample's dates in series/NAME/, and each consecutive pair "
+                        "and T1-TN as a sample of the layout (NAME_t1_t2, ...), listed for training" if dataset else
+                        "t1..tN images and maps, change_tK-1_tK masks and change_t1_tN (simulate: maps and masks only)"))
+    if not dataset:
+        p.add_argument("--date-field", metavar="FIELD",
+                       help="field of the change polygons holding each polygon's date, 2 to N (the date its change appears; "
+                            "needed with polygons and 3 or more dates)")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..engine.diffusion import DEVICES
-from .options import add_pre_event_argument, add_sampler_arguments, remap_help
+from .options import add_pre_event_argument, add_sampler_arguments, add_series_arguments, remap_help
 from .progress_bar import progress_bar
 
 
@@ -40,10 +40,12 @@ def add_sample_commands(sub) -> None:
     gen.add_argument("--device", choices=DEVICES, default="auto")
     gen.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
     gen.add_argument("--batch-size", type=int, default=4, help="tiles per network call (default 4)")
+    add_series_arguments(gen)
     gen.set_defaults(handler=run_generate)
 
     sim = sub.add_parser("simulate", help="change events only: post-event map, change mask and change polygons")
     _common_inputs(sim)
+    add_series_arguments(sim)
     sim.set_defaults(handler=run_simulate)
 
     info = sub.add_parser("info", help="model and device report")
@@ -77,7 +79,8 @@ def _change_spec(args):
     from ..engine.pipeline import ChangeSpec
 
     return ChangeSpec(vector=args.changes, class_field=args.class_field, layer=args.layer,
-                      random=args.random_events, only_from=args.only_from, transitions=args.transitions)
+                      random=args.random_events, only_from=args.only_from, transitions=args.transitions,
+                      date_field=getattr(args, "date_field", None))
 
 
 def _max_memory(args) -> int | None:
@@ -92,7 +95,7 @@ def run_generate(args) -> int:
     settings = GenerateSettings(steps=args.steps, eta=args.eta, sampler=args.sampler, tile_size=args.tile_size, guidance=args.guidance,
                                 seed=args.seed, correlation=args.correlation,
                                 device=args.device, threads=args.threads, batch_size=args.batch_size, pre_event=args.pre_event,
-                                max_memory=_max_memory(args))
+                                max_memory=_max_memory(args), dates=args.dates)
     progress, bar = progress_bar()
     try:
         result = generate(args.semantic, args.out, _change_spec(args), image=args.image, model=args.model,
@@ -109,7 +112,7 @@ def run_simulate(args) -> int:
     try:
         result = simulate(args.semantic, args.out, _change_spec(args), model=args.model, remap=args.remap,
                           band=args.band, seed=args.seed, overwrite=args.overwrite, progress=progress,
-                          max_memory=_max_memory(args))
+                          max_memory=_max_memory(args), dates=args.dates)
     finally:
         bar.close()
     return _report(args.out, result)

@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,11 @@ from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT
                         check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8)
+from .diffusion import LaterDate, later_latents, series_work_units
 from .errors import InputError
 from .events import (ChangeResult, change_mask, change_polygons, change_polygons_by_window, events_from_polygons, load_table, random_events,
                      write_change_polygons)
+from .events import check_dates, date_rngs, polygons_by_date
 from .io import (SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, row_bands,
                  write_classes, write_mask)
 from .landcover import ClassScheme, load_remap
@@ -44,6 +46,7 @@ class ChangeSpec:
     random: bool = False
     only_from: list | None = None  # only pixels of these classes (codes or names) change
     transitions: str | dict | None = None  # transition table for random events (JSON file or dict)
+    date_field: str | None = None  # with polygons and a series of dates: the field of each polygon's date (2..N)
 
     @property
     def has_vector(self) -> bool:
@@ -55,6 +58,9 @@ class ChangeSpec:
             raise InputError("Give exactly one source of change events: change polygons (with their class field) or random events.")
         if self.has_vector and not self.class_field:
             raise InputError("Change polygons need the name of the field that holds each polygon's target class (--class-field).")
+        if self.date_field and not self.has_vector:
+            raise InputError("A date field is for change polygons (each polygon's date); random events draw their own at "
+                             "every date. Leave the date field out, or give change polygons.")
 
 
 @dataclass
@@ -72,6 +78,7 @@ class GenerateSettings:
     tile_size: int | None = None  # the sampler's tile, pixels; None: the model's (a multiple of its granule, not smaller)
     pre_event: str = DEFAULT_PRE_EVENT  # with an image: "real" (as given) or "redrawn" (the autoencoder's copy)
     max_memory: int | None = None  # bytes the run may use; None: what the machine has free
+    dates: int = 2  # dates of the series: 2 is a change pair; each later date changes the one before it
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -85,6 +92,7 @@ class GenerateSettings:
         check_pre_event(self.pre_event)
         check_sampler(self.sampler, self.eta)
         check_seed(self.seed)
+        check_dates(self.dates)
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise InputError(f"The batch size (tiles per network call) must be a whole number of at least 1, got {self.batch_size!r}.")
         if self.threads is not None and self.threads < 0:
@@ -100,7 +108,10 @@ def check_seed(seed) -> None:
 def _describe(changes: ChangeSpec) -> dict:
     """The change source for sample.json (a layer given in memory is named, not dumped)."""
     vector = changes.vector if isinstance(changes.vector, (str, Path, type(None))) else "in-memory layer"
-    return {**vars(changes), "vector": None if vector is None else str(vector)}
+    described = {**vars(changes), "vector": None if vector is None else str(vector)}
+    if described["date_field"] is None:  # a pair's record stays as it was
+        del described["date_field"]
+    return described
 
 
 def _rngs(seed: int) -> dict[str, np.random.Generator]:
@@ -108,29 +119,33 @@ def _rngs(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng([seed, i]) for i, name in enumerate(("events", "correlation", "sampler"))}
 
 
-def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, rng: np.random.Generator) -> ChangeResult:
+def _apply_changes(sem: SemanticRaster, scheme: ClassScheme, spec: ChangeSpec, rng: np.random.Generator, labels=None) -> ChangeResult:
+    """The events applied to ``labels`` (None: the pre-event map; a series' later dates: the date before)."""
+    labels = sem.labels if labels is None else labels
     nodata = scheme.nodata_code
     only_from = [scheme.resolve(c) for c in spec.only_from] if spec.only_from else None
     if spec.has_vector:
         # a large map's polygons are burnt band by band into a scratch post-event map
         return events_from_polygons(
-            sem.labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
-            nodata=nodata, only_from=only_from, layer=spec.layer, scratch=sem.scratch if is_scratch(sem.labels) else None,
+            labels, sem.grid.transform, sem.grid.crs, scheme, spec.vector, spec.class_field,
+            nodata=nodata, only_from=only_from, layer=spec.layer, scratch=sem.scratch if is_scratch(labels) else None,
         )
     table = load_table(spec.transitions, scheme) if spec.transitions else None
-    return random_events(sem.labels, scheme, rng, nodata=nodata, table=table, scratch=sem.scratch)
+    return random_events(labels, scheme, rng, nodata=nodata, table=table, scratch=sem.scratch)
 
 
-def _mask(sem: SemanticRaster, post, scheme: ClassScheme):
-    """The change mask (255 where the map has no data) and the changed fraction of the valid land."""
-    if not (is_scratch(sem.labels) or is_scratch(post)):
-        mask = change_mask(sem.labels, post, nodata=scheme.nodata_code)
+def _mask(sem: SemanticRaster, post, scheme: ClassScheme, pre=None):
+    """The change mask from ``pre`` (None: the pre-event map) to ``post`` (255 where the map has no data) and the
+    changed fraction of the valid land."""
+    pre = sem.labels if pre is None else pre
+    if not (is_scratch(pre) or is_scratch(post)):
+        mask = change_mask(pre, post, nodata=scheme.nodata_code)
         mask[~sem.valid] = 255
         return mask, _changed_fraction(mask)
     mask = sem.scratch.empty(np.uint8, "change_mask")
     changed = valid = 0
     for b in row_bands(sem.grid.height, sem.grid.width):
-        band = change_mask(sem.labels[b, :], post[b, :], nodata=scheme.nodata_code)
+        band = change_mask(pre[b, :], post[b, :], nodata=scheme.nodata_code)
         band[~sem.valid[b, :]] = 255
         mask[b, :] = band
         changed, valid = changed + int(np.count_nonzero(band == 1)), valid + int(np.count_nonzero(band != 255))
@@ -152,10 +167,14 @@ def _write_maps(out: OutputFolder, sem: SemanticRaster, post: np.ndarray, mask: 
 def simulate(
     semantic: str | Path, out_dir: str | Path, changes: ChangeSpec, *, model=None, remap=None, band: int = 1,
     seed: int | None = None, overwrite: bool = False, progress: Progress | None = None, max_memory: int | None = None,
+    dates: int = 2,
 ) -> dict:
-    """Change events only (no model run): post-event map, change mask, change polygons."""
+    """Change events only (no model run): post-event map, change mask, change polygons. ``dates`` > 2: a series'
+    maps and change masks (as ``generate`` names them), the change polygons from T1 to TN."""
     changes.check()
     check_seed(seed)
+    check_dates(dates)
+    _check_series(changes, dates)
     progress = progress or Progress()
     out = OutputFolder(out_dir, overwrite)
     scheme = _scheme_for(model)
@@ -166,19 +185,28 @@ def simulate(
         windowed = is_scratch(sem.labels)
         check_memory(sem.grid.height, sem.grid.width, "Simulating change events", max_memory,
                      bytes_per_pixel=WINDOWED_SIMULATE_BYTES_PER_PIXEL if windowed else None)
-        out.require_space((2 + (SCRATCH_BYTES_PER_PIXEL if windowed else 0)) * sem.grid.width * sem.grid.height,
+        out.require_space((2 + 2 * (dates - 2) + (SCRATCH_BYTES_PER_PIXEL if windowed else 0)) * sem.grid.width * sem.grid.height,
                           "the maps and change polygons" + (" (and the large map's working copies)" if windowed else ""))
         progress.start(3)
         progress.stage("simulating change events")
-        result = _apply_changes(sem, scheme, changes, _rngs(seed)["events"])
+        by_date = _polygons_by_date(changes, dates)
+        result = _date_change(sem, scheme, changes, sem.labels, _rngs(seed)["events"], by_date, 2, dates)
         mask, fraction = _mask(sem, result.post, scheme)
+        later = _later_dates(sem, scheme, changes, dates, None, seed, by_date, result.post)
         progress.advance()
         record = {
             "semantic": str(semantic), "seed": seed, "remap": remap if isinstance(remap, (str, type(None))) else "custom",
             "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
         }
         progress.stage("writing maps and change polygons")
-        _write_maps(out, sem, result.post, mask, scheme)
+        if later:  # a series: every date's map and change; the change polygons are T1 to TN's
+            series = _write_series_maps(out, sem, scheme, result, mask, fraction, None, True, later)
+            record.update(series)
+            for entry in record["series"]:
+                del entry["correlation_s"], entry["correlation_drawn"]  # no image: no s
+            result = replace(result, post=later[-1].result.post)
+        else:
+            _write_maps(out, sem, result.post, mask, scheme)
         if is_scratch(sem.labels) or is_scratch(result.post):
             write_change_polygons(out.path("changes.gpkg"), None, sem.grid.crs, scheme,
                                   chunks=change_polygons_by_window(sem.labels, result.post, sem.grid.transform, nodata=scheme.nodata_code))
@@ -188,7 +216,7 @@ def simulate(
         out.path("events.json").write_text(json.dumps(record, indent=2))
         progress.advance()
     progress.advance()
-    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in SIMULATE_OUTPUTS}}
+    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in simulate_outputs(dates)}}
 
 
 def _changed_fraction(mask: np.ndarray) -> float:
@@ -231,6 +259,7 @@ def generate(
     settings = settings or GenerateSettings()
     settings.check()
     changes.check()
+    _check_series(changes, settings.dates)
     progress = progress or Progress()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -250,7 +279,8 @@ def generate(
         # two RGB images at their uncompressed size (imagery hardly compresses) and the maps,
         # and a large map's working copies: its arrays and the latent canvases
         scratch = SCRATCH_BYTES_PER_PIXEL * sem.grid.width * sem.grid.height + p.canvases.disk_bytes() if windowed else 0
-        out.require_space(7 * sem.grid.width * sem.grid.height + scratch, "the two images and the maps")
+        out.require_space(7 * sem.grid.width * sem.grid.height + scratch + _series_bytes(sem, p, settings.dates),
+                          "the two images and the maps" if settings.dates == 2 else f"the {settings.dates} dates' images and maps")
         source = ImageSource(image, sem.grid) if image else None
         try:
             transparent = source.mask_transparent(sem, scheme.nodata_code) if source else 0
@@ -259,17 +289,24 @@ def generate(
                               "treated as nodata (no change there, nodata in the outputs).", stacklevel=2)
             seed = secrets.randbelow(2**31) if settings.seed is None else int(settings.seed)
             rngs = _rngs(seed)
-            result = _apply_changes(sem, scheme, changes, rngs["events"])
+            by_date = _polygons_by_date(changes, settings.dates)
+            result = _date_change(sem, scheme, changes, sem.labels, rngs["events"], by_date, 2, settings.dates)
             mask, fraction = _mask(sem, result.post, scheme)
             s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
+            later = _later_dates(sem, scheme, changes, settings.dates, settings.correlation, seed, by_date, result.post)
             timings["prepare_s"] = time.perf_counter() - clock
 
             pre_event = pre_event_kind(settings.pre_event, source is not None)
             seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
+            units = p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn")
             if seconds is not None:
-                progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps on the {pkg.device}: about {duration(seconds)}; "
+                dates = ""
+                if later:  # a series: each later date costs a sampling run and a decode more, as network calls count
+                    seconds *= 1 + series_work_units(p, settings.steps, len(later)) / units
+                    dates = f" x {settings.dates} dates"
+                progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps{dates} on the {pkg.device}: about {duration(seconds)}; "
                               f"{memory.describe()}")
-            progress.start(p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn"))
+            progress.start(units + series_work_units(p, settings.steps, len(later)))
 
             clock = time.perf_counter()
             pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None)
@@ -282,9 +319,15 @@ def generate(
             clock = time.perf_counter()
             post_latent = post_event_latent(pkg, p, result.post, pre_latent, mask, s, rngs["sampler"], progress)
             _write_decoded(pkg, post_latent, p, progress, out.path("t2_image.tif"), sem)
+            if later:
+                later_latents(pkg, p, post_latent, [d.latent for d in later], progress,
+                              lambda i, z: _write_decoded(pkg, z, p, progress, out.path(f"t{i + 3}_image.tif"), sem))
             timings["post_event_s"] = time.perf_counter() - clock
 
-            _write_maps(out, sem, result.post, mask, scheme)
+            if later:
+                series = _write_series_maps(out, sem, scheme, result, mask, fraction, s, settings.correlation is None, later)
+            else:
+                _write_maps(out, sem, result.post, mask, scheme)
             record = {
                 "engine_version": engine_version,
                 "model": {"name": pkg.name, "path": str(pkg.path), "format": pkg.manifest["format"]},
@@ -300,8 +343,114 @@ def generate(
                 "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
             }
+            if later:  # a series: every date's events, change and s; the whole series' change from T1 to TN
+                record.update(series)
             out.path("sample.json").write_text(json.dumps(record, indent=2))
         finally:
             if source:
                 source.close()
-    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in OUTPUTS}}
+    return {**record, "outputs": {name: str(Path(out_dir) / name) for name in series_outputs(settings.dates)}}
+
+
+# A series of dates (generate with dates > 2): date 1 is the pre-event map, each later date applies its own events to
+# the date before. A change pair (2 dates) takes none of these paths' outputs: its files and bytes are as they were.
+
+
+def series_outputs(dates: int) -> tuple[str, ...]:
+    """The files of a sample of ``dates`` dates: a pair's OUTPUTS, or each date's image and map, the change of each
+    consecutive pair of dates (change_t1_t2.tif, change_t2_t3.tif, ...), the change from T1 to TN, sample.json."""
+    if dates == 2:
+        return OUTPUTS
+    images = tuple(f"t{k}_image.tif" for k in range(1, dates + 1))
+    maps = tuple(f"t{k}_semantic.tif" for k in range(1, dates + 1))
+    changes = tuple(f"change_t{k - 1}_t{k}.tif" for k in range(2, dates + 1)) + (f"change_t1_t{dates}.tif",)
+    return images + maps + changes + ("sample.json",)
+
+
+def simulate_outputs(dates: int) -> tuple[str, ...]:
+    """simulate's files: a pair's SIMULATE_OUTPUTS, or a series' maps and change masks, its change polygons (T1 to TN)
+    and events.json."""
+    if dates == 2:
+        return SIMULATE_OUTPUTS
+    return tuple(n for n in series_outputs(dates) if n.endswith("_semantic.tif") or n.startswith("change_")) + SIMULATE_OUTPUTS[3:]
+
+
+def _check_series(changes: ChangeSpec, dates: int) -> None:
+    if dates > 2 and changes.has_vector and not changes.date_field:
+        raise InputError(f"A series of {dates} dates with change polygons needs their date field (--date-field): the date, "
+                         f"2 to {dates}, at which each polygon's change appears. Add such a field to the polygons, or give 2 dates.")
+
+
+def _polygons_by_date(changes: ChangeSpec, dates: int):
+    """{date: that date's polygons} when the polygons have a date field (every feature's date checked), else None."""
+    return polygons_by_date(changes.vector, changes.date_field, dates, changes.layer) if changes.date_field else None
+
+
+def _date_change(sem: SemanticRaster, scheme: ClassScheme, changes: ChangeSpec, labels, rng, by_date, date: int,
+                 dates: int) -> ChangeResult:
+    """Date ``date``'s events applied to ``labels``, the map of the date before."""
+    if by_date is None or dates == 2:  # a pair: all polygons are date 2's, read as they always were
+        return _apply_changes(sem, scheme, changes, rng, labels)
+    polygons = by_date[date]
+    if polygons is None:  # no polygon has this date: the land stays as it was at the date before
+        return ChangeResult(sem.scratch.copy(labels, f"t{date}"), [])
+    try:
+        return _apply_changes(sem, scheme, replace(changes, vector=polygons), rng, labels)
+    except InputError as exc:
+        raise InputError(f"Date {date} (the polygons whose {changes.date_field!r} is {date}): {exc}") from None
+
+
+@dataclass
+class _Date:
+    """One date after date 2: its events, its change since the date before, and what its image is sampled from."""
+
+    date: int
+    result: ChangeResult
+    fraction: float
+    latent: LaterDate
+    drawn: bool
+
+
+def _later_dates(sem: SemanticRaster, scheme: ClassScheme, changes: ChangeSpec, dates: int, correlation: float | None, seed: int,
+                 by_date, labels) -> list[_Date]:
+    """Dates 3..N, each with its own random streams; ``labels`` is date 2's map; ``correlation`` None: s drawn per date."""
+    later = []
+    for date in range(3, dates + 1):
+        streams = date_rngs(seed, date, ("events", "correlation", "sampler"))
+        result = _date_change(sem, scheme, changes, labels, streams["events"], by_date, date, dates)
+        mask, fraction = _mask(sem, result.post, scheme, pre=labels)
+        drawn = correlation is None
+        s = float(streams["correlation"].uniform(*CORRELATION_RANGE)) if drawn else correlation
+        later.append(_Date(date, result, fraction, LaterDate(result.post, mask, s, streams["sampler"]), drawn))
+        labels = result.post
+    return later
+
+
+def _series_bytes(sem: SemanticRaster, p: Plan, dates: int) -> int:
+    """Disk a series needs beyond a pair's: an image, a map and two masks per later date; a large map's working copies
+    of its map and change mask, and its plane of unchanged latent cells."""
+    pixels = sem.grid.width * sem.grid.height
+    per_date = 5 * pixels + ((2 * pixels + 4 * p.grid.height * p.grid.width) if is_scratch(sem.labels) else 0)
+    return (dates - 2) * per_date
+
+
+def _write_series_maps(out: OutputFolder, sem: SemanticRaster, scheme: ClassScheme, second: ChangeResult, mask, fraction: float,
+                       s: float, drawn: bool, later: list[_Date]) -> dict:
+    """Every date's map, each consecutive pair's change mask and T1 to TN's; sample.json's series entries."""
+    dates = [(2, second, mask, fraction, s, drawn)] + [(d.date, d.result, d.latent.mask, d.fraction, d.latent.correlation, d.drawn)
+                                                     for d in later]
+    write_classes(out.path("t1_semantic.tif"), sem.labels, sem.valid, sem.grid, scheme)
+    for date, result, date_mask, _, _, _ in dates:
+        write_classes(out.path(f"t{date}_semantic.tif"), result.post, sem.valid, sem.grid, scheme)
+        write_mask(out.path(f"change_t{date - 1}_t{date}.tif"), date_mask, sem.grid)
+    last = len(dates) + 1
+    overall, overall_fraction = _mask(sem, dates[-1][1].post, scheme)
+    write_mask(out.path(f"change_t1_t{last}.tif"), overall, sem.grid)
+    return {
+        "dates": last,
+        "events": [{**e.to_dict(), "date": date} for date, result, *_ in dates for e in result.events],
+        "changed_fraction": overall_fraction,  # from T1 to TN
+        "series": [{"date": date, "events": [e.to_dict() for e in result.events], "changed_fraction": f,
+                    "correlation_s": cs, "correlation_drawn": dr, "change_mask": f"change_t{date - 1}_t{date}.tif"}
+                   for date, result, _, f, cs, dr in dates],
+    }

@@ -47,6 +47,7 @@ from ..processing import qgis_compat as compat
 from ..processing import dependencies
 from .map_tool import PolygonMapTool
 from .rubber_band import PolygonRubberBand
+from .series_controls import DATE_FIELD, SeriesControls, result_layers
 from .styling import style_change_polygons, style_output
 from .task import GenerateTask
 
@@ -176,6 +177,8 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.field_combo = QgsFieldComboBox()
         self.polygons_combo.layerChanged.connect(self._polygons_layer_changed)
         form2.addRow("Target-class field", self.field_combo)
+        self.series = SeriesControls()  # the dates: their number, the polygons' date field, the date of drawn polygons
+        self.series.add_rows(form2)
         box.addLayout(form2)
         self.draw_button = QPushButton("Draw change polygons")
         self.draw_button.setCheckable(True)
@@ -393,7 +396,8 @@ class ChangeAnywhereDock(QgsDockWidget):
     def new_polygons_layer(self) -> QgsVectorLayer:
         semantic = self.semantic_combo.currentLayer()
         crs = semantic.crs() if semantic is not None else self.canvas.mapSettings().destinationCrs()
-        uri = f"Polygon?crs={crs.authid() or 'EPSG:4326'}&field={TARGET_FIELD}:integer&field={TARGET_NAME_FIELD}:string(64)"
+        uri = (f"Polygon?crs={crs.authid() or 'EPSG:4326'}&field={TARGET_FIELD}:integer&field={TARGET_NAME_FIELD}:string(64)"
+               f"&field={DATE_FIELD}:integer")
         layer = QgsVectorLayer(uri, "ChangeAnywhere change polygons", "memory")
         if not crs.authid():
             layer.setCrs(crs)
@@ -409,6 +413,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.field_combo.setLayer(layer)
         if layer is not None and layer.fields().indexOf(TARGET_FIELD) >= 0:
             self.field_combo.setField(TARGET_FIELD)
+        self.series.set_layer(layer)
 
     def _draw_toggled(self, on: bool) -> None:
         if on:
@@ -442,6 +447,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         feature[field] = target["name"] if _is_string_field(fields[fields.indexOf(field)]) else target["code"]
         if field != TARGET_NAME_FIELD and fields.indexOf(TARGET_NAME_FIELD) >= 0:
             feature[TARGET_NAME_FIELD] = target["name"]
+        self.series.stamp(feature)
         if layer.isEditable():
             layer.addFeature(feature)
         else:
@@ -499,6 +505,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         field = self.field_combo.currentField()
         if not field:
             raise ValueError("Choose the target-class field of the change polygons.")
+        dates, date_field = self.series.settings()
 
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(self.output_widget.filePath().strip() or QgsProcessingUtils.tempFolder())
@@ -516,10 +523,11 @@ class ChangeAnywhereDock(QgsDockWidget):
             "guidance": self.guidance(),
             "device": self.device_combo.currentData(),
             "pre_event": self.pre_event_combo.currentData(),
+            "dates": dates,
         }
         polygons = self._export_polygons(layer, Path(QgsProcessingUtils.tempFolder()) / f"changeanywhere-input-{stamp}-{n}")
         task = GenerateTask(
-            semantic.source().split("|")[0], str(out_dir), {"vector": polygons, "class_field": field, "layer": "changes"},
+            semantic.source().split("|")[0], str(out_dir), {"vector": polygons, "class_field": field, "layer": "changes", "date_field": date_field},
             image=image.source().split("|")[0] if image is not None else None, model=self.model_dir(),
             band=self.band_combo.currentBand() if self.band_combo.currentBand() > 0 else 1,
             settings_kwargs=settings, overwrite=False,
@@ -571,7 +579,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         root = project.layerTreeRoot()
         group = root.insertGroup(0, f"ChangeAnywhere sample (seed {result['seed']})")
         outputs = result["outputs"]
-        for name, title, visible in RESULT_LAYERS:
+        for name, title, visible in (RESULT_LAYERS if result.get("dates", 2) == 2 else result_layers(result["dates"])):
             layer = QgsRasterLayer(outputs[name], title, "gdal")
             if not layer.isValid():
                 self._message(f"Cannot open {outputs[name]} in QGIS.", Qgis.MessageLevel.Warning)

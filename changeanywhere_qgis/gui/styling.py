@@ -3,6 +3,8 @@ class palette, the change mask black/white, the change polygons in their target 
 
 from __future__ import annotations
 
+import re
+
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
@@ -64,9 +66,18 @@ OUTPUT_KINDS = {"t1_image.tif": "image", "t2_image.tif": "image", "t1_semantic.t
                 "change_mask.tif": "mask"}
 
 
+SERIES_KINDS = (("image", re.compile(r"t\d+_image\.tif")), ("map", re.compile(r"t\d+_semantic\.tif")),
+                ("mask", re.compile(r"change_t\d+_t\d+\.tif")))  # a series of dates' files (t3_image.tif, change_t2_t3.tif)
+
+
+def output_kind(name: str) -> str | None:
+    """How an engine output is styled ("image", "map", "mask"), by its file name; None: not a raster output."""
+    return OUTPUT_KINDS.get(name) or next((kind for kind, pattern in SERIES_KINDS if pattern.fullmatch(name)), None)
+
+
 def style_output(layer, name: str, classes: list[dict]) -> None:
     """Style one engine output (by its file name, e.g. ``t2_image.tif``) as it is added to the project."""
-    kind = OUTPUT_KINDS.get(name)
+    kind = output_kind(name)
     if kind == "image":
         style_true_colour(layer)
     elif kind == "map" and classes:
@@ -94,10 +105,15 @@ _KEEP: list[_StyleOnLoad] = []  # Processing holds only a pointer to a post-proc
 def style_when_loaded(context, outputs: dict[str, str], classes: list[dict]) -> None:
     """``outputs``: destination path -> engine file name; each one Processing loads gets its style."""
     for path, name in outputs.items():
-        if name in OUTPUT_KINDS and context.willLoadLayerOnCompletion(path):
-            processor = _StyleOnLoad(name, classes)
-            _KEEP.append(processor)
-            context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
+        style_output_on_load(context, path, name, classes)
+
+
+def style_output_on_load(context, path: str, name: str, classes: list[dict]) -> None:
+    """The output at ``path`` (engine file ``name``) gets its style when Processing loads it."""
+    if output_kind(name) and context.willLoadLayerOnCompletion(path):
+        processor = _StyleOnLoad(name, classes)
+        _KEEP.append(processor)
+        context.layerToLoadOnCompletionDetails(path).setPostProcessor(processor)
 
 
 def style_change_polygons(layer, classes: list[dict], field: str) -> None:

@@ -20,9 +20,12 @@ from qgis.core import (
 )
 
 from . import qgis_compat as compat
+from .series_outputs import DATES
+from .series_outputs import dates as series_dates
 from .base import ChangeAnywhereAlgorithm, remap_label
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.diffusion import DEFAULT_STEPS
+from ..engine.events import MAX_DATES
 from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, engine_progress, raster_path, require_engine, run_in_python_thread
 
 LAYOUTS = ("levir", "second", "both", "classes", "all")
@@ -80,6 +83,9 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(self.TILE, "Tile size (pixels)", type=compat.NUMBER_INTEGER,
                                                        defaultValue=256, minValue=8))
         self.addParameter(QgsProcessingParameterEnum(self.LAYOUT, "Layout", options=list(LAYOUT_LABELS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            DATES, "Dates per sample (2: change pairs; more: a series in series/<name>/, each pair of dates a sample of the layout)",
+            type=compat.NUMBER_INTEGER, defaultValue=2, minValue=2, maxValue=MAX_DATES))
         self.addParameter(QgsProcessingParameterEnum(self.FORMAT, "Image format", options=list(FORMAT_LABELS), defaultValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.SPLIT_FOLDERS, "One folder per split (train/, val/, test/: open-cd, torchgeo, SECOND's readers); "
@@ -156,6 +162,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 remap=self.remap(parameters, context),
                 pre_event=self.pre_event(parameters, context),
                 sampler_tile=self.sampler_tile(parameters, context),
+                dates=series_dates(self, parameters, context),
             )
             settings = replace(settings, **self._layout_options(parameters, context))
             out = self.parameterAsString(parameters, self.OUTPUT, context)

@@ -156,11 +156,15 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
 
     def style_on_load(self, parameters, context, destinations: dict) -> None:
         """The outputs Processing adds to the project get the dock's styles (true colour, the class palette)."""
-        from ..engine.diffusion import default_model_dir, read_manifest
         from ..gui.styling import style_when_loaded
 
-        manifest = read_manifest(self.model_dir(parameters, context) or default_model_dir(), verify_hashes=False)
-        style_when_loaded(context, {dest: self.FILES[param] for param, dest in destinations.items()}, manifest["classes"])
+        style_when_loaded(context, {dest: self.FILES[param] for param, dest in destinations.items()}, self.classes(parameters, context))
+
+    def classes(self, parameters, context) -> list[dict]:
+        """The model's classes (code, name, colour), for the outputs' styles."""
+        from ..engine.diffusion import default_model_dir, read_manifest
+
+        return read_manifest(self.model_dir(parameters, context) or default_model_dir(), verify_hashes=False)["classes"]
 
     def remap(self, parameters, context) -> str | None:
         value = (self.parameterAsString(parameters, self.REMAP, context) or "").strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from qgis.core import (
@@ -15,6 +16,7 @@ from qgis.core import (
 )
 
 from . import qgis_compat as compat
+from . import series_outputs as series
 from ..engine.diffusion import DEFAULT_STEPS
 from .base import ChangeAnywhereAlgorithm
 from .common import (
@@ -73,6 +75,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
             self.IMAGE, "Pre-event image (RGB, same grid; empty: generated from the map)", optional=True))
         self.add_pre_event_option()
         self.add_change_inputs()
+        series.add_series_inputs(self, self.CHANGES)
         self.add_model_input()
         self.addParameter(QgsProcessingParameterNumber(
             self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=DEFAULT_STEPS,
@@ -97,6 +100,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_RECORD, "Sample record (JSON: seed, s, events, device)", "JSON files (*.json)",
             optional=True, createByDefault=False))
+        series.add_series_output(self)
 
         self.addOutput(QgsProcessingOutputString("DEVICE", "Device used"))
         self.addOutput(QgsProcessingOutputString("DEVICE_NOTE", "Why this device"))
@@ -112,6 +116,9 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
             semantic = self.semantic_path(parameters, context)
             image = raster_path(self.parameterAsRasterLayer(parameters, self.IMAGE, context), "pre-event image")
             spec = self.change_spec(parameters, context, feedback)
+            dates, date_field = series.dates(self, parameters, context), series.date_field(self, parameters, context)
+            if date_field and spec.has_vector:
+                spec = replace(spec, date_field=date_field)
             threads = parameters.get(self.THREADS)
             settings = GenerateSettings(
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
@@ -124,8 +131,11 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 pre_event=self.pre_event(parameters, context),
                 tile_size=self.sampler_tile(parameters, context),
+                dates=dates,
             )
             destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_RECORD,))
+            series_folder = series.series_folder(self, parameters, context, dates)
+            files = series.engine_files(self.FILES, dates)
 
             out_dir = temp_run_folder()
             try:
@@ -134,12 +144,15 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                                   settings=settings, progress=engine_progress(feedback))
                 feedback.pushInfo(f"Device: {result['device']} ({result['device_note']}); seed {result['seed']}, "
                                   f"s = {result['correlation_s']:.3f}, {100 * result['changed_fraction']:.1f} % of the land changed.")
-                place_outputs([(Path(out_dir) / self.FILES[p], dest) for p, dest in destinations.items()], feedback)
+                place_outputs([(Path(out_dir) / files[p], dest) for p, dest in destinations.items()], feedback)
                 self.style_on_load(parameters, context, destinations)
+                series.place_series(context, Path(out_dir), series_folder, dates, self.classes(parameters, context), feedback)
             finally:
                 remove_run_folder(Path(out_dir))
 
         outputs = dict(destinations)
+        if series_folder is not None:
+            outputs[series.OUTPUT_SERIES] = str(series_folder)
         outputs.update({
             "DEVICE": result["device"], "DEVICE_NOTE": result["device_note"], "SEED": result["seed"],
             "CORRELATION_S": result["correlation_s"], "CHANGED_FRACTION": result["changed_fraction"],

@@ -266,5 +266,6 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     args += ["--split-folders"] if st.get("split_folders") else []
     args += ["--second-classes", rel(st["second_classes"])] if st.get("second_classes") else []
     args += ["--skip-hidden-change"] if st.get("skip_hidden_change") else []
+    args += ["--dates", str(st["dates"])] if st.get("dates", 2) != 2 else []
     args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
     return shlex.join(args)

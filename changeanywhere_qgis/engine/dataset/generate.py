@@ -148,7 +148,8 @@ def _place_in_splits(out: Path, records: list[dict], layout: str) -> None:
 def _write_lists(out: Path, records: list[dict], ext: str) -> None:
     (out / LIST_FOLDER).mkdir(exist_ok=True)
     for split in SPLITS:
-        names = [f"{r['name']}.{ext}" for r in records if r["split"] == split]
+        # a series of dates is listed as its pairs (each one a sample of the layout), all in the series' split
+        names = [f"{n}.{ext}" for r in records if r["split"] == split for n in [p["name"] for p in r.get("pairs", [])] or [r["name"]]]
         path = out / LIST_FOLDER / f"{split}.txt"
         if names:
             _write_atomic(path, "".join(n + "\n" for n in names))

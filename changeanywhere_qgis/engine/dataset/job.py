@@ -15,6 +15,7 @@ import numpy as np
 
 from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, check_guidance, check_pre_event, check_sampler
 from ..errors import InputError
+from ..events import check_dates
 from ..io import check_layout, has_second
 
 SPEC_FILE = "dataset.json"
@@ -31,7 +32,7 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
 # when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says;
 # sampler's is "ddim" and sampler_tile's None (the model's tile), what datasets before those options were.
 OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "split_folders": False, "second_classes": None,
-                     "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None}
+                     "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None, "dates": 2}
 # What a spec without them meant (read back by sample_maps and resume): the values before the options existed.
 LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None}
 
@@ -63,6 +64,7 @@ class DatasetSettings:
     split_folders: bool = False  # one folder per split (train/A/, ...) instead of flat folders with list/*.txt
     second_classes: str | None = None  # JSON mapping of the model's classes into SECOND's; None: the built-in table
     skip_hidden_change: bool = False  # leave out samples whose change the mapping into SECOND's classes hides
+    dates: int = 2  # dates per sample: 2 is a pair; more, a series (io/layouts/series.py: its folder and its pairs)
 
     def __post_init__(self):
         # JSON gives a list back (dataset.json, Dask); the settings keep a tuple
@@ -89,6 +91,7 @@ class DatasetSettings:
         check_guidance(self.guidance)
         check_pre_event(self.pre_event)
         check_sampler(self.sampler, self.eta)
+        check_dates(self.dates)
         if self.sampler_tile is not None and (isinstance(self.sampler_tile, bool) or not isinstance(self.sampler_tile, (int, np.integer))
                                               or self.sampler_tile < 1):
             raise InputError(f"The sampler's tile size must be a positive number of pixels (or empty: the model's), got {self.sampler_tile!r}.")

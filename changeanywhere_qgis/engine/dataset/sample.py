@@ -19,10 +19,11 @@ import rasterio
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from ..diffusion import change_pair, load_model_package
+from ..diffusion import change_pair, change_series, load_model_package
 from ..events import change_mask, load_table, random_events
-from ..io import STAGE_FOLDER, has_second, load_second_classes, second_labels, write_sample
+from ..io import STAGE_FOLDER, has_second, load_second_classes, pair_name, second_labels, series_pairs, write_sample, write_series
 from ..landcover import ClassScheme, load_remap
+from .series import later_dates, pair_masks, series_entries
 from .job import CORRELATION_RANGE, LEGACY_SETTINGS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
 _STATE: dict = {}  # per process: the loaded model and open images, keyed by the job
@@ -122,15 +123,29 @@ def run_sample(job: DatasetJob, index: int) -> dict:
         "valid_fraction": n_valid / pre.size,
         "class_pixels": {"pre": _class_pixels(pre, valid), "post": _class_pixels(result.post, valid)},
     }
+    maps, masks, later = [pre, result.post], {(1, 2): mask}, []
+    if st.dates > 2:  # a series: the later dates' events on the date before; the record's keys say T1 to TN
+        later = later_dates(result.post, valid, seed, scheme, state["table"], st)
+        maps += [d.result.post for d in later]
+        masks = pair_masks(maps, valid, scheme.nodata_code)
+        record.update(series_entries(result, s, later, masks), transitions=_transitions(pre, maps[-1], masks[(1, len(maps))] == 1))
+        record["class_pixels"]["post"] = _class_pixels(maps[-1], valid)
+        record["pairs"] = [{"name": pair_name(name, a, b), "from": a, "to": b} for a, b in series_pairs(len(maps))]
     second = state["second"]
     if second is not None:  # changed land whose classes before and after are one SECOND class: SECOND shows no change
-        record["hidden_change_pixels"] = int(second_labels(pre, result.post, mask, second)[2].sum())
+        record["hidden_change_pixels"] = sum(int(second_labels(maps[a - 1], maps[b - 1], m, second)[2].sum())
+                                             for (a, b), m in masks.items())
         if st.skip_hidden_change and record["hidden_change_pixels"]:
             skipped = {**record, "skipped": "the mapping into SECOND's classes hides part of its change", "files": {}}
             _write_record(record_path, skipped)
             return skipped  # no image is generated for a skipped sample
-    t1, t2 = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], image=image, steps=st.steps, eta=st.eta,
-                         batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler, tile_px=st.sampler_tile)
+    options = dict(image=image, steps=st.steps, eta=st.eta, batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler,
+                   tile_px=st.sampler_tile)
+    if later:
+        images = change_series(pkg, maps, [masks[(k - 1, k)] for k in range(2, len(maps) + 1)], [s] + [d.s for d in later],
+                               [rngs["sampler"]] + [d.rng for d in later], **options)
+    else:
+        images = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], **options)
 
     out = Path(job.out)
     # layouts with split folders: the files wait in the stage folder until the finished dataset places them
@@ -138,8 +153,12 @@ def run_sample(job: DatasetJob, index: int) -> dict:
     work = out / WORK / f"{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     try:
-        files = write_sample(work, st.layout, st.fmt, name, t1=t1, t2=t2, pre=pre, post=result.post, mask=mask,
-                             scheme=scheme, second=second, georef=(transform, crs))
+        if later:
+            files, _ = write_series(work, st.layout, st.fmt, name, images=images, maps=maps, masks=masks, valid=valid,
+                                    scheme=scheme, second=second, georef=(transform, crs))
+        else:
+            files = write_sample(work, st.layout, st.fmt, name, t1=images[0], t2=images[1], pre=pre, post=result.post, mask=mask,
+                                 scheme=scheme, second=second, georef=(transform, crs))
         record["files"] = files
         for rel in files.values():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)

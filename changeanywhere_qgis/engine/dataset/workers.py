@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import Cancelled, ChangeAnywhereError, InputError
-from ..io import SPLITS, STAGE_FOLDER, every_folder, write_failure
+from ..io import SERIES_FOLDER, SPLITS, STAGE_FOLDER, every_folder, write_failure
 from .job import RECORDS, WORK, DatasetJob
 from .sample import init_worker, run_in_worker, run_sample
 
@@ -38,10 +38,14 @@ def remove_leftovers(job: DatasetJob) -> int:
     done = {job.name(i) for i in finished(job)}
     removed = 0
     for base in (out, out / STAGE_FOLDER, *(out / split for split in SPLITS)):  # flat, waiting, or in a split's folder
-        for folder in dict.fromkeys(every_folder()):
+        for folder in dict.fromkeys([*every_folder(), SERIES_FOLDER]):
             for path in (base / folder).glob("*") if (base / folder).is_dir() else []:
-                if path.stem.isdigit() and path.stem not in done:
-                    path.unlink()
+                sample = path.stem.split("_")[0]  # a series' pairs are <name>_t1_t2, its folder series/<name>/
+                if sample.isdigit() and sample not in done:
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
                     removed += 1
     for temp in (out / RECORDS).glob(".*") if (out / RECORDS).is_dir() else []:
         temp.unlink()

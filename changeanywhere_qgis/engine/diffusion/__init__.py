@@ -9,10 +9,11 @@ from .model_package import (DEVICES, GUIDANCE_RANGE, ModelPackage, check_guidanc
                             load_model_package, manifest_guidance_scale, read_manifest)
 from .pixels import to_model_range, to_uint8
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
+from .series import LaterDate, change_series, later_latents, series_work_units
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, DiffusionSchedule, DPMSolverPP2M, check_sampler
 from .tiling import Tile, TileGrid, canvas_size, tile_starts
 
-__all__ = ["DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "LatentCanvases", "LatentFile", "MemoryEstimate", "ModelPackage",
+__all__ = ["LaterDate", "change_series", "later_latents", "series_work_units", "DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "LatentCanvases", "LatentFile", "MemoryEstimate", "ModelPackage",
            "PEAK_BYTES_PER_PIXEL", "WINDOWED_GENERATE_BYTES_PER_PIXEL", "WINDOWED_SIMULATE_BYTES_PER_PIXEL", "available_memory", "check_memory", "duration", "estimate_seconds", "parse_size",
            "PRE_EVENT_CHOICES", "Plan", "SamplerSettings", "Tile", "TileGrid", "autoencoder_copy", "canvas_size", "change_pair",
            "check_guidance", "check_pre_event", "cuda_unavailable_reason", "decode", "default_model_dir", "encode",

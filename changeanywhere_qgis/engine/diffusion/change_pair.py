@@ -177,9 +177,10 @@ def pre_event_latent(pkg: ModelPackage, p: Plan, pre_labels: np.ndarray | None, 
 
 
 def post_event_latent(pkg: ModelPackage, p: Plan, post_labels: np.ndarray, pre_latent: np.ndarray, mask: np.ndarray,
-                      correlation: float, rng: np.random.Generator, progress: Progress) -> np.ndarray:
+                      correlation: float, rng: np.random.Generator, progress: Progress,
+                      stage: str = "generating the post-event image") -> np.ndarray:
     """The post-event latent: sampled under the post-event map, unchanged land mixed in from the pre-event latent."""
-    progress.stage("generating the post-event image")
+    progress.stage(stage)
     unchanged = latent_unchanged(mask, pkg.downsample, (p.grid.height, p.grid.width), p.canvases)
     known = KnownContent(pre_latent, unchanged, correlation)
     return sample(pkg, p.pad(post_labels, pkg.scheme.nodata_code), p.grid, p.sampler, rng, progress, known, p.canvases)

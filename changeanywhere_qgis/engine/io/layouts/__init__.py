@@ -9,6 +9,7 @@
 * ``classes``: LEVIR-CD's folders and ``class1/``, ``class2/``, the whole maps in the model's classes
   (``own_classes.py``), with ``classes.json``.
 * ``both`` = levir + second; ``all`` = every folder.
+* a series of dates (``series.py``): ``series/<name>/`` with every date, and each pair of dates in the layout's folders.
 
 ``png``: plain 8-bit PNGs (the libraries' default). ``tif``: GeoTIFFs on the tile's own window (``files.py``).
 """
@@ -19,8 +20,9 @@ from .files import read_raster, write_raster
 from .own_classes import class_maps, classes_document
 from .second import SecondClasses, load_second_classes, second_labels
 from .writer import read_change, write_sample
+from .series import SERIES_FOLDER, pair_name, series_pairs, write_series
 
 __all__ = ["CLASSES_FILE", "FOLDERS", "FORMATS", "LAYOUTS", "LIST_FOLDER", "SPLITS", "STAGE_FOLDER", "SecondClasses",
            "check_layout", "class_maps", "classes_document", "every_folder", "folders", "has_second", "in_split",
            "load_second_classes", "parts", "read_change", "read_raster", "sample_files", "second_labels", "write_raster",
-           "write_sample"]
+           "write_sample", "SERIES_FOLDER", "pair_name", "series_pairs", "write_series"]

@@ -1,0 +1,108 @@
+"""A series of 3 dates on the bundled sample through the Processing algorithm (in QGIS and headless with qgis_process):
+the destinations hold date 1, the last date and the change from T1 to TN, the series folder the date between and each
+consecutive change mask, all on the input's grid, loaded into the project with the outputs' styles."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsPalettedRasterRenderer, QgsProject
+from qgis_helpers import QGIS_PROCESS, assert_same_grid, linked_plugin, qgis_process
+
+from test_qgis_process import REPO
+
+DESTINATIONS = {"OUTPUT_PRE_IMAGE": "pre.tif", "OUTPUT_POST_IMAGE": "post.tif", "OUTPUT_PRE_MAP": "pre_map.tif",
+                "OUTPUT_POST_MAP": "post_map.tif", "OUTPUT_CHANGE_MASK": "mask.tif"}
+BETWEEN = ("t2_image.tif", "t2_semantic.tif", "change_t1_t2.tif", "change_t2_t3.tif")
+
+
+@pytest.fixture(scope="module")
+def dated_polygons(tmp_path_factory, houston_changes_path):
+    """The sample's two change polygons, the building becoming water at date 3, the trees cleared at date 2."""
+    polygons = gpd.read_file(houston_changes_path)
+    polygons["when"] = [3, 2]
+    path = tmp_path_factory.mktemp("dated") / "dated.gpkg"
+    polygons.to_file(path)
+    return path
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return ds.read(1)
+
+
+def _check_series(out, series, record, label_layer_info):
+    for name in DESTINATIONS.values():
+        assert_same_grid(out / name, label_layer_info)
+    for name in BETWEEN:
+        assert_same_grid(series / name, label_layer_info)
+    pre, between, post = _read(out / "pre_map.tif"), _read(series / "t2_semantic.tif"), _read(out / "post_map.tif")
+    assert np.array_equal(_read(out / "mask.tif") == 1, pre != post)  # the change mask is T1 to T3's
+    assert np.array_equal(_read(series / "change_t1_t2.tif") == 1, pre != between)
+    assert np.array_equal(_read(series / "change_t2_t3.tif") == 1, between != post)
+    assert record["dates"] == 3 and [[e["source"] for e in d["events"]] for d in record["series"]] == [["feature 2"], ["feature 1"]]
+
+
+def test_generate_a_series_in_qgis_loads_every_date(provider, tiny_model_dir, houston_label_path, dated_polygons,
+                                                     label_layer_info, tmp_path, clean_project):
+    from qgis import processing
+
+    params = {"SEMANTIC": str(houston_label_path), "CHANGES": str(dated_polygons), "CLASS_FIELD": "target",
+              "DATE_FIELD": "when", "DATES": 3, "MODEL": str(tiny_model_dir), "STEPS": 2, "SEED": 3, "DEVICE": 1,
+              "OUTPUT_SERIES": str(tmp_path / "series"), **{k: str(tmp_path / v) for k, v in DESTINATIONS.items()}}
+    result = processing.runAndLoadResults("changeanywhere:generatechangesample", params)
+    assert result["OUTPUT_SERIES"] == str(tmp_path / "series")
+    record = json.loads((tmp_path / "series" / "sample.json").read_text())
+    _check_series(tmp_path, tmp_path / "series", record, label_layer_info)
+    loaded = {os.path.basename(layer.source()): layer for layer in clean_project.mapLayers().values()}
+    assert set(BETWEEN) <= set(loaded), sorted(loaded)
+    assert isinstance(loaded["t2_semantic.tif"].renderer(), QgsPalettedRasterRenderer)  # the class palette
+    mask = loaded["change_t2_t3.tif"].renderer()  # black and white, as the change mask destination
+    assert isinstance(mask, QgsPalettedRasterRenderer) and [c.label for c in mask.classes()] == ["unchanged", "changed"]
+
+
+def test_a_series_with_polygons_needs_the_date_field(processing_run, tiny_model_dir, houston_label_path, dated_polygons, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="needs their date field"):
+        processing_run("changeanywhere:generatechangesample", {
+            "SEMANTIC": str(houston_label_path), "CHANGES": str(dated_polygons), "CLASS_FIELD": "target", "DATES": 3,
+            "MODEL": str(tiny_model_dir), "STEPS": 2, "DEVICE": 1, "OUTPUT_SERIES": str(tmp_path / "series"),
+            **{k: str(tmp_path / v) for k, v in DESTINATIONS.items()}})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not os.access(QGIS_PROCESS, os.X_OK), reason=f"{QGIS_PROCESS} is missing")
+def test_generate_a_series_headless(tmp_path, tiny_model_dir, houston_label_path, dated_polygons, label_layer_info):
+    env = linked_plugin(tmp_path, REPO / "changeanywhere_qgis")
+    out = tmp_path / "out"
+    ran = qgis_process(["--json", "run", "changeanywhere:generatechangesample", "--",
+                        f"SEMANTIC={houston_label_path}", f"CHANGES={dated_polygons}", "CLASS_FIELD=target", "DATE_FIELD=when",
+                        "DATES=3", f"MODEL={tiny_model_dir}", "STEPS=2", "SEED=3", "DEVICE=1", f"OUTPUT_SERIES={out / 'series'}",
+                        *[f"{k}={out / v}" for k, v in DESTINATIONS.items()]], env)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert json.loads(ran.stdout)["results"]["OUTPUT_SERIES"] == str(out / "series")
+    _check_series(out, out / "series", json.loads((out / "series" / "sample.json").read_text()), label_layer_info)
+
+
+def test_a_dataset_of_series_through_processing(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+    out = tmp_path / "ds"
+    params = {"SEMANTIC": [str(houston_label_path)], "COUNT": 3, "TILE": 64, "LAYOUT": 0, "FORMAT": 1, "SEED": 4, "DATES": 3,
+              "MODEL": str(tiny_model_dir), "STEPS": 1, "DEVICE": 1, "WORKERS": 1, "OUTPUT": str(out)}
+    result = processing_run("changeanywhere:generatechangedataset", params)
+    assert result["COUNT"] == 3 and result["GENERATED"] == 3
+    records = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["dates"] == 3 for r in records) and "--dates 3" in (out / "README.md").read_text()
+    for r in records:
+        assert sorted(p.name for p in (out / "series" / r["name"]).iterdir()) == [
+            "t1.tif", "t1_classes.tif", "t2.tif", "t2_classes.tif", "t3.tif", "t3_classes.tif"]
+        with rasterio.open(out / r["files"]["t2_t3/B"]) as ds, rasterio.open(houston_label_path) as src:
+            assert ds.crs == src.crs and ds.width == 64  # every pair's GeoTIFFs keep the georeferencing
+    assert len(list((out / "label").glob("*.tif"))) == 9  # three pairs per series
+    again = processing_run("changeanywhere:generatechangedataset", params)  # resumes: nothing left to do
+    assert again["GENERATED"] == 0 and again["SKIPPED"] == 3
