@@ -38,6 +38,10 @@ def add_dataset_command(sub) -> None:
                          "built-in table, e.g. road and developed space -> ground), for the layouts second, both and all")
     ds.add_argument("--skip-hidden-change", action="store_true",
                     help="leave out samples with change the SECOND mapping hides (e.g. road -> developed space: both ground)")
+    ds.add_argument("--appearance-shift", action="store_true",
+                    help="give each post-event image B a random appearance shift drawn from its sample's seed, as real unchanged "
+                         "land between two dates has: colour, brightness, haze, misregistration of up to 2 px (recorded in "
+                         "manifest.jsonl; A and the labels stay as without it); default off")
     ds.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="png or tif (GeoTIFF, georeferenced); default png")
     ds.add_argument("--seed", type=int, default=0, help="dataset seed (default 0): the same seed gives the same dataset")
     run = ds.add_mutually_exclusive_group()
@@ -67,7 +71,8 @@ def run_dataset(args) -> int:
                                sampler=args.sampler, sampler_tile=args.tile_size)
     # the layout's options, kept apart from the line above so that other settings can join it there
     settings = replace(settings, split_fractions=tuple(args.splits), split_folders=args.split_folders,
-                       second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change)
+                       second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change,
+                       appearance_shift=args.appearance_shift)
     progress, bar = progress_bar()
     try:
         result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,

@@ -31,7 +31,8 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
 # when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says;
 # sampler's is "ddim" and sampler_tile's None (the model's tile), what datasets before those options were.
 OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "split_folders": False, "second_classes": None,
-                     "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None}
+                     "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None,
+                     "appearance_shift": False}
 # What a spec without them meant (read back by sample_maps and resume): the values before the options existed.
 LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None}
 
@@ -63,6 +64,7 @@ class DatasetSettings:
     split_folders: bool = False  # one folder per split (train/A/, ...) instead of flat folders with list/*.txt
     second_classes: str | None = None  # JSON mapping of the model's classes into SECOND's; None: the built-in table
     skip_hidden_change: bool = False  # leave out samples whose change the mapping into SECOND's classes hides
+    appearance_shift: bool = False  # each image B gets a random appearance shift (appearance.py), recorded in the manifest
 
     def __post_init__(self):
         # JSON gives a list back (dataset.json, Dask); the settings keep a tuple

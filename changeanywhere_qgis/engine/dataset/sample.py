@@ -23,6 +23,7 @@ from ..diffusion import change_pair, load_model_package
 from ..events import change_mask, load_table, random_events
 from ..io import STAGE_FOLDER, has_second, load_second_classes, second_labels, write_sample
 from ..landcover import ClassScheme, load_remap
+from .appearance import appearance_shift, draw_appearance_shift
 from .job import CORRELATION_RANGE, LEGACY_SETTINGS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
 _STATE: dict = {}  # per process: the loaded model and open images, keyed by the job
@@ -131,6 +132,9 @@ def run_sample(job: DatasetJob, index: int) -> dict:
             return skipped  # no image is generated for a skipped sample
     t1, t2 = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], image=image, steps=st.steps, eta=st.eta,
                          batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler, tile_px=st.sampler_tile)
+    if st.appearance_shift:  # B alone, after decoding, from a stream of its own: A, the labels and every other draw unchanged
+        shift = draw_appearance_shift(seed)
+        t2, record["appearance_shift"] = appearance_shift(t2, shift), shift.to_dict()
 
     out = Path(job.out)
     # layouts with split folders: the files wait in the stage folder until the finished dataset places them

@@ -20,7 +20,8 @@ def _files(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("SETTINGS", [
     DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="levir"),
     DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="all", fmt="tif", split_folders=True, skip_hidden_change=True),
-], ids=["levir", "all-tif-split-folders"])
+    DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="levir", appearance_shift=True),
+], ids=["levir", "all-tif-split-folders", "levir-appearance-shift"])
 def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_label_path, SETTINGS):
     local = tmp_path / "local"
     result = generate_dataset(houston_label_path, local, SETTINGS, model=tiny_model_dir, workers=2)
