@@ -21,6 +21,7 @@ from qgis.core import (
 
 from . import qgis_compat as compat
 from .base import ChangeAnywhereAlgorithm, remap_label
+from .style_options import add_style_parameters, style_settings
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.diffusion import DEFAULT_STEPS
 from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, engine_progress, raster_path, require_engine, run_in_python_thread
@@ -101,6 +102,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
             self.APPEARANCE_SHIFT, "Random appearance shifts of the post-event images (colour, brightness, haze, up to 2 px "
             "misregistration: what real unchanged land looks like between two dates; recorded in the manifest)",
             defaultValue=False))
+        add_style_parameters(self)
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Dataset seed", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0))
         self.add_model_input()
@@ -139,7 +141,8 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         return {"split_fractions": shares, "split_folders": self.parameterAsBool(parameters, self.SPLIT_FOLDERS, context),
                 "second_classes": self.parameterAsFile(parameters, self.SECOND_CLASSES, context) or None,
                 "skip_hidden_change": self.parameterAsBool(parameters, self.SKIP_HIDDEN_CHANGE, context),
-                "appearance_shift": self.parameterAsBool(parameters, self.APPEARANCE_SHIFT, context)}
+                "appearance_shift": self.parameterAsBool(parameters, self.APPEARANCE_SHIFT, context),
+                **style_settings(self, parameters, context)}
 
     def processAlgorithm(self, parameters, context, feedback):
         require_engine()

@@ -30,3 +30,15 @@ def test_bad_style_inputs_are_one_line_and_exit_2(tiny_model_dir, tmp_path, hous
     done = _generate(tiny_model_dir, houston_label_path, tmp_path / "o", "--style", STYLE, "--style-strength", "2")
     assert done.returncode == 2 and "style strength must be a number from 0" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
+
+
+def test_dataset_with_a_style_image(tiny_model_dir, tmp_path, houston_label_path):
+    out = tmp_path / "ds"
+    done = cli("dataset", "--semantic", houston_label_path, "--count", "2", "--tile", "64", "--steps", "1", "--workers", "1",
+               "--model", tiny_model_dir, "--style", STYLE, "--style-strength", "0.4", "--out", out)
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((out / "dataset.json").read_text())
+    assert spec["style"]["path"] == str(STYLE) and spec["settings"]["style_strength"] == 0.4
+    done = cli("dataset", "--semantic", houston_label_path, "--count", "2", "--tile", "64", "--model", tiny_model_dir,
+               "--style", tmp_path / "missing.png", "--out", tmp_path / "bad")
+    assert done.returncode == 2 and done.stderr.startswith("error: Style image") and not (tmp_path / "bad").exists()

@@ -159,6 +159,9 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
         "unchanged land mixed in from the pre-event image with a content correlation s drawn per sample from "
         f"U({correlation_range[0]}, {correlation_range[1]}). "
         + (_pre_event_text(st.get("pre_event", "real")) if spec["images"] else "The pre-event images are generated from the maps too.")
+        + (f" Every post-event image took the appearance of the style image `{spec['style']['path']}` (sha256 "
+           f"{spec['style']['sha256'][:12]}..., strength {st.get('style_strength', 1.0):g}; `--style`, docs/style.md)."
+           if spec.get("style") else "")
         + (" " + APPEARANCE_TEXT if st.get("appearance_shift") else ""),
         "", "## Sources", "",
     ]
@@ -274,5 +277,6 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     args += ["--second-classes", rel(st["second_classes"])] if st.get("second_classes") else []
     args += ["--skip-hidden-change"] if st.get("skip_hidden_change") else []
     args += ["--appearance-shift"] if st.get("appearance_shift") else []
+    args += ["--style", rel(spec["style"]["path"]), "--style-strength", f"{st.get('style_strength', 1.0):g}"] if spec.get("style") else []
     args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
     return shlex.join(args)

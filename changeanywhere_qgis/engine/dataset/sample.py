@@ -19,9 +19,9 @@ import rasterio
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from ..diffusion import change_pair, load_model_package
+from ..diffusion import change_pair, load_model_package, load_style
 from ..events import change_mask, load_table, random_events
-from ..io import STAGE_FOLDER, has_second, load_second_classes, second_labels, write_sample
+from ..io import STAGE_FOLDER, has_second, load_second_classes, read_style_image, second_labels, write_sample
 from ..landcover import ClassScheme, load_remap
 from .appearance import appearance_shift, draw_appearance_shift
 from .job import CORRELATION_RANGE, LEGACY_SETTINGS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
@@ -40,6 +40,9 @@ def _worker_state(job: DatasetJob) -> dict:
         _STATE["table"] = load_table(job.settings.transitions, _STATE["pkg"].scheme)
         _STATE["second"] = (load_second_classes(job.settings.second_classes, _STATE["pkg"].scheme)
                             if has_second(job.settings.layout) else None)
+        style = job.spec.get("style")  # encoded once per worker: its statistics are every sample's
+        _STATE["style"] = (load_style(_STATE["pkg"], read_style_image(style["path"]), job.settings.style_strength,
+                                      batch_size=job.settings.batch_size) if style else None)
     return _STATE
 
 
@@ -131,7 +134,8 @@ def run_sample(job: DatasetJob, index: int) -> dict:
             _write_record(record_path, skipped)
             return skipped  # no image is generated for a skipped sample
     t1, t2 = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], image=image, steps=st.steps, eta=st.eta,
-                         batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler, tile_px=st.sampler_tile)
+                         batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler, tile_px=st.sampler_tile,
+                         style=state["style"])
     if st.appearance_shift:  # B alone, after decoding, from a stream of its own: A, the labels and every other draw unchanged
         shift = draw_appearance_shift(seed)
         t2, record["appearance_shift"] = appearance_shift(t2, shift), shift.to_dict()

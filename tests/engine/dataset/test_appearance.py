@@ -3,6 +3,7 @@ the same bytes as without it), recorded in the manifest, and reproduced byte for
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -113,3 +114,44 @@ def test_resume_with_other_appearance_settings_is_refused(pair_of_datasets, tiny
 
 def test_off_by_default():
     assert DatasetSettings(count=2).appearance_shift is False
+
+
+STYLE = REPO / "data" / "whu-cd" / "B" / "000121_0512_0512.png"  # a real post-event image of another city and sensor
+
+
+def test_dataset_style_changes_only_b_and_is_part_of_the_spec(pair_of_datasets, tmp_path, tiny_model_dir, houston_label_path,
+                                                              houston_image_path):
+    plain, _ = pair_of_datasets
+    styled = tmp_path / "styled"
+    _make(styled, tiny_model_dir, houston_label_path, count=6, layout="both", seed=4, images=houston_image_path,
+          style=str(STYLE), style_strength=0.8)
+    a, b = _files(plain), _files(styled)
+    differ = sorted({name.split("/")[0] for name in a if a[name] != b[name]})
+    assert differ == ["B", "README.md", "dataset.json", "im2"], differ  # the manifest lines are the same
+    spec = json.loads((styled / "dataset.json").read_text())
+    assert spec["style"]["sha256"] == hashlib.sha256(STYLE.read_bytes()).hexdigest()
+    assert spec["settings"]["style"] == str(STYLE) and spec["settings"]["style_strength"] == 0.8
+    card = (styled / "README.md").read_text()
+    assert "took the appearance of the style image" in card and "--style-strength 0.8" in card
+    # its B images are nearer the style image's colours than the unstyled ones
+    target = read_raster(STYLE)[:3].reshape(3, -1).mean(axis=1)
+    names = [r["files"]["B"] for r in _manifest(plain)]
+    before = np.mean([np.abs(read_raster(plain / n).reshape(3, -1).mean(axis=1) - target).mean() for n in names])
+    after = np.mean([np.abs(read_raster(styled / n).reshape(3, -1).mean(axis=1) - target).mean() for n in names])
+    assert after < 0.5 * before, (before, after)
+
+
+def test_dataset_style_is_checked_before_anything_is_written(tmp_path, tiny_model_dir, houston_label_path):
+    with pytest.raises(InputError, match="Style image .* band"):
+        _make(tmp_path / "bad", tiny_model_dir, houston_label_path, count=2, style=str(houston_label_path))
+    with pytest.raises(InputError, match="style strength"):
+        _make(tmp_path / "bad", tiny_model_dir, houston_label_path, count=2, style=str(STYLE), style_strength=3.0)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_resume_with_another_style_image_is_refused(tmp_path, tiny_model_dir, houston_label_path):
+    _make(tmp_path / "ds", tiny_model_dir, houston_label_path, count=2, steps=1, style=str(STYLE))
+    other = tmp_path / "style.png"
+    other.write_bytes((REPO / "data" / "levir-cd" / "B" / "test_12_0512_0768.png").read_bytes())
+    with pytest.raises(InputError, match="style"):
+        _make(tmp_path / "ds", tiny_model_dir, houston_label_path, count=2, steps=1, style=str(other))
