@@ -18,6 +18,7 @@ from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, ge
 from changeanywhere_qgis.engine.progress import Progress
 
 REPO = Path(__file__).resolve().parents[3]
+SAMPLES = REPO / "changeanywhere_qgis" / "samples"
 # Real post-event images of other places, dates and sensors: a dark LEVIR-CD scene and a WHU-CD one.
 DARK_STYLE = REPO / "data" / "levir-cd" / "B" / "test_12_0512_0768.png"
 WHU_STYLE = REPO / "data" / "whu-cd" / "B" / "000121_0512_0512.png"
@@ -39,8 +40,6 @@ def _digests(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bundled_runs(tmp_path_factory):
     """The bundled model on the real sample: no style, and each real style image."""
-    from conftest import SAMPLES
-
     root = tmp_path_factory.mktemp("style")
     label, image = SAMPLES / "houston_label.tif", SAMPLES / "houston_image.tif"
     runs = {"none": _generate(label, image, root / "none")}
@@ -167,8 +166,6 @@ def _transparent(src: Path, dst: Path) -> Path:
 ])
 def test_bad_style_images_are_refused_before_anything_is_written(bad, words, houston_label_path, houston_image_path,
                                                                  tiny_model_dir, tmp_path):
-    from conftest import SAMPLES
-
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     style = bad(inputs, SAMPLES)
