@@ -11,7 +11,7 @@ from pathlib import Path
 from ..engine.diffusion import DEVICES
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.io import FORMATS, LAYOUTS
-from .options import add_pre_event_argument, add_sampler_arguments, add_series_arguments, remap_help
+from .options import add_pre_event_argument, add_sampler_arguments, add_series_arguments, add_style_arguments, remap_help
 from .progress_bar import progress_bar
 
 
@@ -38,6 +38,11 @@ def add_dataset_command(sub) -> None:
                          "built-in table, e.g. road and developed space -> ground), for the layouts second, both and all")
     ds.add_argument("--skip-hidden-change", action="store_true",
                     help="leave out samples with change the SECOND mapping hides (e.g. road -> developed space: both ground)")
+    ds.add_argument("--appearance-shift", action="store_true",
+                    help="give each post-event image B a random appearance shift drawn from its sample's seed, as real unchanged "
+                         "land between two dates has: colour, brightness, haze, misregistration of up to 2 px (recorded in "
+                         "manifest.jsonl; A and the labels stay as without it); default off")
+    add_style_arguments(ds)
     ds.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="png or tif (GeoTIFF, georeferenced); default png")
     ds.add_argument("--seed", type=int, default=0, help="dataset seed (default 0): the same seed gives the same dataset")
     run = ds.add_mutually_exclusive_group()
@@ -69,7 +74,8 @@ def run_dataset(args) -> int:
     # the layout's options, kept apart from the line above so that other settings can join it there
     settings = replace(settings, split_fractions=tuple(args.splits), split_folders=args.split_folders,
                        second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change,
-                       dates=args.dates)
+                       dates=args.dates, appearance_shift=args.appearance_shift, style=args.style,
+                       style_strength=args.style_strength)
     progress, bar = progress_bar()
     try:
         result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, PRE_EVENT_CHOICES, SAMPLERS
+from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, PRE_EVENT_CHOICES, SAMPLERS
+from ..engine.io import STYLE_WINDOW_PX
 from ..engine.landcover import builtin_remaps
 
 
@@ -51,3 +52,13 @@ def add_series_arguments(p: argparse.ArgumentParser, dataset: bool = False) -> N
         p.add_argument("--date-field", metavar="FIELD",
                        help="field of the change polygons holding each polygon's date, 2 to N (the date its change appears; "
                             "needed with polygons and 3 or more dates)")
+
+
+def add_style_arguments(p: argparse.ArgumentParser) -> None:
+    """--style and --style-strength: the post-event image takes another image's appearance (not land-cover change)."""
+    p.add_argument("--style", metavar="IMAGE",
+                   help="an 8-bit RGB raster of any size and grid (another season, light or sensor): the post-event image "
+                        "takes its appearance, in the changed and unchanged land alike (alpha 0 is ignored; its central "
+                        f"{STYLE_WINDOW_PX} px are used)")
+    p.add_argument("--style-strength", type=float, default=DEFAULT_STYLE_STRENGTH, metavar="A",
+                   help=f"0 = no style, 1 = the style image's appearance (default {DEFAULT_STYLE_STRENGTH:g})")

@@ -20,14 +20,14 @@ from . import __version__ as engine_version
 from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
                         check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
-                        read_manifest, to_uint8)
-from .diffusion import LaterDate, later_latents, series_work_units
+                        read_manifest, to_uint8, DEFAULT_STYLE_STRENGTH, apply_style, check_style_strength, load_style)
+from .diffusion import LatentCanvases, LaterDate, later_latents, series_work_units
 from .errors import InputError
 from .events import (ChangeResult, change_mask, change_polygons, change_polygons_by_window, events_from_polygons, load_table, random_events,
                      write_change_polygons)
 from .events import check_dates, date_rngs, polygons_by_date
-from .io import (SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, row_bands,
-                 write_classes, write_mask)
+from .io import (SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, read_style_image,
+                 row_bands, write_classes, write_mask)
 from .landcover import ClassScheme, load_remap
 from .progress import Progress
 
@@ -79,6 +79,8 @@ class GenerateSettings:
     pre_event: str = DEFAULT_PRE_EVENT  # with an image: "real" (as given) or "redrawn" (the autoencoder's copy)
     max_memory: int | None = None  # bytes the run may use; None: what the machine has free
     dates: int = 2  # dates of the series: 2 is a change pair; each later date changes the one before it
+    style: str | None = None  # an RGB raster whose appearance the post-event images take (diffusion/style.py)
+    style_strength: float = DEFAULT_STYLE_STRENGTH  # 0: none, 1: the style image's statistics (latent and colour)
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -93,6 +95,7 @@ class GenerateSettings:
         check_sampler(self.sampler, self.eta)
         check_seed(self.seed)
         check_dates(self.dates)
+        check_style_strength(self.style_strength)
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise InputError(f"The batch size (tiles per network call) must be a whole number of at least 1, got {self.batch_size!r}.")
         if self.threads is not None and self.threads < 0:
@@ -224,7 +227,7 @@ def _changed_fraction(mask: np.ndarray) -> float:
     return float((mask[valid] == 1).mean()) if valid.any() else 0.0
 
 
-def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster) -> None:
+def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster, colour=None) -> None:
     # A per-dataset mask only where some land is nodata: QGIS lists such a mask as a fourth band of the image.
     masked = not sem.all_valid()
     with open_rgb(path, sem.grid) as dst:
@@ -233,11 +236,23 @@ def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster) 
             if rows <= 0:
                 return
             window = Window(0, row, sem.grid.width, rows)
-            dst.write(to_uint8(rgb[:, :rows, : sem.grid.width]), window=window)
+            rgb = rgb[:, :rows, : sem.grid.width]
+            dst.write(to_uint8(colour(rgb) if colour else rgb), window=window)  # colour: the style's colour match
             if masked:
                 dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
 
         decode(model, latent, p.coder_grid, p.coder_settings, write_rows, progress)
+
+
+def _style_progress(progress: Progress) -> Progress:
+    """The style image's encoding: a stage of its own (a few tiles, before the counted work), cancellable."""
+    progress.stage("encoding the style image")
+    return Progress(is_cancelled=progress.cancelled)
+
+
+def _valid_rows(sem: SemanticRaster):
+    """``valid(row, n)``: the map's valid pixels in rows row..row+n (None when all are), read by band from a large map."""
+    return None if sem.all_valid() else (lambda row, n: sem.valid[row : row + n, :])
 
 
 def _copy_image(image: ImageSource, path: Path, sem: SemanticRaster, rows_per_block: int = 256) -> None:
@@ -265,6 +280,7 @@ def generate(
     clock = time.perf_counter()
 
     out = OutputFolder(out_dir, overwrite)
+    style_image = read_style_image(settings.style) if settings.style else None  # checked before anything is written
     pkg = model if isinstance(model, ModelPackage) else load_model_package(model, settings.device, settings.threads)
     pkg = pkg.with_guidance(settings.guidance)
     scheme = pkg.scheme
@@ -309,6 +325,8 @@ def generate(
             progress.start(units + series_work_units(p, settings.steps, len(later)))
 
             clock = time.perf_counter()
+            style = load_style(pkg, style_image, settings.style_strength, batch_size=settings.batch_size,
+                               progress=_style_progress(progress)) if style_image else None
             pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None)
             if pre_event == "real":
                 _copy_image(source, out.path("t1_image.tif"), sem)
@@ -318,10 +336,22 @@ def generate(
 
             clock = time.perf_counter()
             post_latent = post_event_latent(pkg, p, result.post, pre_latent, mask, s, rngs["sampler"], progress)
-            _write_decoded(pkg, post_latent, p, progress, out.path("t2_image.tif"), sem)
+            # a style restyles each later date's image; the next date is mixed from the unstyled latent
+            styled = apply_style(pkg, p, post_latent, style, progress, _valid_rows(sem)) if style else None
+            _write_decoded(pkg, styled.latent if styled else post_latent, p, progress, out.path("t2_image.tif"), sem,
+                           styled.colour if styled else None)
             if later:
-                later_latents(pkg, p, post_latent, [d.latent for d in later], progress,
-                              lambda i, z: _write_decoded(pkg, z, p, progress, out.path(f"t{i + 3}_image.tif"), sem))
+                def write_date(i: int, z) -> None:
+                    restyled = apply_style(pkg, p, z, style, progress, _valid_rows(sem)) if style else None
+                    _write_decoded(pkg, restyled.latent if restyled else z, p, progress, out.path(f"t{i + 3}_image.tif"), sem,
+                                   restyled.colour if restyled else None)
+                    if restyled:
+                        later_styles.append(restyled.record)
+                        if restyled.latent is not z:  # a large map's styled canvas: its files go before the next date's
+                            LatentCanvases.discard(restyled.latent)
+
+                later_styles: list = []
+                later_latents(pkg, p, post_latent, [d.latent for d in later], progress, write_date)
             timings["post_event_s"] = time.perf_counter() - clock
 
             if later:
@@ -342,9 +372,12 @@ def generate(
                 "autoencoder_tile_px": p.coder_grid.tile * pkg.downsample, "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
+                **({"style": styled.record} if styled else {}),  # absent without --style: the same sample.json as before
             }
             if later:  # a series: every date's events, change and s; the whole series' change from T1 to TN
                 record.update(series)
+                for entry, style_record in zip(record["series"][1:], later_styles):  # date 2's is record["style"]
+                    entry["style"] = style_record
             out.path("sample.json").write_text(json.dumps(record, indent=2))
         finally:
             if source:

@@ -48,6 +48,7 @@ from ..processing import dependencies
 from .map_tool import PolygonMapTool
 from .rubber_band import PolygonRubberBand
 from .series_controls import DATE_FIELD, SeriesControls, result_layers
+from .style_picker import StylePicker
 from .styling import style_change_polygons, style_output
 from .task import GenerateTask
 
@@ -149,6 +150,8 @@ class ChangeAnywhereDock(QgsDockWidget):
         form.addRow("Band", self.band_combo)
         form.addRow("Pre-event image", self.image_combo)
         form.addRow("Pre-event image is", self.pre_event_combo)
+        self.style_picker = StylePicker()
+        form.addRow("Style image, strength", self.style_picker)
         form.addRow("Model", self.model_combo)
         form.addRow("Other model folder", self.model_widget)
         form.addRow("", self.model_label)
@@ -524,6 +527,7 @@ class ChangeAnywhereDock(QgsDockWidget):
             "device": self.device_combo.currentData(),
             "pre_event": self.pre_event_combo.currentData(),
             "dates": dates,
+            **self.style_picker.settings(),
         }
         polygons = self._export_polygons(layer, Path(QgsProcessingUtils.tempFolder()) / f"changeanywhere-input-{stamp}-{n}")
         task = GenerateTask(

@@ -23,6 +23,7 @@ from . import qgis_compat as compat
 from .series_outputs import DATES
 from .series_outputs import dates as series_dates
 from .base import ChangeAnywhereAlgorithm, remap_label
+from .style_options import add_style_parameters, style_settings
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.diffusion import DEFAULT_STEPS
 from ..engine.events import MAX_DATES
@@ -53,7 +54,10 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         "BIT and ChangeFormer read. The dataset card names the readers of each layout.\n\n"
         "Each sample's seed comes from the dataset seed and its number: the same seed gives the same dataset. "
         "Running it again on the same folder with the same settings finishes an interrupted dataset (finished "
-        "samples are kept). Images, when given, are the real pre-event images (one per map, same grid)."
+        "samples are kept). Images, when given, are the real pre-event images (one per map, same grid).\n\n"
+        "Random appearance shifts (off by default) give each post-event image a colour change, brightness, haze and a "
+        "misregistration of up to 2 px drawn from its sample's seed, as real pairs of unchanged land have; the pre-event "
+        "images and the labels stay as they are without them."
     )
 
     IMAGES = "IMAGES"
@@ -71,6 +75,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
     SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = "SPLIT_TRAIN", "SPLIT_VAL", "SPLIT_TEST"
     SECOND_CLASSES = "SECOND_CLASSES"
     SKIP_HIDDEN_CHANGE = "SKIP_HIDDEN_CHANGE"
+    APPEARANCE_SHIFT = "APPEARANCE_SHIFT"
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterMultipleLayers(self.SEMANTIC, "Land-cover (semantic) rasters", RASTER_LAYERS))
@@ -99,6 +104,11 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         self.addParameter(compat.advanced(QgsProcessingParameterBoolean(
             self.SKIP_HIDDEN_CHANGE, "SECOND: skip samples with change the mapping hides (e.g. road -> developed space)",
             defaultValue=False)))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.APPEARANCE_SHIFT, "Random appearance shifts of the post-event images (colour, brightness, haze, up to 2 px "
+            "misregistration: what real unchanged land looks like between two dates; recorded in the manifest)",
+            defaultValue=False))
+        add_style_parameters(self)
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Dataset seed", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0))
         self.add_model_input()
@@ -136,7 +146,9 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         shares = tuple(self.parameterAsDouble(parameters, name, context) for name in (self.SPLIT_TRAIN, self.SPLIT_VAL, self.SPLIT_TEST))
         return {"split_fractions": shares, "split_folders": self.parameterAsBool(parameters, self.SPLIT_FOLDERS, context),
                 "second_classes": self.parameterAsFile(parameters, self.SECOND_CLASSES, context) or None,
-                "skip_hidden_change": self.parameterAsBool(parameters, self.SKIP_HIDDEN_CHANGE, context)}
+                "skip_hidden_change": self.parameterAsBool(parameters, self.SKIP_HIDDEN_CHANGE, context),
+                "appearance_shift": self.parameterAsBool(parameters, self.APPEARANCE_SHIFT, context),
+                **style_settings(self, parameters, context)}
 
     def processAlgorithm(self, parameters, context, feedback):
         require_engine()

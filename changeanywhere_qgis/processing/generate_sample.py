@@ -19,6 +19,7 @@ from . import qgis_compat as compat
 from . import series_outputs as series
 from ..engine.diffusion import DEFAULT_STEPS
 from .base import ChangeAnywhereAlgorithm
+from .style_options import add_style_parameters, style_settings
 from .common import (
     DEVICE_CHOICES,
     DEVICE_LABELS,
@@ -42,7 +43,9 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
         "or tick random change events. A semantic latent diffusion model (ONNX) then generates the "
         "post-event image, keeping the unchanged land close to the pre-event image (content correlation s).\n\n"
         "Without a pre-event image, the pre-event image is generated from the map too. All outputs share "
-        "the land-cover raster's grid and CRS. Cancelling leaves no output."
+        "the land-cover raster's grid and CRS. Cancelling leaves no output.\n\n"
+        "A style image (any RGB raster, e.g. a winter scene or another sensor's) gives the post-event image its "
+        "appearance, in the changed and unchanged land alike: change of appearance that is not land-cover change."
     )
 
     IMAGE = "IMAGE"
@@ -76,6 +79,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
         self.add_pre_event_option()
         self.add_change_inputs()
         series.add_series_inputs(self, self.CHANGES)
+        add_style_parameters(self)
         self.add_model_input()
         self.addParameter(QgsProcessingParameterNumber(
             self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=DEFAULT_STEPS,
@@ -132,6 +136,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 pre_event=self.pre_event(parameters, context),
                 tile_size=self.sampler_tile(parameters, context),
                 dates=dates,
+                **style_settings(self, parameters, context),
             )
             destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_RECORD,))
             series_folder = series.series_folder(self, parameters, context, dates)

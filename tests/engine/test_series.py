@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import rasterio
 
-from changeanywhere_qgis.engine import pipeline
 from changeanywhere_qgis.engine.errors import Cancelled, InputError
 from changeanywhere_qgis.engine.io import scratch
 from changeanywhere_qgis.engine.pipeline import OUTPUTS, ChangeSpec, GenerateSettings, generate, series_outputs, simulate

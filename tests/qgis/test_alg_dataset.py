@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import rasterio
@@ -61,3 +62,19 @@ def test_split_folders_second_mapping_and_shares_reach_the_engine(processing_run
             assert (out / r["split"] / folder / f"{r['name']}.png").is_file()
     card = (out / "README.md").read_text()
     assert "--split-folders" in card and f"--second-classes {mapping}" in card and "| road | building |" in card
+
+
+STYLE = Path(__file__).resolve().parents[2] / "data" / "whu-cd" / "B" / "000121_0512_0512.png"
+
+
+def test_appearance_shifts_and_the_style_reach_the_engine(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+    out = tmp_path / "shifted"
+    result = processing_run("changeanywhere:generatechangedataset", {
+        "SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "SEED": 4, "MODEL": str(tiny_model_dir), "STEPS": 1,
+        "DEVICE": 1, "WORKERS": 1, "APPEARANCE_SHIFT": True, "STYLE": str(STYLE), "STYLE_STRENGTH": 0.5, "OUTPUT": str(out)})
+    assert result["GENERATED"] == 2
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert all(set(r["appearance_shift"]) == {"colour", "brightness", "haze", "haze_colour", "shift"} for r in lines)
+    assert "--appearance-shift" in (out / "README.md").read_text()
+    spec = json.loads((out / "dataset.json").read_text())
+    assert spec["style"]["path"] == str(STYLE) and spec["settings"]["style_strength"] == 0.5

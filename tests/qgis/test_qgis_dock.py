@@ -125,6 +125,32 @@ def test_dock_generates_with_a_task_and_adds_styled_layers(dock, qgis_iface, lab
 
 
 
+def test_dock_generates_with_a_style_image(dock, clean_project, label_layer_info, tmp_path):
+    import json
+
+    from changeanywhere_qgis.engine.diffusion import DEFAULT_STYLE_STRENGTH
+    from changeanywhere_qgis.gui.style_picker import DEFAULT_STRENGTH
+
+    assert DEFAULT_STRENGTH == DEFAULT_STYLE_STRENGTH and dock.style_picker.strength_spin.value() == DEFAULT_STRENGTH
+    assert not dock.style_picker.strength_spin.isEnabled() and dock.style_picker.settings() == {}
+    # a PNG of another city and sensor (WHU-CD), not on the map's grid: an appearance reference
+    style = QgsRasterLayer(str(REPO / "data" / "whu-cd" / "B" / "000121_0512_0512.png"), "style", "gdal")
+    assert style.isValid()
+    clean_project.addMapLayer(style)
+    dock.style_picker.layer_combo.setLayer(style)
+    assert dock.style_picker.strength_spin.isEnabled()
+    dock.style_picker.strength_spin.setValue(0.7)
+    dock.set_target_class("water")
+    draw_over_building(dock, label_layer_info)
+    dock.output_widget.setFilePath(str(tmp_path))
+    dock.start_generation()
+    assert wait_until(lambda: dock.task is None, timeout=300), "the generation task did not finish"
+    assert dock.last_result is not None, dock.status_label.text()
+    record = json.loads(Path(dock.last_result["outputs"]["sample.json"]).read_text())
+    assert record["style"]["path"] == style.source() and record["style"]["strength"] == 0.7
+    assert_same_grid(dock.last_result["outputs"]["t2_image.tif"], label_layer_info)
+
+
 def test_sampler_settings_default_to_the_engine_and_the_model(dock):
     from changeanywhere_qgis.engine.diffusion import GUIDANCE_RANGE, default_model_dir, read_manifest
     from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS

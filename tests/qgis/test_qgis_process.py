@@ -50,6 +50,33 @@ def test_generate_headless(linked_plugin_env, tiny_model_dir, houston_label_path
         assert_same_grid(out / f"{name}.tif", label_layer_info)
 
 
+def test_generate_with_a_style_image_headless(linked_plugin_env, tiny_model_dir, houston_label_path, label_layer_info):
+    # the style is a PNG of another place and sensor, not on the map's grid: an appearance reference
+    style = REPO / "data" / "whu-cd" / "B" / "000121_0512_0512.png"
+    env, root = linked_plugin_env
+    out = root / "styled"
+    ran = qgis_process([
+        "--json", "run", "changeanywhere:generatechangesample", "--",
+        f"SEMANTIC={houston_label_path}", "RANDOM_EVENTS=true", f"STYLE={style}", "STYLE_STRENGTH=0.8",
+        f"MODEL={tiny_model_dir}", "STEPS=2", "SEED=4", "DEVICE=1",
+        f"OUTPUT_PRE_IMAGE={out / 'pre.tif'}", f"OUTPUT_POST_IMAGE={out / 'post.tif'}",
+        f"OUTPUT_POST_MAP={out / 'post_map.tif'}", f"OUTPUT_CHANGE_MASK={out / 'mask.tif'}", f"OUTPUT_RECORD={out / 'sample.json'}",
+    ], env)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    record = json.loads((out / "sample.json").read_text())
+    assert record["style"]["path"] == str(style) and record["style"]["strength"] == 0.8
+    assert_same_grid(out / "post.tif", label_layer_info)
+
+    ran = qgis_process([
+        "run", "changeanywhere:generatechangesample", "--", f"SEMANTIC={houston_label_path}", "RANDOM_EVENTS=true",
+        f"STYLE={houston_label_path}", f"MODEL={tiny_model_dir}", "STEPS=2", "DEVICE=1",
+        f"OUTPUT_PRE_IMAGE={root / 'bad-style' / 'pre.tif'}", f"OUTPUT_POST_IMAGE={root / 'bad-style' / 'post.tif'}",
+        f"OUTPUT_POST_MAP={root / 'bad-style' / 'post_map.tif'}", f"OUTPUT_CHANGE_MASK={root / 'bad-style' / 'mask.tif'}",
+    ], env)
+    assert ran.returncode != 0 and "needs 3 or more" in ran.stdout + ran.stderr
+    assert not (root / "bad-style").exists() or not any((root / "bad-style").iterdir())
+
+
 def test_bad_input_fails_with_the_engine_message(linked_plugin_env, tiny_model_dir, houston_image_path):
     env, root = linked_plugin_env
     ran = qgis_process([

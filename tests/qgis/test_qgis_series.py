@@ -11,7 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from qgis.core import QgsPalettedRasterRenderer, QgsProject
+from qgis.core import QgsPalettedRasterRenderer
 from qgis_helpers import QGIS_PROCESS, assert_same_grid, linked_plugin, qgis_process
 
 from test_qgis_process import REPO

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, check_guidance, check_pre_event, check_sampler
+from ..diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, check_guidance,
+                         check_pre_event, check_sampler, check_style_strength)
 from ..errors import InputError
 from ..events import check_dates
 from ..io import check_layout, has_second
@@ -32,7 +33,8 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
 # when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says;
 # sampler's is "ddim" and sampler_tile's None (the model's tile), what datasets before those options were.
 OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "split_folders": False, "second_classes": None,
-                     "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None, "dates": 2}
+                     "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None, "dates": 2,
+                     "appearance_shift": False, "style": None, "style_strength": DEFAULT_STYLE_STRENGTH}
 # What a spec without them meant (read back by sample_maps and resume): the values before the options existed.
 LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None}
 
@@ -65,6 +67,9 @@ class DatasetSettings:
     second_classes: str | None = None  # JSON mapping of the model's classes into SECOND's; None: the built-in table
     skip_hidden_change: bool = False  # leave out samples whose change the mapping into SECOND's classes hides
     dates: int = 2  # dates per sample: 2 is a pair; more, a series (io/layouts/series.py: its folder and its pairs)
+    appearance_shift: bool = False  # each image B gets a random appearance shift (appearance.py), recorded in the manifest
+    style: str | None = None  # every image B takes this RGB raster's appearance (diffusion/style.py)
+    style_strength: float = DEFAULT_STYLE_STRENGTH
 
     def __post_init__(self):
         # JSON gives a list back (dataset.json, Dask); the settings keep a tuple
@@ -92,6 +97,10 @@ class DatasetSettings:
         check_pre_event(self.pre_event)
         check_sampler(self.sampler, self.eta)
         check_dates(self.dates)
+        check_style_strength(self.style_strength)
+        if self.dates > 2 and (self.style or self.appearance_shift):
+            raise InputError(f"A dataset of series ({self.dates} dates) takes no style image or appearance shift yet: those "
+                             "change a pair's image B. Leave --style/--appearance-shift out, or make pairs (--dates 2).")
         if self.sampler_tile is not None and (isinstance(self.sampler_tile, bool) or not isinstance(self.sampler_tile, (int, np.integer))
                                               or self.sampler_tile < 1):
             raise InputError(f"The sampler's tile size must be a positive number of pixels (or empty: the model's), got {self.sampler_tile!r}.")

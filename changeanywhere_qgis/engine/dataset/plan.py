@@ -11,7 +11,8 @@ import numpy as np
 from ..diffusion import default_model_dir, read_manifest
 from ..errors import InputError
 from ..events import load_table
-from ..io import ImageSource, check_output_path, check_writable, has_second, load_second_classes, parts, read_semantic
+from ..io import (ImageSource, check_output_path, check_writable, has_second, load_second_classes, parts, read_semantic,
+                  read_style_image)
 from ..landcover import ClassScheme, load_remap
 from .job import SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
@@ -83,6 +84,7 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
                          f"model's tile of {model_tile} px, got {settings.sampler_tile}. Leave it empty for the model's tile, "
                          f"or give e.g. {2 * model_tile}.")
     load_table(settings.transitions, scheme)  # a bad table fails now, not in every worker
+    style = read_style_image(settings.style) if settings.style else None  # and a bad style image
     second = load_second_classes(settings.second_classes, scheme) if has_second(settings.layout) else None
     if "classes" in parts(settings.layout) and 0 in scheme.codes:
         raise InputError("The classes layout writes 0 for no data, but this model has a class with code 0. Choose the "
@@ -123,6 +125,8 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
     }
     if second is not None:  # the mapping itself, not only its file: another table is another dataset
         spec["second_classes"] = second.to_spec(scheme)
+    if style is not None:  # the file's hash too: another image at the same path is another dataset
+        spec["style"] = {"path": str(Path(style.path).resolve()), "sha256": style.sha256, "window": list(style.window)}
     _check_out(out, spec, overwrite)
     windows = _choose_windows(candidates, settings.seed, settings.count)
     return DatasetJob(out=str(out.resolve()), model=str(model_dir.resolve()), semantic=tuple(sources),

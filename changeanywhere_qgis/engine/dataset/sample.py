@@ -19,10 +19,12 @@ import rasterio
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from ..diffusion import change_pair, change_series, load_model_package
+from ..diffusion import change_pair, change_series, load_model_package, load_style
 from ..events import change_mask, load_table, random_events
-from ..io import STAGE_FOLDER, has_second, load_second_classes, pair_name, second_labels, series_pairs, write_sample, write_series
+from ..io import (STAGE_FOLDER, has_second, load_second_classes, pair_name, read_style_image, second_labels, series_pairs, write_sample,
+                  write_series)
 from ..landcover import ClassScheme, load_remap
+from .appearance import appearance_shift, draw_appearance_shift
 from .series import later_dates, pair_masks, series_entries
 from .job import CORRELATION_RANGE, LEGACY_SETTINGS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
@@ -40,6 +42,9 @@ def _worker_state(job: DatasetJob) -> dict:
         _STATE["table"] = load_table(job.settings.transitions, _STATE["pkg"].scheme)
         _STATE["second"] = (load_second_classes(job.settings.second_classes, _STATE["pkg"].scheme)
                             if has_second(job.settings.layout) else None)
+        style = job.spec.get("style")  # encoded once per worker: its statistics are every sample's
+        _STATE["style"] = (load_style(_STATE["pkg"], read_style_image(style["path"]), job.settings.style_strength,
+                                      batch_size=job.settings.batch_size) if style else None)
     return _STATE
 
 
@@ -141,11 +146,14 @@ def run_sample(job: DatasetJob, index: int) -> dict:
             return skipped  # no image is generated for a skipped sample
     options = dict(image=image, steps=st.steps, eta=st.eta, batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler,
                    tile_px=st.sampler_tile)
-    if later:
+    if later:  # (a series takes no style or appearance shift yet: DatasetSettings.check refuses them)
         images = change_series(pkg, maps, [masks[(k - 1, k)] for k in range(2, len(maps) + 1)], [s] + [d.s for d in later],
                                [rngs["sampler"]] + [d.rng for d in later], **options)
     else:
-        images = change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], **options)
+        images = list(change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], style=state["style"], **options))
+    if st.appearance_shift:  # B alone, after decoding, from a stream of its own: A, the labels and every other draw unchanged
+        shift = draw_appearance_shift(seed)
+        images[1], record["appearance_shift"] = appearance_shift(images[1], shift), shift.to_dict()
 
     out = Path(job.out)
     # layouts with split folders: the files wait in the stage folder until the finished dataset places them

@@ -1,5 +1,5 @@
 """The model at work: the model package and its sessions, the noise schedule, tiling, sampling with latent mixing, one change pair,
-and the estimate of a run's time and memory."""
+the style image's appearance (AdaIN on the latent), and the estimate of a run's time and memory."""
 
 from .canvas import LatentCanvases, LatentFile
 from .change_pair import (DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES, Plan, autoencoder_copy, change_pair, check_pre_event, check_tile_size, plan,
@@ -11,6 +11,8 @@ from .pixels import to_model_range, to_uint8
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
 from .series import LaterDate, change_series, later_latents, series_work_units
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, DiffusionSchedule, DPMSolverPP2M, check_sampler
+from .style import (DEFAULT_STYLE_STRENGTH, DecodedStatistics, Styled, apply_style, LatentStatistics, Style, check_style_strength, colour_match, latent_statistics,
+                    load_style, measure_decoded, restyle)
 from .tiling import Tile, TileGrid, canvas_size, tile_starts
 
 __all__ = ["LaterDate", "change_series", "later_latents", "series_work_units", "DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "LatentCanvases", "LatentFile", "MemoryEstimate", "ModelPackage",
@@ -18,4 +20,4 @@ __all__ = ["LaterDate", "change_series", "later_latents", "series_work_units", "
            "PRE_EVENT_CHOICES", "Plan", "SamplerSettings", "Tile", "TileGrid", "autoencoder_copy", "canvas_size", "change_pair",
            "check_guidance", "check_pre_event", "cuda_unavailable_reason", "decode", "default_model_dir", "encode",
            "latent_grid", "load_model_package", "manifest_guidance_scale", "plan", "post_event_latent", "pre_event_kind",
-           "pre_event_latent", "read_manifest", "sample", "tile_starts", "to_model_range", "to_uint8"]
+           "pre_event_latent", "read_manifest", "sample", "DEFAULT_STYLE_STRENGTH", "DecodedStatistics", "Styled", "apply_style", "LatentStatistics", "Style", "check_style_strength", "colour_match", "latent_statistics", "load_style", "measure_decoded", "restyle", "tile_starts", "to_model_range", "to_uint8"]

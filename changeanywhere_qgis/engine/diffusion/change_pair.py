@@ -18,6 +18,7 @@ from .model_package import ModelPackage
 from .pixels import to_model_range, to_uint8
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, check_sampler
+from .style import Style, apply_style
 from .tiling import TileGrid, canvas_size
 
 
@@ -186,14 +187,17 @@ def post_event_latent(pkg: ModelPackage, p: Plan, post_labels: np.ndarray, pre_l
     return sample(pkg, p.pad(post_labels, pkg.scheme.nodata_code), p.grid, p.sampler, rng, progress, known, p.canvases)
 
 
-def decode_array(pkg: ModelPackage, p: Plan, latent: np.ndarray, progress: Progress) -> np.ndarray:
-    """Decode a latent canvas into a uint8 [3, H, W] array cropped to the raster (for tile-sized work)."""
+def decode_array(pkg: ModelPackage, p: Plan, latent: np.ndarray, progress: Progress,
+                 colour: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Decode a latent canvas into a uint8 [3, H, W] array cropped to the raster (for tile-sized work); ``colour``: a
+    style's colour match applied to the decoded pixels."""
     out = np.zeros((3, p.height, p.width), dtype=np.uint8)
 
     def keep(row: int, rgb: np.ndarray) -> None:
         rows = min(rgb.shape[1], p.height - row)
         if rows > 0:
-            out[:, row : row + rows] = to_uint8(rgb[:, :rows, : p.width])
+            rgb = rgb[:, :rows, : p.width]
+            out[:, row : row + rows] = to_uint8(colour(rgb) if colour else rgb)
 
     decode(pkg, latent, p.coder_grid, p.coder_settings, keep, progress)
     return out
@@ -220,10 +224,12 @@ def autoencoder_copy(pkg: ModelPackage, image: np.ndarray, *, overlap_px: int | 
 def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.ndarray, correlation: float,
                 rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = DEFAULT_STEPS, eta: float = DEFAULT_ETA,
                 overlap_px: int | None = None, batch_size: int = 4, pre_event: str = DEFAULT_PRE_EVENT,
-                sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None, progress: Progress | None = None,
+                style: Style | None = None) -> tuple[np.ndarray, np.ndarray]:
     """In memory: (t1, t2) uint8 [3, H, W] images for a pre/post map pair; ``image`` is an optional uint8 pre-event image.
 
     With an image, ``pre_event`` says whether t1 is the image itself ("real") or its autoencoder copy ("redrawn").
+    ``style``: t2 takes a style image's appearance (style.py; the statistics over the valid pixels, ``mask`` != 255).
     """
     check_pre_event(pre_event)
     progress = progress or Progress()
@@ -233,4 +239,7 @@ def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.n
     pre_latent = pre_event_latent(pkg, p, pre, rng, progress, _image_reader(p, image) if image is not None else None)
     t1 = image if keep_real else decode_array(pkg, p, pre_latent, progress)
     post_latent = post_event_latent(pkg, p, post, pre_latent, mask, correlation, rng, progress)
-    return t1, decode_array(pkg, p, post_latent, progress)
+    if style is None:
+        return t1, decode_array(pkg, p, post_latent, progress)
+    styled = apply_style(pkg, p, post_latent, style, progress, lambda row, n: mask[row : row + n] != 255)
+    return t1, decode_array(pkg, p, styled.latent, progress, styled.colour)

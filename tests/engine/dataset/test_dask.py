@@ -20,7 +20,9 @@ def _files(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("SETTINGS", [
     DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="levir"),
     DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="all", fmt="tif", split_folders=True, skip_hidden_change=True),
-], ids=["levir", "all-tif-split-folders"])
+    DatasetSettings(count=6, tile=64, steps=2, seed=11, layout="levir", appearance_shift=True,
+                    style=str(Path(__file__).resolve().parents[3] / "data" / "whu-cd" / "B" / "000121_0512_0512.png")),
+], ids=["levir", "all-tif-split-folders", "levir-appearance-shift-style"])
 def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_label_path, SETTINGS):
     local = tmp_path / "local"
     result = generate_dataset(houston_label_path, local, SETTINGS, model=tiny_model_dir, workers=2)
