@@ -20,23 +20,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from changeanywhere_qgis.engine.diffusion import (colour_match, decode, encode, load_model_package, load_style,  # noqa: E402
-                                                  measure_decoded, plan, restyle, to_model_range, to_uint8)
+from changeanywhere_qgis.engine.diffusion import (colour_match, decode_array, encode, load_model_package, load_style,  # noqa: E402
+                                                  measure_decoded, plan, restyle, to_model_range)
 from changeanywhere_qgis.engine.io import read_style_image  # noqa: E402
 from changeanywhere_qgis.engine.progress import Progress  # noqa: E402
-
-
-def _decoded(pkg, p, latent, colour=None) -> np.ndarray:
-    out = np.zeros((3, p.height, p.width), dtype=np.uint8)
-
-    def keep(row: int, rgb: np.ndarray) -> None:
-        rows = min(rgb.shape[1], p.height - row)
-        if rows > 0:
-            rgb = rgb[:, :rows, : p.width]
-            out[:, row : row + rows] = to_uint8(colour(rgb) if colour else rgb)
-
-    decode(pkg, latent, p.coder_grid, p.coder_settings, keep, Progress())
-    return out
 
 
 def _distance(image: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -53,7 +40,7 @@ def main() -> int:
     p = plan(pkg, source.shape[1], source.shape[2], 1)
     latent = encode(pkg, lambda r, c, h, w: to_model_range(source[:, r : r + h, c : c + w]), p.coder_grid, p.coder_settings,
                     Progress(), p.canvases)
-    copy = _decoded(pkg, p, latent)
+    copy = decode_array(pkg, p, latent, Progress())
     rows = []
     print("| style image | copy: mean, std distance | latent match: mean, std | both matches: mean, std |")
     print("| --- | --- | --- | --- |")
@@ -61,8 +48,8 @@ def main() -> int:
         image = read_style_image(path)
         style = load_style(pkg, image, 1.0)
         styled, _ = restyle(latent, style, p.canvases)
-        latent_only = _decoded(pkg, p, styled)
-        both = _decoded(pkg, p, styled, colour_match(style, measure_decoded(pkg, styled, p, Progress())))
+        latent_only = decode_array(pkg, p, styled, Progress())
+        both = decode_array(pkg, p, styled, Progress(), colour_match(style, measure_decoded(pkg, styled, p, Progress())))
         row = [_distance(x, image.pixels) for x in (copy, latent_only, both)]
         rows.append(row)
         print(f"| {path.parent.parent.name} {path.stem} | " + " | ".join(f"{m:.1f}, {s:.1f}" for m, s in row) + " |")

@@ -2,7 +2,7 @@
 the style image's appearance (AdaIN on the latent), and the estimate of a run's time and memory."""
 
 from .canvas import LatentCanvases, LatentFile
-from .change_pair import (DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES, Plan, autoencoder_copy, change_pair, check_pre_event, check_tile_size, plan,
+from .change_pair import (DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES, Plan, autoencoder_copy, change_pair, check_pre_event, check_tile_size, decode_array, plan,
                           post_event_latent, pre_event_kind, pre_event_latent)
 from .estimate import PEAK_BYTES_PER_PIXEL, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, MemoryEstimate, available_memory, check_memory, duration, estimate_seconds, parse_size
 from .model_package import (DEVICES, GUIDANCE_RANGE, ModelPackage, check_guidance, cuda_unavailable_reason, default_model_dir,
@@ -18,6 +18,6 @@ from .tiling import Tile, TileGrid, canvas_size, tile_starts
 __all__ = ["LaterDate", "change_series", "later_latents", "series_work_units", "DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "LatentCanvases", "LatentFile", "MemoryEstimate", "ModelPackage",
            "PEAK_BYTES_PER_PIXEL", "WINDOWED_GENERATE_BYTES_PER_PIXEL", "WINDOWED_SIMULATE_BYTES_PER_PIXEL", "available_memory", "check_memory", "duration", "estimate_seconds", "parse_size",
            "PRE_EVENT_CHOICES", "Plan", "SamplerSettings", "Tile", "TileGrid", "autoencoder_copy", "canvas_size", "change_pair",
-           "check_guidance", "check_pre_event", "cuda_unavailable_reason", "decode", "default_model_dir", "encode",
+           "check_guidance", "check_pre_event", "cuda_unavailable_reason", "decode", "decode_array", "default_model_dir", "encode",
            "latent_grid", "load_model_package", "manifest_guidance_scale", "plan", "post_event_latent", "pre_event_kind",
            "pre_event_latent", "read_manifest", "sample", "DEFAULT_STYLE_STRENGTH", "DecodedStatistics", "Styled", "apply_style", "LatentStatistics", "Style", "check_style_strength", "colour_match", "latent_statistics", "load_style", "measure_decoded", "restyle", "tile_starts", "to_model_range", "to_uint8"]

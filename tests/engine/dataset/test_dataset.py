@@ -113,7 +113,8 @@ def test_same_seed_same_dataset(tmp_path, tiny_model_dir, houston_label_path, bo
     (["--layout", "all", "--split-folders", "--splits", "0.5", "0.25", "0.25"],
      {"layout": "all", "split_folders": True, "split_fractions": (0.5, 0.25, 0.25)}),
     (["--appearance-shift"], {"appearance_shift": True}),
-], ids=["levir", "all-split-folders", "appearance-shift"])
+    (["--dates", "3", "--layout", "both", "--split-folders"], {"dates": 3, "layout": "both", "split_folders": True}),
+], ids=["levir", "all-split-folders", "appearance-shift", "series"])
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path, tiny_model_dir, houston_label_path, options, settings):
     count, steps = 8, 16
     reference = tmp_path / "reference"
