@@ -48,8 +48,23 @@ def _check_series(out, series, record, label_layer_info):
     assert record["dates"] == 3 and [[e["source"] for e in d["events"]] for d in record["series"]] == [["feature 2"], ["feature 1"]]
 
 
+@pytest.fixture()
+def layer_tree_view(qgis_iface, monkeypatch):
+    """QGIS 3.40's result loading (processing.gui.Postprocessing) asks iface for its layer tree view, which pytest-qgis's
+    stand-in QgisInterface lacks: give it a real QgsLayerTreeView over the project's layer tree."""
+    if hasattr(qgis_iface, "layerTreeView"):
+        return qgis_iface.layerTreeView()
+    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsLayerTreeView
+
+    view = QgsLayerTreeView()
+    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
+    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
+    return view
+
+
 def test_generate_a_series_in_qgis_loads_every_date(provider, tiny_model_dir, houston_label_path, dated_polygons,
-                                                     label_layer_info, tmp_path, clean_project):
+                                                     label_layer_info, tmp_path, clean_project, layer_tree_view):
     from qgis import processing
 
     params = {"SEMANTIC": str(houston_label_path), "CHANGES": str(dated_polygons), "CLASS_FIELD": "target",

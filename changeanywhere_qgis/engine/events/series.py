@@ -33,6 +33,8 @@ def date_rngs(seed: int, date: int, names: tuple[str, ...]) -> dict[str, np.rand
 
 
 def _date_of(value, where: str, dates: int) -> int:
+    if isinstance(value, np.generic):  # a plain number in the message: numpy 2 writes np.int32(1) for repr(np.int32(1))
+        value = value.item()
     valid = f"a whole number from 2 to {dates} (the date at which the polygon's change appears; date 1 is the pre-event map)"
     if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
         raise InputError(f"{where} has no date (the date field is empty). Fill it with {valid}.")
