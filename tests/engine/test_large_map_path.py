@@ -11,7 +11,6 @@ import pytest
 
 from changeanywhere_qgis.engine import pipeline
 from changeanywhere_qgis.engine.events import polygons
-from changeanywhere_qgis.engine.io import scratch
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings
 
 
@@ -28,24 +27,10 @@ def _run(kind, houston_label_path, out, tiny_model_dir, changes=None):
                              settings=GenerateSettings(steps=2, seed=11, device="cpu", correlation=0.8))
 
 
-def _every_map_large(monkeypatch) -> list:
-    """Every map takes the large-map path; the returned list fills with the paths of the scratch files it makes."""
-    made = []
-    original = scratch.ScratchRaster.__init__
-
-    def counted(self, *args, **kw):
-        original(self, *args, **kw)
-        made.append(self.path)
-
-    monkeypatch.setattr(scratch, "SCRATCH_PIXELS", 0)
-    monkeypatch.setattr(scratch.ScratchRaster, "__init__", counted)
-    return made
-
-
 @pytest.mark.parametrize("kind", ["simulate", "generate"])
-def test_scratch_files_give_the_same_outputs(kind, houston_label_path, tiny_model_dir, tmp_path, monkeypatch):
+def test_scratch_files_give_the_same_outputs(kind, houston_label_path, tiny_model_dir, tmp_path, force_large_maps):
     in_memory = _run(kind, houston_label_path, tmp_path / "memory", tiny_model_dir)
-    made = _every_map_large(monkeypatch)
+    made = force_large_maps()
     on_disk = _run(kind, houston_label_path, tmp_path / "disk", tiny_model_dir)
     assert len(made) >= 6, made  # the map, validity, changeable land, post-event map, changed flags, components, mask
     assert all(".scratch" in p.parts and not p.exists() for p in made)  # in the temporary folder, gone with it
@@ -63,10 +48,10 @@ def test_scratch_files_give_the_same_outputs(kind, houston_label_path, tiny_mode
 
 @pytest.mark.parametrize("kind", ["simulate", "generate"])
 def test_drawn_polygons_on_a_large_map_are_burnt_band_by_band(kind, houston_label_path, houston_changes_path, tiny_model_dir,
-                                                              tmp_path, monkeypatch):
+                                                              tmp_path, monkeypatch, force_large_maps):
     changes = ChangeSpec(vector=str(houston_changes_path), class_field="target")
     in_memory = _run(kind, houston_label_path, tmp_path / "memory", tiny_model_dir, changes)
-    made = _every_map_large(monkeypatch)
+    made = force_large_maps()
     monkeypatch.setattr(polygons, "BAND_PIXELS", 512 * 37)  # bands of 37 rows: band edges cut the polygons
     on_disk = _run(kind, houston_label_path, tmp_path / "disk", tiny_model_dir, changes)
     assert any(p.name.endswith("-post.raw") for p in made), made  # the post-event map was a scratch file

@@ -12,7 +12,6 @@ import pytest
 import rasterio
 
 from changeanywhere_qgis.engine.errors import Cancelled, InputError
-from changeanywhere_qgis.engine.io import scratch
 from changeanywhere_qgis.engine.pipeline import OUTPUTS, ChangeSpec, GenerateSettings, generate, series_outputs, simulate
 from changeanywhere_qgis.engine.progress import Progress
 from changeanywhere_qgis.engine.quality import psnr
@@ -170,18 +169,10 @@ def test_series_inputs_that_cannot_work_are_refused(tiny_model_dir, tmp_path, ho
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_large_maps_series_gives_the_same_files(three_dates, tiny_model_dir, tmp_path, houston_label_path, monkeypatch):
+def test_a_large_maps_series_gives_the_same_files(three_dates, tiny_model_dir, tmp_path, houston_label_path, force_large_maps):
     """Forced onto the large-map path (maps, masks and every date's latent canvases as scratch files), the same bytes."""
     out, _ = three_dates
-    made = []
-    original = scratch.ScratchRaster.__init__
-
-    def counted(self, *args, **kw):
-        original(self, *args, **kw)
-        made.append(self.path)
-
-    monkeypatch.setattr(scratch, "SCRATCH_PIXELS", 0)
-    monkeypatch.setattr(scratch.ScratchRaster, "__init__", counted)
+    made = force_large_maps()
     _run(tiny_model_dir, houston_label_path, tmp_path / "disk", dates=3)
     assert any("unchanged" in p.name for p in made) and sum("-x-0" in p.name for p in made) >= 3  # a canvas per date
     assert all(".scratch" in p.parts and not p.exists() for p in made)

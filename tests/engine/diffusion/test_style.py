@@ -13,7 +13,7 @@ import rasterio
 
 from changeanywhere_qgis.engine.diffusion import encode, latent_statistics, load_model_package, load_style, plan, restyle, to_model_range
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.io import read_style_image, scratch
+from changeanywhere_qgis.engine.io import read_style_image
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 from changeanywhere_qgis.engine.progress import Progress
 
@@ -104,18 +104,10 @@ def test_strength_zero_is_no_style_byte_for_byte(houston_label_path, houston_ima
     assert result["style"]["strength"] == 0.0 and result["style"]["post_event_pixels"] is None
 
 
-def test_the_large_map_path_gives_the_same_bytes(houston_label_path, houston_image_path, tiny_model_dir, tmp_path, monkeypatch):
+def test_the_large_map_path_gives_the_same_bytes(houston_label_path, houston_image_path, tiny_model_dir, tmp_path, force_large_maps):
     _generate(houston_label_path, houston_image_path, tmp_path / "memory", tiny_model_dir, style=str(DARK_STYLE),
               style_strength=0.7)
-    made = []
-    original = scratch.ScratchRaster.__init__
-
-    def counted(self, *args, **kw):
-        original(self, *args, **kw)
-        made.append(self.path)
-
-    monkeypatch.setattr(scratch, "SCRATCH_PIXELS", 0)
-    monkeypatch.setattr(scratch.ScratchRaster, "__init__", counted)
+    made = force_large_maps()
     on_disk = _generate(houston_label_path, houston_image_path, tmp_path / "disk", tiny_model_dir, style=str(DARK_STYLE),
                         style_strength=0.7)
     assert any("styled" in p.name for p in made), made  # the restyled latent was a file canvas
