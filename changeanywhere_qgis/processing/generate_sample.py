@@ -149,9 +149,10 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                                   settings=settings, progress=engine_progress(feedback))
                 feedback.pushInfo(f"Device: {result['device']} ({result['device_note']}); seed {result['seed']}, "
                                   f"s = {result['correlation_s']:.3f}, {100 * result['changed_fraction']:.1f} % of the land changed.")
+                # the series first: it copies sample.json, which the record's destination then takes
+                series.place_series(context, Path(out_dir), series_folder, dates, self.classes(parameters, context), feedback)
                 place_outputs([(Path(out_dir) / files[p], dest) for p, dest in destinations.items()], feedback)
                 self.style_on_load(parameters, context, destinations)
-                series.place_series(context, Path(out_dir), series_folder, dates, self.classes(parameters, context), feedback)
             finally:
                 remove_run_folder(Path(out_dir))
 

@@ -1,9 +1,11 @@
-"""A series of dates in the "Generate change sample" algorithm: its inputs, and where its files go.
+"""A series of dates in the "Generate change sample" and "Simulate change events" algorithms: their inputs, and where
+their files go.
 
-The algorithm's six destinations keep their meaning for any number of dates: the pre-event image and map are date 1's,
-the post-event image and map the last date's, the change mask the change from T1 to TN. The dates between, each
-consecutive pair's change mask and a copy of sample.json go into the series folder, and Processing loads its rasters
-into the project with the outputs' styles, as it loads the destinations.
+The algorithms' destinations keep their meaning for any number of dates: the pre-event image and map are date 1's,
+the post-event image and map the last date's, the change mask the change from T1 to TN. The dates between (their
+images too when the model ran), each consecutive pair's change mask and a copy of the record (sample.json, or
+Simulate's events.json) go into the series folder, and Processing loads its rasters into the project with the outputs'
+styles, as it loads the destinations.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def add_series_inputs(alg, changes_parameter: str) -> None:
 def add_series_output(alg) -> None:
     alg.addParameter(QgsProcessingParameterFolderDestination(
         OUTPUT_SERIES, "Series folder (3 or more dates: the dates between the first and the last, each consecutive "
-                       "pair's change mask, sample.json)", optional=True, createByDefault=True))
+                       "pair's change mask, the record)", optional=True, createByDefault=True))
 
 
 def dates(alg, parameters, context) -> int:
@@ -61,13 +63,15 @@ def engine_files(files: dict[str, str], n: int) -> dict[str, str]:
     return {param: last.get(name, name) for param, name in files.items()}
 
 
-def series_folder_files(n: int) -> list[str]:
-    """What the series folder holds: the dates between the first and the last, every consecutive change mask, the record."""
-    between = [f"t{k}_{kind}.tif" for k in range(2, n) for kind in ("image", "semantic")]
-    return between + [f"change_t{k - 1}_t{k}.tif" for k in range(2, n + 1)] + ["sample.json"]
+def series_folder_files(n: int, images: bool = True, record: str = "sample.json") -> list[str]:
+    """What the series folder holds: the dates between the first and the last (their maps, and their images when
+    ``images``), every consecutive change mask, the record."""
+    kinds = ("image", "semantic") if images else ("semantic",)
+    between = [f"t{k}_{kind}.tif" for k in range(2, n) for kind in kinds]
+    return between + [f"change_t{k - 1}_t{k}.tif" for k in range(2, n + 1)] + [record]
 
 
-def series_folder(alg, parameters, context, n: int) -> Path | None:
+def series_folder(alg, parameters, context, n: int, images: bool = True, record: str = "sample.json") -> Path | None:
     """The series folder of a series of 3 or more dates (None for a pair), checked before the run: it must not hold
     a series already."""
     if n == 2:
@@ -77,22 +81,23 @@ def series_folder(alg, parameters, context, n: int) -> Path | None:
         raise QgsProcessingException("A series of 3 or more dates needs its series folder (OUTPUT_SERIES) for the dates "
                                      "between the first and the last; give a folder, or 2 dates.")
     folder = Path(folder)
-    clashes = [name for name in series_folder_files(n) if (folder / name).exists()]
+    clashes = [name for name in series_folder_files(n, images, record) if (folder / name).exists()]
     if clashes:
         raise QgsProcessingException(f"The series folder {folder} already holds {', '.join(clashes)}; choose an empty folder.")
     return folder
 
 
-def place_series(context, out_dir: Path, folder: Path | None, n: int, classes: list[dict], feedback) -> None:
+def place_series(context, out_dir: Path, folder: Path | None, n: int, classes: list[dict], feedback, images: bool = True,
+                 record: str = "sample.json") -> None:
     """The series folder's files moved into it, its rasters loaded into the project and styled on completion."""
     if folder is None:
         return
     from ..gui.styling import style_output_on_load
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name in series_folder_files(n):
+    for name in series_folder_files(n, images, record):
         source = out_dir / name
-        if name == "sample.json":
+        if name == record:
             shutil.copy2(source, folder / name)  # the record destination may take it too
             continue
         shutil.move(str(source), str(folder / name))

@@ -69,10 +69,12 @@ def test_generate_a_series_in_qgis_loads_every_date(provider, tiny_model_dir, ho
 
     params = {"SEMANTIC": str(houston_label_path), "CHANGES": str(dated_polygons), "CLASS_FIELD": "target",
               "DATE_FIELD": "when", "DATES": 3, "MODEL": str(tiny_model_dir), "STEPS": 2, "SEED": 3, "DEVICE": 1,
-              "OUTPUT_SERIES": str(tmp_path / "series"), **{k: str(tmp_path / v) for k, v in DESTINATIONS.items()}}
+              "OUTPUT_SERIES": str(tmp_path / "series"), "OUTPUT_RECORD": str(tmp_path / "record.json"),
+              **{k: str(tmp_path / v) for k, v in DESTINATIONS.items()}}
     result = processing.runAndLoadResults("changeanywhere:generatechangesample", params)
     assert result["OUTPUT_SERIES"] == str(tmp_path / "series")
     record = json.loads((tmp_path / "series" / "sample.json").read_text())
+    assert record == json.loads((tmp_path / "record.json").read_text())  # the record's destination and the series' copy
     _check_series(tmp_path, tmp_path / "series", record, label_layer_info)
     loaded = {os.path.basename(layer.source()): layer for layer in clean_project.mapLayers().values()}
     assert set(BETWEEN) <= set(loaded), sorted(loaded)
@@ -121,3 +123,58 @@ def test_a_dataset_of_series_through_processing(processing_run, tiny_model_dir, 
     assert len(list((out / "label").glob("*.tif"))) == 9  # three pairs per series
     again = processing_run("changeanywhere:generatechangedataset", params)  # resumes: nothing left to do
     assert again["GENERATED"] == 0 and again["SKIPPED"] == 3
+
+
+SIMULATE_DESTINATIONS = {"OUTPUT_PRE_MAP": "pre_map.tif", "OUTPUT_POST_MAP": "post_map.tif", "OUTPUT_CHANGE_MASK": "mask.tif",
+                         "OUTPUT_EVENTS": "events.json"}
+SIMULATE_BETWEEN = ("t2_semantic.tif", "change_t1_t2.tif", "change_t2_t3.tif", "events.json")
+
+
+def test_simulate_a_series_in_qgis_loads_every_map(provider, houston_label_path, dated_polygons, label_layer_info, tmp_path,
+                                                   clean_project, layer_tree_view):
+    from qgis import processing
+
+    params = {"SEMANTIC": str(houston_label_path), "CHANGES": str(dated_polygons), "CLASS_FIELD": "target",
+              "DATE_FIELD": "when", "DATES": 3, "OUTPUT_SERIES": str(tmp_path / "series"), "OUTPUT_CHANGES": "memory:",
+              **{k: str(tmp_path / v) for k, v in SIMULATE_DESTINATIONS.items()}}
+    result = processing.runAndLoadResults("changeanywhere:simulatechangeevents", params)
+    series = tmp_path / "series"
+    assert result["OUTPUT_SERIES"] == str(series) and sorted(p.name for p in series.iterdir()) == sorted(SIMULATE_BETWEEN)
+    for name in ("pre_map.tif", "post_map.tif", "mask.tif"):
+        assert_same_grid(tmp_path / name, label_layer_info)
+    for name in SIMULATE_BETWEEN[:3]:
+        assert_same_grid(series / name, label_layer_info)
+    pre, between, post = _read(tmp_path / "pre_map.tif"), _read(series / "t2_semantic.tif"), _read(tmp_path / "post_map.tif")
+    assert np.array_equal(_read(tmp_path / "mask.tif") == 1, pre != post)  # the change mask is T1 to T3's
+    assert np.array_equal(_read(series / "change_t1_t2.tif") == 1, pre != between)
+    assert np.array_equal(_read(series / "change_t2_t3.tif") == 1, between != post)
+    record = json.loads((tmp_path / "events.json").read_text())
+    assert record == json.loads((series / "events.json").read_text())
+    assert record["dates"] == 3 and [[e["source"] for e in d["events"]] for d in record["series"]] == [["feature 2"], ["feature 1"]]
+    assert result["EVENTS"] == 2 and result["CHANGED_FRACTION"] == pytest.approx(float((pre != post).mean()))
+    loaded = {os.path.basename(layer.source()): layer for layer in clean_project.mapLayers().values()}
+    assert set(SIMULATE_BETWEEN[:3]) <= set(loaded), sorted(loaded)
+    assert isinstance(loaded["t2_semantic.tif"].renderer(), QgsPalettedRasterRenderer)
+
+
+def test_simulate_a_series_of_random_events(processing_run, houston_label_path, tmp_path):
+    out = {k: str(tmp_path / v) for k, v in SIMULATE_DESTINATIONS.items()}
+    result = processing_run("changeanywhere:simulatechangeevents", {
+        "SEMANTIC": str(houston_label_path), "RANDOM_EVENTS": True, "DATES": 4, "SEED": 8, "OUTPUT_SERIES": str(tmp_path / "series"),
+        "OUTPUT_CHANGES": "memory:", **out})
+    record = json.loads((tmp_path / "events.json").read_text())
+    assert record["dates"] == 4 and [d["date"] for d in record["series"]] == [2, 3, 4]
+    assert all(d["events"] for d in record["series"])  # every later date has events of its own
+    masks = [_read(tmp_path / "series" / f"change_t{k - 1}_t{k}.tif") for k in (2, 3, 4)]
+    assert not np.array_equal(masks[0], masks[1])
+    assert result["OUTPUT_SERIES"] == str(tmp_path / "series")
+
+
+def test_simulate_a_series_needs_its_folder(processing_run, houston_label_path, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="needs its series folder"):
+        processing_run("changeanywhere:simulatechangeevents", {
+            "SEMANTIC": str(houston_label_path), "RANDOM_EVENTS": True, "DATES": 3, "OUTPUT_SERIES": "", "OUTPUT_CHANGES": "memory:",
+            **{k: str(tmp_path / v) for k, v in SIMULATE_DESTINATIONS.items()}})
+    assert not list(tmp_path.iterdir())
