@@ -313,16 +313,21 @@ def generate(
             timings["prepare_s"] = time.perf_counter() - clock
 
             pre_event = pre_event_kind(settings.pre_event, source is not None)
-            seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size)
-            units = p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn")
+            # a style's colour match decodes each styled image once more to measure it (its image's encoding: a few tiles)
+            style_decodes = 1 if style_image is not None and settings.style_strength > 0 else 0
+            decodes = (1 if pre_event == "real" else 2) + style_decodes
+            seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size,
+                                       decodes=decodes)
+            units = p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn") + style_decodes * p.coder_tiles
+            later_units = series_work_units(p, settings.steps, len(later)) + len(later) * style_decodes * p.coder_tiles
             if seconds is not None:
                 dates = ""
                 if later:  # a series: each later date costs a sampling run and a decode more, as network calls count
-                    seconds *= 1 + series_work_units(p, settings.steps, len(later)) / units
+                    seconds *= 1 + later_units / units
                     dates = f" x {settings.dates} dates"
                 progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps{dates} on the {pkg.device}: about {duration(seconds)}; "
                               f"{memory.describe()}")
-            progress.start(units + series_work_units(p, settings.steps, len(later)))
+            progress.start(units + later_units)
 
             clock = time.perf_counter()
             style = load_style(pkg, style_image, settings.style_strength, batch_size=settings.batch_size,

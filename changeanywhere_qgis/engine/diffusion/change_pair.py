@@ -235,7 +235,8 @@ def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.n
     progress = progress or Progress()
     p = plan(pkg, *pre.shape, steps, eta, overlap_px, batch_size, sampler, tile_px)
     keep_real = image is not None and pre_event == "real"
-    progress.start(p.work_units(steps, image is not None, redraw=not keep_real))
+    style_decodes = 1 if style is not None and style.strength > 0 else 0  # the colour match measures a decode of t2
+    progress.start(p.work_units(steps, image is not None, redraw=not keep_real) + style_decodes * p.coder_tiles)
     pre_latent = pre_event_latent(pkg, p, pre, rng, progress, _image_reader(p, image) if image is not None else None)
     t1 = image if keep_real else decode_array(pkg, p, pre_latent, progress)
     post_latent = post_event_latent(pkg, p, post, pre_latent, mask, correlation, rng, progress)

@@ -160,10 +160,13 @@ def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     return {graph: value * batch / timed for graph, value in seconds.items()}
 
 
-def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: bool, tile_px: int | None = None) -> float | None:
+def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: bool, tile_px: int | None = None,
+                     decodes: int | None = None) -> float | None:
     """Seconds the network calls of one change pair will take; None for a short run (not worth a timing call).
 
-    Calls are timed on the model's tile; a larger sampler tile (``tile_px``) is taken to cost in proportion to its area."""
+    ``decodes``: the decoder passes over the raster (None: 1 with an image, 2 without; a redrawn pre-event image and a
+    style's colour match each add one). Calls are timed on the model's tile; a larger sampler tile (``tile_px``) is
+    taken to cost in proportion to its area."""
     sampled = 1 if with_image else 2  # without an image the pre-event image is generated too
     if tiles * steps * sampled < LONG_WORK_TILE_CALLS:
         return None
@@ -171,9 +174,13 @@ def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: b
     per = time_per_call(pkg, batch, with_image)
     if tile_px:
         per = {graph: seconds * (tile_px / pkg.tile_size) ** 2 for graph, seconds in per.items()}
-    batches = math.ceil(tiles / batch)
-    decodes = 1 if with_image else 2
-    return batches * (steps * sampled * per["denoiser"] + decodes * per["decoder"] + per.get("encoder", 0.0))
+    return pair_seconds(per, math.ceil(tiles / batch), steps * sampled, (1 if with_image else 2) if decodes is None else decodes)
+
+
+def pair_seconds(per_call: dict[str, float], batches: int, denoiser_calls: int, decodes: int) -> float:
+    """Seconds of ``batches`` tile batches, each through ``denoiser_calls`` denoiser calls, ``decodes`` decoder calls
+    and the encoder once when ``per_call`` times it (an image to encode)."""
+    return batches * (denoiser_calls * per_call["denoiser"] + decodes * per_call["decoder"] + per_call.get("encoder", 0.0))
 
 
 def duration(seconds: float) -> str:

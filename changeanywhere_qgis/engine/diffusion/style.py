@@ -219,5 +219,5 @@ def apply_style(pkg: ModelPackage, p: "Plan", latent, style: Style, progress: Pr
     if style.strength == 0.0:
         return Styled(latent, None, style.record(before))
     progress.stage("matching the style image's colours")
-    decoded = measure_decoded(pkg, styled, p, Progress(is_cancelled=progress.cancelled), valid_rows)
+    decoded = measure_decoded(pkg, styled, p, progress, valid_rows)  # counted: the pipeline's total holds this decode
     return Styled(styled, colour_match(style, decoded), style.record(before, decoded))

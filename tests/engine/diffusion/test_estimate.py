@@ -8,7 +8,7 @@ import pytest
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.diffusion import (PEAK_BYTES_PER_PIXEL, available_memory, check_memory, estimate_seconds,
                                                   load_model_package, parse_size)
-from changeanywhere_qgis.engine.diffusion.estimate import time_per_call
+from changeanywhere_qgis.engine.diffusion.estimate import pair_seconds, time_per_call
 
 
 @pytest.mark.parametrize("text,expected", [("4G", 4 << 30), ("500M", 500 << 20), ("1.5 GiB", int(1.5 * (1 << 30))),
@@ -36,6 +36,13 @@ def test_time_is_estimated_for_long_work_only(tiny_model_dir):
     long_run = estimate_seconds(pkg, tiles=100, steps=50, batch_size=4, with_image=False)
     assert long_run is not None and long_run > 0
     assert estimate_seconds(pkg, tiles=100, steps=500, batch_size=4, with_image=False) > long_run
+
+
+def test_every_decoder_pass_is_counted():
+    """A redrawn pre-event image and a style's colour match each cost a decode pass; 3 batches, 10 denoiser calls."""
+    per = {"denoiser": 0.5, "decoder": 2.0, "encoder": 1.0}
+    assert pair_seconds(per, batches=3, denoiser_calls=10, decodes=3) - pair_seconds(per, 3, 10, 1) == pytest.approx(2 * 3 * 2.0)
+    assert pair_seconds({"denoiser": 0.5, "decoder": 2.0}, 3, 10, 1) == pytest.approx(3 * (5.0 + 2.0))  # no image to encode
 
 
 class _Calls:

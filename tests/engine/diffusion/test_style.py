@@ -104,6 +104,23 @@ def test_strength_zero_is_no_style_byte_for_byte(houston_label_path, houston_ima
     assert result["style"]["strength"] == 0.0 and result["style"]["post_event_pixels"] is None
 
 
+@pytest.mark.parametrize("dates", [2, 3])
+def test_the_colour_matchs_decode_is_counted_in_the_progress(dates, houston_label_path, houston_image_path, tiny_model_dir,
+                                                             tmp_path):
+    """The colour match decodes each styled image once more: the total counts it, and the bar ends at its total."""
+    def run(name, **style):
+        progress = Progress()
+        result = generate(houston_label_path, tmp_path / name, ChangeSpec(random=True), image=houston_image_path,
+                          model=tiny_model_dir, progress=progress,
+                          settings=GenerateSettings(steps=3, seed=3, device="cpu", correlation=0.8, dates=dates, **style))
+        assert progress.done == progress.total
+        return progress.total, result
+
+    plain, _ = run("plain")
+    styled, result = run("styled", style=str(WHU_STYLE))
+    assert styled - plain == (dates - 1) * result["tiles"]  # one decode pass of the raster's tiles per styled date
+
+
 def test_the_large_map_path_gives_the_same_bytes(houston_label_path, houston_image_path, tiny_model_dir, tmp_path, force_large_maps):
     _generate(houston_label_path, houston_image_path, tmp_path / "memory", tiny_model_dir, style=str(DARK_STYLE),
               style_strength=0.7)
