@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 
 from ..errors import Cancelled, InputError
-from ..io import (CLASSES_FILE, LIST_FOLDER, SPLITS, STAGE_FOLDER, classes_document, folders, has_second, in_split,
-                  load_second_classes, parts)
+from ..io import (CLASSES_FILE, LIST_FOLDER, SERIES_FOLDER, SPLITS, STAGE_FOLDER, classes_document, folders, has_second,
+                  in_split, load_second_classes, parts)
 from ..landcover import ClassScheme
 from ..progress import Progress
 from .card import assign_splits, dataset_card, dataset_statistics
@@ -135,14 +135,27 @@ def _place_in_splits(out: Path, records: list[dict], layout: str) -> None:
                     os.replace(path, out / STAGE_FOLDER / folder / path.name)
             if (out / split / folder).is_dir() and not any((out / split / folder).iterdir()):
                 (out / split / folder).rmdir()
+        _stage_dropped_series(out, split, wanted)
         if (out / split).is_dir() and not any((out / split).iterdir()):
             (out / split).rmdir()
     stage = out / STAGE_FOLDER
-    for folder in [p for p in stage.iterdir() if p.is_dir()] if stage.is_dir() else []:
+    # bottom up, so that a series folder emptied by a resume goes before the folder that held it
+    for folder in sorted((p for p in stage.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) if stage.is_dir() else []:
         if not any(folder.iterdir()):
             folder.rmdir()
     if stage.is_dir() and not any(stage.iterdir()):
         stage.rmdir()
+
+
+def _stage_dropped_series(out: Path, split: str, wanted: set[str]) -> None:
+    """A split's series folders (``train/series/<name>/``) of samples beyond a smaller --count wait in the stage folder too."""
+    held = out / split / SERIES_FOLDER
+    for folder in sorted(p for p in held.iterdir() if p.is_dir()) if held.is_dir() else []:
+        if not any(f"{split}/{SERIES_FOLDER}/{folder.name}/{f.name}" in wanted for f in folder.iterdir()):
+            (out / STAGE_FOLDER / SERIES_FOLDER).mkdir(parents=True, exist_ok=True)
+            os.replace(folder, out / STAGE_FOLDER / SERIES_FOLDER / folder.name)
+    if held.is_dir() and not any(held.iterdir()):
+        held.rmdir()
 
 
 def _write_lists(out: Path, records: list[dict], ext: str) -> None:

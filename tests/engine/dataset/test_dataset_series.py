@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset, load_records
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.io import read_raster
+from changeanywhere_qgis.engine.io import STAGE_FOLDER, read_raster
 
 REPO = Path(__file__).resolve().parents[3]
 PAIRS = ("t1_t2", "t2_t3", "t1_t3")
@@ -69,7 +69,7 @@ def test_each_series_has_its_folder_and_its_pairs(series_levir):
 def test_the_first_pair_of_a_series_is_the_two_date_datasets_sample(series_levir, tmp_path, tiny_model_dir, houston_label_path):
     out, _ = series_levir
     pairs = tmp_path / "pairs"
-    _make(pairs, tiny_model_dir, houston_label_path, count=6, seed=5)
+    _make(pairs, tiny_model_dir, houston_label_path, count=6, seed=5, appearance_shift=False)  # a series has no shifts yet
     series, pair = _files(out), _files(pairs)
     for name in ("000000", "000003"):
         for folder in ("A", "B", "label"):
@@ -119,3 +119,18 @@ def test_the_evaluation_refuses_a_dataset_of_series(series_levir):
     done = subprocess.run([sys.executable, "-m", "model_export.evaluate", str(out), "--no-torch"], cwd=REPO,
                           capture_output=True, text=True)
     assert done.returncode == 2 and "series of 3 dates" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_smaller_count_takes_the_dropped_series_out_of_the_splits_and_a_larger_one_brings_them_back(
+        tmp_path, tiny_model_dir, houston_label_path):
+    out = tmp_path / "ds"
+    settings = dict(seed=2, dates=3, split_folders=True, split_fractions=(0.5, 0.0, 0.5))
+    _make(out, tiny_model_dir, houston_label_path, count=6, **settings)
+    full = _files(out)
+    _make(out, tiny_model_dir, houston_label_path, count=4, **settings)
+    kept = {r["name"] for r in load_records(out)}
+    in_splits = {p.name for split in ("train", "val", "test") for p in (out / split / "series").glob("*")}
+    assert len(kept) == 4 and in_splits == kept  # the two dropped series wait outside the splits
+    again = _make(out, tiny_model_dir, houston_label_path, count=6, **settings)
+    assert again["generated"] == 0 and _files(out) == full  # and come back as they were
+    assert not (out / STAGE_FOLDER).exists()  # nothing left in the stage folder
