@@ -325,7 +325,7 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         "few_shot": few,
         "few_shot_settings": {"k": list(few_shot_k), "splits": few_shot_splits, "steps": few_shot_steps, "threshold": FEW_SHOT_THRESHOLD},
         "train": {"samples": len(train_names), "datasets": [str(d) for d in datasets], "tile": int(ta.shape[-1]), "widths": list(widths),
-                  "epochs": epochs, "crop": min(128, ta.shape[-1]), "variants": train_info},
+                  "epochs": epochs, "max_minutes": max_minutes, "crop": min(128, ta.shape[-1]), "variants": train_info},
         "threshold_samples": len(pick_names),
         "test_sets": {name: {"pairs": len(v[3]), "path": str(test_sets[name]), "changed_share": float(v[2].mean())} for name, v in real.items()},
         "figure": figure,

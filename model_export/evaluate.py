@@ -467,7 +467,7 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
         lines += ["## Usefulness: trained on generated data, tested on real change pairs", "",
                   f"FC-Siam-diff (`model_export/change_detection.py`, widths {t['widths']}) trained only on the generated datasets' "
                   f"train and val splits ({t['samples']} samples, random {t['crop']} px crops, up to {t['epochs']} epochs or "
-                  f"{settings.max_minutes:g} min)."]
+                  f"{t.get('max_minutes') or settings.max_minutes:g} min)."]  # results before it was recorded: this run's
         for variant, info in t["variants"].items():
             lines.append(f"Pre-event images {variant}: {info['epochs_run']} epochs, {info['steps']} steps, {info['seconds'] / 60:.1f} min, "
                          f"stopped by {info['stopped_by']}; loss {_fmt(info['loss_first'], '{:.3f}')} → {_fmt(info['loss_last'], '{:.3f}')}.")
@@ -483,19 +483,22 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                 lines.append(f"| {method} | {v['f1']:.3f} | {v['iou']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} |")
             lines.append("")
         fs = cd["few_shot_settings"]
-        lines += ["### Few-shot", "",
-                  f"For each test set and k, {fs['splits']} random splits (seeded): k real pairs train, the other pairs test. The net "
-                  f"pre-trained on the generated data is fine-tuned on the k pairs; a net from the same initial weights trains on them "
-                  f"from scratch; both for {fs['steps']} steps, scored at threshold {fs['threshold']}. F1 mean ± std over the splits.", ""]
-        for name, by_k in cd["few_shot"].items():
-            methods = list(next(iter(by_k.values())).keys()) if by_k else []
-            lines += [f"**{name}**", "", "| k | " + " | ".join(methods) + " | gain over scratch |", "| --- | " + " | ".join("---" for _ in methods) + " | --- |"]
-            for k, row in by_k.items():
-                cells = [f"{row[m]['f1_mean']:.3f} ± {row[m]['f1_std']:.3f}" for m in methods]
-                best = max((row[m]["f1_mean"] for m in methods if m != "from scratch"), default=None)
-                gain = None if best is None else best - row["from scratch"]["f1_mean"]
-                lines.append(f"| {k} | " + " | ".join(cells) + f" | {_fmt(gain, '{:+.3f}')} |")
-            lines.append("")
+        if not any(cd["few_shot"].values()):  # --few-shot with no k: say so rather than print empty tables
+            lines += ["### Few-shot", "", "Not run (`--few-shot` was given no k).", ""]
+        else:
+            lines += ["### Few-shot", "",
+                      f"For each test set and k, {fs['splits']} random splits (seeded): k real pairs train, the other pairs test. The net "
+                      f"pre-trained on the generated data is fine-tuned on the k pairs; a net from the same initial weights trains on them "
+                      f"from scratch; both for {fs['steps']} steps, scored at threshold {fs['threshold']}. F1 mean ± std over the splits.", ""]
+            for name, by_k in cd["few_shot"].items():
+                methods = list(next(iter(by_k.values())).keys()) if by_k else []
+                lines += [f"**{name}**", "", "| k | " + " | ".join(methods) + " | gain over scratch |", "| --- | " + " | ".join("---" for _ in methods) + " | --- |"]
+                for k, row in by_k.items():
+                    cells = [f"{row[m]['f1_mean']:.3f} ± {row[m]['f1_std']:.3f}" for m in methods]
+                    best = max((row[m]["f1_mean"] for m in methods if m != "from scratch"), default=None)
+                    gain = None if best is None else best - row["from scratch"]["f1_mean"]
+                    lines.append(f"| {k} | " + " | ".join(cells) + f" | {_fmt(gain, '{:+.3f}')} |")
+                lines.append("")
         lines += [f"![predictions on the first real test set]({rel(figures / 'real_predictions.jpg')})", "",
                   "Columns: " + ", ".join(cd["figure_columns"]) + ".", ""]
     if r["notes"]:

@@ -142,3 +142,10 @@ def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path
     text = report.read_text()
     assert f"2 steps on the real labelled tiles, 50% of its crops redrawn by the autoencoder of `{tiny_model_dir}`" in text
     assert "### Zero-shot" in text and "### Few-shot" in text and "**whu-cd**" in text and "| 1 |" in text
+    # --few-shot with no k: the report says it was not run instead of printing empty tables
+    from model_export.evaluate import render
+
+    r = json.loads(json.dumps(result["results"]))
+    r["change_detection"]["few_shot"] = {name: {} for name in r["change_detection"]["few_shot"]}
+    empty = render(r, EvaluateSettings(command="x"), report, tmp_path / "q" / "figures")
+    assert "Not run (`--few-shot` was given no k)." in empty and "| k |" not in empty
