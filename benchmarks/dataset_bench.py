@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+from changeanywhere_qgis.engine.dataset.job import LEGACY_SETTINGS
 from changeanywhere_qgis.engine.diffusion import default_model_dir, read_manifest
 from changeanywhere_qgis.engine.progress import Progress
 
@@ -80,7 +81,7 @@ def dask_check(dataset: Path, samples: int = 10, workers: int = 2) -> dict:
     from changeanywhere_qgis.engine.dataset import SPEC_FILE, load_records
 
     spec = json.loads((Path(dataset) / SPEC_FILE).read_text())
-    settings = DatasetSettings(count=samples, **spec["settings"])
+    settings = DatasetSettings(count=samples, **{**LEGACY_SETTINGS, **spec["settings"]})  # what a spec without a key meant
     records = load_records(Path(dataset))[:samples]
     with tempfile.TemporaryDirectory() as tmp, LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                             dashboard_address=None) as cluster:

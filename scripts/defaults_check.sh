@@ -28,7 +28,8 @@ imgs=(); for s in "${sems[@]}"; do imgs+=("data/train/oem/images/$(basename "$s"
 
 arm() {  # name, then the sampler options
   local name=$1; shift
-  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" --pre-event real \
+  # --no-appearance-shift: the check compares the generator's unchanged land, which a shift of B would hide
+  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" --pre-event real --no-appearance-shift \
     --count "$COUNT" --tile 512 --layout levir --format png --seed 1501 --workers 2 --model "$MODEL" "$@" \
     --out "$OUT/$name" 2>&1 | tail -1
 }

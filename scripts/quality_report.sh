@@ -51,7 +51,7 @@ n = d["files_identical"] + d["files_different"]
 print("{} of {} image and label files byte-identical to the local run, manifest records {}".format(
     d["files_identical"], n, "equal" if d["manifest_records_equal"] else "DIFFERENT"))' "$OUT/dask.json")
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
-  --segmentation "$SEG" --threads 2 --cd-epochs 20 --max-minutes 10 --compare-pre-event \
+  --segmentation "$SEG" --threads 2 --cd-epochs 20 --max-minutes 10 --compare-pre-event --compare-appearance-shift \
   --test-sets data/levir-cd data/whu-cd --notes-file docs/quality-notes.md \
   --note "**Resumed after a kill.** \`scripts/quality_report.sh\` ran the datasets' command with 2 local workers, killed it and its workers with SIGKILL after ${KILL_AFTER_S} s ($killed_at samples of the first dataset written), and ran the same command again: $resumed. \`tests/engine/dataset/test_dataset.py\` checks that a killed-and-resumed run equals an uninterrupted one byte for byte." \
   --note "**Same on Dask.** \`python -m benchmarks.dataset_bench --dask-check $OUT/oem --samples 10\` made the first 10 samples again on a two-worker Dask LocalCluster: $same (\`tests/engine/dataset/test_dask.py\` checks the same on every test run)."

@@ -19,8 +19,9 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
   for s in $sem_glob; do sems+=("$s"); imgs+=("$img_dir/$(basename "${s%.*}").$img_ext"); done
   local remap_args=(); [ "$remap" = none ] || remap_args=(--remap "$remap")
   echo "dataset $name: $count samples from ${#sems[@]} maps"
-  # --pre-event real: the evaluation makes the redrawn variant itself from the same samples (--compare-pre-event)
-  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" --pre-event real "${remap_args[@]}" \
+  # --pre-event real and --no-appearance-shift: the evaluation makes the redrawn and the shifted variants itself from the
+  # same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land unshifted
+  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" --pre-event real --no-appearance-shift "${remap_args[@]}" \
     --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
     --model "$MODEL" --out "$OUT/$name" 2>&1 | tail -2
 }

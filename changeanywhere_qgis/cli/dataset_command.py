@@ -5,6 +5,7 @@ The handler returns an exit code; engine errors (InputError, ModelError, Cancell
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -38,10 +39,11 @@ def add_dataset_command(sub) -> None:
                          "built-in table, e.g. road and developed space -> ground), for the layouts second, both and all")
     ds.add_argument("--skip-hidden-change", action="store_true",
                     help="leave out samples with change the SECOND mapping hides (e.g. road -> developed space: both ground)")
-    ds.add_argument("--appearance-shift", action="store_true",
+    ds.add_argument("--appearance-shift", action=argparse.BooleanOptionalAction, default=None,
                     help="give each post-event image B a random appearance shift drawn from its sample's seed, as real unchanged "
                          "land between two dates has: colour, brightness, haze, misregistration of up to 2 px (recorded in "
-                         "manifest.jsonl; A and the labels stay as without it); default off")
+                         "manifest.jsonl; A and the labels stay as without it). Default: on for pairs (check U2 of "
+                         "docs/usefulness-checks.md), off for series (--dates 3 or more), which take none yet")
     add_style_arguments(ds)
     ds.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="png or tif (GeoTIFF, georeferenced); default png")
     ds.add_argument("--seed", type=int, default=0, help="dataset seed (default 0): the same seed gives the same dataset")

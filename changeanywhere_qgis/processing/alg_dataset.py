@@ -24,7 +24,7 @@ from .series_outputs import DATES
 from .series_outputs import dates as series_dates
 from .base import ChangeAnywhereAlgorithm, remap_label
 from .style_options import add_style_parameters, style_settings
-from ..engine.dataset import SPLIT_FRACTIONS
+from ..engine.dataset import DEFAULT_APPEARANCE_SHIFT, SPLIT_FRACTIONS
 from ..engine.diffusion import DEFAULT_STEPS
 from ..engine.events import MAX_DATES
 from .common import DEVICE_CHOICES, DEVICE_LABELS, engine_errors, engine_progress, raster_path, require_engine, run_in_python_thread
@@ -106,8 +106,8 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
             defaultValue=False)))
         self.addParameter(QgsProcessingParameterBoolean(
             self.APPEARANCE_SHIFT, "Random appearance shifts of the post-event images (colour, brightness, haze, up to 2 px "
-            "misregistration: what real unchanged land looks like between two dates; recorded in the manifest)",
-            defaultValue=False))
+            "misregistration: what real unchanged land looks like between two dates; recorded in the manifest; pairs only)",
+            defaultValue=DEFAULT_APPEARANCE_SHIFT))
         add_style_parameters(self)
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Dataset seed", type=compat.NUMBER_INTEGER, defaultValue=0, minValue=0))
@@ -142,13 +142,23 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         layers = self.parameterAsLayerList(parameters, name, context) or []
         return [raster_path(layer, what) for layer in layers]
 
-    def _layout_options(self, parameters, context) -> dict:
+    def _layout_options(self, parameters, context, feedback) -> dict:
         shares = tuple(self.parameterAsDouble(parameters, name, context) for name in (self.SPLIT_TRAIN, self.SPLIT_VAL, self.SPLIT_TEST))
         return {"split_fractions": shares, "split_folders": self.parameterAsBool(parameters, self.SPLIT_FOLDERS, context),
                 "second_classes": self.parameterAsFile(parameters, self.SECOND_CLASSES, context) or None,
                 "skip_hidden_change": self.parameterAsBool(parameters, self.SKIP_HIDDEN_CHANGE, context),
-                "appearance_shift": self.parameterAsBool(parameters, self.APPEARANCE_SHIFT, context),
+                "appearance_shift": self._appearance_shift(parameters, context, feedback),
                 **style_settings(self, parameters, context)}
+
+    def _appearance_shift(self, parameters, context, feedback) -> bool | None:
+        """The box, for pairs. A series takes no shifts yet: the box (ticked by default) is then left to the engine's
+        default for series, none, rather than refused, and the log says so."""
+        shift = self.parameterAsBool(parameters, self.APPEARANCE_SHIFT, context)
+        if series_dates(self, parameters, context) > 2:
+            if shift:
+                feedback.pushInfo("Appearance shifts are for datasets of pairs: this series dataset has none.")
+            return None
+        return shift
 
     def processAlgorithm(self, parameters, context, feedback):
         require_engine()
@@ -176,7 +186,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 sampler_tile=self.sampler_tile(parameters, context),
                 dates=series_dates(self, parameters, context),
             )
-            settings = replace(settings, **self._layout_options(parameters, context))
+            settings = replace(settings, **self._layout_options(parameters, context, feedback))
             out = self.parameterAsString(parameters, self.OUTPUT, context)
             scheduler = (self.parameterAsString(parameters, self.SCHEDULER, context) or "").strip() or None
             result = run_in_python_thread(

@@ -75,6 +75,17 @@ def test_appearance_shifts_and_the_style_reach_the_engine(processing_run, tiny_m
     assert result["GENERATED"] == 2
     lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     assert all(set(r["appearance_shift"]) == {"colour", "brightness", "haze", "haze_colour", "shift"} for r in lines)
-    assert "--appearance-shift" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "random appearance shift" in card and "--no-appearance-shift" not in card
     spec = json.loads((out / "dataset.json").read_text())
     assert spec["style"]["path"] == str(STYLE) and spec["settings"]["style_strength"] == 0.5
+
+
+def test_appearance_shifts_are_on_by_default_and_can_be_unticked(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+    common = {"SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "SEED": 4, "MODEL": str(tiny_model_dir), "STEPS": 1,
+              "DEVICE": 1, "WORKERS": 1}
+    processing_run("changeanywhere:generatechangedataset", {**common, "OUTPUT": str(tmp_path / "default")})
+    processing_run("changeanywhere:generatechangedataset", {**common, "APPEARANCE_SHIFT": False, "OUTPUT": str(tmp_path / "off")})
+    default, off = ([json.loads(x) for x in (tmp_path / name / "manifest.jsonl").read_text().splitlines()] for name in ("default", "off"))
+    assert all("appearance_shift" in r for r in default) and not any("appearance_shift" in r for r in off)
+    assert "--no-appearance-shift" in (tmp_path / "off" / "README.md").read_text()

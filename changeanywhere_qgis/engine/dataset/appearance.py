@@ -1,8 +1,8 @@
 """Random appearance shifts of a dataset's post-event images: what real unchanged land looks like between two dates.
 
 Real pairs of the same land differ without any change: another sun, season or sensor (a global colour change and
-brightness), haze, and a misregistration of a pixel or two. ``dataset --appearance-shift`` gives each sample's image B
-one such shift, drawn from the sample's seed in a random stream of its own, so images A, the labels and the unshifted B
+brightness), haze, and a misregistration of a pixel or two. A dataset of pairs gives each sample's image B one such
+shift by default (``DEFAULT_APPEARANCE_SHIFT``; ``dataset --no-appearance-shift`` leaves them out), drawn from the sample's seed in a random stream of its own, so images A, the labels and the unshifted B
 are the same bytes as without it; the shift is applied to B after decoding and recorded in the manifest.
 
 The ranges follow the real pairs of data/levir-cd and data/whu-cd over their unchanged land
@@ -31,6 +31,9 @@ BRIGHTNESS_RANGE = (0.75, 1.20)  # the gain common to the three bands: about the
 HAZE_RANGE = (0.0, 0.30)  # the share of a haze colour blended in: the contrast falls to 0.7-1 of its own
 HAZE_COLOUR = (205.0, 210.0, 222.0)  # bright and slightly blue grey: scattered skylight
 MAX_SHIFT_PX = 2  # misregistration per axis, whole pixels: real pairs' median ~1 px, their 90 % within 3 px
+# On for datasets of pairs by check U2 (docs/usefulness-checks.md): trained on shifted pairs, the change detector's
+# precision on the real pairs rose by 0.038 and its F1 by 0.050 (means over LEVIR-CD and WHU-CD).
+DEFAULT_APPEARANCE_SHIFT = True
 
 
 @dataclass(frozen=True)

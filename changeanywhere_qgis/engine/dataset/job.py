@@ -18,6 +18,7 @@ from ..diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAUL
 from ..errors import InputError
 from ..events import check_dates
 from ..io import check_layout, has_second
+from .appearance import DEFAULT_APPEARANCE_SHIFT
 
 SPEC_FILE = "dataset.json"
 MANIFEST = "manifest.jsonl"
@@ -36,7 +37,7 @@ OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "spli
                      "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None, "dates": 2,
                      "appearance_shift": False, "style": None, "style_strength": DEFAULT_STYLE_STRENGTH}
 # What a spec without them meant (read back by sample_maps and resume): the values before the options existed.
-LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None}
+LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None, "appearance_shift": False}
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,17 @@ class DatasetSettings:
     second_classes: str | None = None  # JSON mapping of the model's classes into SECOND's; None: the built-in table
     skip_hidden_change: bool = False  # leave out samples whose change the mapping into SECOND's classes hides
     dates: int = 2  # dates per sample: 2 is a pair; more, a series (io/layouts/series.py: its folder and its pairs)
-    appearance_shift: bool = False  # each image B gets a random appearance shift (appearance.py), recorded in the manifest
+    # each image B gets a random appearance shift (appearance.py), recorded in the manifest; None: the default, on for
+    # pairs (DEFAULT_APPEARANCE_SHIFT) and off for series, which take none yet
+    appearance_shift: bool | None = None
     style: str | None = None  # every image B takes this RGB raster's appearance (diffusion/style.py)
     style_strength: float = DEFAULT_STYLE_STRENGTH
 
     def __post_init__(self):
         # JSON gives a list back (dataset.json, Dask); the settings keep a tuple
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
+        if self.appearance_shift is None:
+            object.__setattr__(self, "appearance_shift", DEFAULT_APPEARANCE_SHIFT and self.dates == 2)
 
     def check(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 1:
@@ -100,7 +105,8 @@ class DatasetSettings:
         check_style_strength(self.style_strength)
         if self.dates > 2 and (self.style or self.appearance_shift):
             raise InputError(f"A dataset of series ({self.dates} dates) takes no style image or appearance shift yet: those "
-                             "change a pair's image B. Leave --style/--appearance-shift out, or make pairs (--dates 2).")
+                             "change a pair's image B. Leave --style/--appearance-shift out (a series has no appearance "
+                             "shifts by default), or make pairs (--dates 2).")
         if self.sampler_tile is not None and (isinstance(self.sampler_tile, bool) or not isinstance(self.sampler_tile, (int, np.integer))
                                               or self.sampler_tile < 1):
             raise InputError(f"The sampler's tile size must be a positive number of pixels (or empty: the model's), got {self.sampler_tile!r}.")

@@ -184,6 +184,9 @@ def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
     if differ:
         detail = "; ".join(f"{k} was {_lookup(old, k)!r}, now {_lookup(spec, k)!r}" for k in differ[:5])
         more = f" (and {len(differ) - 5} more)" if len(differ) > 5 else ""
+        # a pair dataset begun before appearance shifts were the default: say which flag finishes it
+        hint = (" It has no appearance shifts: add --no-appearance-shift (Processing: untick \"Random appearance shifts\")."
+                if "settings.appearance_shift" in differ and not _lookup(old, "settings.appearance_shift") else "")
         raise InputError(f"Output folder {out} holds a dataset made with other settings: {detail}{more}. Rerun with the "
                          "same settings to finish it (only --count and --batch-size may change), choose another folder, "
-                         "or pass --overwrite.")
+                         f"or pass --overwrite.{hint}")

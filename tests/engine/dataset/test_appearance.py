@@ -50,8 +50,10 @@ def test_only_b_changes_and_each_samples_shift_is_recorded(pair_of_datasets):
     assert len({json.dumps(r["appearance_shift"]) for r in records}) == len(records)  # one draw per sample
     for r in records:
         assert r["appearance_shift"] == draw_appearance_shift(r["seed"]).to_dict()
-    card = (shifted / "README.md").read_text()
-    assert "random appearance shift" in card and "--appearance-shift" in card
+    card, plain_card = (shifted / "README.md").read_text(), (plain / "README.md").read_text()
+    # shifts are the default for pairs: the card's command names the flag only for the dataset without them
+    assert "random appearance shift" in card and "--no-appearance-shift" not in card
+    assert "random appearance shift" not in plain_card and "--no-appearance-shift" in plain_card
     assert json.loads((shifted / "dataset.json").read_text())["settings"]["appearance_shift"] is True
     assert "appearance_shift" not in json.loads((plain / "dataset.json").read_text())["settings"]  # off: the spec as before
 
@@ -106,14 +108,20 @@ def test_resume_with_other_appearance_settings_is_refused(pair_of_datasets, tiny
     plain, _ = pair_of_datasets
     done = subprocess.run([sys.executable, "-m", "changeanywhere_qgis", "dataset", "--semantic", str(houston_label_path),
                            "--image", str(houston_image_path), "--count", "6", "--tile", "64", "--steps", "2", "--seed", "4",
-                           "--layout", "both", "--model", str(tiny_model_dir), "--workers", "1", "--appearance-shift",
+                           "--layout", "both", "--model", str(tiny_model_dir), "--workers", "1",
                            "--out", str(plain)], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "appearance_shift" in done.stderr, done.stderr
+    # shifts are on by default now: a dataset begun without them is refused, and the message names the flag to finish it
+    assert done.returncode == 2 and "appearance_shift" in done.stderr and "add --no-appearance-shift" in done.stderr, done.stderr
     assert all("appearance_shift" not in r for r in _manifest(plain))
 
 
-def test_off_by_default():
-    assert DatasetSettings(count=2).appearance_shift is False
+def test_on_by_default_for_pairs_off_for_series():
+    assert DatasetSettings(count=2).appearance_shift is True  # check U2, docs/usefulness-checks.md
+    assert DatasetSettings(count=2, appearance_shift=False).appearance_shift is False
+    assert DatasetSettings(count=2, dates=3).appearance_shift is False  # a series takes none yet, and is not refused
+    DatasetSettings(count=2, dates=3).check()
+    with pytest.raises(InputError, match="takes no style image or appearance shift yet"):
+        DatasetSettings(count=2, dates=3, appearance_shift=True).check()
 
 
 STYLE = REPO / "data" / "whu-cd" / "B" / "000121_0512_0512.png"  # a real post-event image of another city and sensor
@@ -124,7 +132,7 @@ def test_dataset_style_changes_only_b_and_is_part_of_the_spec(pair_of_datasets, 
     plain, _ = pair_of_datasets
     styled = tmp_path / "styled"
     _make(styled, tiny_model_dir, houston_label_path, count=6, layout="both", seed=4, images=houston_image_path,
-          style=str(STYLE), style_strength=0.8)
+          style=str(STYLE), style_strength=0.8, appearance_shift=False)  # beside the plain one: the style alone
     a, b = _files(plain), _files(styled)
     differ = sorted({name.split("/")[0] for name in a if a[name] != b[name]})
     assert differ == ["B", "README.md", "dataset.json", "im2"], differ  # the manifest lines are the same
