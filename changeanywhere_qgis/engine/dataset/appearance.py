@@ -2,8 +2,9 @@
 
 Real pairs of the same land differ without any change: another sun, season or sensor (a global colour change and
 brightness), haze, and a misregistration of a pixel or two. A dataset of pairs gives each sample's image B one such
-shift by default (``DEFAULT_APPEARANCE_SHIFT``; ``dataset --no-appearance-shift`` leaves them out), drawn from the sample's seed in a random stream of its own, so images A, the labels and the unshifted B
-are the same bytes as without it; the shift is applied to B after decoding and recorded in the manifest.
+shift by default (``DEFAULT_APPEARANCE_SHIFT``; ``dataset --no-appearance-shift`` leaves them out), drawn from the
+sample's seed in a random stream of its own, so images A, the labels and the unshifted B are the same bytes as without
+it; the shift is applied to B after decoding and recorded in the manifest.
 
 The ranges follow the real pairs of data/levir-cd and data/whu-cd over their unchanged land
 (``python scripts/appearance_pairs.py``; docs/appearance-shifts.md): the mean gain of B over A ran 0.71-1.18 (10-90 %),

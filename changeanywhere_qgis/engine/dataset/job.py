@@ -69,7 +69,8 @@ class DatasetSettings:
     skip_hidden_change: bool = False  # leave out samples whose change the mapping into SECOND's classes hides
     dates: int = 2  # dates per sample: 2 is a pair; more, a series (io/layouts/series.py: its folder and its pairs)
     # each image B gets a random appearance shift (appearance.py), recorded in the manifest; None: the default, on for
-    # pairs (DEFAULT_APPEARANCE_SHIFT) and off for series, which take none yet
+    # pairs (DEFAULT_APPEARANCE_SHIFT) and off for series, which take none yet; resolved when the settings are made, so
+    # a replace() that changes the dates gives appearance_shift=None with them
     appearance_shift: bool | None = None
     style: str | None = None  # every image B takes this RGB raster's appearance (diffusion/style.py)
     style_strength: float = DEFAULT_STYLE_STRENGTH
