@@ -38,7 +38,11 @@ from model_export.provenance import loss_summary
 from model_export.train_autoencoder import FROZEN_FOR_DECODER
 
 FORMAT = "changeanywhere-model/1"
-LICENSE = "CC BY-NC-SA 4.0 (trained on OpenEarthMap and LoveDA)"
+# The training folders (data/train/<name>) and their licences (data/README.md). The package takes the most restrictive
+# of those it learnt from; every source is credited in the manifest's licence line.
+SOURCE_LICENCES = {"oem": ("OpenEarthMap", "CC BY-NC-SA 4.0"), "loveda": ("LoveDA", "CC BY-NC-SA 4.0"),
+                   "dubai": ("Dubai (Humans in the Loop)", "CC0 1.0"), "flair": ("FLAIR (IGN)", "Etalab Open Licence 2.0")}
+NON_COMMERCIAL = "CC BY-NC-SA 4.0"
 OPSET = 17
 # OpenEarthMap codes 1..8 in one-hot channel order, with OpenEarthMap's official palette.
 CLASSES = [
@@ -136,7 +140,19 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float) -> dict:
+def training_sources(data_args: list[str]) -> list[str]:
+    """The names of the sources a run learnt from (``--data DIR[@REMAP]``, named by their folder)."""
+    return [Path(arg.split("@")[0]).name for arg in data_args]
+
+
+def licence(data_args: list[str]) -> str:
+    """The package's licence line: the most restrictive licence of its training sources, each named with its own."""
+    known = [SOURCE_LICENCES.get(name, (name, "licence unknown: see its folder")) for name in training_sources(data_args)]
+    restrictive = NON_COMMERCIAL if any(lic == NON_COMMERCIAL for _, lic in known) else "see the sources' licences"
+    return f"{restrictive} (trained on {', '.join(f'{source}: {lic}' for source, lic in known)})"
+
+
+def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, description: str | None = None) -> dict:
     cfg, ae = ckpt["config"], ckpt["autoencoder"]
     dcfg, ecfg = cfg["diffusion"], cfg["export"]
     f = downsample_factor(ae["config"])
@@ -145,8 +161,8 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float) -> di
         "format": FORMAT,
         "name": ecfg["name"],
         "version": ecfg["version"],
-        "description": ecfg["description"],
-        "license": LICENSE,
+        "description": f"{description or ecfg['description']} Trained on {', '.join(SOURCE_LICENCES.get(n, (n,))[0] for n in training_sources(ckpt['data']))}.",
+        "license": licence(ckpt["data"]),
         "classes": [{"code": c, "name": n, "color": rgb(h)} for c, n, h in CLASSES],
         "nodata_code": 0,
         "image": {"bands": 3, "scale": "x / 127.5 - 1"},
@@ -190,7 +206,7 @@ def decoder_provenance(d: dict) -> dict:
 
 
 def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: float | None = None,
-           decoder_dir: Path | None = None) -> dict:
+           decoder_dir: Path | None = None, description: str | None = None) -> dict:
     torch.set_num_threads(2)
     ckpt, encoder, decoder, unet = load_networks(checkpoint_dir, decoder_dir)
     f = downsample_factor(ckpt["autoencoder"]["config"])
@@ -233,7 +249,7 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: f
 
         files = {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in modules}
         g = guidance if guidance is not None else ckpt["config"]["export"]["guidance_scale"]
-        doc = manifest(ckpt, unet, files, g)
+        doc = manifest(ckpt, unet, files, g, description)
         (tmp / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -251,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=1e-3)
     p.add_argument("--guidance-scale", type=float, help="overrides the config's [export] guidance_scale")
     p.add_argument("--decoder", type=Path, help="--out folder of a decoder-stage run of the denoiser's autoencoder")
+    p.add_argument("--description", help="overrides the run's [export] description (the sources are added to it)")
     args = p.parse_args(argv)
     try:
-        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder)
+        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder, args.description)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

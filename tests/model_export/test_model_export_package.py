@@ -29,6 +29,20 @@ def test_package_loads_in_engine(package):
     assert m["diffusion"]["prediction"] == "v_prediction"
     assert m["training"]["diffusion"]["steps"] == 40
     assert model.schedule.prediction == "v_prediction"
+    # the licence and the description name what the package learnt from (the small data: oem and loveda folders)
+    assert m["license"] == "CC BY-NC-SA 4.0 (trained on OpenEarthMap: CC BY-NC-SA 4.0, LoveDA: CC BY-NC-SA 4.0)"
+    assert m["description"].endswith("Trained on OpenEarthMap, LoveDA.")
+
+
+def test_the_licence_is_the_most_restrictive_of_the_sources():
+    from model_export.export_onnx import licence
+
+    four = ["data/train/oem", "data/train/loveda@loveda", "data/train/dubai@data/train/dubai/training_remap.json",
+            "data/train/flair@flair"]
+    assert licence(four) == ("CC BY-NC-SA 4.0 (trained on OpenEarthMap: CC BY-NC-SA 4.0, LoveDA: CC BY-NC-SA 4.0, "
+                             "Dubai (Humans in the Loop): CC0 1.0, FLAIR (IGN): Etalab Open Licence 2.0)")
+    assert licence(four[2:]).startswith("see the sources' licences (trained on Dubai")  # no non-commercial source
+    assert "mine: licence unknown" in licence(["/data/mine"])
 
 
 def test_engine_graphs_match_torch(package, tiny_run):
