@@ -152,7 +152,8 @@ def licence(data_args: list[str]) -> str:
     return f"{restrictive} (trained on {', '.join(f'{source}: {lic}' for source, lic in known)})"
 
 
-def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, description: str | None = None) -> dict:
+def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, description: str | None = None,
+             version: str | None = None) -> dict:
     cfg, ae = ckpt["config"], ckpt["autoencoder"]
     dcfg, ecfg = cfg["diffusion"], cfg["export"]
     f = downsample_factor(ae["config"])
@@ -160,7 +161,7 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, descr
     return {
         "format": FORMAT,
         "name": ecfg["name"],
-        "version": ecfg["version"],
+        "version": version or ecfg["version"],
         "description": f"{description or ecfg['description']} Trained on {', '.join(SOURCE_LICENCES.get(n, (n,))[0] for n in training_sources(ckpt['data']))}.",
         "license": licence(ckpt["data"]),
         "classes": [{"code": c, "name": n, "color": rgb(h)} for c, n, h in CLASSES],
@@ -206,7 +207,7 @@ def decoder_provenance(d: dict) -> dict:
 
 
 def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: float | None = None,
-           decoder_dir: Path | None = None, description: str | None = None) -> dict:
+           decoder_dir: Path | None = None, description: str | None = None, version: str | None = None) -> dict:
     torch.set_num_threads(2)
     ckpt, encoder, decoder, unet = load_networks(checkpoint_dir, decoder_dir)
     f = downsample_factor(ckpt["autoencoder"]["config"])
@@ -249,7 +250,7 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: f
 
         files = {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in modules}
         g = guidance if guidance is not None else ckpt["config"]["export"]["guidance_scale"]
-        doc = manifest(ckpt, unet, files, g, description)
+        doc = manifest(ckpt, unet, files, g, description, version)
         (tmp / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -268,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance-scale", type=float, help="overrides the config's [export] guidance_scale")
     p.add_argument("--decoder", type=Path, help="--out folder of a decoder-stage run of the denoiser's autoencoder")
     p.add_argument("--description", help="overrides the run's [export] description (the sources are added to it)")
+    p.add_argument("--version", dest="package_version", help="overrides the run's [export] version")
     args = p.parse_args(argv)
     try:
-        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder, args.description)
+        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder, args.description,
+                     args.package_version)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
