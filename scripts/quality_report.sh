@@ -7,14 +7,16 @@
 #   3. `python -m model_export.evaluate` on all of them: consistency and map-following per source, and the
 #      usefulness test on every real test set (zero-shot, few-shot, both --pre-event variants) -> docs/quality.md;
 #   4. seams inside 512 px tiles -> docs/quality-seams.md.
-# Hours on 2 idle CPU cores at the defaults (the datasets take most: about 16 samples a minute at 50 steps).
+# About two hours on 2 idle CPU cores at the defaults. 20 DDIM steps, not the engine's 50: the usefulness checks
+# U1 and U2 (docs/usefulness-checks.md) were measured at 20, and 1,000 samples take about half an hour at 20 against
+# an hour at 50 (about 16 samples a minute with 2 workers); STEPS=50 measures the engine's default.
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MODEL=${MODEL:-changeanywhere_qgis/models/default}
 OUT=${OUT:-build/usefulness}
-STEPS=${STEPS:-50}
+STEPS=${STEPS:-20}
 COUNTS=${COUNTS:-250 250 350 150}  # OpenEarthMap, LoveDA, Dubai, FLAIR
 KILL_AFTER_S=${KILL_AFTER_S:-300}
 SEG=${SEG:-model_export/runs/default/segmentation}
