@@ -9,6 +9,8 @@
 
 The decoder stage fine-tunes only the decoder of a finished autoencoder (encoder and codebook frozen),
 so a denoiser trained on that autoencoder's latents stays valid: `export_onnx.py --decoder` pairs them.
+With ``--init-from MODEL_DIR`` instead of ``--autoencoder`` it fine-tunes a package's decoder, and
+``python -m model_export.export_decoder`` writes the package again with that decoder (model 0.3.0's recipe).
 
 ``--init-from MODEL_DIR`` continues from a model package instead of from random weights: its
 networks are read back from its ONNX graphs (package_weights.py), the config's ``[finetune.STAGE]``
@@ -43,7 +45,7 @@ def load_config(path: str | Path) -> dict:
 def finetune_config(cfg: dict, stage: str) -> dict:
     """The config with ``[finetune.STAGE]`` (a gentler schedule for continuing a trained model) over the stage's table."""
     overrides = cfg.get("finetune", {}).get(stage, {})
-    return {**cfg, stage: {**cfg[stage], **overrides}}
+    return {**cfg, stage: {**cfg.get(stage, {}), **overrides}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     dist.setup(args.device)  # under torchrun with several processes: join them (see distributed.py)
     cfg = load_config(args.config)
     out = Path(args.out)
-    if args.init_from and args.stage == "decoder":
-        p.error("--init-from works with --stage autoencoder or diffusion; the decoder stage starts from --autoencoder")
-    needs_run = args.stage == "decoder" or (args.stage == "diffusion" and not args.init_from)
+    if args.init_from and args.stage == "decoder" and args.autoencoder:
+        p.error("--stage decoder starts from one autoencoder: give --autoencoder DIR (a run) or --init-from MODEL_DIR "
+                "(a package), not both")
+    needs_run = args.stage in ("decoder", "diffusion") and not args.init_from
     if args.autoencoder and not (Path(args.autoencoder) / "last.pt").is_file() or needs_run and not args.autoencoder:
         p.error(f"--stage {args.stage} needs --autoencoder DIR, the output folder of a finished autoencoder stage"
-                + ("" if args.stage == "decoder" else " (or --init-from MODEL_DIR, a model package)"))
-    if args.stage == "decoder" and out.resolve() == Path(args.autoencoder).resolve():
+                " (or --init-from MODEL_DIR, a model package)")
+    if args.stage == "decoder" and args.autoencoder and out.resolve() == Path(args.autoencoder).resolve():
         p.error("--stage decoder writes a new run: give --out a folder other than --autoencoder")
     try:
         base = None
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .train_autoencoder import run
 
-            run(**common, init_from=Path(args.autoencoder) if args.stage == "decoder" else None)
+            run(**common, init_from=Path(args.autoencoder) if args.stage == "decoder" and args.autoencoder else None,
+                decoder_only=args.stage == "decoder")
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """Stage 1: the VQ autoencoder (L1 + VQ + image-gradient L1 + optional PatchGAN hinge loss).
 
-With ``init_from`` (the ``decoder`` stage) it fine-tunes only the decoder of a finished autoencoder
-run: encoder, quant_conv and codebook stay frozen, so the latents a denoiser was trained on are
-unchanged and ``export_onnx.py --decoder`` can pair the sharper decoder with that denoiser without
-retraining it. The config's ``[decoder]`` table overrides ``[autoencoder]`` keys for this stage.
+With ``decoder_only`` (the ``decoder`` stage) it fine-tunes only the decoder, of a finished autoencoder
+run (``init_from``) or of a model package (``base``, ``train --init-from``): encoder, quant_conv and
+codebook stay frozen, so the latents a denoiser was trained on are unchanged and the new decoder can be
+paired with that denoiser without retraining it (``export_onnx.py --decoder`` for a run,
+``model_export.export_decoder`` for a package). The config's ``[decoder]`` table overrides
+``[autoencoder]`` keys for this stage (and ``[finetune.decoder]`` overrides both for a package).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ def load_finished_autoencoder(folder: Path) -> dict:
 
 def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: str, seed: int,
         max_steps: int | None, max_minutes: float | None, data_args: list[str], init_from: Path | None = None,
-        base: BaseModel | None = None) -> dict:
-    decoder_only = init_from is not None
+        base: BaseModel | None = None, decoder_only: bool = False) -> dict:
+    if decoder_only and (init_from is None) == (base is None):
+        raise DataError("the decoder stage starts from one autoencoder: a finished run (--autoencoder) or a package (--init-from)")
     acfg = {**cfg["autoencoder"], **cfg.get("decoder", {})} if decoder_only else cfg["autoencoder"]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -51,15 +54,16 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         disc = PatchDiscriminator(acfg["disc_channels"], acfg["disc_layers"]).to(device)
         opt_d = torch.optim.AdamW(disc.parameters(), lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
     base_run = None
-    if decoder_only:
+    if decoder_only and init_from is not None:
         base_run = load_finished_autoencoder(init_from)
         vq.load_state_dict(base_run["vq"])
         if disc is not None and base_run.get("disc") is not None:
             disc.load_state_dict(base_run["disc"])  # a discriminator that already knows this decoder's look
-        for name, param in vq.named_parameters():
-            param.requires_grad_(not name.startswith(FROZEN_FOR_DECODER))
     if base is not None:  # continuing a package (--init-from): its networks, a fresh discriminator
         vq.load_state_dict(base.networks.vq.state_dict())
+    if decoder_only:
+        for name, param in vq.named_parameters():
+            param.requires_grad_(not name.startswith(FROZEN_FOR_DECODER))
     opt = torch.optim.AdamW([q for q in vq.parameters() if q.requires_grad], lr=acfg["lr"], betas=(0.5, 0.9), weight_decay=0.0)
 
     budget = dist.agreed(Budget(max_steps or acfg["steps"], max_minutes))
@@ -83,7 +87,7 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
             "opt_d": opt_d.state_dict() if opt_d is not None else None,
             "step": step, "planned_steps": budget.planned_steps, "wall_seconds": wall + budget.elapsed(),
             "history": history, "rng": rng_state(rng), "finished": finished,
-            "decoder_of": str(init_from) if decoder_only else None,
+            "decoder_of": str(init_from if init_from is not None else base.path) if decoder_only else None,
             "base_model": base.provenance() if base is not None else None, **(extra or {}),
         }
 
@@ -143,7 +147,9 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         return {}
 
     vq.eval()
-    if decoder_only:  # the encoder is frozen: its latent statistics are the base run's
+    if decoder_only and base is not None:  # the encoder is frozen: its latent statistics are the package's
+        mean, std, codes_used = base.networks.latent_mean, base.networks.latent_std, None
+    elif decoder_only:  # likewise the base run's
         mean, std = base_run["latent_mean"], base_run["latent_std"]
         codes_used = load_summary_codes(init_from)
     else:
@@ -162,7 +168,8 @@ def run(cfg: dict, tiles: list[Tile], holdout: list[Window], out: Path, device: 
         summary["base_model"] = base.provenance()
         summary["base_holdout_psnr_db"] = holdout_psnr(base.networks.vq.to(device).eval(), tiles, holdout, device)
     if decoder_only:
-        summary["decoder_of"] = str(init_from)
+        summary["decoder_of"] = final["decoder_of"]
+    if base_run is not None:
         summary["base_holdout_psnr_db"] = holdout_psnr(base_model(cfg, base_run, device), tiles, holdout, device)
     write_summary(out, summary)
     print(f"{summary['stage']}: {step} steps, hold-out PSNR {held_psnr} dB, {codes_used} codes used, latent mean {mean.tolist()} std {std.tolist()}")

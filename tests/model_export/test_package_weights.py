@@ -103,11 +103,11 @@ def test_denoiser_continues_on_the_packages_own_autoencoder(small_data, tmp_path
     assert np.abs(load_model_package(out, "cpu").encode(image) - load_model_package(TINY_MODEL, "cpu").encode(image)).max() < 1e-4
 
 
-def test_init_from_refuses_the_decoder_stage(small_data, tmp_path, capsys):
+def test_the_decoder_stage_starts_from_a_run_or_a_package_not_both(small_data, tiny_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--stage", "decoder", "--config", str(TINY_CONFIG), "--data", *small_data, "--init-from", str(TINY_MODEL),
-              "--out", str(tmp_path / "dec")])
-    assert "--init-from works with --stage autoencoder or diffusion" in capsys.readouterr().err
+              "--autoencoder", str(tiny_run / "ae"), "--out", str(tmp_path / "dec")])
+    assert "give --autoencoder DIR (a run) or --init-from MODEL_DIR (a package), not both" in capsys.readouterr().err
     assert not (tmp_path / "dec").exists()
 
 
