@@ -10,7 +10,7 @@
 The decoder stage fine-tunes only the decoder of a finished autoencoder (encoder and codebook frozen),
 so a denoiser trained on that autoencoder's latents stays valid: `export_onnx.py --decoder` pairs them.
 With ``--init-from MODEL_DIR`` instead of ``--autoencoder`` it fine-tunes a package's decoder, and
-``python -m model_export.export_decoder`` writes the package again with that decoder (model 0.3.0's recipe).
+``python -m model_export.export_decoder`` writes the package again with that decoder (check 6's candidate).
 
 ``--init-from MODEL_DIR`` continues from a model package instead of from random weights: its
 networks are read back from its ONNX graphs (package_weights.py), the config's ``[finetune.STAGE]``
