@@ -28,7 +28,7 @@ import torch
 
 from .autoencoder import DecoderGraph, EncoderGraph, build_vqmodel
 from .checkpoint import load_if_present
-from .export_onnx import (GRAPH_IO, SOURCE_LICENCES, ExportError, export_graph, licence, max_difference, sha256,
+from .export_onnx import (GRAPH_IO, SOURCE_LICENCES, ExportError, export_graph, licence, max_difference, publish, sha256,
                           training_sources)
 from .provenance import loss_summary
 
@@ -99,10 +99,7 @@ def export_with_decoder(base: Path, run: Path, out: Path, version: str | None = 
                "license": licence(sources),
                "training": {**training, "data": sources, "decoder_finetune": record},
                "files": {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in ("encoder", "decoder", "denoiser")}}
-        (tmp / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish(tmp, out, doc)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -206,6 +206,14 @@ def decoder_provenance(d: dict) -> dict:
             "holdout_psnr_db": summary.get("holdout_psnr_db"), "encoder_and_codebook": "frozen (the autoencoder's above)"}
 
 
+def publish(tmp: Path, out: Path, doc: dict) -> None:
+    """Write the manifest into the checked package folder TMP, then move TMP into place as OUT (replacing it)."""
+    (tmp / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
 def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: float | None = None,
            decoder_dir: Path | None = None, description: str | None = None, version: str | None = None) -> dict:
     torch.set_num_threads(2)
@@ -251,10 +259,7 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: f
         files = {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in modules}
         g = guidance if guidance is not None else ckpt["config"]["export"]["guidance_scale"]
         doc = manifest(ckpt, unet, files, g, description, version)
-        (tmp / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish(tmp, out, doc)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
