@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,12 @@ import pytest
 import rasterio
 
 from changeanywhere_qgis.engine.landcover import ClassScheme
+
+# A shell that starts a job in the background (`make test &` in a script) starts it with Ctrl-C ignored, and an
+# ignored signal stays ignored in every child: the Ctrl-C fault tests would then signal programs that cannot hear it.
+# A handled signal is reset to the default in a child, so handling it here gives their children Python's own.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "changeanywhere_qgis" / "samples"
