@@ -61,9 +61,18 @@ def holdout_psnr(model: str | Path | None, config: str | Path, data: list[str], 
         h, wd = image.shape[1] // f * f, image.shape[2] // f * f  # whole latent cells
         image = np.ascontiguousarray(image[:, :h, :wd])
         copy = copy_of(image)
+        offset, untinted = tone(copy, image)
         rows.append({"source": tile.image_path.parent.parent.name, "stem": w.stem, "rows": list(w.rows), "cols": list(w.cols),
-                     "size": [int(h), int(wd)], "psnr_db": round(psnr(copy, image), 2)})
+                     "size": [int(h), int(wd)], "psnr_db": round(psnr(copy, image), 2),
+                     "band_offset": [round(float(v), 1) for v in offset], "psnr_offset_removed_db": round(psnr(untinted, image), 2)})
     return rows
+
+
+def tone(copy: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each band's mean offset of the copy from the image (grey levels), and the copy with it taken away: how much of
+    the PSNR's loss is an overall tint rather than lost detail (check 6 of docs/map-following-checks.md)."""
+    offset = (copy.astype(np.float64) - image).mean(axis=(1, 2))
+    return offset, np.clip(np.rint(copy - offset[:, None, None]), 0, 255).astype(np.uint8)
 
 
 def run_copier(run: Path):
@@ -105,10 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print("| source | held-out window | pixels | reconstruction PSNR (dB) |\n| --- | --- | --- | --- |")
+    print("| source | held-out window | pixels | reconstruction PSNR (dB) | mean offset per band (R, G, B) | PSNR with it removed (dB) |"
+          "\n| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['source']} | {r['stem']} rows {r['rows'][0]}-{r['rows'][1] - 1}, cols {r['cols'][0]}-{r['cols'][1] - 1} | "
-              f"{r['size'][0]}x{r['size'][1]} | {r['psnr_db']:.2f} |")
+              f"{r['size'][0]}x{r['size'][1]} | {r['psnr_db']:.2f} | {', '.join(f'{v:+.1f}' for v in r['band_offset'])} | "
+              f"{r['psnr_offset_removed_db']:.2f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -21,6 +21,20 @@ def test_one_row_per_held_out_window_of_the_default_config(tiny_model_dir, monke
     assert dubai["stem"] == "tile3_part002" and dubai["size"] == [656, 680]  # whole latent cells of the 658x682 image
     for r in rows:
         assert 5 < r["psnr_db"] < 60
+        assert len(r["band_offset"]) == 3 and r["psnr_offset_removed_db"] > 5
+
+
+def test_the_tone_offset_is_what_a_tinted_copy_adds():
+    """A copy that is the image plus a constant per band: the offset is found, and removing it gives the image back."""
+    import numpy as np
+
+    from model_export.holdout import tone
+
+    image = np.random.default_rng(0).integers(40, 200, (3, 32, 32)).astype(np.uint8)
+    tinted = image + np.array([5, 12, 30], np.uint8)[:, None, None]
+    offset, untinted = tone(tinted, image)
+    np.testing.assert_allclose(offset, [5, 12, 30])
+    np.testing.assert_array_equal(untinted, image)
 
 
 def test_a_window_in_no_data_folder_is_named(tiny_model_dir, monkeypatch, capsys):
