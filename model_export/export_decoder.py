@@ -28,8 +28,8 @@ import torch
 
 from .autoencoder import DecoderGraph, EncoderGraph, build_vqmodel
 from .checkpoint import load_if_present
-from .export_onnx import (GRAPH_IO, SOURCE_LICENCES, ExportError, export_graph, licence, max_difference, publish, sha256,
-                          training_sources)
+from .export_onnx import (GRAPH_IO, TRAINED_ON, ExportError, described, export_graph, licence, max_difference, publish,
+                          sha256)
 from .provenance import loss_summary
 
 COPIED = ("encoder", "denoiser")
@@ -79,8 +79,8 @@ def export_with_decoder(base: Path, run: Path, out: Path, version: str | None = 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        latents = [ort.InferenceSession(str(base_encoder), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
-                   for x in images]  # what the denoiser's latents look like: the base's encoder output
+        session = ort.InferenceSession(str(base_encoder), providers=["CPUExecutionProvider"])
+        latents = [session.run(None, {"image": x})[0] for x in images]  # what the denoiser's latents are: the base's encoder output
         export_graph(decoder, (torch.from_numpy(latents[0]),), *GRAPH_IO["decoder"], tmp / "decoder.onnx")
         diff = max_difference(tmp / "decoder.onnx", decoder, [{"latent": z} for z in latents])
         print(f"decoder: max |ONNX Runtime - PyTorch| = {diff:.2e} over {len(latents)} sizes, batch 2")
@@ -92,10 +92,8 @@ def export_with_decoder(base: Path, run: Path, out: Path, version: str | None = 
         training = manifest.get("training", {})
         record = decoder_record(run, ckpt)
         sources = list(dict.fromkeys([*training.get("data", []), *(record["data"] or [])]))  # every --data either learnt from
-        names = training_sources(sources)
-        description = manifest["description"].split(" Trained on ")[0]
         doc = {**manifest, "version": version or manifest["version"],
-               "description": f"{description} Trained on {', '.join(dict.fromkeys(SOURCE_LICENCES.get(n, (n,))[0] for n in names))}.",
+               "description": described(manifest["description"].split(TRAINED_ON)[0], sources),
                "license": licence(sources),
                "training": {**training, "data": sources, "decoder_finetune": record},
                "files": {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in ("encoder", "decoder", "denoiser")}}

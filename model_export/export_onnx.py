@@ -145,6 +145,15 @@ def training_sources(data_args: list[str]) -> list[str]:
     return [Path(arg.split("@")[0]).name for arg in data_args]
 
 
+TRAINED_ON = " Trained on "  # what a manifest's description ends with, before the names of its sources
+
+
+def described(description: str, data_args: list[str]) -> str:
+    """A package's description: DESCRIPTION, then the sources it learnt from by name (each once)."""
+    names = dict.fromkeys(SOURCE_LICENCES.get(n, (n,))[0] for n in training_sources(data_args))
+    return f"{description}{TRAINED_ON}{', '.join(names)}."
+
+
 def licence(data_args: list[str]) -> str:
     """The package's licence line: the most restrictive licence of its training sources, each named with its own."""
     known = [SOURCE_LICENCES.get(name, (name, "licence unknown: see its folder")) for name in training_sources(data_args)]
@@ -162,7 +171,7 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, descr
         "format": FORMAT,
         "name": ecfg["name"],
         "version": version or ecfg["version"],
-        "description": f"{description or ecfg['description']} Trained on {', '.join(SOURCE_LICENCES.get(n, (n,))[0] for n in training_sources(ckpt['data']))}.",
+        "description": described(description or ecfg["description"], ckpt["data"]),
         "license": licence(ckpt["data"]),
         "classes": [{"code": c, "name": n, "color": rgb(h)} for c, n, h in CLASSES],
         "nodata_code": 0,

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from changeanywhere_qgis.engine.diffusion import load_model_package
-from model_export.autoencoder import DecoderGraph
+from model_export.autoencoder import DecoderGraph, build_vqmodel
 from model_export.checkpoint import load_if_present, save_atomic
+from model_export.data import image_to_tensor_range
 from model_export.export_decoder import main as export_main
 from model_export.package_weights import read_package_networks
 from model_export.train import load_config, main as train_main
@@ -57,11 +58,9 @@ def test_the_package_is_written_again_with_the_new_decoder_alone(decoder_run, sm
 
     # the engine loads it (its hashes hold), and its decoder is the run's, not the base's
     tuned, base = load_model_package(out, device="cpu"), load_model_package(TINY_MODEL, device="cpu")
-    image = np.moveaxis(read_tif(TRAIN / "oem" / "images" / "houston_16.tif")[:64, :64, :3], -1, 0)[None] / 127.5 - 1
-    latent = base.encode(image.astype(np.float32))
+    image = image_to_tensor_range(read_tif(TRAIN / "oem" / "images" / "houston_16.tif")[:64, :64, :3])[None]
+    latent = base.encode(image)
     run = load_if_present(decoder_run / "last.pt")
-    from model_export.autoencoder import build_vqmodel
-
     vq = build_vqmodel(run["config"]["autoencoder"])
     vq.load_state_dict(run["vq"])
     with torch.no_grad():
