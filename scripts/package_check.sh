@@ -1,12 +1,14 @@
 #!/bin/bash
-# Check 6 of docs/map-following-checks.md (its rule is written there, before this ever ran): the bundled package
-# against a candidate that differs from it in its decoder alone (make model-decoder-continue's package).
+# A candidate package against the bundled one: the three measures of checks 6 and 7 of docs/map-following-checks.md
+# (each check's rule is written there before its candidate existed).
 # For each package: (1) the engine's tiled copy of every source's held-out window, (2) the same copy of the 9 images
-# no training run saw (check A1's), (3) the map-following ratio on every held-out window, seeds 32-35, under a judge
+# no training run saw (check A1's), (3) the map-following ratio on every held-out window, seeds SEEDS, under a judge
 # of the project's recipe trained for that package (fixed steps: a busy machine gives the same judge).
-# About 35 minutes on 2 idle cores (mostly the two judges).
-#   BASE=model_export/runs/continue-decoder/base-package CANDIDATE=model_export/runs/continue-decoder/package \
-#     OUT=build/check6 scripts/decoder_check.sh
+# About 40 minutes on 2 idle cores (mostly the two judges). A judge already in OUT is reused.
+#   check 6: BASE=model_export/runs/continue-decoder/base-package CANDIDATE=model_export/runs/continue-decoder/package \
+#              OUT=build/check6 SEEDS="32 33 34 35" scripts/package_check.sh
+#   check 7: BASE=model_export/runs/continue7/base-package CANDIDATE=model_export/runs/continue7/package \
+#              OUT=build/check7 SEEDS="36 37 38 39" scripts/package_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,7 +22,7 @@ mkdir -p "$OUT"
 
 for arm in base candidate; do
   if [ "$arm" = base ]; then pkg=$BASE; else pkg=$CANDIDATE; fi
-  test -f "$pkg/model.json" || { echo "decoder_check: $pkg holds no model.json (set BASE / CANDIDATE)" >&2; exit 2; }
+  test -f "$pkg/model.json" || { echo "package_check: $pkg holds no model.json (set BASE / CANDIDATE)" >&2; exit 2; }
   "$PY" -m model_export.holdout --model "$pkg" --data "${DATA[@]}" --json "$OUT/$arm-holdout.json"
   "$PY" -m model_export.autoencoder_tiles --model "$pkg" --tiles 256 --json "$OUT/$arm-unseen.json"
   test -f "$OUT/judge-$arm/segmentation.pt" || "$PY" -m model_export.segmentation --data "${DATA[@]}" --redrawn-by "$pkg" \
@@ -29,3 +31,6 @@ for arm in base candidate; do
   "$PY" -m model_export.map_following --model "$pkg" --judge "$OUT/judge-$arm" --data "${DATA[@]}" --seeds $SEEDS \
     --json "$OUT/$arm-map-following.json"
 done
+
+# the rule's criteria, each measure side by side (exit status 1 when the candidate does not meet it)
+"$PY" -m model_export.package_verdict "$OUT"
