@@ -42,6 +42,24 @@ def load_config(path: str | Path) -> dict:
         return tomllib.load(f)
 
 
+def override_config(cfg: dict, settings: list[str]) -> dict:
+    """The config with each ``TABLE.KEY=VALUE`` of ``--set`` in place (VALUE in TOML: 8, 2e-4, [32, 64], "source"),
+    so a trial of one setting needs no copy of the whole config; the run's checkpoint records the config it used."""
+    cfg = {table: dict(keys) if isinstance(keys, dict) else keys for table, keys in cfg.items()}
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        table, dot, key = name.strip().partition(".")
+        if not sep or not dot or not key or not isinstance(cfg.get(table), dict) or key not in cfg[table]:
+            raise DataError(f"--set {setting!r}: give TABLE.KEY=VALUE for a key the config already has "
+                            f"(e.g. autoencoder.norm_num_groups=8)")
+        try:
+            cfg[table][key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise DataError(f"--set {setting!r}: the value must be written as in TOML (a number, true/false, "
+                            f"a \"quoted string\" or a [list])") from None
+    return cfg
+
+
 def finetune_config(cfg: dict, stage: str) -> dict:
     """The config with ``[finetune.STAGE]`` (a gentler schedule for continuing a trained model) over the stage's table."""
     overrides = cfg.get("finetune", {}).get(stage, {})
@@ -63,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-minutes", type=float)
+    p.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                   help="override one setting of the config (repeatable), e.g. autoencoder.norm_num_groups=8")
     p.add_argument("--threads", type=int, default=2,
                    help="CPU threads; 1 is faster when other jobs share the cores (no spinning threads)")
     args = p.parse_args(argv)
@@ -71,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: this torch sees no CUDA device; use --device cpu")
     dist.setup(args.device)  # under torchrun with several processes: join them (see distributed.py)
-    cfg = load_config(args.config)
+    try:
+        cfg = override_config(load_config(args.config), args.set)
+    except DataError as e:
+        p.error(str(e))
     out = Path(args.out)
     if args.init_from and args.stage == "decoder" and args.autoencoder:
         p.error("--stage decoder starts from one autoencoder: give --autoencoder DIR (a run) or --init-from MODEL_DIR "
