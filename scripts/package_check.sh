@@ -1,5 +1,5 @@
 #!/bin/bash
-# A candidate package against the bundled one: the three measures of checks 6 and 7 of docs/map-following-checks.md
+# A candidate package against the bundled one: the three measures of checks 6-10 of docs/map-following-checks.md
 # (each check's rule is written there before its candidate existed).
 # For each package: (1) the engine's tiled copy of every source's held-out window, (2) the same copy of the 9 images
 # no training run saw (check A1's), (3) the map-following ratio on every held-out window, seeds SEEDS, under a judge
@@ -9,6 +9,8 @@
 #              OUT=build/check6 SEEDS="32 33 34 35" scripts/package_check.sh
 #   check 7: BASE=model_export/runs/continue7/base-package CANDIDATE=model_export/runs/continue7/package \
 #              OUT=build/check7 SEEDS="36 37 38 39" scripts/package_check.sh
+#   check 10: BASE=changeanywhere_qgis/models/default CANDIDATE=model_export/runs/groups9/package \
+#              OUT=build/check10 SEEDS="44 45 46 47" scripts/package_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

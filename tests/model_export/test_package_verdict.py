@@ -59,3 +59,10 @@ def test_the_command_needs_every_measure_and_says_which_is_missing(tmp_path, cap
         shutil.copy(CHECK6 / "base-holdout.json", tmp_path)
         shutil.copy(CHECK6 / "base-unseen.json", tmp_path)
         package_verdict.read_arm(tmp_path, "candidate", False)
+
+
+def test_a_source_missing_from_the_held_out_measures_is_named():
+    base, cand = arm("base"), arm("candidate")
+    cand["holdout"] = [r for r in cand["holdout"] if r["source"] != "dubai"]
+    with pytest.raises(ValueError, match="lack the source.s. dubai"):
+        package_verdict.criteria(base, cand)
