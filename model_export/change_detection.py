@@ -235,28 +235,37 @@ def _few_shot_splits(n: int, k: int, splits: int, seed: int) -> list[list[int]]:
 
 def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
                               threads: int | None = None, widths=(16, 32, 64, 128), few_shot_k=(1, 3, 5), few_shot_splits: int = 3,
-                              few_shot_steps: int = 150, redraw=None, shift=None, log=print) -> dict:
+                              few_shot_steps: int = 150, redraw=None, shift=None, nets_per_arm: int = 1, stored: str = "real",
+                              log=print) -> dict:
     """Is the generated data useful? FC-Siam-diff trained only on the generated datasets, tested on real pairs.
 
     ``datasets``: generated datasets (LEVIR-CD layout): train and val splits train, the test split picks thresholds.
-    ``test_sets``: {name: folder of real A/B/label pairs}. ``redraw``: None, or a function uint8 [3,H,W] -> uint8
-    [3,H,W] (the model's autoencoder copy): then a second net is trained with every generated pre-event image
-    redrawn by it, as ``--pre-event redrawn`` would have made them (the post-event images are the same). ``shift``:
-    None, or a function (uint8 [3,H,W] image B, the sample's seed) -> image B as ``dataset --appearance-shift`` would
-    have made it; then one more net is trained with every generated B shifted, on the last variant's pre-event images.
+    ``test_sets``: {name: folder of real A/B/label pairs}. ``stored``: how the datasets' own pre-event images were made
+    (their arm's name: "real", or "redrawn, B appearance-shifted" for datasets made with the engine's defaults).
+    ``redraw``: None, or a function uint8 [3,H,W] -> uint8 [3,H,W] (the model's autoencoder copy): then a second net
+    is trained with every generated pre-event image redrawn by it, as ``--pre-event redrawn`` would have made them (the
+    post-event images are the same). ``shift``: None, or a function (uint8 [3,H,W] image B, the sample's seed) -> image
+    B as ``dataset --appearance-shift`` would have made it; then one more net is trained with every generated B
+    shifted, on the last variant's pre-event images.
 
     Zero-shot, per test set: the trained net(s), the same net untrained (same initial weights), image differencing
     (threshold from the generated data) and "everything changed". Few-shot, per test set and k: for each of
     ``few_shot_splits`` random splits, k real pairs train and the rest test; the net pre-trained on generated data
     is fine-tuned on the k pairs, and a net from the same initial weights trains on them from scratch, for the same
     ``few_shot_steps`` steps; both are scored at the threshold FEW_SHOT_THRESHOLD.
+
+    ``nets_per_arm``: how many times all of that is done, each time from other initial weights and crops (seeds
+    ``seed``, ``seed + 1``, ...; the few-shot splits stay the same): one net's F1 on a dozen real pairs moves by
+    several points with its seed, so the figures are means over the nets, with their spread.
     """
     if threads:
         torch.set_num_threads(threads)
+    if nets_per_arm < 1:
+        raise ValueError(f"nets_per_arm must be at least 1, not {nets_per_arm}")
     datasets = [Path(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
     ta, tb, ty, train_names = _generated(datasets, ("train", "val"))
     pa, pb, py, pick_names = _generated(datasets, ("test",))
-    variants = {"real": (ta, tb, pa, pb)}  # name: (A train, B train, A threshold-picking, B threshold-picking)
+    variants = {stored: (ta, tb, pa, pb)}  # name: (A train, B train, A threshold-picking, B threshold-picking)
     if redraw is not None:
         log("redrawing the generated pre-event images with the model's autoencoder")
         variants["redrawn"] = (np.stack([redraw(x) for x in ta]), tb, np.stack([redraw(x) for x in pa]), pb)
@@ -268,21 +277,51 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
                                                      a_pick, shifted(pb, _generated_seeds(datasets, ("test",))))
     real = {name: load_levir_folder(Path(folder)) for name, folder in test_sets.items()}
 
-    torch.manual_seed(seed)
+    net_seeds = [seed + i for i in range(nets_per_arm)]
+    runs = []
+    for i, net_seed in enumerate(net_seeds):
+        if nets_per_arm > 1:
+            log(f"change-detection nets of seed {net_seed} ({i + 1} of {nets_per_arm})")
+        runs.append(_one_seed(variants, py, ty, real, net_seed=net_seed, split_seed=seed, epochs=epochs, max_minutes=max_minutes,
+                              widths=widths, few_shot_k=few_shot_k, few_shot_splits=few_shot_splits, few_shot_steps=few_shot_steps,
+                              log=log))
+    train_info = {v: runs[0]["train"][v] | ({"per_net": [r["train"][v] for r in runs]} if nets_per_arm > 1 else {})
+                  for v in variants}
+    return {
+        "zero_shot": {name: {m: _mean_over_nets([r["zero_shot"][name][m] for r in runs]) for m in runs[0]["zero_shot"][name]}
+                      for name in real},
+        "few_shot": {name: {k: {m: _few_shot_summary([s for r in runs for s in r["few_shot"][name][k][m]]) for m in methods}
+                            for k, methods in runs[0]["few_shot"][name].items()} for name in real},
+        "few_shot_settings": {"k": list(few_shot_k), "splits": few_shot_splits, "steps": few_shot_steps, "threshold": FEW_SHOT_THRESHOLD},
+        "train": {"samples": len(train_names), "datasets": [str(d) for d in datasets], "tile": int(ta.shape[-1]), "widths": list(widths),
+                  "epochs": epochs, "max_minutes": max_minutes, "crop": min(128, ta.shape[-1]), "variants": train_info,
+                  "net_seeds": net_seeds},
+        "threshold_samples": len(pick_names),
+        "test_sets": {name: {"pairs": len(v[3]), "path": str(test_sets[name]), "changed_share": float(v[2].mean())} for name, v in real.items()},
+        "figure": runs[0]["figure"],
+        "figure_columns": ["A (real)", "B (real)", "truth", "FC-Siam-diff (generated data)", "image difference"],
+    }
+
+
+def _one_seed(variants: dict, py, ty, real: dict, *, net_seed: int, split_seed: int, epochs: int, max_minutes, widths,
+              few_shot_k, few_shot_splits: int, few_shot_steps: int, log) -> dict:
+    """Zero- and few-shot for one set of nets (one per variant) from the initial weights of ``net_seed``."""
+    torch.manual_seed(net_seed)
     untrained = FCSiamDiff(widths)
     nets, train_info = {}, {}
     for variant, (a_train, b_train, _, _) in variants.items():
         net = FCSiamDiff(widths)
         net.load_state_dict(untrained.state_dict())  # the same initial weights for every net
         log(f"training FC-Siam-diff on the generated data (pre-event {variant})")
-        train_info[variant] = train(net, a_train, b_train, ty, epochs=epochs, max_minutes=max_minutes, seed=seed, log=log)
+        train_info[variant] = train(net, a_train, b_train, ty, epochs=epochs, max_minutes=max_minutes, seed=net_seed, log=log)
         nets[variant] = net
 
     # every zero-shot method: (its score of a pair set, its threshold picked once on the generated test split)
+    pick = next(iter(variants.values()))[2:]  # the stored pre- and post-event images of the generated test split
     methods = {f"FC-Siam-diff, trained on generated data (pre-event {v})": (lambda a, b, n=n: predict(n, a, b), *variants[v][2:])
                for v, n in nets.items()}
-    methods["FC-Siam-diff, untrained"] = (lambda a, b: predict(untrained, a, b), pa, pb)
-    methods["image difference (threshold from the generated data)"] = (image_difference, pa, pb)
+    methods["FC-Siam-diff, untrained"] = (lambda a, b: predict(untrained, a, b), *pick)
+    methods["image difference (threshold from the generated data)"] = (image_difference, *pick)
     grids = {"image difference (threshold from the generated data)": np.arange(1, 256, 2, dtype=np.float32)}
     thresholds = {m: best_threshold(score(a_pick, b_pick), py, grids.get(m, ZERO_SHOT_GRID))
                   for m, (score, a_pick, b_pick) in methods.items()}
@@ -303,34 +342,35 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         for k in few_shot_k:
             if k >= len(names):
                 continue
-            runs = {f"pre-trained on generated data (pre-event {v}), fine-tuned": [] for v in nets} | {"from scratch": []}
-            for split in _few_shot_splits(len(names), k, few_shot_splits, seed):
+            starts = {f"pre-trained on generated data (pre-event {v}), fine-tuned": n for v, n in nets.items()} | {"from scratch": untrained}
+            runs: dict = {m: [] for m in starts}
+            for split in _few_shot_splits(len(names), k, few_shot_splits, split_seed):
                 rest = [i for i in range(len(names)) if i not in split]
-                starts = {f"pre-trained on generated data (pre-event {v}), fine-tuned": n for v, n in nets.items()} | {"from scratch": untrained}
                 for method, start in starts.items():
                     net = FCSiamDiff(widths)
                     net.load_state_dict(start.state_dict())
                     # epochs of one step each: few_shot_steps steps on the k pairs, however small k is
-                    train(net, la[split], lb[split], ly[split], epochs=few_shot_steps, max_minutes=None, seed=seed, batch=len(split),
+                    train(net, la[split], lb[split], ly[split], epochs=few_shot_steps, max_minutes=None, seed=net_seed, batch=len(split),
                           log=lambda m: None)
                     prob = predict(net, la[rest], lb[rest])
                     runs[method].append({**scores(prob > FEW_SHOT_THRESHOLD, ly[rest]), "train_pairs": [names[i] for i in split],
-                                         "test_pairs": len(rest)})
+                                         "test_pairs": len(rest), "net_seed": net_seed})
                 log(f"few-shot {name}, k={k}: split {len(runs['from scratch'])}/{few_shot_splits}")
-            summary = {m: {"f1_mean": float(np.mean([r["f1"] for r in v])), "f1_std": float(np.std([r["f1"] for r in v])),
-                           "iou_mean": float(np.mean([r["iou"] for r in v])), "splits": v} for m, v in runs.items()}
-            few[name][str(k)] = summary
-    return {
-        "zero_shot": zero,
-        "few_shot": few,
-        "few_shot_settings": {"k": list(few_shot_k), "splits": few_shot_splits, "steps": few_shot_steps, "threshold": FEW_SHOT_THRESHOLD},
-        "train": {"samples": len(train_names), "datasets": [str(d) for d in datasets], "tile": int(ta.shape[-1]), "widths": list(widths),
-                  "epochs": epochs, "max_minutes": max_minutes, "crop": min(128, ta.shape[-1]), "variants": train_info},
-        "threshold_samples": len(pick_names),
-        "test_sets": {name: {"pairs": len(v[3]), "path": str(test_sets[name]), "changed_share": float(v[2].mean())} for name, v in real.items()},
-        "figure": figure,
-        "figure_columns": ["A (real)", "B (real)", "truth", "FC-Siam-diff (generated data)", "image difference"],
-    }
+            few[name][str(k)] = runs
+    return {"zero_shot": zero, "few_shot": few, "train": train_info, "figure": figure}
+
+
+def _mean_over_nets(rows: list[dict]) -> dict:
+    """One zero-shot row from each net's: the mean of every score; with several nets, each one's F1 and their spread."""
+    out = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+    if len(rows) > 1:
+        out |= {"f1_std": float(np.std([r["f1"] for r in rows])), "f1_per_net": [r["f1"] for r in rows]}
+    return out
+
+
+def _few_shot_summary(runs: list[dict]) -> dict:
+    return {"f1_mean": float(np.mean([r["f1"] for r in runs])), "f1_std": float(np.std([r["f1"] for r in runs])),
+            "iou_mean": float(np.mean([r["iou"] for r in runs])), "splits": runs}
 
 
 def _figure(a, b, truth, pred, diff) -> np.ndarray:

@@ -66,6 +66,7 @@ class EvaluateSettings:
     few_shot_steps: int = 150
     compare_pre_event: bool = False  # also train on the pre-event images redrawn by the model's autoencoder
     compare_appearance_shift: bool = False  # and on the post-event images as --appearance-shift shifts them
+    nets_per_arm: int = 1  # change-detection nets per arm, each from its own seed: figures are means over them
     use_torch: bool = True
     seed: int = 0
     threads: int | None = None
@@ -206,6 +207,13 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
     if settings.compare_appearance_shift and shifted:
         raise InputError(f"--compare-appearance-shift shifts the post-event images, but {', '.join(shifted)} already hold "
                          "shifted ones. Make the datasets without --appearance-shift, or leave --compare-appearance-shift out.")
+    if settings.nets_per_arm < 1:
+        raise InputError(f"--nets-per-arm must be at least 1, not {settings.nets_per_arm}.")
+    # the change-detection nets read LEVIR-CD's flat folders with list/<split>.txt
+    levir_layouts = [root for root, spec, _ in opened
+                     if spec["settings"]["layout"] != "second" and not spec["settings"].get("split_folders")]
+    trains_nets = bool(levir_layouts) and settings.use_torch and not settings.rerender
+    stored_arm = _stored_arm([spec for root, spec, _ in opened if root in levir_layouts]) if trains_nets else None
     first = opened[0][0]
     report = Path(report) if report else first / "evaluation" / "report.md"
     figures = Path(figures) if figures else report.parent / "figures"
@@ -249,9 +257,6 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
             results["held_out_real"] = _held_out(checkpoint)
         else:
             notes.append("The map-following check (segmentation judge) was skipped: --no-segmentation was given.")
-        # the change-detection nets read LEVIR-CD's flat folders with list/<split>.txt
-        levir_layouts = [root for root, spec, _ in opened
-                         if spec["settings"]["layout"] != "second" and not spec["settings"].get("split_folders")]
         if settings.compare_pre_event and len({spec["model"]["path"] for _, spec, _ in opened}) > 1:
             raise InputError("--compare-pre-event redraws the pre-event images with the datasets' model: give datasets made "
                              "with one model package, or leave --compare-pre-event out.")
@@ -268,6 +273,7 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
 
             cd = evaluate_change_detection(
                 levir_layouts, test_sets, epochs=settings.cd_epochs, max_minutes=settings.max_minutes, seed=settings.seed,
+                nets_per_arm=settings.nets_per_arm, stored=stored_arm,
                 threads=settings.threads, few_shot_k=tuple(settings.few_shot_k), few_shot_splits=settings.few_shot_splits,
                 few_shot_steps=settings.few_shot_steps, redraw=_redrawer(opened[0][1]) if settings.compare_pre_event else None,
                 shift=_shifter() if settings.compare_appearance_shift else None,
@@ -289,6 +295,20 @@ def _resolve(path) -> Path:
     if p.is_absolute() or (Path.cwd() / p).exists():
         return p
     return REPO / p
+
+
+def _stored_arm(specs: list[dict]) -> str:
+    """The arm the datasets' own images make: how their pre-event images were made, and whether B was shifted."""
+    def arm(spec):
+        st = spec["settings"]
+        pre = st.get("pre_event", "real") if spec["images"] else "generated"
+        return pre + (", B appearance-shifted" if st.get("appearance_shift") else "")
+    arms = sorted({arm(spec) for spec in specs})
+    if len(arms) > 1:
+        raise InputError(f"The datasets' pre-event images were made in different ways ({'; '.join(arms)}): one change-detection "
+                         "net trained on all of them would mix the arms. Give datasets made with the same --pre-event and "
+                         "appearance-shift settings.")
+    return arms[0]
 
 
 def _redrawer(spec: dict):
@@ -468,9 +488,16 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                   f"FC-Siam-diff (`model_export/change_detection.py`, widths {t['widths']}) trained only on the generated datasets' "
                   f"train and val splits ({t['samples']} samples, random {t['crop']} px crops, up to {t['epochs']} epochs or "
                   f"{t.get('max_minutes') or settings.max_minutes:g} min)."]  # results before it was recorded: this run's
+        seeds = t.get("net_seeds", [settings.seed])
+        if len(seeds) > 1:
+            lines.append(f"{len(seeds)} nets per arm, each from its own initial weights and crops (seeds {seeds[0]}-{seeds[-1]}); "
+                         "every F1 below is their mean, ± their spread (std) where they differ, and few-shot spreads are over "
+                         "nets and splits together.")
         for variant, info in t["variants"].items():
-            lines.append(f"Pre-event images {variant}: {info['epochs_run']} epochs, {info['steps']} steps, {info['seconds'] / 60:.1f} min, "
-                         f"stopped by {info['stopped_by']}; loss {_fmt(info['loss_first'], '{:.3f}')} → {_fmt(info['loss_last'], '{:.3f}')}.")
+            for net_seed, one in zip(seeds, info.get("per_net", [info])):
+                lines.append(f"Pre-event images {variant}{f' (seed {net_seed})' if len(seeds) > 1 else ''}: {one['epochs_run']} epochs, "
+                             f"{one['steps']} steps, {one['seconds'] / 60:.1f} min, stopped by {one['stopped_by']}; "
+                             f"loss {_fmt(one['loss_first'], '{:.3f}')} → {_fmt(one['loss_last'], '{:.3f}')}.")
         lines += ["", "Real test sets (never used for training or for any threshold in the zero-shot rows):", "",
                   "| test set | pairs | changed pixels | folder |", "| --- | --- | --- | --- |"]
         for name, ts in cd["test_sets"].items():
@@ -480,7 +507,9 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
         for name, rows in cd["zero_shot"].items():
             lines += [f"**{name}**", "", "| method | F1 | IoU | precision | recall |", "| --- | --- | --- | --- | --- |"]
             for method, v in rows.items():
-                lines.append(f"| {method} | {v['f1']:.3f} | {v['iou']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} |")
+                # image differencing and "everything changed" are the same for every net: no spread to show
+                f1 = f"{v['f1']:.3f}" + (f" ± {v['f1_std']:.3f}" if v.get("f1_std") else "")
+                lines.append(f"| {method} | {f1} | {v['iou']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} |")
             lines.append("")
         fs = cd["few_shot_settings"]
         if not any(cd["few_shot"].values()):  # --few-shot with no k: say so rather than print empty tables
@@ -489,7 +518,8 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
             lines += ["### Few-shot", "",
                       f"For each test set and k, {fs['splits']} random splits (seeded): k real pairs train, the other pairs test. The net "
                       f"pre-trained on the generated data is fine-tuned on the k pairs; a net from the same initial weights trains on them "
-                      f"from scratch; both for {fs['steps']} steps, scored at threshold {fs['threshold']}. F1 mean ± std over the splits.", ""]
+                      f"from scratch; both for {fs['steps']} steps, scored at threshold {fs['threshold']}. F1 mean ± std over the splits"
+                      f"{' and nets' if len(seeds) > 1 else ''}.", ""]
             for name, by_k in cd["few_shot"].items():
                 methods = list(next(iter(by_k.values())).keys()) if by_k else []
                 lines += [f"**{name}**", "", "| k | " + " | ".join(methods) + " | gain over scratch |", "| --- | " + " | ".join("---" for _ in methods) + " | --- |"]
@@ -526,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--compare-appearance-shift", action="store_true",
                     help="and once more with every generated post-event image shifted in appearance by its sample's draw "
                          "(dataset --appearance-shift): colour, brightness, haze, a pixel or two of misregistration")
+    ev.add_argument("--nets-per-arm", type=int, default=1, metavar="N",
+                    help="change-detection nets per arm, each from its own seed (SEED, SEED+1, ...); the figures are their means "
+                         "and spreads (default 1; each costs the arm's training time and its few-shot runs again)")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
     ev.add_argument("--note", action="append", default=[], metavar="MARKDOWN", help="a paragraph to put at the top of the report (repeatable)")
     ev.add_argument("--notes-file", metavar="FILE", help="markdown to put at the top of the report")
@@ -551,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
                                     use_segmentation=not args.no_segmentation, cd_epochs=args.cd_epochs, max_minutes=args.max_minutes,
                                     few_shot_k=tuple(args.few_shot), few_shot_splits=args.few_shot_splits,
                                     few_shot_steps=args.few_shot_steps, compare_pre_event=args.compare_pre_event,
-                                    compare_appearance_shift=args.compare_appearance_shift,
+                                    compare_appearance_shift=args.compare_appearance_shift, nets_per_arm=args.nets_per_arm,
                                     use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes,
                                     rerender=args.rerender, command="python -m model_export.evaluate " + shlex.join(argv))
         progress, bar = progress_bar()

@@ -10,6 +10,9 @@
 # About two hours on 2 idle CPU cores at the defaults. 20 DDIM steps, not the engine's 50: the usefulness checks
 # U1 and U2 (docs/usefulness-checks.md) were measured at 20, and 1,000 samples take about half an hour at 20 against
 # an hour at 50 (about 16 samples a minute with 2 workers); STEPS=50 measures the engine's default.
+# NETS_PER_ARM=N trains N change-detection nets per arm (seeds 0..N-1) and reports their means and spread: one net's
+# F1 on the real pairs moves by several points with its seed (check U3); each more net adds the evaluation's
+# training and few-shot time again (about 50 minutes with the three arms).
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,7 @@ KILL_AFTER_S=${KILL_AFTER_S:-300}
 SEG=${SEG:-model_export/runs/default/segmentation}
 REPORT=${REPORT:-docs/quality.md}
 FIGURES=${FIGURES:-docs/quality}
+NETS_PER_ARM=${NETS_PER_ARM:-1}
 export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS
 mkdir -p "$OUT"
 
@@ -54,6 +58,7 @@ print("{} of {} image and label files byte-identical to the local run, manifest 
     d["files_identical"], n, "equal" if d["manifest_records_equal"] else "DIFFERENT"))' "$OUT/dask.json")
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
   --segmentation "$SEG" --threads 2 --cd-epochs 20 --max-minutes 10 --compare-pre-event --compare-appearance-shift \
+  --nets-per-arm "$NETS_PER_ARM" \
   --test-sets data/levir-cd data/whu-cd --notes-file docs/quality-notes.md \
   --note "**Resumed after a kill.** \`scripts/quality_report.sh\` ran the datasets' command with 2 local workers, killed it and its workers with SIGKILL after ${KILL_AFTER_S} s ($killed_at samples of the first dataset written), and ran the same command again: $resumed. \`tests/engine/dataset/test_dataset.py\` checks that a killed-and-resumed run equals an uninterrupted one byte for byte." \
   --note "**Same on Dask.** \`python -m benchmarks.dataset_bench --dask-check $OUT/oem --samples 10\` made the first 10 samples again on a two-worker Dask LocalCluster: $same (\`tests/engine/dataset/test_dask.py\` checks the same on every test run)."

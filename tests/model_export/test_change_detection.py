@@ -114,6 +114,37 @@ def test_zero_and_few_shot_on_generated_data_and_the_real_pairs(tmp_path, tiny_m
     assert out["figure"].dtype == np.uint8 and out["figure"].shape[0] == 3
 
 
+def test_several_nets_per_arm_are_averaged_and_keep_their_spread(tmp_path, tiny_model_dir, houston_label_path):
+    """One net's F1 on a dozen real pairs moves with its seed: with nets_per_arm=2 every figure is the mean of two nets."""
+    from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+
+    ds = tmp_path / "ds"
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
+    kwargs = dict(epochs=1, max_minutes=1, widths=(4, 8, 8, 16), few_shot_k=(3,), few_shot_splits=2, few_shot_steps=2,
+                  stored="redrawn, B appearance-shifted", log=lambda m: None)
+    test_sets = {"whu-cd": REPO / "data" / "whu-cd"}
+    two = evaluate_change_detection([ds], test_sets, nets_per_arm=2, seed=5, **kwargs)
+    one = evaluate_change_detection([ds], test_sets, seed=6, **kwargs)  # the second net of `two`, alone
+    assert two["train"]["net_seeds"] == [5, 6] and one["train"]["net_seeds"] == [6]
+    assert set(two["train"]["variants"]) == {"redrawn, B appearance-shifted"}  # the stored arm, named as made
+    assert [n["steps"] for n in two["train"]["variants"]["redrawn, B appearance-shifted"]["per_net"]] == [1, 1]
+    rows, alone = two["zero_shot"]["whu-cd"], one["zero_shot"]["whu-cd"]
+    trained = "FC-Siam-diff, trained on generated data (pre-event redrawn, B appearance-shifted)"
+    for method in (trained, "FC-Siam-diff, untrained"):
+        f1s = rows[method]["f1_per_net"]
+        assert len(f1s) == 2 and f1s[1] == pytest.approx(alone[method]["f1"])  # seeded: the same net again
+        assert rows[method]["f1"] == pytest.approx(np.mean(f1s)) and rows[method]["f1_std"] == pytest.approx(np.std(f1s))
+    # the same for every net: no spread
+    assert rows["everything changed"]["f1_std"] == 0 and rows["image difference (threshold from the generated data)"]["f1_std"] == 0
+    few = two["few_shot"]["whu-cd"]["3"]
+    for method, m in few.items():
+        assert [s["net_seed"] for s in m["splits"]] == [5, 5, 6, 6]  # both nets on the same two splits
+        assert [s["train_pairs"] for s in m["splits"][:2]] == [s["train_pairs"] for s in m["splits"][2:]]
+        assert m["f1_mean"] == pytest.approx(np.mean([s["f1"] for s in m["splits"]]))
+    with pytest.raises(ValueError, match="at least 1"):
+        evaluate_change_detection([ds], test_sets, nets_per_arm=0, **kwargs)
+
+
 def test_few_shot_splits_are_seeded_and_distinct():
     from model_export.change_detection import _few_shot_splits
 
@@ -135,13 +166,23 @@ def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path
     report = tmp_path / "q" / "quality.md"
     result = evaluate_dataset(ds, report=report, settings=EvaluateSettings(
         segmentation=str(judge), cd_epochs=1, max_minutes=0.2, threads=1, command="x", few_shot_k=(1,), few_shot_splits=1,
-        few_shot_steps=1))
+        few_shot_steps=1, nets_per_arm=2, seed=3))
     seg = result["results"]["datasets"]["ds"]["segmentation"]
     assert seg["checkpoint"] == str(judge) and not seg["trained_now"]
     assert 0.0 <= seg["post_generated"]["miou"] <= 1.0 and 0.0 <= seg["post_generated_vs_rotated_map"]["miou"] <= 1.0
     text = report.read_text()
     assert f"2 steps on the real labelled tiles, 50% of its crops redrawn by the autoencoder of `{tiny_model_dir}`" in text
     assert "### Zero-shot" in text and "### Few-shot" in text and "**whu-cd**" in text and "| 1 |" in text
+    # two nets per arm: each one's training named, the means' spread shown where the nets differ
+    assert "2 nets per arm, each from its own initial weights and crops (seeds 3-4)" in text
+    # made from a map alone with the defaults: pre-event images generated, B shifted; its arm says so (it was called "real")
+    assert "Pre-event images generated, B appearance-shifted (seed 3): " in text
+    assert "Pre-event images generated, B appearance-shifted (seed 4): " in text
+    assert "F1 mean ± std over the splits and nets." in text
+    zero = result["results"]["change_detection"]["zero_shot"]["whu-cd"]
+    spread = [v for v in zero.values() if v["f1_std"] > 0]
+    assert all(f"| {v['f1']:.3f} ± {v['f1_std']:.3f} |" in text for v in spread)
+    assert f"| everything changed | {zero['everything changed']['f1']:.3f} |" in text
     # --few-shot with no k: the report says it was not run instead of printing empty tables
     from model_export.evaluate import render
 
