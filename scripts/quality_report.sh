@@ -11,8 +11,8 @@
 # U1 and U2 (docs/usefulness-checks.md) were measured at 20, and 1,000 samples take about half an hour at 20 against
 # an hour at 50 (about 16 samples a minute with 2 workers); STEPS=50 measures the engine's default.
 # NETS_PER_ARM=N trains N change-detection nets per arm (seeds 0..N-1) and reports their means and spread: one net's
-# F1 on the real pairs moves by several points with its seed (check U3); each more net adds the evaluation's
-# arms again (up to 10 minutes each here) and repeats their few-shot runs.
+# F1 on the real pairs moves by several points with its seed (check U3); each further net trains every arm again
+# (up to 10 minutes each here) and repeats the few-shot runs.
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
