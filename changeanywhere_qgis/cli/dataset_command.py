@@ -51,7 +51,7 @@ def add_dataset_command(sub) -> None:
     run.add_argument("--workers", type=int, help="local worker processes (default: one per CPU core)")
     run.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster, e.g. tcp://host:8786 (shared file system)")
     add_sampler_arguments(ds)
-    ds.add_argument("--transitions", metavar="JSON", help="transition table for the change events (default: OpenEarthMap rules)")
+    ds.add_argument("--transitions", metavar="TABLE", help="transition table for the change events: a built-in one (oem, the default: OpenEarthMap rules; buildings: new and demolished buildings only, as building change-detection sets such as LEVIR-CD label change) or a JSON file")
     ds.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more nodata than this fraction (default 0.5)")
     ds.add_argument("--band", type=int, default=1, help="band of the land-cover rasters (default 1)")
     ds.add_argument("--remap", help=remap_help("the rasters'"))

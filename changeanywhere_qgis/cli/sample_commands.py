@@ -21,7 +21,7 @@ def _common_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-field", help="field of the change polygons holding the target class (code or name)")
     p.add_argument("--layer", help="layer of a multi-layer vector file")
     p.add_argument("--only-from", nargs="+", metavar="CLASS", help="only land of these classes changes")
-    p.add_argument("--transitions", metavar="JSON", help="transition table for random events (default: OpenEarthMap rules)")
+    p.add_argument("--transitions", metavar="TABLE", help="transition table for random events: a built-in one (oem, the default: OpenEarthMap rules; buildings: new and demolished buildings only, as building change-detection sets such as LEVIR-CD label change) or a JSON file")
     p.add_argument("--model", help="model package folder (default: the bundled model)")
     p.add_argument("--seed", type=int, help="random seed (default: a fresh one, recorded in the outputs)")
     p.add_argument("--out", required=True, help="output folder")

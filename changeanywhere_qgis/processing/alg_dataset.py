@@ -116,9 +116,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
             self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=DEFAULT_STEPS, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=1))
         self.add_sampler_options()
-        self.addParameter(compat.advanced(QgsProcessingParameterFile(
-            self.TRANSITIONS, "Transition table for the change events (JSON; empty: OpenEarthMap rules)",
-            behavior=compat.FILE_BEHAVIOR_FILE, extension="json", optional=True)))
+        self.add_transition_inputs("the change events")
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.MAX_NODATA, "Skip tiles with more nodata than this fraction", type=compat.NUMBER_DOUBLE,
             defaultValue=0.5, minValue=0.0, maxValue=0.99)))
@@ -179,7 +177,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
                 **self.sampler_options(parameters, context),
                 max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
-                transitions=self.parameterAsFile(parameters, self.TRANSITIONS, context) or None,
+                transitions=self.transitions(parameters, context),
                 band=self.parameterAsInt(parameters, self.BAND, context) or 1,
                 remap=self.remap(parameters, context),
                 pre_event=self.pre_event(parameters, context),

@@ -32,6 +32,17 @@ def remap_label(whose: str) -> str:
     return f"Class remap of the {whose} codes: empty, a built-in table ({', '.join(builtin_remaps())}), or a JSON file {{\"their code\": our code}}"
 
 
+# The built-in transition tables, default first, as the Processing dialog lists them (the engine names them).
+TRANSITION_TABLE_LABELS = {"oem": "OpenEarthMap rules (every class changes, within the rules)",
+                           "buildings": "buildings only (new and demolished buildings, as LEVIR-CD and WHU-CD label change)"}
+
+
+def transition_tables() -> list[str]:
+    from ..engine.events import builtin_tables
+
+    return sorted(builtin_tables(), key=lambda name: (name != "oem", name))
+
+
 class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     """Subclasses set NAME, DISPLAY_NAME, HELP and implement initAlgorithm / processAlgorithm."""
 
@@ -46,6 +57,7 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     RANDOM_EVENTS = "RANDOM_EVENTS"
     ONLY_FROM = "ONLY_FROM"
     TRANSITIONS = "TRANSITIONS"
+    TRANSITION_TABLE = "TRANSITION_TABLE"
     MODEL = "MODEL"
     REMAP = "REMAP"
     SEED = "SEED"
@@ -93,9 +105,25 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             self.RANDOM_EVENTS, "Random change events instead of polygons", defaultValue=False))
         self.addParameter(compat.advanced(QgsProcessingParameterString(
             self.ONLY_FROM, "Only land of these classes changes (comma-separated codes or names)", optional=True)))
+        self.add_transition_inputs("random events")
+
+    def add_transition_inputs(self, events: str) -> None:
+        """Which classes may become which in the simulated events: a built-in table, or the user's JSON file."""
+        self.addParameter(compat.advanced(QgsProcessingParameterEnum(
+            self.TRANSITION_TABLE, f"Transition table for {events}", options=[TRANSITION_TABLE_LABELS.get(t, t) for t in transition_tables()],
+            defaultValue=0)))
         self.addParameter(compat.advanced(QgsProcessingParameterFile(
-            self.TRANSITIONS, "Transition table for random events (JSON; empty: OpenEarthMap rules)",
+            self.TRANSITIONS, f"Transition table file for {events} (JSON; instead of a built-in table)",
             behavior=compat.FILE_BEHAVIOR_FILE, extension="json", optional=True)))
+
+    def transitions(self, parameters, context) -> str | None:
+        """The table for the engine: the user's file, a built-in name, or None for the default table."""
+        path = self.parameterAsFile(parameters, self.TRANSITIONS, context) or None
+        chosen = transition_tables()[self.parameterAsEnum(parameters, self.TRANSITION_TABLE, context)]
+        if path and chosen != "oem":
+            raise QgsProcessingException(
+                f"Give either a built-in transition table ({chosen} was chosen) or a transition table file ({path}), not both.")
+        return path or (None if chosen == "oem" else chosen)
 
     def add_model_input(self) -> None:
         self.addParameter(QgsProcessingParameterFile(
@@ -201,7 +229,7 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
                 "Give exactly one source of change events: either change polygons (with their target-class field) "
                 "or tick 'Random change events'.")
         only_from = class_list(self.parameterAsString(parameters, self.ONLY_FROM, context))
-        transitions = self.parameterAsFile(parameters, self.TRANSITIONS, context) or None
+        transitions = self.transitions(parameters, context)
         if random:
             return ChangeSpec(random=True, only_from=only_from, transitions=transitions)
         class_field = self.parameterAsString(parameters, self.CLASS_FIELD, context)

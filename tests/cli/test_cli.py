@@ -150,3 +150,21 @@ def test_sampler_and_tile_size_from_the_command_line(tiny_model_dir, tmp_path, h
     for command in ("generate", "dataset"):
         words = " ".join(cli(command, "--help").stdout.split())
         assert "--sampler {ddim,dpmpp-2m}" in words and "--tile-size PX" in words and "default ddim" in words
+
+
+def test_dataset_with_the_buildings_table_records_building_change_alone(tiny_model_dir, tmp_path, houston_label_path):
+    """`dataset --transitions buildings`: every sample's class transitions build or demolish, and the card names the table."""
+    out = tmp_path / "ds"
+    args = ("dataset", "--semantic", houston_label_path, "--count", "4", "--tile", "128", "--steps", "1", "--workers", "1",
+            "--model", tiny_model_dir, "--transitions", "buildings", "--out", out)
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    moves = {(t["from"], t["to"]) for r in records for t in r["transitions"]}
+    assert moves and all(to == 8 or (frm == 8 and to in (1, 3)) for frm, to in moves)  # building 8, bareland 1, developed 3
+    assert "`buildings`" in (out / "README.md").read_text()
+    again = cli(*args)  # the name is the dataset's setting: the same command resumes it
+    assert again.returncode == 0 and "0 generated now, 4 already there" in again.stdout
+    bad = cli(*args[:-4], "--transitions", "towers", "--out", tmp_path / "bad")
+    assert bad.returncode != 0 and "'towers' is not a built-in table (buildings, oem)" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from qgis.core import (
     QgsFeature,
@@ -95,6 +96,25 @@ def test_simulate_random_events_to_temporary_outputs(processing_run, tiny_model_
     layer = result["OUTPUT_CHANGES"]
     layer = layer if isinstance(layer, QgsVectorLayer) else QgsVectorLayer(layer, "changes", "ogr")
     assert layer.isValid() and layer.featureCount() > 0
+
+
+def test_simulate_with_the_buildings_table_changes_buildings_alone(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+    """The built-in tables are listed in the dialog; `buildings only` builds and demolishes, nothing else changes."""
+    from changeanywhere_qgis.engine.io import read_raster
+
+    result = processing_run("changeanywhere:simulatechangeevents", {
+        "SEMANTIC": str(houston_label_path), "RANDOM_EVENTS": True, "MODEL": str(tiny_model_dir), "SEED": 3, "TRANSITION_TABLE": 1,
+        "OUTPUT_POST_MAP": str(tmp_path / "post.tif"), "OUTPUT_CHANGE_MASK": "TEMPORARY_OUTPUT", "OUTPUT_CHANGES": "TEMPORARY_OUTPUT",
+    })
+    assert result["EVENTS"] > 0
+    pre, post = read_raster(houston_label_path)[0], read_raster(tmp_path / "post.tif")[0]
+    changed = pre != post
+    assert changed.any()
+    building, demolished = 8, {1, 3}  # OpenEarthMap codes: bareland 1, developed space 3
+    assert np.all((post[changed] == building) | ((pre[changed] == building) & np.isin(post[changed], list(demolished))))
+    both = _run_bad(processing_run, {"SEMANTIC": str(houston_label_path), "MODEL": str(tiny_model_dir), "RANDOM_EVENTS": True,
+                                     "TRANSITION_TABLE": 1, "TRANSITIONS": str(tmp_path / "mine.json")})
+    assert "either a built-in transition table (buildings was chosen) or a transition table file" in both
 
 
 def test_model_information(processing_run, tiny_model_dir, tmp_path):

@@ -5,7 +5,9 @@ become any other class of the scheme; a class listed with an empty list never ch
 
 Tables are written by class NAME (so one file serves every model whose scheme has those names)
 or by code. The bundled OpenEarthMap table (``data/oem_transitions.json``) follows Changen2's public
-rules where they exist; the file's ``notes`` say why each remaining rule is what it is.
+rules where they exist; the file's ``notes`` say why each remaining rule is what it is. Built-in tables
+are named by their file, ``data/<name>_transitions.json``: ``oem`` (the default) and ``buildings`` (building
+change alone, as building change-detection sets label it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import numpy as np
 from ..errors import InputError
 from ..landcover import ClassScheme
 
-DEFAULT_TABLE_PATH = Path(__file__).resolve().parent / "data" / "oem_transitions.json"
+TABLES = Path(__file__).resolve().parent / "data"
+DEFAULT_TABLE_PATH = TABLES / "oem_transitions.json"
+
+
+def builtin_tables() -> list[str]:
+    """The names ``--transitions`` accepts besides a file or JSON text, e.g. ``buildings``."""
+    return sorted(p.name[: -len("_transitions.json")] for p in TABLES.glob("*_transitions.json"))
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,8 @@ def _table_from_mapping(mapping: dict, scheme: ClassScheme, what: str) -> Transi
 
 
 def load_table(spec, scheme: ClassScheme) -> TransitionTable:
-    """A user's table from a JSON file path, a JSON text, a dict or a TransitionTable.
+    """A user's table from a built-in name (:func:`builtin_tables`), a JSON file path, a JSON text, a dict or a
+    TransitionTable; a built-in name wins over a file of that name, as built-in remaps do.
 
     Format: ``{"building": ["water", "tree"], "2": [5]}``: keys and values are class names (any
     case) or codes; optionally wrapped as ``{"transitions": {...}}`` like the bundled table. Classes
@@ -128,10 +137,12 @@ def load_table(spec, scheme: ClassScheme) -> TransitionTable:
         what, raw = "(JSON text)", text
     else:
         path = Path(spec)
+        if isinstance(spec, str) and text.lower() in builtin_tables():
+            path = TABLES / f"{text.lower()}_transitions.json"
         if not path.is_file():
             raise InputError(
-                f"Transition table file {path} does not exist. Give a JSON file like "
-                '{"building": ["water", "tree"], "road": ["bareland"]}.'
+                f"Transition table file {path} does not exist, and {text!r} is not a built-in table ({', '.join(builtin_tables())}). "
+                'Give a built-in name or a JSON file like {"building": ["water", "tree"], "road": ["bareland"]}.'
             )
         what = str(path)
         try:

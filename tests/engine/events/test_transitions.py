@@ -5,7 +5,7 @@ import json
 import pytest
 
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.events import DEFAULT_TABLE_PATH, TransitionTable, default_table, load_table
+from changeanywhere_qgis.engine.events import DEFAULT_TABLE_PATH, TransitionTable, builtin_tables, default_table, load_table
 from changeanywhere_qgis.engine.landcover import ClassScheme
 
 # method.md: Changen2's public OpenEarthMap rules.
@@ -60,6 +60,28 @@ def test_user_table_by_names_and_codes(oem_scheme):
     assert set(table.targets(6)) == set(oem_scheme.codes) - {6}  # unlisted: any other class
     m = table.matrix()
     assert m[8, 6] and not m[8, 3] and not m[4].any()
+
+
+def test_buildings_table_changes_buildings_alone(oem_scheme, tmp_path, monkeypatch):
+    """`--transitions buildings`: building change as building change-detection sets label it, nothing else."""
+    assert builtin_tables() == ["buildings", "oem"]
+    table = load_table("Buildings", oem_scheme)
+    building = oem_scheme.resolve("building")
+    for c in oem_scheme.classes:
+        if c.code == building:
+            assert {oem_scheme.name_of(t) for t in table.targets(c.code)} == {"bareland", "developed space"}
+        else:  # every other class may only become a building, or never changes
+            assert set(table.targets(c.code)) <= {building}, c.name
+    assert not table.targets(oem_scheme.resolve("water")) and not table.targets(oem_scheme.resolve("road"))
+    assert load_table("oem", oem_scheme) == default_table(oem_scheme)
+    data = json.loads((DEFAULT_TABLE_PATH.parent / "buildings_transitions.json").read_text())
+    assert all(data["notes"][c.name] for c in oem_scheme.classes)
+    # the built-in name wins over a file of that name in the working folder, as built-in remaps do
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "buildings").write_text(json.dumps({"water": ["bareland"]}))
+    assert load_table("buildings", oem_scheme) == table
+    with pytest.raises(InputError, match=r"'nothing' is not a built-in table \(buildings, oem\)"):
+        load_table("nothing", oem_scheme)
 
 
 def test_user_table_from_file_and_bundled_file_round_trip(oem_scheme, tmp_path):
