@@ -13,6 +13,7 @@
 # NETS_PER_ARM=N trains N change-detection nets per arm (seeds 0..N-1) and reports their means and spread: one net's
 # F1 on the real pairs moves by several points with its seed (check U3); each further net trains every arm again
 # (up to 10 minutes each here) and repeats the few-shot runs.
+# TRANSITIONS=buildings makes the datasets with building change alone (scripts/usefulness_datasets.sh).
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,6 +3,7 @@
 # LoveDA, Dubai, FLAIR), every map of each, many windows, each with its own remap; LEVIR-CD layout, real
 # pre-event images. Rerunning resumes. Used by scripts/quality_report.sh; run alone to make the data first.
 #   OUT=build/usefulness COUNTS="250 250 350 150" STEPS=50 scripts/usefulness_datasets.sh
+# TRANSITIONS=buildings simulates building change alone (the built-in table; default: the OpenEarthMap rules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -10,6 +11,7 @@ MODEL=${MODEL:-changeanywhere_qgis/models/default}
 OUT=${OUT:-build/usefulness}
 STEPS=${STEPS:-50}
 WORKERS=${WORKERS:-2}
+TRANSITIONS=${TRANSITIONS:-}
 read -r N_OEM N_LOVEDA N_DUBAI N_FLAIR <<< "${COUNTS:-250 250 350 150}"
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
@@ -18,10 +20,11 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
   local name=$1 count=$2 remap=$3 sem_glob=$4 img_dir=$5 img_ext=$6 sems=() imgs=()
   for s in $sem_glob; do sems+=("$s"); imgs+=("$img_dir/$(basename "${s%.*}").$img_ext"); done
   local remap_args=(); [ "$remap" = none ] || remap_args=(--remap "$remap")
+  local table_args=(); [ -z "$TRANSITIONS" ] || table_args=(--transitions "$TRANSITIONS")
   echo "dataset $name: $count samples from ${#sems[@]} maps"
   # --pre-event real and --no-appearance-shift: the evaluation makes the redrawn and the shifted variants itself from the
   # same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land unshifted
-  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" --pre-event real --no-appearance-shift "${remap_args[@]}" \
+  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" --pre-event real --no-appearance-shift "${remap_args[@]}" "${table_args[@]}" \
     --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
     --model "$MODEL" --out "$OUT/$name" 2>&1 | tail -2
 }
