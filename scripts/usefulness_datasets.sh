@@ -4,6 +4,9 @@
 # pre-event images. Rerunning resumes. Used by scripts/quality_report.sh; run alone to make the data first.
 #   OUT=build/usefulness COUNTS="250 250 350 150" STEPS=50 scripts/usefulness_datasets.sh
 # TRANSITIONS=buildings simulates building change alone (the built-in table; default: the OpenEarthMap rules).
+# STORED=defaults stores what the dataset command's defaults write (pre-event redrawn, B appearance-shifted), so that an
+# evaluation without --compare-* trains that arm alone (check U4); the default, STORED=real, keeps real pre-event images
+# and unshifted B for the evaluation to make every variant from the same samples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -12,6 +15,12 @@ OUT=${OUT:-build/usefulness}
 STEPS=${STEPS:-50}
 WORKERS=${WORKERS:-2}
 TRANSITIONS=${TRANSITIONS:-}
+STORED=${STORED:-real}
+case "$STORED" in
+  real) stored_args=(--pre-event real --no-appearance-shift) ;;
+  defaults) stored_args=() ;;
+  *) echo "usefulness_datasets.sh: STORED must be 'real' or 'defaults', not '$STORED'" >&2; exit 2 ;;
+esac
 read -r N_OEM N_LOVEDA N_DUBAI N_FLAIR <<< "${COUNTS:-250 250 350 150}"
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
@@ -22,9 +31,10 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
   local remap_args=(); [ "$remap" = none ] || remap_args=(--remap "$remap")
   local table_args=(); [ -z "$TRANSITIONS" ] || table_args=(--transitions "$TRANSITIONS")
   echo "dataset $name: $count samples from ${#sems[@]} maps"
-  # --pre-event real and --no-appearance-shift: the evaluation makes the redrawn and the shifted variants itself from the
-  # same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land unshifted
-  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" --pre-event real --no-appearance-shift "${remap_args[@]}" "${table_args[@]}" \
+  # STORED=real (--pre-event real --no-appearance-shift): the evaluation makes the redrawn and the shifted variants itself
+  # from the same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land
+  # unshifted
+  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" "${stored_args[@]}" "${remap_args[@]}" "${table_args[@]}" \
     --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
     --model "$MODEL" --out "$OUT/$name" 2>&1 | tail -2
 }
