@@ -185,7 +185,9 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, descr
         "tile": {"size": ecfg["tile_size"], "multiple_of": f * unet.latent_multiple},
         "gsd_m": ecfg["gsd_m"],
         # what package_weights.py needs to read the graphs back into PyTorch (train --init-from, adapt)
-        "architecture": architecture(cfg),
+        # the autoencoder's shape from its own run: the diffusion run's config may differ there (an autoencoder
+        # trained with --set autoencoder.norm_num_groups=8 under a config that says 32; check 10's package)
+        "architecture": architecture({"autoencoder": ae["config"], "diffusion": dcfg}),
         "training": {
             "data": ckpt["data"],
             "hardware": ckpt["hardware"],

@@ -56,6 +56,21 @@ def test_a_package_exported_now_names_its_architecture_and_reads_back_without_a_
         assert torch.equal(net.unet.state_dict()[name], value), name
 
 
+def test_the_manifest_names_the_autoencoder_as_its_own_run_built_it(small_data, tmp_path):
+    """An autoencoder trained with --set under a config that says otherwise (check 10's package: 8 normalisation groups,
+    the diffusion run's config 32): the manifest must give the shape the graphs have, or the package cannot be
+    continued (--init-from) or read back."""
+    common = ["--config", str(TINY_CONFIG), "--data", *small_data, "--seed", "0", "--max-steps", "10"]
+    assert main(["--stage", "autoencoder", *common, "--set", "autoencoder.norm_num_groups=2",
+                 "--out", str(tmp_path / "ae")]) == 0
+    assert main(["--stage", "diffusion", *common, "--autoencoder", str(tmp_path / "ae"), "--out", str(tmp_path / "dm")]) == 0
+    export(tmp_path / "dm", tmp_path / "model")
+    manifest = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert manifest["architecture"]["autoencoder"]["norm_num_groups"] == 2
+    assert manifest["architecture"]["diffusion"]["norm_num_groups"] == load_config(TINY_CONFIG)["diffusion"]["norm_num_groups"]
+    read_package_networks(tmp_path / "model")  # rebuilt from the manifest alone, checked against the graphs
+
+
 def test_an_old_package_without_architecture_asks_for_its_config():
     with pytest.raises(DataError, match="--config"):
         read_package_networks(TINY_MODEL)
