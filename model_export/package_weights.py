@@ -187,7 +187,9 @@ def check_against_package(net: PackageNetworks, pkg: ModelPackage, tolerance: fl
         diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
         if not diff <= tolerance:
             raise DataError(f"{pkg.path}: the {name} read back into PyTorch differs from the package's graph by {diff:.3g} "
-                            f"(tolerance {tolerance:g}); its weights cannot be recovered with this architecture.")
+                            f"(tolerance {tolerance:g}); its weights cannot be recovered with this architecture. The shape settings "
+                            "used (the manifest's 'architecture', or --config/--set for older packages: norm_num_groups, "
+                            "widths) must be the ones the graphs were exported from.")
 
 
 def _aliases(module: torch.nn.Module) -> dict[str, list[str]]:

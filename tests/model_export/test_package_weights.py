@@ -82,6 +82,14 @@ def test_the_wrong_architecture_is_refused_by_name(tiny_cfg):
         read_package_networks(TINY_MODEL, wrong)
 
 
+def test_another_normalisation_is_refused_with_the_setting_to_check(tiny_cfg):
+    """Groups change no weight's size, so only running both tells them apart (check 10's package, 8 groups, read with
+    a config of 32): the error names the setting to look at."""
+    wrong = {**tiny_cfg, "autoencoder": {**tiny_cfg["autoencoder"], "norm_num_groups": 2}}
+    with pytest.raises(DataError, match="encoder read back into PyTorch differs.*norm_num_groups"):
+        read_package_networks(TINY_MODEL, wrong)
+
+
 def test_networks_that_do_not_match_their_graphs_are_refused(tiny_cfg):
     """The last guard: whatever the reading rules did, networks that compute otherwise than the graphs are refused."""
     net = read_package_networks(TINY_MODEL, tiny_cfg)
