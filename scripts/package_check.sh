@@ -11,6 +11,8 @@
 #              OUT=build/check7 SEEDS="36 37 38 39" scripts/package_check.sh
 #   check 10: BASE=changeanywhere_qgis/models/default CANDIDATE=model_export/runs/groups9/package \
 #              OUT=build/check10 SEEDS="44 45 46 47" scripts/package_check.sh
+#   check 11: BASE=changeanywhere_qgis/models/default CANDIDATE=model_export/runs/groups9/package-more \
+#              OUT=build/check11 SEEDS="48 49 50 51" scripts/package_check.sh   (judges copied from build/check10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
