@@ -61,8 +61,10 @@ def ratio(miou_map: float, miou_rotated: float) -> str:
 
 
 def score_generated(model, seg, label: np.ndarray, guidance: float, seeds: list[int], steps: int, eta: float,
-                    keep_first: list | None = None) -> dict:
-    """Mean mIoU of the judge on images generated from ``label``, against it and against it rotated 180°."""
+                    keep_first: list | None = None, keep_all: list | None = None) -> dict:
+    """Mean mIoU of the judge on images generated from ``label``, against it and against it rotated 180°.
+
+    ``keep_first`` receives the first seed's image, ``keep_all`` every seed's (uint8 HxWx3)."""
     rotated = np.rot90(label, 2)
     scores, scores_rot = [], []
     for seed in seeds:
@@ -72,6 +74,8 @@ def score_generated(model, seg, label: np.ndarray, guidance: float, seeds: list[
         scores_rot.append(segmentation.miou(pred, rotated)[0])
         if keep_first is not None and seed == seeds[0]:
             keep_first.append(to_uint8(image))
+        if keep_all is not None:
+            keep_all.append(to_uint8(image))
     return {"guidance": guidance, "eta": eta, "miou_map": float(np.mean(scores)),
             "miou_rotated": float(np.mean(scores_rot)), "per_seed": scores}
 

@@ -8,6 +8,12 @@ an image that ignores the map scores) is the map-following figure of docs/map-fo
 The real image and the package's copy of it (encoder then decoder) are scored too: the copy is the
 ceiling a generator drawing through this decoder can reach.
 
+Beside the ratio, each row gives the generated images' colour against the real window's: the mean
+absolute offset of the band means (0-255) and the contrast ratio (band standard deviations, generated
+over real). A package can follow the map more plainly by drawing harsher colours (more guidance
+saturates and burns): these say whether it did. ``--images DIR`` writes, per window, the real crop,
+the copy and the first seed's image side by side, to look at.
+
     python -m model_export.map_following --model changeanywhere_qgis/models/default \
         --judge model_export/runs/default/segmentation --data data/train/oem data/train/loveda@loveda ... \
         --seeds 24 25 26 27 --json OUT.json
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, load_model_package
 
@@ -41,8 +48,20 @@ def central(rows: tuple[int, int], cols: tuple[int, int], size: int) -> tuple[sl
     return middle(*rows), middle(*cols)
 
 
+def colour_against(generated: list[np.ndarray], real: np.ndarray) -> dict:
+    """Mean absolute offset of the band means (0-255) and mean ratio of band standard deviations, generated over
+    real, averaged over the generated images."""
+    real = real.reshape(-1, 3).astype(np.float64)
+    offsets, contrasts = [], []
+    for g in generated:
+        g = g.reshape(-1, 3).astype(np.float64)
+        offsets.append(float(np.abs(g.mean(0) - real.mean(0)).mean()))
+        contrasts.append(float(np.mean(g.std(0) / np.maximum(real.std(0), 1e-6))))
+    return {"colour_offset": round(float(np.mean(offsets)), 2), "contrast_ratio": round(float(np.mean(contrasts)), 3)}
+
+
 def score_windows(model_dir: Path, judge_dir: Path, config: Path, data: list[str], seeds: list[int],
-                  guidance: float, steps: int, eta: float, size: int) -> list[dict]:
+                  guidance: float, steps: int, eta: float, size: int, images: Path | None = None) -> list[dict]:
     pairs = holdout_tiles(config, data, labelled=True)
     model = load_model_package(model_dir, "cpu", threads=torch.get_num_threads())
     judge = segmentation.load(judge_dir)
@@ -62,12 +81,19 @@ def score_windows(model_dir: Path, judge_dir: Path, config: Path, data: list[str
         for name, x in (("real", real_in), ("copy", copy_in)):
             pred = segmentation.predict(judge, x)
             row[f"{name}_miou_map"], row[f"{name}_miou_rotated"] = segmentation.miou(pred, label)[0], segmentation.miou(pred, rotated)[0]
-        gen = score_generated(model, judge, label, guidance, seeds, steps, eta)
+        drawn: list[np.ndarray] = []
+        gen = score_generated(model, judge, label, guidance, seeds, steps, eta, keep_all=drawn)
         row.update(generated_miou_map=gen["miou_map"], generated_miou_rotated=gen["miou_rotated"], per_seed=gen["per_seed"])
+        row.update(colour_against(drawn, real))
+        if images is not None:
+            images.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.concatenate([real, to_uint8(copy_in), drawn[0]], axis=1)).save(
+                images / f"{row['source']}_{w.stem}.png", optimize=True)
         for name in ("real", "copy", "generated"):
             row[f"{name}_ratio"] = ratio(row[f"{name}_miou_map"], row[f"{name}_miou_rotated"])
         print(f"{row['source']} {w.stem}: generated {row['generated_ratio']:.2f}x, copy {row['copy_ratio']:.2f}x, "
-              f"real {row['real_ratio']:.2f}x", file=sys.stderr)
+              f"real {row['real_ratio']:.2f}x; colour offset {row['colour_offset']:.1f}, contrast {row['contrast_ratio']:.2f}",
+              file=sys.stderr)
         rows.append(row)
     return rows
 
@@ -77,17 +103,23 @@ def ratio(on_map: float, rotated: float) -> float:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| source | window (rows, cols) | generated: mIoU vs map / rotated = ratio | autoencoder's copy | real image | copy PSNR (dB) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| source | window (rows, cols) | generated: mIoU vs map / rotated = ratio | autoencoder's copy | real image | copy PSNR (dB) "
+             "| generated vs real: colour offset, contrast |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         cells = [f"{r[f'{n}_miou_map']:.3f} / {r[f'{n}_miou_rotated']:.3f} = **{r[f'{n}_ratio']:.2f}x**" if n == "generated"
                  else f"{r[f'{n}_miou_map']:.3f} / {r[f'{n}_miou_rotated']:.3f} = {r[f'{n}_ratio']:.2f}x" for n in ("generated", "copy", "real")]
         lines.append(f"| {r['source']} | {r['stem']} {r['rows'][0]}:{r['rows'][1]}, {r['cols'][0]}:{r['cols'][1]} | "
-                     + " | ".join(cells) + f" | {r['copy_psnr_db']:.2f} |")
+                     + " | ".join(cells) + f" | {r['copy_psnr_db']:.2f} | {colour_cell(r)} |")
     mean = float(np.mean([r["generated_ratio"] for r in rows]))
     lines.append(f"| **mean of the windows** | | **{mean:.2f}x** | {np.mean([r['copy_ratio'] for r in rows]):.2f}x | "
-                 f"{np.mean([r['real_ratio'] for r in rows]):.2f}x | |")
+                 f"{np.mean([r['real_ratio'] for r in rows]):.2f}x | | |")
     return "\n".join(lines)
+
+
+def colour_cell(row: dict) -> str:
+    # rows written before the colour figures existed (checks 6-11's JSON) have none
+    return f"{row['colour_offset']:.1f}, {row['contrast_ratio']:.2f}x" if "colour_offset" in row else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256, help="side of the central crop of each window, in pixels")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--images", type=Path, help="write real | copy | first seed's image per window here (PNG)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         guidance = args.guidance or json.loads((args.model / "model.json").read_text())["diffusion"]["guidance_scale"]
         rows = score_windows(args.model, args.judge, args.config, args.data, args.seeds, guidance, args.steps,
-                             args.eta, args.size)
+                             args.eta, args.size, args.images)
     except (DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

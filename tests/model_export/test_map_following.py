@@ -9,7 +9,9 @@ import pytest
 
 from model_export import segmentation
 from model_export.data import image_to_tensor_range
-from model_export.map_following import central, main
+from PIL import Image
+
+from model_export.map_following import central, colour_against, main
 from training_helpers import REPO, TINY_CONFIG, TRAIN, read_tif
 
 
@@ -30,7 +32,7 @@ def test_rows_score_the_windows_real_crop_with_the_judge(judge, tmp_path, capsys
     out = tmp_path / "mf.json"
     assert main(["--model", str(REPO / "tests" / "data" / "tiny_model"), "--judge", str(judge), "--config", str(TINY_CONFIG),
                  "--data", str(TRAIN / "oem"), "--seeds", "0", "--steps", "2", "--size", "128", "--threads", "1",
-                 "--json", str(out)]) == 0
+                 "--json", str(out), "--images", str(tmp_path / "look")]) == 0
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["source"], row["stem"], row["rows"], row["cols"]) == ("oem", "houston_16", [832, 960], [832, 960])
     image = read_tif(TRAIN / "oem" / "images" / "houston_16.tif")[832:960, 832:960, :3]
@@ -40,6 +42,21 @@ def test_rows_score_the_windows_real_crop_with_the_judge(judge, tmp_path, capsys
     assert row["real_miou_rotated"] == pytest.approx(segmentation.miou(pred, np.rot90(label, 2))[0])
     assert row["per_seed"] == [row["generated_miou_map"]]  # one seed, one generated image
     assert "| oem | houston_16 832:960, 832:960 |" in capsys.readouterr().out
+    look = np.asarray(Image.open(tmp_path / "look" / "oem_houston_16.png"))
+    assert look.shape == (128, 3 * 128, 3) and (look[:, :128] == image).all()  # real | copy | generated
+    generated = look[:, 256:]
+    assert row["colour_offset"] == pytest.approx(colour_against([generated], image)["colour_offset"], abs=0.01)
+    assert row["contrast_ratio"] == pytest.approx(colour_against([generated], image)["contrast_ratio"], abs=0.001)
+
+
+def test_colour_against_the_real_window_sees_shifts_and_harsher_contrast():
+    real = np.random.default_rng(0).integers(60, 180, (32, 32, 3)).astype(np.uint8)
+    assert colour_against([real], real) == {"colour_offset": 0.0, "contrast_ratio": 1.0}
+    brighter = real + np.array([10, 20, 30], dtype=np.uint8)
+    assert colour_against([brighter], real)["colour_offset"] == pytest.approx(20.0)
+    harsher = np.clip((real.astype(float) - 120) * 2 + 120, 0, 255).astype(np.uint8)
+    assert colour_against([harsher], real)["contrast_ratio"] == pytest.approx(2.0, abs=0.05)
+    assert colour_against([real, brighter], real)["colour_offset"] == pytest.approx(10.0)  # averaged over the images
 
 
 def test_a_window_whose_tile_is_missing_is_named(judge, capsys):
