@@ -195,7 +195,7 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, descr
                 "steps": ae["steps"], "wall_seconds": round(ae["wall_seconds"], 1),
                 "loss": loss_summary(ae["history"]), "holdout_psnr_db": ae_summary.get("holdout_psnr_db"),
                 "params": sum(p.numel() for p in build_vqmodel(ae["config"]).parameters()),
-                **({"continued_from": ae["base_model"]} if ae.get("base_model") else {}),
+                **({"continued_from": with_base_training(ae["base_model"])} if ae.get("base_model") else {}),
                 **({"taken_unchanged_from_the_base": True} if ae.get("unchanged_from_base") else {}),
             },
             **({"decoder_finetune": decoder_provenance(ae["decoder"])} if ae.get("decoder") else {}),
@@ -203,12 +203,28 @@ def manifest(ckpt: dict, unet: SemanticUNet, files: dict, guidance: float, descr
                 "steps": ckpt["step"], "wall_seconds": round(ckpt["wall_seconds"], 1),
                 "loss": loss_summary(ckpt["history"]), "loss_kind": dcfg["loss"],
                 "params": sum(p.numel() for p in unet.parameters()),
-                **({"continued_from": ckpt["base_model"]} if ckpt.get("base_model") else {}),
+                **({"continued_from": with_base_training(ckpt["base_model"])} if ckpt.get("base_model") else {}),
             },
             "held_out": cfg["data"].get("holdout", []),
         },
         "files": files,
     }
+
+
+def with_base_training(base: dict) -> dict:
+    """The base package's record with its own training record: runs started before provenance() carried it
+    (check 11's) get it from the base's model.json, when that is still there and still the file they started from."""
+    if "training" in base:
+        return base
+    manifest = Path(base.get("path", "")) / "model.json"
+    try:
+        raw = manifest.read_bytes()
+    except OSError:
+        return base
+    if hashlib.sha256(raw).hexdigest() != base.get("model_json_sha256"):
+        return base
+    training = json.loads(raw).get("training")
+    return {**base, **({"training": training} if training else {})}
 
 
 def decoder_provenance(d: dict) -> dict:

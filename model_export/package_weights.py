@@ -62,8 +62,10 @@ class BaseModel:
 
     def provenance(self) -> dict:
         m = self.networks.manifest
+        # the base's own training record travels along, so a package continued from a package continued from a
+        # third says every stage's steps (0.3.0's denoiser: 12,000 in its base, then 4,000)
         return {"path": str(self.path), "name": m.get("name"), "version": m.get("version"),
-                "model_json_sha256": self.networks.sha256}
+                "model_json_sha256": self.networks.sha256, **({"training": m["training"]} if m.get("training") else {})}
 
     def check_architecture(self, cfg: dict) -> None:
         got, want = architecture(cfg), self.networks.architecture

@@ -12,11 +12,11 @@ DEFAULT = Path(__file__).parents[2] / "model_export" / "configs" / "default.toml
 
 def test_values_are_read_as_toml_and_the_file_is_untouched():
     cfg = load_config(DEFAULT)
-    new = override_config(cfg, ["autoencoder.norm_num_groups=8", "autoencoder.lr = 2e-4",
+    new = override_config(cfg, ["autoencoder.norm_num_groups=4", "autoencoder.lr = 2e-4",
                                 "autoencoder.block_out_channels=[32, 64, 64]", 'data.balance="tile"'])
-    assert new["autoencoder"]["norm_num_groups"] == 8 and new["autoencoder"]["lr"] == 2e-4
+    assert new["autoencoder"]["norm_num_groups"] == 4 and new["autoencoder"]["lr"] == 2e-4
     assert new["autoencoder"]["block_out_channels"] == [32, 64, 64] and new["data"]["balance"] == "tile"
-    assert cfg["autoencoder"]["norm_num_groups"] == 32 and cfg["data"]["balance"] == "source"  # a copy, not the same dicts
+    assert cfg["autoencoder"]["norm_num_groups"] == 8 and cfg["data"]["balance"] == "source"  # a copy, not the same dicts
     assert new["diffusion"] == cfg["diffusion"]
 
 

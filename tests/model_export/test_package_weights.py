@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -121,6 +122,9 @@ def test_denoiser_continues_on_the_packages_own_autoencoder(small_data, tmp_path
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["training"]["diffusion"]["continued_from"]["name"] == "ChangeAnywhere tiny test model"
     assert manifest["training"]["autoencoder"]["taken_unchanged_from_the_base"] is True
+    # the base's own steps travel along: a continued package says how long its networks trained in all
+    base_training = json.loads((TINY_MODEL / "model.json").read_text())["training"]
+    assert manifest["training"]["diffusion"]["continued_from"]["training"] == base_training
     # the autoencoder is the package's, unchanged: the same encoder output to float precision
     image = real_crop()
     assert np.abs(load_model_package(out, "cpu").encode(image) - load_model_package(TINY_MODEL, "cpu").encode(image)).max() < 1e-4
@@ -141,3 +145,14 @@ def test_a_missing_package_is_a_clear_error_that_leaves_nothing(small_data, tmp_
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nowhere" in err
     assert not (tmp_path / "ae").exists()
+
+
+def test_a_base_record_without_its_training_takes_it_from_the_same_base_file_only(tmp_path):
+    from model_export.export_onnx import with_base_training
+    raw = (TINY_MODEL / "model.json").read_bytes()
+    record = {"path": str(TINY_MODEL), "name": "n", "version": "v", "model_json_sha256": hashlib.sha256(raw).hexdigest()}
+    assert with_base_training(record)["training"] == json.loads(raw)["training"]
+    other = {**record, "model_json_sha256": "0" * 64}  # the base was replaced since the run started
+    assert with_base_training(other) == other
+    gone = {**record, "path": str(tmp_path / "nowhere")}
+    assert with_base_training(gone) == gone
