@@ -110,16 +110,11 @@ def table(rows: list[dict]) -> str:
         cells = [f"{r[f'{n}_miou_map']:.3f} / {r[f'{n}_miou_rotated']:.3f} = **{r[f'{n}_ratio']:.2f}x**" if n == "generated"
                  else f"{r[f'{n}_miou_map']:.3f} / {r[f'{n}_miou_rotated']:.3f} = {r[f'{n}_ratio']:.2f}x" for n in ("generated", "copy", "real")]
         lines.append(f"| {r['source']} | {r['stem']} {r['rows'][0]}:{r['rows'][1]}, {r['cols'][0]}:{r['cols'][1]} | "
-                     + " | ".join(cells) + f" | {r['copy_psnr_db']:.2f} | {colour_cell(r)} |")
+                     + " | ".join(cells) + f" | {r['copy_psnr_db']:.2f} | {r['colour_offset']:.1f}, {r['contrast_ratio']:.2f}x |")
     mean = float(np.mean([r["generated_ratio"] for r in rows]))
     lines.append(f"| **mean of the windows** | | **{mean:.2f}x** | {np.mean([r['copy_ratio'] for r in rows]):.2f}x | "
                  f"{np.mean([r['real_ratio'] for r in rows]):.2f}x | | |")
     return "\n".join(lines)
-
-
-def colour_cell(row: dict) -> str:
-    # rows written before the colour figures existed (checks 6-11's JSON) have none
-    return f"{row['colour_offset']:.1f}, {row['contrast_ratio']:.2f}x" if "colour_offset" in row else ""
 
 
 def main(argv: list[str] | None = None) -> int:
