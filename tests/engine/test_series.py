@@ -186,9 +186,10 @@ def test_unchanged_land_stays_consistent_across_dates(tmp_path, houston_label_pa
     since T1: PSNR(T1, Tk) is at least 3 dB above the same series made with s = 0 (no latent mixing: Tk an independent
     draw under the same map k, T1 the same image), and at least 5 dB above PSNR(T1, Tk) inside the land changed since T1.
     And date 3 is mixed from date 2, not from T1: inside the land date 2 changed and date 3 left alone, PSNR(T2, T3) is at
-    least 3 dB above the independent series'.
-    (Measured: 21.6 and 18.2 dB mixed against 16.7 and 13.4 dB independent, about 11 dB in the changed land; 22.9 against
-    18.6 dB in the land changed at date 2 only.)"""
+    least 5 dB above PSNR(T1, T3) there, and at least 2 dB above the independent series' PSNR(T2, T3).
+    (Measured with 0.3.0 at its guidance 8: 21.8 and 17.3 dB mixed against 17.1 and 12.5 dB independent, about 12 dB in
+    the changed land; in the land changed at date 2 only, T2-T3 22.8 dB against T1-T3 11.8 dB and 19.8 dB independent.
+    0.2.0 at guidance 4 kept more of date 2 there: 22.9 against 18.6 dB independent; the margin was 3 dB until 0.3.0.)"""
     runs = {}
     for s in (0.9, 0.0):
         out = tmp_path / f"s{s}"
@@ -207,4 +208,6 @@ def test_unchanged_land_stays_consistent_across_dates(tmp_path, houston_label_pa
         assert kept >= psnr(mixed[1], mixed[k], changed) + 5.0, k
     at_date_2_only = (mixed["since_t1"][2] == 1) & (mixed["t2_t3"] == 0)
     assert at_date_2_only.sum() > 1000
-    assert psnr(mixed[2], mixed[3], at_date_2_only) >= psnr(independent[2], independent[3], at_date_2_only) + 3.0
+    from_t2 = psnr(mixed[2], mixed[3], at_date_2_only)
+    assert from_t2 >= psnr(mixed[1], mixed[3], at_date_2_only) + 5.0  # date 3 drawn from date 2's look, not T1's
+    assert from_t2 >= psnr(independent[2], independent[3], at_date_2_only) + 2.0
