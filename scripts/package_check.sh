@@ -13,6 +13,9 @@
 #              OUT=build/check10 SEEDS="44 45 46 47" scripts/package_check.sh
 #   check 11: BASE=changeanywhere_qgis/models/default CANDIDATE=model_export/runs/groups9/package-more \
 #              OUT=build/check11 SEEDS="48 49 50 51" scripts/package_check.sh   (judges copied from build/check10)
+#   check 12: BASE=changeanywhere_qgis/models/default CANDIDATE=model_export/runs/groups9/package-g \
+#              OUT=build/check12 SEEDS="56 57 58 59" scripts/package_check.sh   (judges copied from build/check11;
+#              BASE is 0.2.0, bundled until check 12: git archive 15dca2e changeanywhere_qgis/models/default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

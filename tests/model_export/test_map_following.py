@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from model_export import segmentation
 from model_export.data import image_to_tensor_range
-from PIL import Image
-
 from model_export.map_following import central, colour_against, main
 from training_helpers import REPO, TINY_CONFIG, TRAIN, read_tif
 

@@ -12,7 +12,7 @@ import torch
 from changeanywhere_qgis.engine.diffusion import load_model_package
 from model_export.autoencoder import DecoderGraph, EncoderGraph
 from model_export.data import DataError, image_to_tensor_range, one_hot
-from model_export.export_onnx import export, load_networks
+from model_export.export_onnx import export, load_networks, with_base_training
 from model_export.package_weights import check_against_package, read_package_networks
 from model_export.train import load_config, main
 from training_helpers import REPO, TINY_CONFIG, TRAIN, read_tif
@@ -148,7 +148,6 @@ def test_a_missing_package_is_a_clear_error_that_leaves_nothing(small_data, tmp_
 
 
 def test_a_base_record_without_its_training_takes_it_from_the_same_base_file_only(tmp_path):
-    from model_export.export_onnx import with_base_training
     raw = (TINY_MODEL / "model.json").read_bytes()
     record = {"path": str(TINY_MODEL), "name": "n", "version": "v", "model_json_sha256": hashlib.sha256(raw).hexdigest()}
     assert with_base_training(record)["training"] == json.loads(raw)["training"]
