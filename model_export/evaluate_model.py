@@ -61,10 +61,10 @@ def ratio(miou_map: float, miou_rotated: float) -> str:
 
 
 def score_generated(model, seg, label: np.ndarray, guidance: float, seeds: list[int], steps: int, eta: float,
-                    keep_first: list | None = None, keep_all: list | None = None) -> dict:
+                    keep: list | None = None) -> dict:
     """Mean mIoU of the judge on images generated from ``label``, against it and against it rotated 180°.
 
-    ``keep_first`` receives the first seed's image, ``keep_all`` every seed's (uint8 HxWx3)."""
+    ``keep`` receives every seed's image (uint8 HxWx3), in the order of ``seeds``."""
     rotated = np.rot90(label, 2)
     scores, scores_rot = [], []
     for seed in seeds:
@@ -72,10 +72,8 @@ def score_generated(model, seg, label: np.ndarray, guidance: float, seeds: list[
         pred = segmentation.predict(seg, image)
         scores.append(segmentation.miou(pred, label)[0])
         scores_rot.append(segmentation.miou(pred, rotated)[0])
-        if keep_first is not None and seed == seeds[0]:
-            keep_first.append(to_uint8(image))
-        if keep_all is not None:
-            keep_all.append(to_uint8(image))
+        if keep is not None:
+            keep.append(to_uint8(image))
     return {"guidance": guidance, "eta": eta, "miou_map": float(np.mean(scores)),
             "miou_rotated": float(np.mean(scores_rot)), "per_seed": scores}
 
@@ -215,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     panel = [real, colourise(label, model.manifest["classes"]), recon]
     for g in args.guidance:
-        row = score_generated(model, seg, label, g, args.seeds, args.steps, args.eta, keep_first=panel)
+        drawn: list[np.ndarray] = []
+        row = score_generated(model, seg, label, g, args.seeds, args.steps, args.eta, keep=drawn)
+        panel.append(drawn[0])  # the first seed's image of each guidance
         result["generated"].append(row)
         print(f"guidance {g:g}: mIoU vs map {row['miou_map']:.3f}, vs rotated map {row['miou_rotated']:.3f}")
     if args.compare_eta:

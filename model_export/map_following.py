@@ -74,20 +74,21 @@ def score_windows(model_dir: Path, judge_dir: Path, config: Path, data: list[str
         real, label = image[r, c, :3], label[r, c]
         real_in = image_to_tensor_range(real)
         copy_in = model.decode(model.encode(real_in[None]))[0]
+        copy = to_uint8(copy_in)
         rotated = np.rot90(label, 2)
         row = {"source": tile.image_path.parent.parent.name, "stem": w.stem,
                "rows": [r.start, r.stop], "cols": [c.start, c.stop],
-               "copy_psnr_db": round(psnr(to_uint8(copy_in), real), 2)}
+               "copy_psnr_db": round(psnr(copy, real), 2)}
         for name, x in (("real", real_in), ("copy", copy_in)):
             pred = segmentation.predict(judge, x)
             row[f"{name}_miou_map"], row[f"{name}_miou_rotated"] = segmentation.miou(pred, label)[0], segmentation.miou(pred, rotated)[0]
         drawn: list[np.ndarray] = []
-        gen = score_generated(model, judge, label, guidance, seeds, steps, eta, keep_all=drawn)
+        gen = score_generated(model, judge, label, guidance, seeds, steps, eta, keep=drawn)
         row.update(generated_miou_map=gen["miou_map"], generated_miou_rotated=gen["miou_rotated"], per_seed=gen["per_seed"])
         row.update(colour_against(drawn, real))
         if images is not None:
             images.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.concatenate([real, to_uint8(copy_in), drawn[0]], axis=1)).save(
+            Image.fromarray(np.concatenate([real, copy, drawn[0]], axis=1)).save(
                 images / f"{row['source']}_{w.stem}.png", optimize=True)
         for name in ("real", "copy", "generated"):
             row[f"{name}_ratio"] = ratio(row[f"{name}_miou_map"], row[f"{name}_miou_rotated"])
