@@ -241,7 +241,7 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
 
     ``datasets``: generated datasets (LEVIR-CD layout): train and val splits train, the test split picks thresholds.
     ``test_sets``: {name: folder of real A/B/label pairs}. ``stored``: how the datasets' own pre-event images were made
-    (their arm's name: "real", or "redrawn, B appearance-shifted" for datasets made with the engine's defaults).
+    (their arm's name: "real", the engine's default since check U5, or e.g. "redrawn, B appearance-shifted").
     ``redraw``: None, or a function uint8 [3,H,W] -> uint8 [3,H,W] (the model's autoencoder copy): then a second net
     is trained with every generated pre-event image redrawn by it, as ``--pre-event redrawn`` would have made them (the
     post-event images are the same). ``shift``: None, or a function (uint8 [3,H,W] image B, the sample's seed) -> image

@@ -65,11 +65,12 @@ print("{} of {} image and label files byte-identical to the local run, manifest 
   --note "**Same on Dask.** \`python -m benchmarks.dataset_bench --dask-check $OUT/oem --samples 10\` made the first 10 samples again on a two-worker Dask LocalCluster: $same (\`tests/engine/dataset/test_dask.py\` checks the same on every test run)."
 
 # 4. Seams inside dataset tiles: the default model's tile is 256 px, so 256 px dataset tiles have
-#    no model-tile boundaries. A few 512 px tiles (3x3 overlapping model tiles each) show them.
+#    no model-tile boundaries. A few 512 px tiles (3x3 overlapping model tiles each) show them, in the post-event
+#    images and in the pre-event images redrawn by the autoencoder's tiles (--pre-event redrawn: a real image has none).
 SEAMS_OUT=${SEAMS_OUT:-build/dataset512}
 SAMPLE=(--semantic changeanywhere_qgis/samples/houston_label.tif --image changeanywhere_qgis/samples/houston_image.tif)
 echo "4. seams on 512 px tiles"
-"$PY" -m changeanywhere_qgis dataset "${SAMPLE[@]}" --count "${SEAMS_COUNT:-6}" --tile 512 --layout levir \
+"$PY" -m changeanywhere_qgis dataset "${SAMPLE[@]}" --count "${SEAMS_COUNT:-6}" --tile 512 --layout levir --pre-event redrawn \
   --format png --seed 0 --steps "$STEPS" --workers 2 --model "$MODEL" --out "$SEAMS_OUT" --overwrite
 "$PY" -m model_export.evaluate "$SEAMS_OUT" --no-torch --report docs/quality-seams.md --figures docs/quality-seams \
   --note "Seams inside 512 px dataset tiles, each generated as overlapping model tiles; made by \`scripts/quality_report.sh\` (step 4) next to the report in \`docs/quality.md\`."

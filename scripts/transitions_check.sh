@@ -1,8 +1,8 @@
 #!/bin/bash
 # Check U4 of docs/usefulness-checks.md: does simulating building change alone (--transitions buildings) make samples
 # that teach building-change detection (LEVIR-CD, WHU-CD) better than the default OpenEarthMap rules?
-# For each table: one dataset per labelled source as the dataset command's defaults write them (pre-event redrawn,
-# B appearance-shifted; scripts/usefulness_datasets.sh with STORED=defaults), then `python -m model_export.evaluate`
+# For each table: one dataset per labelled source as the dataset command's defaults wrote them at the time of U4
+# (pre-event redrawn, B appearance-shifted; scripts/usefulness_datasets.sh with STORED=redrawn-shifted), then `python -m model_export.evaluate`
 # on them (that arm alone, NETS nets, zero-shot and few-shot on every real test set) -> docs/usefulness-u4-TABLE.md.
 # About 85 minutes on 2 idle cores at the defaults below; rerunning resumes the datasets.
 set -euo pipefail
@@ -14,7 +14,7 @@ NETS=${NETS:-2}
 MINUTES=${MINUTES:-6}
 FEW_SHOT=${FEW_SHOT:-3}  # k of the few-shot runs (the goal is set at k = 3; 1 3 5 triples their time)
 export PY MODEL=${MODEL:-changeanywhere_qgis/models/default} STEPS=${STEPS:-20} COUNTS=${COUNTS:-125 125 175 75}
-export STORED=defaults OMP_WAIT_POLICY=PASSIVE
+export STORED=redrawn-shifted OMP_WAIT_POLICY=PASSIVE
 seg_args=(--segmentation "$SEG"); [ -d "$SEG" ] || seg_args=(--no-segmentation)
 
 # both tables' datasets first, so that the two evaluations run side by side in time on the same idle machine

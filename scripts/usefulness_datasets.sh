@@ -4,9 +4,10 @@
 # pre-event images. Rerunning resumes. Used by scripts/quality_report.sh; run alone to make the data first.
 #   OUT=build/usefulness COUNTS="250 250 350 150" STEPS=50 scripts/usefulness_datasets.sh
 # TRANSITIONS=buildings simulates building change alone (the built-in table; default: the OpenEarthMap rules).
-# STORED=defaults stores what the dataset command's defaults write (pre-event redrawn, B appearance-shifted), so that an
-# evaluation without --compare-* trains that arm alone (check U4); the default, STORED=real, keeps real pre-event images
-# and unshifted B for the evaluation to make every variant from the same samples.
+# STORED=real (the default) keeps real pre-event images and unshifted B, for the evaluation to make every variant from the
+# same samples. STORED=redrawn-shifted stores pre-event redrawn and B appearance-shifted (the dataset command's defaults
+# until check U5), so that an evaluation without --compare-* trains that arm alone (check U4). STORED=defaults passes
+# neither flag: whatever the dataset command's defaults are now (since U5 the same as real).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,8 +19,9 @@ TRANSITIONS=${TRANSITIONS:-}
 STORED=${STORED:-real}
 case "$STORED" in
   real) stored_args=(--pre-event real --no-appearance-shift) ;;
+  redrawn-shifted) stored_args=(--pre-event redrawn --appearance-shift) ;;
   defaults) stored_args=() ;;
-  *) echo "usefulness_datasets.sh: STORED must be 'real' or 'defaults', not '$STORED'" >&2; exit 2 ;;
+  *) echo "usefulness_datasets.sh: STORED must be 'real', 'redrawn-shifted' or 'defaults', not '$STORED'" >&2; exit 2 ;;
 esac
 read -r N_OEM N_LOVEDA N_DUBAI N_FLAIR <<< "${COUNTS:-250 250 350 150}"
 export OMP_WAIT_POLICY=PASSIVE

@@ -42,8 +42,9 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--appearance-shift", action=argparse.BooleanOptionalAction, default=None,
                     help="give each post-event image B a random appearance shift drawn from its sample's seed, as real unchanged "
                          "land between two dates has: colour, brightness, haze, misregistration of up to 2 px (recorded in "
-                         "manifest.jsonl; A and the labels stay as without it). Default: on for pairs (check U2 of "
-                         "docs/usefulness-checks.md), off for series (--dates 3 or more), which take none yet")
+                         "manifest.jsonl; A and the labels stay as without it). Default: off (check U5 of docs/usefulness-checks.md: "
+                         "with the bundled model they cost the change detector precision on real pairs); series (--dates 3 "
+                         "or more) take none yet")
     add_style_arguments(ds)
     ds.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="png or tif (GeoTIFF, georeferenced); default png")
     ds.add_argument("--seed", type=int, default=0, help="dataset seed (default 0): the same seed gives the same dataset")

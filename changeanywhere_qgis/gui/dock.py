@@ -55,8 +55,10 @@ from .task import GenerateTask
 TARGET_FIELD = "target"
 TARGET_NAME_FIELD = "target_name"
 DEVICES = (("auto", "Auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
-# The engine's PRE_EVENT_CHOICES, first its DEFAULT_PRE_EVENT (literals: the dock builds without numpy; a test holds them equal)
+# The engine's PRE_EVENT_CHOICES in their order, and its DEFAULT_PRE_EVENT (literals: the dock builds without numpy; a
+# test holds them equal)
 PRE_EVENTS = (("redrawn", "the model's copy of it (same look as the post-event image)"), ("real", "the image itself"))
+DEFAULT_PRE_EVENT = "real"
 # The engine's SAMPLERS, first its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
 SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
 DEFAULT_STEPS = 50  # the engine's DEFAULT_STEPS (a literal for the same reason; the same test holds them equal)
@@ -129,6 +131,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.pre_event_combo = QComboBox()
         for key, label in PRE_EVENTS:
             self.pre_event_combo.addItem(label, key)
+        self.pre_event_combo.setCurrentIndex(self.pre_event_combo.findData(DEFAULT_PRE_EVENT))
         self.pre_event_combo.setToolTip("With a pre-event image: keep it as it is, or let the model's autoencoder redraw it, so "
                                         "both dates come out of the same decoder")
         self.image_combo.layerChanged.connect(lambda layer: self.pre_event_combo.setEnabled(layer is not None))

@@ -149,8 +149,8 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 **style_settings(self, parameters, context)}
 
     def _appearance_shift(self, parameters, context, feedback) -> bool | None:
-        """The box, for pairs. A series takes no shifts yet: the box (ticked by default) is then left to the engine's
-        default for series, none, rather than refused, and the log says so."""
+        """The box, for pairs. A series takes no shifts yet: a ticked box is then left to the engine's default for series,
+        none, rather than refused, and the log says so."""
         shift = self.parameterAsBool(parameters, self.APPEARANCE_SHIFT, context)
         if series_dates(self, parameters, context) > 2:
             if shift:

@@ -92,14 +92,14 @@ def test_a_guidance_scale_given_is_used_and_recorded(tiny_model_dir, tmp_path, h
 
 
 def test_the_pre_event_image_is_made_as_the_default_says(polygon_sample, houston_image_path):
-    """Without --pre-event the pre-event image is DEFAULT_PRE_EVENT's: the model's copy of the input image ("redrawn",
-    check U1) or the input image itself ("real"); tests/engine/test_pre_event.py checks both choices."""
+    """Without --pre-event the pre-event image is the input image itself ("real", the default by check U5 of
+    docs/usefulness-checks.md; check U1 had chosen "redrawn" with model 0.1.0); tests/engine/test_pre_event.py checks
+    both choices."""
     from changeanywhere_qgis.engine.diffusion import DEFAULT_PRE_EVENT
 
     out, result = polygon_sample
-    assert result["pre_event"] == DEFAULT_PRE_EVENT
-    same = np.array_equal(_read(out / "t1_image.tif")[0], _read(houston_image_path)[0])
-    assert same == (DEFAULT_PRE_EVENT == "real")
+    assert result["pre_event"] == DEFAULT_PRE_EVENT == "real"
+    assert np.array_equal(_read(out / "t1_image.tif")[0], _read(houston_image_path)[0])
 
 
 def test_same_seed_same_sample_other_seed_other_sample(tiny_model_dir, tmp_path, houston_label_path):

@@ -84,11 +84,28 @@ def test_datasets_record_the_choice_and_refuse_to_resume_with_another(tmp_path, 
     with rasterio.open(houston_image_path) as src:
         window = src.read((1, 2, 3), window=((w["row"], w["row"] + 64), (w["col"], w["col"] + 64)))
     assert a.shape == window.shape and not np.array_equal(a, window) and psnr(a, window) > 12
-    with pytest.raises(InputError, match="other settings"):
-        generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=1, seed=3, pre_event="real"),
+    # resumed under today's default ("real" since check U5): refused, and the message names the flag that finishes it
+    with pytest.raises(InputError, match="other settings.*To finish it, add --pre-event redrawn "):
+        generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=1, seed=3),
                          images=houston_image_path, model=tiny_model_dir, workers=1)
     with pytest.raises(InputError, match="pre-event image"):
         DatasetSettings(count=2, pre_event="copy").check()
+
+
+def test_without_images_the_choice_does_not_stop_a_resume(tmp_path, tiny_model_dir, houston_label_path):
+    """Without images the pre-event image is generated from the map and the choice changes nothing: a dataset begun
+    under the old default ("redrawn", which its dataset.json records) finishes under the new one, the same bytes."""
+    whole, out = tmp_path / "whole", tmp_path / "resumed"
+    generate_dataset(houston_label_path, whole, DatasetSettings(count=3, tile=64, steps=1, seed=5), model=tiny_model_dir, workers=1)
+    generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=1, seed=5, pre_event="redrawn"),
+                     model=tiny_model_dir, workers=1)
+    assert json.loads((out / "dataset.json").read_text())["settings"]["pre_event"] == "redrawn"
+    result = generate_dataset(houston_label_path, out, DatasetSettings(count=3, tile=64, steps=1, seed=5), model=tiny_model_dir,
+                              workers=1)
+    assert (result["generated"], result["skipped"]) == (1, 2)
+    def pairs(root):
+        return {str(f.relative_to(root)): f.read_bytes() for d in ("A", "B", "label") for f in sorted((root / d).iterdir())}
+    assert pairs(out) == pairs(whole) and len(pairs(out)) == 9
 
 
 def test_real_datasets_keep_the_spec_of_before(tmp_path, tiny_model_dir, houston_label_path, houston_image_path):

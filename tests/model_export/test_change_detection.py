@@ -159,7 +159,8 @@ def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path
     from model_export import segmentation
 
     ds = tmp_path / "ds"
-    generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2, appearance_shift=True),
+                     model=tiny_model_dir, workers=1)
     judge = tmp_path / "judge"
     assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1",
                               "--redrawn-by", str(tiny_model_dir)]) == 0
@@ -175,7 +176,7 @@ def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path
     assert "### Zero-shot" in text and "### Few-shot" in text and "**whu-cd**" in text and "| 1 |" in text
     # two nets per arm: each one's training named, the means' spread shown where the nets differ
     assert "2 nets per arm, each from its own initial weights and crops (seeds 3-4)" in text
-    # made from a map alone with the defaults: pre-event images generated, B shifted; its arm says so (it was called "real")
+    # made from a map alone with B shifted: pre-event images generated; its arm says so (it was called "real")
     assert "Pre-event images generated, B appearance-shifted (seed 3): " in text
     assert "Pre-event images generated, B appearance-shifted (seed 4): " in text
     assert "F1 mean ± std over the splits and nets." in text

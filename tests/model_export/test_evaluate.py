@@ -76,14 +76,14 @@ def test_the_stored_arm_is_named_as_made_and_mixed_arms_are_refused(tmp_path, ti
     from model_export.evaluate import _open_dataset, _stored_arm
 
     made = {}
-    for name, pre, shift in (("real", "real", False), ("defaults", "redrawn", True)):
+    for name, pre, shift in (("real", "real", False), ("redrawn-shifted", "redrawn", True)):
         generate_dataset(houston_label_path, tmp_path / name, DatasetSettings(count=2, tile=64, steps=1, pre_event=pre, appearance_shift=shift),
                          images=houston_image_path, model=tiny_model_dir, workers=1)
         made[name] = _open_dataset(tmp_path / name)[1]
     assert _stored_arm([made["real"]]) == "real"
-    assert _stored_arm([made["defaults"]]) == "redrawn, B appearance-shifted"
+    assert _stored_arm([made["redrawn-shifted"]]) == "redrawn, B appearance-shifted"
     with pytest.raises(InputError, match=r"made in different ways \(real; redrawn, B appearance-shifted\)"):
-        evaluate_dataset([tmp_path / "real", tmp_path / "defaults"], report=tmp_path / "r.md",
+        evaluate_dataset([tmp_path / "real", tmp_path / "redrawn-shifted"], report=tmp_path / "r.md",
                          settings=EvaluateSettings(use_segmentation=False, few_shot_k=()))
     assert not (tmp_path / "r.md").exists()  # refused before anything was trained or written
     with pytest.raises(InputError, match="--nets-per-arm must be at least 1, not 0"):

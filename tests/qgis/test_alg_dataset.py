@@ -76,16 +76,16 @@ def test_appearance_shifts_and_the_style_reach_the_engine(processing_run, tiny_m
     lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     assert all(set(r["appearance_shift"]) == {"colour", "brightness", "haze", "haze_colour", "shift"} for r in lines)
     card = (out / "README.md").read_text()
-    assert "random appearance shift" in card and "--no-appearance-shift" not in card
+    assert "random appearance shift" in card and " --appearance-shift " in card and "--no-appearance-shift" not in card
     spec = json.loads((out / "dataset.json").read_text())
     assert spec["style"]["path"] == str(STYLE) and spec["settings"]["style_strength"] == 0.5
 
 
-def test_appearance_shifts_are_on_by_default_and_can_be_unticked(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+def test_appearance_shifts_are_off_by_default_and_can_be_ticked(processing_run, tiny_model_dir, houston_label_path, tmp_path):
     common = {"SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "SEED": 4, "MODEL": str(tiny_model_dir), "STEPS": 1,
               "DEVICE": 1, "WORKERS": 1}
     processing_run("changeanywhere:generatechangedataset", {**common, "OUTPUT": str(tmp_path / "default")})
-    processing_run("changeanywhere:generatechangedataset", {**common, "APPEARANCE_SHIFT": False, "OUTPUT": str(tmp_path / "off")})
-    default, off = ([json.loads(x) for x in (tmp_path / name / "manifest.jsonl").read_text().splitlines()] for name in ("default", "off"))
-    assert all("appearance_shift" in r for r in default) and not any("appearance_shift" in r for r in off)
-    assert "--no-appearance-shift" in (tmp_path / "off" / "README.md").read_text()
+    processing_run("changeanywhere:generatechangedataset", {**common, "APPEARANCE_SHIFT": True, "OUTPUT": str(tmp_path / "on")})
+    default, on = ([json.loads(x) for x in (tmp_path / name / "manifest.jsonl").read_text().splitlines()] for name in ("default", "on"))
+    assert not any("appearance_shift" in r for r in default) and all("appearance_shift" in r for r in on)  # check U5
+    assert "--no-appearance-shift" in (tmp_path / "default" / "README.md").read_text()

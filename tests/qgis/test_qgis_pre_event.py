@@ -41,9 +41,10 @@ def test_dock_choices_are_the_engines_and_reach_the_task(qgis_iface, qgis_canvas
     from qgis.core import QgsGeometry, QgsPointXY, QgsRasterLayer
 
     from changeanywhere_qgis.engine.diffusion import DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES
+    from changeanywhere_qgis.gui import dock as dock_module
     from changeanywhere_qgis.gui.dock import PRE_EVENTS, ChangeAnywhereDock
 
-    assert tuple(key for key, _ in PRE_EVENTS) == PRE_EVENT_CHOICES and PRE_EVENTS[0][0] == DEFAULT_PRE_EVENT
+    assert tuple(key for key, _ in PRE_EVENTS) == PRE_EVENT_CHOICES and dock_module.DEFAULT_PRE_EVENT == DEFAULT_PRE_EVENT
     label = QgsRasterLayer(str(houston_label_path), "land cover", "gdal")
     image = QgsRasterLayer(str(houston_image_path), "image", "gdal")
     clean_project.addMapLayers([image, label])

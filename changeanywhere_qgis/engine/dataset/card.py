@@ -236,7 +236,7 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
 APPEARANCE_TEXT = ("Each post-event image (B, im2) took a random appearance shift after it was generated, as real unchanged "
                    "land between two dates has: a colour change, brightness, haze and a misregistration of up to 2 px (B moved "
                    "against A and the labels); each sample's shift is in `manifest.jsonl` (`appearance_shift`), drawn from its "
-                   "seed (on by default for pairs; docs/appearance-shifts.md).")
+                   "seed (`--appearance-shift`, off by default; docs/appearance-shifts.md).")
 
 
 def _solver_text(st: dict) -> str:
@@ -277,8 +277,10 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     args += ["--second-classes", rel(st["second_classes"])] if st.get("second_classes") else []
     args += ["--skip-hidden-change"] if st.get("skip_hidden_change") else []
     args += ["--dates", str(st["dates"])] if st.get("dates", 2) != 2 else []
-    # appearance shifts are on by default for pairs: the command names them only where a pair dataset went without
-    args += ["--no-appearance-shift"] if st.get("dates", 2) == 2 and not st.get("appearance_shift") else []
+    # a pair dataset's command names its appearance shifts either way, as it names --pre-event: their default has
+    # changed (on by check U2, off by U5), and the card's command must make this dataset whatever the default is then
+    if st.get("dates", 2) == 2:
+        args += ["--appearance-shift" if st.get("appearance_shift") else "--no-appearance-shift"]
     args += ["--style", rel(spec["style"]["path"]), "--style-strength", f"{st.get('style_strength', 1.0):g}"] if spec.get("style") else []
     args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
     return shlex.join(args)

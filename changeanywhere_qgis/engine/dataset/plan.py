@@ -14,7 +14,7 @@ from ..events import load_table
 from ..io import (ImageSource, check_output_path, check_writable, has_second, load_second_classes, parts, read_semantic,
                   read_style_image)
 from ..landcover import ClassScheme, load_remap
-from .job import SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
+from .job import LEGACY_SETTINGS, SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
 
 def _granule(manifest: dict) -> int:
@@ -156,7 +156,25 @@ def _lookup(spec: dict, dotted: str):
 
 def _comparable(spec: dict) -> dict:
     settings = {k: v for k, v in spec.get("settings", {}).items() if k not in SPEED_SETTINGS}
+    if not spec.get("images"):  # without images the pre-event image is generated: the setting changes nothing (and a
+        settings.pop("pre_event", None)  # dataset begun under the old default "redrawn" still finishes)
     return {**{k: v for k, v in spec.items() if k != "count"}, "settings": settings}
+
+
+def _default_change_hint(old: dict, differ: list[str]) -> str:
+    """The flags that finish a dataset begun under other defaults: the pre-event image and appearance shifts changed
+    their defaults (checks U1, U2, U5 of docs/usefulness-checks.md), so a rerun of the same command can differ in them."""
+    flags = []
+    if "settings.pre_event" in differ:
+        pre_event = _lookup(old, "settings.pre_event") or LEGACY_SETTINGS["pre_event"]  # left out of a spec while "real"
+        flags.append((f"--pre-event {pre_event}", f"\"Pre-event image is\": {pre_event}"))
+    if "settings.appearance_shift" in differ:
+        flags.append(("--appearance-shift", "tick \"Random appearance shifts\"") if _lookup(old, "settings.appearance_shift")
+                     else ("--no-appearance-shift", "untick \"Random appearance shifts\""))
+    if not flags:
+        return ""
+    return (f" To finish it, add {' '.join(flag for flag, _ in flags)} "
+            f"(Processing: {'; '.join(box for _, box in flags)}).")
 
 
 def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
@@ -184,9 +202,7 @@ def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
     if differ:
         detail = "; ".join(f"{k} was {_lookup(old, k)!r}, now {_lookup(spec, k)!r}" for k in differ[:5])
         more = f" (and {len(differ) - 5} more)" if len(differ) > 5 else ""
-        # a pair dataset begun before appearance shifts were the default: say which flag finishes it
-        hint = (" It has no appearance shifts: add --no-appearance-shift (Processing: untick \"Random appearance shifts\")."
-                if "settings.appearance_shift" in differ and not _lookup(old, "settings.appearance_shift") else "")
+        hint = _default_change_hint(old, differ)
         raise InputError(f"Output folder {out} holds a dataset made with other settings: {detail}{more}. Rerun with the "
                          "same settings to finish it (only --count and --batch-size may change), choose another folder, "
                          f"or pass --overwrite.{hint}")

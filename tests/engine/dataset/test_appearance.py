@@ -51,8 +51,8 @@ def test_only_b_changes_and_each_samples_shift_is_recorded(pair_of_datasets):
     for r in records:
         assert r["appearance_shift"] == draw_appearance_shift(r["seed"]).to_dict()
     card, plain_card = (shifted / "README.md").read_text(), (plain / "README.md").read_text()
-    # shifts are the default for pairs: the card's command names the flag only for the dataset without them
-    assert "random appearance shift" in card and "--no-appearance-shift" not in card
+    # a pair dataset's command names its shifts either way: their default changed (U2 on, U5 off), the card's command may not
+    assert "random appearance shift" in card and " --appearance-shift " in card and "--no-appearance-shift" not in card
     assert "random appearance shift" not in plain_card and "--no-appearance-shift" in plain_card
     assert json.loads((shifted / "dataset.json").read_text())["settings"]["appearance_shift"] is True
     assert "appearance_shift" not in json.loads((plain / "dataset.json").read_text())["settings"]  # off: the spec as before
@@ -105,18 +105,21 @@ def test_haze_lowers_the_contrast_towards_a_bright_blue_grey(houston_image_path)
 
 def test_resume_with_other_appearance_settings_is_refused(pair_of_datasets, tiny_model_dir, houston_label_path,
                                                           houston_image_path):
-    plain, _ = pair_of_datasets
+    _, shifted = pair_of_datasets
+    before = _files(shifted)
     done = subprocess.run([sys.executable, "-m", "changeanywhere_qgis", "dataset", "--semantic", str(houston_label_path),
                            "--image", str(houston_image_path), "--count", "6", "--tile", "64", "--steps", "2", "--seed", "4",
                            "--layout", "both", "--model", str(tiny_model_dir), "--workers", "1",
-                           "--out", str(plain)], cwd=REPO, capture_output=True, text=True, timeout=300)
-    # shifts are on by default now: a dataset begun without them is refused, and the message names the flag to finish it
-    assert done.returncode == 2 and "appearance_shift" in done.stderr and "add --no-appearance-shift" in done.stderr, done.stderr
-    assert all("appearance_shift" not in r for r in _manifest(plain))
+                           "--out", str(shifted)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    # shifts are off by default since check U5: a dataset begun with them (the default from U2 to U5) is refused, and the
+    # message names the flag that finishes it
+    assert done.returncode == 2 and "appearance_shift" in done.stderr and "add --appearance-shift " in done.stderr, done.stderr
+    assert "tick \"Random appearance shifts\"" in done.stderr and "--pre-event" not in done.stderr
+    assert _files(shifted) == before
 
 
-def test_on_by_default_for_pairs_off_for_series():
-    assert DatasetSettings(count=2).appearance_shift is True  # check U2, docs/usefulness-checks.md
+def test_off_by_default():
+    assert DatasetSettings(count=2).appearance_shift is False  # check U5, docs/usefulness-checks.md
     assert DatasetSettings(count=2, appearance_shift=False).appearance_shift is False
     assert DatasetSettings(count=2, dates=3).appearance_shift is False  # a series takes none yet, and is not refused
     DatasetSettings(count=2, dates=3).check()
