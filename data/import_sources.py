@@ -16,6 +16,10 @@ What it writes, and why each choice (the repository must stay small: see data/RE
   The quadrant is fixed in advance (never chosen by its change), so one quadrant holds no change at all, as
   real unchanged land does.
 - ``data/train/oem/``: the GeoTIFFs rewritten with lossless DEFLATE (the same pixels, a third of the bytes).
+- ``data/adapt/``: an area that no model version trained on, for the adaptation figures of the model card: a
+  512x512 crop of Dubai ``tile_5/image_part_008`` (rows and columns in ``ADAPT_WINDOW``), chosen as the crop of tiles
+  4 and 5 with the most of its rarest class among crops with almost no unlabelled pixels (all five classes, 49 %
+  bare land: a bright desert downtown). The image is the JPEG's pixels as lossless PNG, the label Dubai codes.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ sys.path.insert(0, str(REPO))
 from changeanywhere_qgis.engine.landcover import codes_from_colours, mask_colours  # noqa: E402
 
 DUBAI_TILES = (1, 2, 3, 6)
+ADAPT_SOURCE = ("tile_5", "image_part_008")  # Dubai, never in data/train
+ADAPT_WINDOW = ((512, 1024), (0, 512))  # rows, cols
 FLAIR_GSD_M = 0.2
 QUADRANT = (512, 512)  # the bottom-right 512x512 quadrant of a 1024x1024 change tile
 CROP = 256
@@ -72,6 +78,19 @@ def import_dubai(shared: Path, out: Path) -> int:
             Image.fromarray(codes).save(labels / f"{stem}.png", optimize=True)
             n += 1
     return n
+
+
+def import_adaptation_area(shared: Path, out: Path) -> str:
+    tile, part = ADAPT_SOURCE
+    (r0, r1), (c0, c1) = ADAPT_WINDOW
+    image, codes = _rgb(shared / tile / "images" / f"{part}.jpg"), dubai_label(shared / tile / "masks" / f"{part}.png")
+    if codes.shape != image.shape[:2]:
+        raise SystemExit(f"error: the mask of {tile}/{part} is {codes.shape} but its image is {image.shape[:2]}")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"dubai_{tile.replace('_', '')}_part{part.rsplit('_', 1)[1]}_r{r0}_c{c0}"
+    Image.fromarray(image[r0:r1, c0:c1]).save(out / f"{stem}_image.png", optimize=True)
+    Image.fromarray(codes[r0:r1, c0:c1]).save(out / f"{stem}_label.png", optimize=True)
+    return stem
 
 
 def flair_label(mask: Path, meta: Path) -> tuple[np.ndarray, rasterio.Affine]:
@@ -142,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"levir-cd: +{import_change_quadrants(args.shared / 'levir-cd-tiles', data / 'levir-cd', fresh=False)} pairs from test_12")
     print(f"whu-cd: {import_change_quadrants(args.shared / 'whu-cd', data / 'whu-cd', fresh=True)} pairs")
     print(f"oem: {recompress_geotiffs(data / 'train' / 'oem')} GeoTIFFs recompressed losslessly")
+    print(f"adapt: {import_adaptation_area(args.shared / 'dubai', data / 'adapt')} (a Dubai area no model trained on)")
     return 0
 
 

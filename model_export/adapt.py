@@ -321,6 +321,11 @@ def report(out: Path, a: dict) -> str:
     if "map_following" in b:
         lines.append(f"  map-following ratio       {b['map_following']['ratio']:8.2f}  {f['map_following']['ratio']:8.2f}"
                      f"   (the real image of the block: {a['held_out_figures']['real_image']['ratio']:.2f})")
+        if "colour_offset" in b["map_following"]:  # packages adapted before colour was measured have none
+            lines.append(f"  colour offset, 0-255      {b['map_following']['colour_offset']:8.1f}  "
+                         f"{f['map_following']['colour_offset']:8.1f}   (generated against the block's real image)")
+            lines.append(f"  contrast ratio            {b['map_following']['contrast_ratio']:8.2f}  "
+                         f"{f['map_following']['contrast_ratio']:8.2f}   (1 = the real image's)")
     else:
         lines.append("  map-following ratio       not measured (give --judge JUDGE_DIR)")
     return "\n".join(lines)

@@ -9,7 +9,9 @@ user's area that training never saw.
   area's imagery under its map better. This is the figure adaptation moves.
 - **map-following ratio** (only with a judge, ``--judge``): the project's judge (``model_export/segmentation.py``)
   labels images generated from the held-out block's map; mIoU against the map over mIoU against the map
-  rotated 180 degrees (docs/map-following-checks.md).
+  rotated 180 degrees (docs/map-following-checks.md). With it, the same images' **colour offset** (mean absolute
+  difference of the band means from the real block's, 0-255) and **contrast ratio** (their band standard deviations
+  over the real block's): a model that burns a bright area white can still follow its map.
 
 An adapted package's figures can be measured again later, e.g. with a judge it was not adapted with (its manifest
 says which map, image and block; the base package must still be where the manifest says, or be given)::
@@ -33,7 +35,7 @@ from changeanywhere_qgis.engine.quality import psnr
 
 from .adapt_area import Area, HeldOut
 from .data import DataError, image_to_tensor_range, one_hot
-from .map_following import central, ratio
+from .map_following import central, colour_against, ratio
 from .train_diffusion import noise_scheduler
 
 LOSS_DRAWS = 16  # noise/timestep draws per held-out crop: enough that two packages' losses compare steadily
@@ -89,7 +91,8 @@ def denoising_loss(unet, latents: torch.Tensor, labels: np.ndarray, dcfg: dict, 
 
 
 def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut) -> dict:
-    """The judge's map-following ratio on images generated from the held-out block's map (its central crop)."""
+    """The judge's map-following ratio on images generated from the held-out block's map (its central crop), and
+    their colour against the block's real image."""
     from . import segmentation
     from .evaluate_model import score_generated
 
@@ -97,11 +100,13 @@ def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut) -
     w = central_window(held, model.multiple_of)
     r, c = slice(*w.rows), slice(*w.cols)
     label = np.where(area.valid[r, c], area.labels[r, c], 0).astype(np.uint8)
+    images = []
     gen = score_generated(model, segmentation.load(judge_dir), label, model.guidance_scale, JUDGE_SEEDS, JUDGE_STEPS,
-                          DEFAULT_ETA)
+                          DEFAULT_ETA, keep=images)
     return {"ratio": round(ratio(gen["miou_map"], gen["miou_rotated"]), 3), "miou_map": round(gen["miou_map"], 4),
-            "miou_rotated": round(gen["miou_rotated"], 4), "window": {"rows": [r.start, r.stop], "cols": [c.start, c.stop]},
-            "seeds": JUDGE_SEEDS, "steps": JUDGE_STEPS, "eta": DEFAULT_ETA}
+            "miou_rotated": round(gen["miou_rotated"], 4), **colour_against(images, area.image[r, c]),
+            "window": {"rows": [r.start, r.stop], "cols": [c.start, c.stop]}, "seeds": JUDGE_SEEDS, "steps": JUDGE_STEPS,
+            "eta": DEFAULT_ETA}
 
 
 def real_image_map_following(judge_dir: Path, area: Area, held: HeldOut, multiple: int) -> dict:

@@ -231,12 +231,14 @@ def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair,
     assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1"]) == 0
     out = tmp_path / "adapted"
     assert adapt_main(args(pair, out, "--steps", "2", "--judge", str(judge))) == 0
-    assert "map-following ratio" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "map-following ratio" in printed and "colour offset" in printed and "contrast ratio" in printed
     figures = json.loads((out / "model.json").read_text())["adaptation"]["held_out_figures"]
     assert "map_following" not in figures  # measured: no "not measured" note
     for when in ("before", "after"):
         m = figures[when]["map_following"]
         assert m["seeds"] == [0, 1, 2, 3] and m["miou_map"] >= 0 and m["miou_rotated"] >= 0
+        assert 0 <= m["colour_offset"] <= 255 and m["contrast_ratio"] > 0  # the images' colour against the real block's
         w = m["window"]  # the central window of the held-out block, never trained on
         held = json.loads((out / "model.json").read_text())["adaptation"]["held_out"]
         assert held["rows"][0] <= w["rows"][0] < w["rows"][1] <= held["rows"][1]
