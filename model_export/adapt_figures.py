@@ -16,7 +16,10 @@ user's area that training never saw.
 An adapted package's figures can be measured again later, e.g. with a judge it was not adapted with (its manifest
 says which map, image and block; the base package must still be where the manifest says, or be given)::
 
-    python -m model_export.adapt_figures ADAPTED_PACKAGE --judge JUDGE_DIR [--base BASE_DIR] [--json OUT.json]
+    python -m model_export.adapt_figures ADAPTED_PACKAGE --judge JUDGE_DIR [--base BASE_DIR] [--json OUT.json] [--strip OUT.png]
+
+``--strip`` also writes the pictures behind the map-following figures: the block's real image, then the base's and
+the adapted package's image of each seed (the same seeds, so the same noise), side by side.
 """
 
 from __future__ import annotations
@@ -90,9 +93,9 @@ def denoising_loss(unet, latents: torch.Tensor, labels: np.ndarray, dcfg: dict, 
     return round(float(np.mean(losses)), 5)
 
 
-def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut) -> dict:
+def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut, images: list | None = None) -> dict:
     """The judge's map-following ratio on images generated from the held-out block's map (its central crop), and
-    their colour against the block's real image."""
+    their colour against the block's real image. ``images`` receives the generated images (uint8 HxWx3), seed by seed."""
     from . import segmentation
     from .evaluate_model import score_generated
 
@@ -100,7 +103,7 @@ def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut) -
     w = central_window(held, model.multiple_of)
     r, c = slice(*w.rows), slice(*w.cols)
     label = np.where(area.valid[r, c], area.labels[r, c], 0).astype(np.uint8)
-    images = []
+    images = [] if images is None else images
     gen = score_generated(model, segmentation.load(judge_dir), label, model.guidance_scale, JUDGE_SEEDS, JUDGE_STEPS,
                           DEFAULT_ETA, keep=images)
     return {"ratio": round(ratio(gen["miou_map"], gen["miou_rotated"]), 3), "miou_map": round(gen["miou_map"], 4),
@@ -125,16 +128,20 @@ def real_image_map_following(judge_dir: Path, area: Area, held: HeldOut, multipl
 
 
 def figures(model_dir: Path, unet, latents, labels, dcfg: dict, area: Area, held: HeldOut, judge: Path | None,
-            seed: int) -> dict:
+            seed: int, images: list | None = None) -> dict:
     out = {"reconstruction_psnr_db": reconstruction_psnr(model_dir, area, held),
            "denoising_loss": denoising_loss(unet, latents, labels, dcfg, seed)}
     if judge is not None:
-        out["map_following"] = map_following(model_dir, judge, area, held)
+        out["map_following"] = map_following(model_dir, judge, area, held, images)
     return out
 
 
-def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = None, config: Path | None = None) -> dict:
-    """The held-out figures of an adapted package and of its base, measured again from the manifest's record."""
+def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = None, config: Path | None = None,
+              images: dict | None = None) -> dict:
+    """The held-out figures of an adapted package and of its base, measured again from the manifest's record.
+
+    ``images`` (with a judge) receives "real" (the block's central window) and the generated images of "before" and
+    "after"."""
     from .adapt_area import read_area
     from .package_weights import read_package_networks
     from .train import load_config
@@ -155,11 +162,30 @@ def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = Non
     held = HeldOut(tuple(a["held_out"]["rows"]), tuple(a["held_out"]["cols"]))
     latents, labels = held_out_latents(area, held, base.vq, base.latent_mean, base.latent_std, pkg.multiple_of)
     seed = a["held_out"]["seed"]
+    images = {} if images is None else images
+    if judge is not None:
+        w = central_window(held, pkg.multiple_of)
+        images.update(real=area.image[slice(*w.rows), slice(*w.cols)], before=[], after=[])
     return {"package": str(adapted_dir), "steps": a["steps"], "kept": a.get("kept"), "judge": str(judge) if judge else None,
             "held_out": a["held_out"],
             **({"real_image": real_image_map_following(judge, area, held, pkg.multiple_of)} if judge else {}),
-            "before": figures(base_dir, base.unet, latents, labels, cfg["diffusion"], area, held, judge, seed),
-            "after": figures(adapted_dir, adapted.unet, latents, labels, cfg["diffusion"], area, held, judge, seed)}
+            "before": figures(base_dir, base.unet, latents, labels, cfg["diffusion"], area, held, judge, seed, images.get("before")),
+            "after": figures(adapted_dir, adapted.unet, latents, labels, cfg["diffusion"], area, held, judge, seed,
+                             images.get("after"))}
+
+
+def write_strip(images: dict, path: Path) -> None:
+    """The block's real image, then each seed's base and adapted image, in one row with white gaps between."""
+    from PIL import Image
+
+    tiles = [images["real"]] + [im for pair in zip(images["before"], images["after"]) for im in pair]
+    h, gap = tiles[0].shape[0], 8
+    strip = np.full((h, len(tiles) * (tiles[0].shape[1] + gap) - gap, 3), 255, dtype=np.uint8)
+    x = 0
+    for tile in tiles:
+        strip[:, x : x + tile.shape[1]] = tile
+        x += tile.shape[1] + gap
+    Image.fromarray(strip).save(path, optimize=True, **({"quality": 90} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,17 +196,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", type=Path, help="the base package (default: the path in the manifest)")
     p.add_argument("--config", type=Path, help="the base's training config (default: the one in the manifest)")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--strip", type=Path, help="also write a PNG: the block's real image, then each seed's image from the "
+                                               "base and from the adapted package (needs --judge)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.strip and not args.judge:
+        p.error("--strip shows the images the judge scores: give --judge too")
+    images = {}
     try:
-        out = remeasure(args.package, args.judge, args.base, args.config)
+        out = remeasure(args.package, args.judge, args.base, args.config, images)
     except (DataError, InputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
+    if args.strip:
+        write_strip(images, args.strip)
     return 0
 
 

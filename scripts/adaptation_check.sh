@@ -3,7 +3,9 @@
 # (data/adapt/: a 512x512 Dubai crop, bright desert downtown; data/import_sources.py says how it was chosen).
 # Two runs from the same base, held-out block and seed: the denoiser alone for MINUTES, then the same with
 # DECODER_STEPS decoder steps. Each prints its held-out figures (base against adapted) and keeps them in its
-# package's model.json; the summary lines land in OUT/summary.txt. About 35 minutes on 2 idle cores.
+# package's model.json; the summary lines land in OUT/summary.txt. Then the pictures behind the map-following figures
+# (the block's real image, each seed's base and run (b)'s image): docs/img/adapt-dubai-decoder.jpg, measured again
+# by model_export.adapt_figures. About 40 minutes on 2 idle cores.
 #   SEG=model_export/runs/groups9/segmentation scripts/adaptation_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +26,9 @@ for run in denoiser decoder; do
   echo "== $run: $MINUTES min${extra[*]:+, ${extra[*]}}" | tee -a "$OUT/summary.txt"
   "$PY" -m model_export.adapt --semantic "${AREA}_label.png" --image "${AREA}_image.png" --remap dubai \
     --base "$BASE" --out "$OUT/$run" --minutes "$MINUTES" --holdout 0.2 --seed 0 --judge "$SEG" --threads 2 \
-    "${extra[@]}" 2>&1 | tee "$OUT/$run.log" | grep -v '^\s*$' | tail -14 | tee -a "$OUT/summary.txt"
+    "${extra[@]}" 2>&1 | tee "$OUT/$run.log" | tr '\r' '\n' | grep -v -e '^\s*$' -e '^adapting:' -e '^decoder: .*%|' \
+    | tail -10 | tee -a "$OUT/summary.txt"
 done
+"$PY" -m model_export.adapt_figures "$OUT/decoder" --judge "$SEG" --json "$OUT/decoder-figures.json" \
+  --strip docs/img/adapt-dubai-decoder.jpg > /dev/null
+echo "docs/img/adapt-dubai-decoder.jpg: the block's real image, then base and adapted (run b) per seed"

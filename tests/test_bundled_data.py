@@ -39,6 +39,20 @@ def test_dubai_labels_are_the_converted_masks(import_sources):
     assert (image.height, image.width) == committed.shape
 
 
+def test_the_adaptation_area_is_a_converted_crop_that_no_model_trained_on(import_sources):
+    """data/adapt/ holds the model card's adaptation area (check A2): a crop of a Dubai tile kept out of data/train."""
+    tile, part = import_sources.ADAPT_SOURCE
+    assert int(tile.rsplit("_", 1)[1]) not in import_sources.DUBAI_TILES
+    assert not list((DATA / "train" / "dubai" / "images").glob(f"{tile.replace('_', '')}_*"))
+    (r0, r1), (c0, c1) = import_sources.ADAPT_WINDOW
+    codes = import_sources.dubai_label(SOURCES / "dubai" / f"{tile}_{part}.png")[r0:r1, c0:c1]
+    stem = DATA / "adapt" / f"dubai_{tile.replace('_', '')}_part{part.rsplit('_', 1)[1]}_r{r0}_c{c0}"
+    np.testing.assert_array_equal(np.asarray(Image.open(f"{stem}_label.png")), codes)
+    assert set(np.unique(codes)) == {1, 2, 3, 4, 5}  # every Dubai class, nothing unlabelled
+    image = Image.open(f"{stem}_image.png")
+    assert image.mode == "RGB" and (image.height, image.width) == codes.shape == (512, 512)
+
+
 def test_flair_labels_are_the_converted_masks_on_their_lambert93_grid(import_sources):
     codes, transform = import_sources.flair_label(SOURCES / "flair" / "MSK_067998.png", SOURCES / "flair" / "IMG_067998.json")
     with rasterio.open(DATA / "train" / "flair" / "labels" / "IMG_067998.tif") as src:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 from rasterio.windows import Window
 
 from changeanywhere_qgis.cli.main import main as cli_main
@@ -254,6 +255,21 @@ def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair,
         # as JSON text: a judge trained 2 steps may score NaN, which equals itself only there
         assert json.dumps(again[when]["map_following"]) == json.dumps(figures[when]["map_following"])
     assert json.dumps(again["real_image"]) == json.dumps(real)
+    # the pictures behind the figures: the block's real window, then base and adapted per seed, 8 px white gaps
+    strip_path = tmp_path / "strip.png"
+    assert adapt_figures.main([str(out), "--judge", str(judge), "--strip", str(strip_path)]) == 0
+    capsys.readouterr()
+    w = figures["after"]["map_following"]["window"]
+    h, wd = w["rows"][1] - w["rows"][0], w["cols"][1] - w["cols"][0]
+    strip = np.asarray(Image.open(strip_path))
+    assert strip.shape == (h, 9 * wd + 8 * 8, 3)
+    with rasterio.open(pair[1]) as src:  # the area's image: the strip starts with its window, as it is
+        area = src.read((1, 2, 3)).transpose(1, 2, 0)
+    np.testing.assert_array_equal(strip[:, :wd], area[slice(*w["rows"]), slice(*w["cols"])])
+    assert not np.array_equal(strip[:, wd + 8 : 2 * wd + 8], strip[:, :wd])  # then a generated image
+    with pytest.raises(SystemExit):
+        adapt_figures.main([str(out), "--strip", str(tmp_path / "no-judge.png")])
+    assert not (tmp_path / "no-judge.png").exists()
     assert adapt_figures.main([str(TINY_MODEL), "--judge", str(judge)]) == 2  # not an adapted package
     assert "not an adapted package" in capsys.readouterr().err
 
