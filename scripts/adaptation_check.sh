@@ -20,14 +20,20 @@ export OMP_WAIT_POLICY=PASSIVE
 [ -d "$SEG" ] || { echo "adaptation_check.sh: no judge at $SEG: make model-segmentation, or give SEG=" >&2; exit 2; }
 mkdir -p "$OUT"
 : > "$OUT/summary.txt"
+figures() {  # the last lines of a run's log, without the progress bars: its held-out figures
+  tr '\r' '\n' < "$1" | grep -v -e '^\s*$' -e '^adapting:' -e '^decoder: .*%|' | tail -10
+}
 for run in denoiser decoder; do
   extra=(); [ "$run" = decoder ] && extra=(--decoder-steps "$DECODER_STEPS")
-  [ -d "$OUT/$run" ] && { echo "$OUT/$run exists: kept (remove it to run again)"; continue; }
-  echo "== $run: $MINUTES min${extra[*]:+, ${extra[*]}}" | tee -a "$OUT/summary.txt"
-  "$PY" -m model_export.adapt --semantic "${AREA}_label.png" --image "${AREA}_image.png" --remap dubai \
-    --base "$BASE" --out "$OUT/$run" --minutes "$MINUTES" --holdout 0.2 --seed 0 --judge "$SEG" --threads 2 \
-    "${extra[@]}" 2>&1 | tee "$OUT/$run.log" | tr '\r' '\n' | grep -v -e '^\s*$' -e '^adapting:' -e '^decoder: .*%|' \
-    | tail -10 | tee -a "$OUT/summary.txt"
+  if [ -d "$OUT/$run" ]; then  # a finished run is kept (remove its folder to run it again)
+    echo "== $run: kept from an earlier run" | tee -a "$OUT/summary.txt"
+  else
+    echo "== $run: $MINUTES min${extra[*]:+, ${extra[*]}}" | tee -a "$OUT/summary.txt"
+    "$PY" -m model_export.adapt --semantic "${AREA}_label.png" --image "${AREA}_image.png" --remap dubai \
+      --base "$BASE" --out "$OUT/$run" --minutes "$MINUTES" --holdout 0.2 --seed 0 --judge "$SEG" --threads 2 \
+      "${extra[@]}" > "$OUT/$run.log" 2>&1
+  fi
+  figures "$OUT/$run.log" | tee -a "$OUT/summary.txt"
 done
 "$PY" -m model_export.adapt_figures "$OUT/decoder" --judge "$SEG" --json "$OUT/decoder-figures.json" \
   --strip docs/img/adapt-dubai-decoder.jpg > /dev/null

@@ -103,6 +103,7 @@ def test_without_images_the_choice_does_not_stop_a_resume(tmp_path, tiny_model_d
     result = generate_dataset(houston_label_path, out, DatasetSettings(count=3, tile=64, steps=1, seed=5), model=tiny_model_dir,
                               workers=1)
     assert (result["generated"], result["skipped"]) == (1, 2)
+
     def pairs(root):
         return {str(f.relative_to(root)): f.read_bytes() for d in ("A", "B", "label") for f in sorted((root / d).iterdir())}
     assert pairs(out) == pairs(whole) and len(pairs(out)) == 9
