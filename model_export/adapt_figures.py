@@ -16,7 +16,7 @@ user's area that training never saw.
 An adapted package's figures can be measured again later, e.g. with a judge it was not adapted with (its manifest
 says which map, image and block; the base package must still be where the manifest says, or be given)::
 
-    python -m model_export.adapt_figures ADAPTED_PACKAGE --judge JUDGE_DIR [--base BASE_DIR] [--json OUT.json] [--strip OUT.png]
+    python -m model_export.adapt_figures ADAPTED_PACKAGE --judge JUDGE_DIR [--base BASE_DIR] [--json OUT.json] [--strip OUT.jpg]
 
 ``--strip`` also writes the pictures behind the map-following figures: the block's real image, then the base's and
 the adapted package's image of each seed (the same seeds, so the same noise), side by side.
@@ -176,16 +176,10 @@ def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = Non
 
 def write_strip(images: dict, path: Path) -> None:
     """The block's real image, then each seed's base and adapted image, in one row with white gaps between."""
-    from PIL import Image
+    from .evaluate import mosaic, save_figure
 
     tiles = [images["real"]] + [im for pair in zip(images["before"], images["after"]) for im in pair]
-    h, gap = tiles[0].shape[0], 8
-    strip = np.full((h, len(tiles) * (tiles[0].shape[1] + gap) - gap, 3), 255, dtype=np.uint8)
-    x = 0
-    for tile in tiles:
-        strip[:, x : x + tile.shape[1]] = tile
-        x += tile.shape[1] + gap
-    Image.fromarray(strip).save(path, optimize=True, **({"quality": 90} if path.suffix.lower() in (".jpg", ".jpeg") else {}))
+    save_figure(path, mosaic([[np.moveaxis(t, -1, 0) for t in tiles]], gap=8))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", type=Path, help="the base package (default: the path in the manifest)")
     p.add_argument("--config", type=Path, help="the base's training config (default: the one in the manifest)")
     p.add_argument("--json", type=Path, help="also write the figures here")
-    p.add_argument("--strip", type=Path, help="also write a PNG: the block's real image, then each seed's image from the "
-                                               "base and from the adapted package (needs --judge)")
+    p.add_argument("--strip", type=Path, help="also write a picture (JPEG, or PNG by its name): the block's real image, then "
+                                               "each seed's image from the base and from the adapted package (needs --judge)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
