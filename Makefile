@@ -27,15 +27,15 @@ test: setup-dev
 test-qgis-lts:
 	scripts/test_qgis_lts.sh
 
-## make bench: benchmark figures, written to docs/benchmarks.md
+## make bench: benchmark figures, written to docs/reference/benchmarks.md
 bench: setup-dev
-	$(PY) -m benchmarks.run --out docs/benchmarks.md
+	$(PY) -m benchmarks.run --out docs/reference/benchmarks.md
 
-## make bench-training: training images per second, one rank against two (torchrun, gloo), docs/training-throughput.md
+## make bench-training: training images per second, one rank against two (torchrun, gloo), docs/reference/training-throughput.md
 bench-training: setup-dev
-	$(PY) -m benchmarks.training_throughput --out docs/training-throughput.md
+	$(PY) -m benchmarks.training_throughput --out docs/reference/training-throughput.md
 
-## make quality: the usefulness test (1,000 generated samples from every source, real LEVIR-CD and WHU-CD pairs) and its report, docs/quality.md (hours)
+## make quality: the usefulness test (1,000 generated samples from every source, real LEVIR-CD and WHU-CD pairs) and its report, docs/research/quality.md (hours)
 quality: setup-dev
 	scripts/quality_report.sh
 

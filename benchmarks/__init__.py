@@ -1,1 +1,1 @@
-"""Benchmarks: `make bench` runs them and writes docs/benchmarks.md. Commands, not timed tests."""
+"""Benchmarks: `make bench` runs them and writes docs/reference/benchmarks.md. Commands, not timed tests."""

@@ -1,9 +1,9 @@
-"""`make bench`: speed, memory and seam figures of the engine, written to docs/benchmarks.md.
+"""`make bench`: speed, memory and seam figures of the engine, written to docs/reference/benchmarks.md.
 
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams]
+    python -m benchmarks.run [--out docs/reference/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams]
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
+    p.add_argument("--out", default=str(REPO / "docs" / "reference" / "benchmarks.md"))
     p.add_argument("--model", default=str(default_model_dir()))
     p.add_argument("--only", help="comma-separated sections to remeasure (the others are kept from the last run): "
                    + ",".join([*SECTIONS, "dataset"]))

@@ -116,7 +116,7 @@ def render_sampler(s: dict) -> list[str]:
              f"for each row, in one run, {s['threads']} threads, guidance scale {s['guidance_scale']:g} (two denoiser halves "
              "per call). `python -m benchmarks.run --only sampler`. The machine is shared (two cores, other jobs running), "
              "so the seconds are noisy; the ratios are of runs made minutes apart in the same process. Speed only: whether "
-             "DPM-Solver++ at 20 steps or 512 px tiles keeps the quality is check S1 of docs/map-following-checks.md: "
+             "DPM-Solver++ at 20 steps or 512 px tiles keeps the quality is check S1 of docs/research/map-following-checks.md: "
              "they hold the unchanged land less closely, so the defaults stay DDIM 50 at model tiles.", "",
              "The seconds are the whole run; of them, the pre-event image (the real image encoded and redrawn: no "
              "sampling) and the post-event image (sampling, then decoding) are given apart: only the sampling depends on "

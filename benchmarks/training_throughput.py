@@ -1,8 +1,8 @@
 """Training throughput: images (crops) per second of `model_export.train` for a config, on one rank and on N
-ranks (`torchrun`, gloo on CPUs), measured side by side in one run and written to docs/training-throughput.md.
+ranks (`torchrun`, gloo on CPUs), measured side by side in one run and written to docs/reference/training-throughput.md.
 
     python -m benchmarks.training_throughput [--config model_export/configs/default.toml] [--steps 40] [--ranks 2]
-        [--device cpu|cuda] [--out docs/training-throughput.md]
+        [--device cpu|cuda] [--out docs/reference/training-throughput.md]
 
 Each stage runs a fresh, short run (``--max-steps``) in a temporary folder; the rate is what the run's
 ``summary.json`` records (``images_per_second``: steps between the first and the last step over their time, times
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="all ranks together")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "training-throughput.md")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "reference" / "training-throughput.md")
     args = p.parse_args(argv)
     rows = measure(args.config, args.steps, args.ranks, args.device, args.threads)
     text = render(rows, args.config, args.steps, args.device, machine_line(args.device))

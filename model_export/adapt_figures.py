@@ -9,7 +9,7 @@ user's area that training never saw.
   area's imagery under its map better. This is the figure adaptation moves.
 - **map-following ratio** (only with a judge, ``--judge``): the project's judge (``model_export/segmentation.py``)
   labels images generated from the held-out block's map; mIoU against the map over mIoU against the map
-  rotated 180 degrees (docs/map-following-checks.md). With it, the same images' **colour offset** (mean absolute
+  rotated 180 degrees (docs/research/map-following-checks.md). With it, the same images' **colour offset** (mean absolute
   difference of the band means from the real block's, 0-255) and **contrast ratio** (their band standard deviations
   over the real block's): a model that burns a bright area white can still follow its map.
 

@@ -1,4 +1,4 @@
-"""Check A1 of docs/map-following-checks.md: the engine's autoencoder copy of real images at several autoencoder tiles.
+"""Check A1 of docs/research/map-following-checks.md: the engine's autoencoder copy of real images at several autoencoder tiles.
 
 The autoencoder's GroupNorm normalises over its whole input, so how much of a scene one tile holds changes the
 copy. This scores the engine's own copy (``autoencoder_copy``, exactly what ``--pre-event redrawn`` gives) against

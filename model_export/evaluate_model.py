@@ -14,7 +14,7 @@ The pictures go to --images, the table between the evaluation markers of --card.
 
     python -m model_export.evaluate_model --model changeanywhere_qgis/models/default \
         --checkpoint model_export/runs/default/diffusion --segmentation model_export/runs/default/segmentation \
-        --card docs/model-card.md --images docs/img
+        --card docs/reference/model-card.md --images docs/img
 """
 
 from __future__ import annotations

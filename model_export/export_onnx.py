@@ -1,4 +1,4 @@
-"""Export a finished diffusion run (which embeds its autoencoder) as a model package (docs/model-package.md).
+"""Export a finished diffusion run (which embeds its autoencoder) as a model package (docs/reference/model-package.md).
 
     python model_export/export_onnx.py --checkpoint model_export/runs/default/diffusion \
         --out changeanywhere_qgis/models/default

@@ -70,7 +70,7 @@ def holdout_psnr(model: str | Path | None, config: str | Path, data: list[str], 
 
 def tone(copy: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each band's mean offset of the copy from the image (grey levels), and the copy with it taken away: how much of
-    the PSNR's loss is an overall tint rather than lost detail (check 6 of docs/map-following-checks.md)."""
+    the PSNR's loss is an overall tint rather than lost detail (check 6 of docs/research/map-following-checks.md)."""
     offset = (copy.astype(np.float64) - image).mean(axis=(1, 2))
     return offset, np.clip(np.rint(copy - offset[:, None, None]), 0, 255).astype(np.uint8)
 

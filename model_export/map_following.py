@@ -4,7 +4,7 @@ For each window of the config's ``[data] holdout`` (never trained on), the centr
 its map (remapped to the model's classes as in training) is generated from, as the plugin samples
 (DDIM, classifier-free guidance), for each seed. A judge (model_export/segmentation.py) labels each
 image; the ratio of its mIoU against the map to its mIoU against the map rotated 180 degrees (what
-an image that ignores the map scores) is the map-following figure of docs/map-following-checks.md.
+an image that ignores the map scores) is the map-following figure of docs/research/map-following-checks.md.
 The real image and the package's copy of it (encoder then decoder) are scored too: the copy is the
 ceiling a generator drawing through this decoder can reach.
 

@@ -1,4 +1,4 @@
-"""The verdict of checks 6-10 (docs/map-following-checks.md): does a candidate package replace the bundled one?
+"""The verdict of checks 6-10 (docs/research/map-following-checks.md): does a candidate package replace the bundled one?
 
 Reads what ``scripts/package_check.sh`` wrote in its OUT folder (``{base,candidate}-holdout.json``,
 ``-unseen.json`` and ``-map-following.json``), prints each measure side by side and each criterion of the rule,

@@ -1,8 +1,8 @@
-"""One sample of each dataset layout, as figures for docs/dataset-layouts.md.
+"""One sample of each dataset layout, as figures for docs/reference/dataset-layouts.md.
 
 Makes a small dataset in the ``all`` layout with one folder per split (every layout's folders at once) from the
 bundled sample (real pre-event image) with the bundled model, picks the sample with the most change that SECOND
-both shows and hides, and writes one strip per layout to docs/dataset-layouts/: each panel is a file of the
+both shows and hides, and writes one strip per layout to docs/reference/dataset-layouts/: each panel is a file of the
 sample as it is on disk (a 128 px crop; index maps drawn in their classes' colours, since their codes are too
 dark to see).
 
@@ -64,7 +64,7 @@ def strip(panels: list[np.ndarray]) -> np.ndarray:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "dataset-layouts")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "reference" / "dataset-layouts")
     p.add_argument("--count", type=int, default=6)
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# A candidate package against the bundled one: the three measures of checks 6-10 of docs/map-following-checks.md
+# A candidate package against the bundled one: the three measures of checks 6-10 of docs/research/map-following-checks.md
 # (each check's rule is written there before its candidate existed).
 # For each package: (1) the engine's tiled copy of every source's held-out window, (2) the same copy of the 9 images
 # no training run saw (check A1's), (3) the map-following ratio on every held-out window, seeds SEEDS, under a judge

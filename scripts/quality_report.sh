@@ -1,14 +1,14 @@
 #!/bin/bash
-# docs/quality.md for a model package (default: the bundled one), start to finish:
+# docs/research/quality.md for a model package (default: the bundled one), start to finish:
 #   1. the usefulness test's generated data: one dataset per labelled source (scripts/usefulness_datasets.sh,
 #      1,000 samples in all by default); the first is killed with SIGKILL part-way and finished by rerunning
 #      the same command (the resume check);
 #   2. its first 10 samples made again on a two-worker Dask LocalCluster and compared byte for byte;
 #   3. `python -m model_export.evaluate` on all of them: consistency and map-following per source, and the
-#      usefulness test on every real test set (zero-shot, few-shot, both --pre-event variants) -> docs/quality.md;
-#   4. seams inside 512 px tiles -> docs/quality-seams.md.
+#      usefulness test on every real test set (zero-shot, few-shot, both --pre-event variants) -> docs/research/quality.md;
+#   4. seams inside 512 px tiles -> docs/research/quality-seams.md.
 # About two hours on 2 idle CPU cores at the defaults. 20 DDIM steps, not the engine's 50: the usefulness checks
-# U1 and U2 (docs/usefulness-checks.md) were measured at 20, and 1,000 samples take about half an hour at 20 against
+# U1 and U2 (docs/research/usefulness-checks.md) were measured at 20, and 1,000 samples take about half an hour at 20 against
 # an hour at 50 (about 16 samples a minute with 2 workers); STEPS=50 measures the engine's default.
 # NETS_PER_ARM=N trains N change-detection nets per arm (seeds 0..N-1) and reports their means and spread: one net's
 # F1 on the real pairs moves by several points with its seed (check U3); each further net trains every arm again
@@ -24,8 +24,8 @@ STEPS=${STEPS:-20}
 COUNTS=${COUNTS:-250 250 350 150}  # OpenEarthMap, LoveDA, Dubai, FLAIR
 KILL_AFTER_S=${KILL_AFTER_S:-300}
 SEG=${SEG:-model_export/runs/default/segmentation}
-REPORT=${REPORT:-docs/quality.md}
-FIGURES=${FIGURES:-docs/quality}
+REPORT=${REPORT:-docs/research/quality.md}
+FIGURES=${FIGURES:-docs/research/quality}
 NETS_PER_ARM=${NETS_PER_ARM:-1}
 export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS
 mkdir -p "$OUT"
@@ -60,7 +60,7 @@ print("{} of {} image and label files byte-identical to the local run, manifest 
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
   --segmentation "$SEG" --threads 2 --cd-epochs 20 --max-minutes 10 --compare-pre-event --compare-appearance-shift \
   --nets-per-arm "$NETS_PER_ARM" \
-  --test-sets data/levir-cd data/whu-cd --notes-file docs/quality-notes.md \
+  --test-sets data/levir-cd data/whu-cd --notes-file docs/research/quality-notes.md \
   --note "**Resumed after a kill.** \`scripts/quality_report.sh\` ran the datasets' command with 2 local workers, killed it and its workers with SIGKILL after ${KILL_AFTER_S} s ($killed_at samples of the first dataset written), and ran the same command again: $resumed. \`tests/engine/dataset/test_dataset.py\` checks that a killed-and-resumed run equals an uninterrupted one byte for byte." \
   --note "**Same on Dask.** \`python -m benchmarks.dataset_bench --dask-check $OUT/oem --samples 10\` made the first 10 samples again on a two-worker Dask LocalCluster: $same (\`tests/engine/dataset/test_dask.py\` checks the same on every test run)."
 
@@ -72,5 +72,5 @@ SAMPLE=(--semantic changeanywhere_qgis/samples/houston_label.tif --image changea
 echo "4. seams on 512 px tiles"
 "$PY" -m changeanywhere_qgis dataset "${SAMPLE[@]}" --count "${SEAMS_COUNT:-6}" --tile 512 --layout levir --pre-event redrawn \
   --format png --seed 0 --steps "$STEPS" --workers 2 --model "$MODEL" --out "$SEAMS_OUT" --overwrite
-"$PY" -m model_export.evaluate "$SEAMS_OUT" --no-torch --report docs/quality-seams.md --figures docs/quality-seams \
-  --note "Seams inside 512 px dataset tiles, each generated as overlapping model tiles; made by \`scripts/quality_report.sh\` (step 4) next to the report in \`docs/quality.md\`."
+"$PY" -m model_export.evaluate "$SEAMS_OUT" --no-torch --report docs/research/quality-seams.md --figures docs/research/quality-seams \
+  --note "Seams inside 512 px dataset tiles, each generated as overlapping model tiles; made by \`scripts/quality_report.sh\` (step 4) next to the report in \`docs/research/quality.md\`."

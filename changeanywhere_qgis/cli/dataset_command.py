@@ -27,7 +27,7 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
     ds.add_argument("--out", required=True, help="dataset folder")
     ds.add_argument("--layout", choices=LAYOUTS, default="levir", help="levir (A/B/label), second (im1/im2/label1/label2 in SECOND's palette, with index and full maps), both, "
-                                                                           "classes (LEVIR-CD + class1/class2 in the model's classes) or all (default levir); docs/dataset-layouts.md")
+                                                                           "classes (LEVIR-CD + class1/class2 in the model's classes) or all (default levir); docs/reference/dataset-layouts.md")
     ds.add_argument("--split-folders", action="store_true",
                     help="one folder per split (train/A, val/A, ...; SECOND: train/im1, ...) as the official releases, open-cd, "
                          "torchgeo and SCanNet read them; default: flat folders with list/train.txt, val.txt, test.txt (BIT, ChangeFormer)")
@@ -42,7 +42,7 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--appearance-shift", action=argparse.BooleanOptionalAction, default=None,
                     help="give each post-event image B a random appearance shift drawn from its sample's seed, as real unchanged "
                          "land between two dates has: colour, brightness, haze, misregistration of up to 2 px (recorded in "
-                         "manifest.jsonl; A and the labels stay as without it). Default: off (check U5 of docs/usefulness-checks.md: "
+                         "manifest.jsonl; A and the labels stay as without it). Default: off (check U5 of docs/research/usefulness-checks.md: "
                          "with the bundled model they cost the change detector precision on real pairs); series (--dates 3 "
                          "or more) take none yet")
     add_style_arguments(ds)

@@ -46,7 +46,7 @@ class AdaptModel(ChangeAnywhereAlgorithm):
         "before and after. Writes a new model package (empty output: into your ChangeAnywhere models folder, which the "
         "dock's model list shows). Needs PyTorch in QGIS's Python and a checkout of the ChangeAnywhere repository "
         "(model_export/); without them it says how to get them. Cancel stops with a checkpoint: run again with "
-        "'Go on with an interrupted run' to continue. See docs/adaptation.md."
+        "'Go on with an interrupted run' to continue. See docs/guide/adaptation.md."
     )
 
     IMAGE = "IMAGE"

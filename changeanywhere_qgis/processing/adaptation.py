@@ -3,7 +3,7 @@ that imports PyTorch, the command line it runs, and the user's folder of adapted
 
 Adaptation trains with PyTorch, which the plugin never imports (tests/test_boundaries.py) and its zip does not
 ship (torch alone is ~200 MB). So the algorithm runs ``python -m model_export.adapt`` as a child process of
-QGIS's own Python, from a checkout of the repository (docs/adaptation.md says why): found from the
+QGIS's own Python, from a checkout of the repository (docs/guide/adaptation.md says why): found from the
 algorithm's "Repository folder", the CHANGEANYWHERE_REPO environment variable, or the folder above the plugin
 when the plugin is that checkout's ``changeanywhere_qgis`` (a development install, linked into the profile).
 The child runs with the libraries the "Install dependencies" action put in the profile's private folder.

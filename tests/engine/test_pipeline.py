@@ -93,7 +93,7 @@ def test_a_guidance_scale_given_is_used_and_recorded(tiny_model_dir, tmp_path, h
 
 def test_the_pre_event_image_is_made_as_the_default_says(polygon_sample, houston_image_path):
     """Without --pre-event the pre-event image is the input image itself ("real", the default by check U5 of
-    docs/usefulness-checks.md; check U1 had chosen "redrawn" with model 0.1.0); tests/engine/test_pre_event.py checks
+    docs/research/usefulness-checks.md; check U1 had chosen "redrawn" with model 0.1.0); tests/engine/test_pre_event.py checks
     both choices."""
     from changeanywhere_qgis.engine.diffusion import DEFAULT_PRE_EVENT
 

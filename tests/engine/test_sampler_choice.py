@@ -20,7 +20,7 @@ def tiny(tiny_model_dir):
 
 
 def test_the_default_is_ddim_everywhere():
-    # DEFAULT_SAMPLER changes only by check S1 of docs/map-following-checks.md
+    # DEFAULT_SAMPLER changes only by check S1 of docs/research/map-following-checks.md
     assert DEFAULT_SAMPLER == "ddim" and SAMPLERS == ("ddim", "dpmpp-2m")
     assert GenerateSettings().sampler == DatasetSettings(count=2).sampler == DEFAULT_SAMPLER
     assert GenerateSettings().tile_size is None and DatasetSettings(count=2).sampler_tile is None

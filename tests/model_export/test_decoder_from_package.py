@@ -1,5 +1,5 @@
 """A package's decoder fine-tuned alone (`train --stage decoder --init-from`) and the package written again with it
-(`model_export.export_decoder`): check 6's candidate of docs/map-following-checks.md."""
+(`model_export.export_decoder`): check 6's candidate of docs/research/map-following-checks.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""configs/paper.toml builds the networks docs/method.md describes; training_cost counts a config's step."""
+"""configs/paper.toml builds the networks docs/reference/method.md describes; training_cost counts a config's step."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ sample's seed in a random stream of its own, so images A, the labels and the uns
 it; the shift is applied to B after decoding and recorded in the manifest.
 
 The ranges follow the real pairs of data/levir-cd and data/whu-cd over their unchanged land
-(``python scripts/appearance_pairs.py``; docs/appearance-shifts.md): the mean gain of B over A ran 0.71-1.18 (10-90 %),
+(``python research/appearance_pairs.py``; docs/guide/appearance-shifts.md): the mean gain of B over A ran 0.71-1.18 (10-90 %),
 a band's gain over the mean gain deviated by 0.04 (median) to 0.155 (90 %), B had less contrast than A in 7 of 27 pairs
 (std ratio down to 0.56), and B was shifted against A by about 1 px per axis (median; 90 % within 3 px).
 
@@ -32,7 +32,7 @@ BRIGHTNESS_RANGE = (0.75, 1.20)  # the gain common to the three bands: about the
 HAZE_RANGE = (0.0, 0.30)  # the share of a haze colour blended in: the contrast falls to 0.7-1 of its own
 HAZE_COLOUR = (205.0, 210.0, 222.0)  # bright and slightly blue grey: scattered skylight
 MAX_SHIFT_PX = 2  # misregistration per axis, whole pixels: real pairs' median ~1 px, their 90 % within 3 px
-# Off by check U5 (docs/usefulness-checks.md), which applied U3's rule: with model 0.3.0, trained on shifted pairs the
+# Off by check U5 (docs/research/usefulness-checks.md), which applied U3's rule: with model 0.3.0, trained on shifted pairs the
 # change detector's precision on the real pairs was 0.238 against 0.245 unshifted. (Check U2, with 0.1.0, had turned
 # them on: precision +0.038, F1 +0.050.) ``dataset --appearance-shift`` turns them on.
 DEFAULT_APPEARANCE_SHIFT = False

@@ -160,7 +160,7 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
         f"U({correlation_range[0]}, {correlation_range[1]}). "
         + (_pre_event_text(st.get("pre_event", "real")) if spec["images"] else "The pre-event images are generated from the maps too.")
         + (f" Every post-event image took the appearance of the style image `{spec['style']['path']}` (sha256 "
-           f"{spec['style']['sha256'][:12]}..., strength {st.get('style_strength', 1.0):g}; `--style`, docs/style.md)."
+           f"{spec['style']['sha256'][:12]}..., strength {st.get('style_strength', 1.0):g}; `--style`, docs/guide/style.md)."
            if spec.get("style") else "")
         + (" " + APPEARANCE_TEXT if st.get("appearance_shift") else ""),
         "", "## Sources", "",
@@ -236,7 +236,7 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
 APPEARANCE_TEXT = ("Each post-event image (B, im2) took a random appearance shift after it was generated, as real unchanged "
                    "land between two dates has: a colour change, brightness, haze and a misregistration of up to 2 px (B moved "
                    "against A and the labels); each sample's shift is in `manifest.jsonl` (`appearance_shift`), drawn from its "
-                   "seed (`--appearance-shift`, off by default; docs/appearance-shifts.md).")
+                   "seed (`--appearance-shift`, off by default; docs/guide/appearance-shifts.md).")
 
 
 def _solver_text(st: dict) -> str:

@@ -163,7 +163,7 @@ def _comparable(spec: dict) -> dict:
 
 def _default_change_hint(old: dict, differ: list[str]) -> str:
     """The flags that finish a dataset begun under other defaults: the pre-event image and appearance shifts changed
-    their defaults (checks U1, U2, U5 of docs/usefulness-checks.md), so a rerun of the same command can differ in them."""
+    their defaults (checks U1, U2, U5 of docs/research/usefulness-checks.md), so a rerun of the same command can differ in them."""
     flags = []
     if "settings.pre_event" in differ:
         pre_event = _lookup(old, "settings.pre_event") or LEGACY_SETTINGS["pre_event"]  # left out of a spec while "real"

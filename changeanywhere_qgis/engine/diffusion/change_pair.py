@@ -25,7 +25,7 @@ from .tiling import TileGrid, canvas_size
 # How the pre-event image of a pair with a real image is made: "real" is the user's image itself;
 # "redrawn" is the autoencoder's copy of it (encoded, then decoded), so both dates come out of the same
 # decoder and a change detector cannot tell them apart by the decoder's look alone.
-# The default is the one the usefulness checks of docs/usefulness-checks.md favour. Check U1 (model 0.1.0) chose
+# The default is the one the usefulness checks of docs/research/usefulness-checks.md favour. Check U1 (model 0.1.0) chose
 # "redrawn" (zero-shot F1 0.285 against 0.257 on LEVIR-CD and WHU-CD); check U5 (model 0.3.0, whose copies are sharper)
 # applied U3's rule and chose "real": 0.311 against 0.276. The choices keep their order, so that a Processing script's
 # enum index means what it meant.
@@ -34,7 +34,7 @@ DEFAULT_PRE_EVENT = "real"
 
 # The autoencoder's own tile (encoding the user's image, decoding every latent); None: the sampler's tile.
 # Its GroupNorm normalises over the whole input, so a tile's copy depends on how much of the scene it sees:
-# check A1 of docs/map-following-checks.md measures what a larger tile gives before this changes.
+# check A1 of docs/research/map-following-checks.md measures what a larger tile gives before this changes.
 AUTOENCODER_TILE_PX: int | None = None
 
 
@@ -88,7 +88,7 @@ def check_tile_size(pkg: ModelPackage, tile_px: int | None, what: str = "tile si
 
     Larger tiles mean fewer network calls per megapixel; the denoiser's convolutions take any multiple of the
     granule, but what it has not seen in training (a mid-block attention spans the whole tile) is a question of
-    quality, not of shape: docs/map-following-checks.md (check S1) measures it before any default changes.
+    quality, not of shape: docs/research/map-following-checks.md (check S1) measures it before any default changes.
     """
     if tile_px is None:
         return

@@ -5,7 +5,7 @@ has free is refused before anything is written, instead of being killed by the s
 The memory per pixel is measured, not derived: ``make bench``'s memory-by-stage section gave a peak
 RSS growing by about 19 bytes per pixel between 1024^2 and 4096^2 for the simulate path (116 MB ->
 411 MB), and 11 since its map reading and change events work in bands of rows (112 MB -> 290 MB,
-docs/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
+docs/reference/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (``generate``, model included) at
 16384^2 before that. 20 stays for a map held in memory (up to 4096^2), whose latent canvases are arrays too.
 A larger map's arrays are files read by window (``engine/io/scratch.py``), and so are ``generate``'s latent
 canvases (``canvas.py``): a run then counts WINDOWED_BASE_BYTES plus WINDOWED_SIMULATE_BYTES_PER_PIXEL
@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 
 PEAK_BYTES_PER_PIXEL = 20
-# simulate on a large map (its arrays in scratch files, events and polygons window by window, docs/benchmarks.md):
+# simulate on a large map (its arrays in scratch files, events and polygons window by window, docs/reference/benchmarks.md):
 # a bounded part for the windows, and the component tables (a few bytes per object, the objects per pixel of real maps)
 WINDOWED_BASE_BYTES = 1 << 29
 WINDOWED_SIMULATE_BYTES_PER_PIXEL = 0.5
@@ -142,7 +142,7 @@ def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     The timed calls leave no memory behind: on the CPU one tile is timed and the time multiplied by the batch (a CPU
     call's time grows with its tiles), and each call hands onnxruntime's CPU arena back at its end. Timed on the full
     batch with the arena kept, the estimate alone took as much memory as a large map's whole preparation, and tiles
-    timed alone with the arena kept left their chunks beside the run's own batches (docs/benchmarks.md, *Memory on large
+    timed alone with the arena kept left their chunks beside the run's own batches (docs/reference/benchmarks.md, *Memory on large
     maps*). On a GPU a batch costs little more than one tile, so the full batch is timed there.
     The denoiser is called once untimed (the first call pays onnxruntime's warm-up), then the median of three
     calls is taken, as other programs on the machine make single calls noisy."""

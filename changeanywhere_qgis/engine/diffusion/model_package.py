@@ -1,4 +1,4 @@
-"""Loading a model package (docs/model-package.md) and running its three ONNX graphs.
+"""Loading a model package (docs/reference/model-package.md) and running its three ONNX graphs.
 
 The manifest is validated before any session is made, so a broken package fails with a message
 that names the problem, not with an onnxruntime stack trace. Sessions are made on the device the

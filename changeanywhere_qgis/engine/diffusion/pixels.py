@@ -1,4 +1,4 @@
-"""The model package's pixel range: uint8 pixels <-> float32 in [-1, 1] (``x / 127.5 - 1``, docs/model-package.md)."""
+"""The model package's pixel range: uint8 pixels <-> float32 in [-1, 1] (``x / 127.5 - 1``, docs/reference/model-package.md)."""
 
 from __future__ import annotations
 

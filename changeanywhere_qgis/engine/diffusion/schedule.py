@@ -20,14 +20,14 @@ PREDICTIONS = ("epsilon", "v_prediction")
 
 # The default DDIM eta everywhere (engine, command line, Processing). 0 (deterministic updates) rather
 # than the authors' 1: at 50 steps the bundled model follows its map clearly better with 0
-# (docs/model-card.md, the DDIM eta table); eta 1 injects fresh noise at every step, which at so few steps
+# (docs/reference/model-card.md, the DDIM eta table); eta 1 injects fresh noise at every step, which at so few steps
 # blurs the layout the map asks for.
 DEFAULT_ETA = 0.0
 
 # The solvers of the reverse process. "ddim": one model call per step, first order. "dpmpp-2m": DPM-Solver++
 # (Lu et al. 2022), second-order multistep on the predicted clean latent: the same one call per step, but
 # meant to reach DDIM's quality in fewer steps. The default stays DDIM 50 by check S1 of
-# docs/map-following-checks.md: at 20 steps DPM-Solver++ held the unchanged land 0.5-0.7 dB less closely.
+# docs/research/map-following-checks.md: at 20 steps DPM-Solver++ held the unchanged land 0.5-0.7 dB less closely.
 SAMPLERS = ("ddim", "dpmpp-2m")
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = 50  # the default sampler's steps; every entry point (command line, Processing, dock, datasets) takes it

@@ -7,7 +7,7 @@ Two matches, both blended by the strength, in the unchanged and the changed land
    to them (adaptive instance normalisation, AdaIN, Huang & Belongie 2017) before it is decoded.
 2. **Colour** (:func:`colour_match`): the decoded image's per-band mean and standard deviation are moved to the style
    image's pixels'. The decoder's normalisation layers undo much of a latent shift (on the bundled model the latent
-   match alone moved the mean colour towards the style image for only some real images, docs/style.md), so the colours
+   match alone moved the mean colour towards the style image for only some real images, docs/guide/style.md), so the colours
    are matched where the user sees them; the latent match carries what the decoder makes of the style's texture.
 
 Every cell (pixel) of a channel (band) gets the same gain and offset, so the map's structure, the latent mixing's

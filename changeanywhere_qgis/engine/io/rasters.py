@@ -22,7 +22,7 @@ from .scratch import Scratch, is_scratch, row_bands
 
 # GDAL's block cache grows, by default, to 5 % of the machine's memory (1.2 GB on 24 GB) whenever a large raster is
 # read or written. The engine reads and writes window by window, each block once, so a small cache costs no speed
-# and keeps the memory of a large map bounded (docs/benchmarks.md). A GDAL_CACHEMAX the user set is kept.
+# and keeps the memory of a large map bounded (docs/reference/benchmarks.md). A GDAL_CACHEMAX the user set is kept.
 os.environ.setdefault("GDAL_CACHEMAX", "64")
 
 GTIFF = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}

@@ -119,7 +119,7 @@ def test_resume_with_other_appearance_settings_is_refused(pair_of_datasets, tiny
 
 
 def test_off_by_default():
-    assert DatasetSettings(count=2).appearance_shift is False  # check U5, docs/usefulness-checks.md
+    assert DatasetSettings(count=2).appearance_shift is False  # check U5, docs/research/usefulness-checks.md
     assert DatasetSettings(count=2, appearance_shift=False).appearance_shift is False
     assert DatasetSettings(count=2, dates=3).appearance_shift is False  # a series takes none yet, and is not refused
     DatasetSettings(count=2, dates=3).check()

@@ -1,5 +1,5 @@
 """The autoencoder's own tile: encode and decode may use tiles larger than the denoiser's (check A1 of
-docs/map-following-checks.md), with a batch of the same pixels, and everything else stays the denoiser's."""
+docs/research/map-following-checks.md), with a batch of the same pixels, and everything else stays the denoiser's."""
 
 from __future__ import annotations
 

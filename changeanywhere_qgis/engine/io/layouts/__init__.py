@@ -1,4 +1,4 @@
-"""Folder layouts that change-detection codebases read as they are (docs/dataset-layouts.md shows one of each).
+"""Folder layouts that change-detection codebases read as they are (docs/reference/dataset-layouts.md shows one of each).
 
 * ``levir`` (LEVIR-CD): ``A/`` pre-event image, ``B/`` post-event image, ``label/`` change mask (0 unchanged,
   255 changed). Flat with ``list/{train,val,test}.txt`` (BIT, ChangeFormer), or one folder per split
