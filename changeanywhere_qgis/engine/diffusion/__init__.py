@@ -2,12 +2,13 @@
 the style image's appearance (AdaIN on the latent), and the estimate of a run's time and memory."""
 
 from .canvas import LatentCanvases, LatentFile
-from .change_pair import (DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES, Plan, autoencoder_copy, change_pair, check_pre_event, check_tile_size, decode_array, plan,
-                          post_event_latent, pre_event_kind, pre_event_latent)
+from .change_pair import (DEFAULT_PRE_EVENT, PRE_EVENT_CHOICES, autoencoder_copy, change_pair, check_pre_event, decode_array, post_event_latent,
+                          pre_event_kind, pre_event_latent)
 from .estimate import PEAK_BYTES_PER_PIXEL, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, MemoryEstimate, available_memory, check_memory, duration, estimate_seconds, parse_size
 from .model_package import (DEVICES, GUIDANCE_RANGE, ModelPackage, check_guidance, cuda_unavailable_reason, default_model_dir,
                             load_model_package, manifest_guidance_scale, read_manifest)
 from .pixels import to_model_range, to_uint8
+from .raster_plan import Plan, check_tile_size, plan
 from .sampler import KnownContent, SamplerSettings, decode, encode, latent_grid, sample
 from .series import LaterDate, change_series, later_latents, series_work_units
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, DiffusionSchedule, DPMSolverPP2M, check_sampler

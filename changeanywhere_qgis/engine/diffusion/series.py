@@ -16,7 +16,8 @@ import numpy as np
 
 from ..progress import Progress
 from .canvas import LatentCanvases
-from .change_pair import DEFAULT_PRE_EVENT, Plan, _image_reader, check_pre_event, decode_array, plan, post_event_latent, pre_event_latent
+from .change_pair import DEFAULT_PRE_EVENT, check_pre_event, decode_array, post_event_latent, pre_event_latent
+from .raster_plan import Plan, image_reader, plan
 from .model_package import ModelPackage
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS
 
@@ -62,7 +63,7 @@ def change_series(pkg: ModelPackage, maps: list[np.ndarray], masks: list[np.ndar
     p = plan(pkg, *maps[0].shape, steps, eta, overlap_px, batch_size, sampler, tile_px)
     keep_real = image is not None and pre_event == "real"
     progress.start(p.work_units(steps, image is not None, redraw=not keep_real) + series_work_units(p, steps, len(maps) - 2))
-    latent = pre_event_latent(pkg, p, maps[0], rngs[0], progress, _image_reader(p, image) if image is not None else None)
+    latent = pre_event_latent(pkg, p, maps[0], rngs[0], progress, image_reader(p, image) if image is not None else None)
     images = [image if keep_real else decode_array(pkg, p, latent, progress)]
     latent = post_event_latent(pkg, p, maps[1], latent, masks[0], correlations[0], rngs[0], progress)
     images.append(decode_array(pkg, p, latent, progress))

@@ -18,7 +18,7 @@ in-memory latents and on a large raster's file canvases (``LatentCanvases.chunks
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -28,11 +28,9 @@ from ..progress import Progress
 from .canvas import LatentCanvases
 from .model_package import ModelPackage
 from .pixels import to_model_range
+from .raster_plan import Plan, image_reader, plan
 from .sampler import decode, encode
 from .schedule import DEFAULT_ETA
-
-if TYPE_CHECKING:  # change_pair calls apply_style, so it is imported where it is used
-    from .change_pair import Plan
 
 DEFAULT_STYLE_STRENGTH = 1.0
 # A channel as flat as this (a uniform image) has no spread to match: its gain is left at 1.
@@ -86,13 +84,11 @@ def load_style(pkg: ModelPackage, image: StyleImage, strength: float = DEFAULT_S
     """Encode the style image's window with the engine's tiled encode and take its latent's statistics.
 
     A latent cell counts when its whole f x f block of pixels is opaque and inside the image (not the padding)."""
-    from .change_pair import _image_reader, plan
-
     check_style_strength(strength)
     progress = progress or Progress()
     _, height, width = image.pixels.shape
     p = plan(pkg, height, width, 1, DEFAULT_ETA, overlap_px, batch_size)
-    reader = _image_reader(p, image.pixels)
+    reader = image_reader(p, image.pixels)
     latent = encode(pkg, lambda *window: to_model_range(reader(*window)), p.coder_grid, p.coder_settings, progress, p.canvases)
     f = pkg.downsample
     rows, cols = height // f, width // f
@@ -191,7 +187,7 @@ def colour_match(style: Style, decoded: LatentStatistics) -> Callable[[np.ndarra
     return lambda rgb: rgb * gain + offset
 
 
-def measure_decoded(pkg: ModelPackage, latent, p: "Plan", progress: Progress,
+def measure_decoded(pkg: ModelPackage, latent, p: Plan, progress: Progress,
                     valid_rows: Callable[[int, int], np.ndarray] | None = None) -> LatentStatistics:
     """The decoded image's per-band statistics over the raster (``valid_rows(row, n)``: its valid pixels), from a decode
     pass that keeps nothing but sums, so a large raster costs no memory."""
@@ -210,7 +206,7 @@ class Styled:
     record: dict
 
 
-def apply_style(pkg: ModelPackage, p: "Plan", latent, style: Style, progress: Progress,
+def apply_style(pkg: ModelPackage, p: Plan, latent, style: Style, progress: Progress,
                 valid_rows: Callable[[int, int], np.ndarray] | None = None) -> Styled:
     """Both matches on one post-event latent of plan ``p`` (a series calls it once per later date): the latent restyled,
     then the colour match measured on a decode of it (a second decode pass). The input latent is left as it is."""

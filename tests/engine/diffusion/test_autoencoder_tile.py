@@ -14,7 +14,7 @@ from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_pa
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 
-CHANGE_PAIR = importlib.import_module("changeanywhere_qgis.engine.diffusion.change_pair")
+RASTER_PLAN = importlib.import_module("changeanywhere_qgis.engine.diffusion.raster_plan")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_a_bad_autoencoder_tile_is_refused_by_name(pkg, tile_px):
 
 def test_generate_encodes_and_decodes_in_the_autoencoders_tiles(tmp_path, monkeypatch, pkg, tiny_model_dir,
                                                                 houston_label_path, houston_image_path):
-    monkeypatch.setattr(CHANGE_PAIR, "AUTOENCODER_TILE_PX", 2 * pkg.tile_size)
+    monkeypatch.setattr(RASTER_PLAN, "AUTOENCODER_TILE_PX", 2 * pkg.tile_size)
     generate(houston_label_path, tmp_path / "out", ChangeSpec(random=True), image=houston_image_path, model=tiny_model_dir,
              settings=GenerateSettings(steps=2, seed=4, device="cpu", threads=2, pre_event="redrawn"))
     with rasterio.open(houston_image_path) as ds:
