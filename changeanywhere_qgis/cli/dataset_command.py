@@ -60,7 +60,8 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--device", choices=DEVICES, default="cpu", help="cpu (default), cuda or auto")
     ds.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
     ds.add_argument("--batch-size", type=int, default=4, help="model tiles per network call (default 4)")
-    ds.add_argument("--overwrite", action="store_true", help="delete the folder and start again")
+    ds.add_argument("--overwrite", action="store_true",
+                    help="start again: replace the folder if it holds an earlier dataset of this tool and nothing else")
     add_series_arguments(ds, dataset=True)
     ds.set_defaults(handler=run_dataset)
 

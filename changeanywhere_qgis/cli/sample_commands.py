@@ -25,7 +25,8 @@ def _common_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model package folder (default: the bundled model)")
     p.add_argument("--seed", type=int, help="random seed (default: a fresh one, recorded in the outputs)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output folder if it holds an earlier sample of this tool and nothing else")
     p.add_argument("--max-memory", metavar="SIZE", help="refuse a run estimated to need more memory than this, e.g. 4G "
                                                        "(default: the memory this machine has free)")
 

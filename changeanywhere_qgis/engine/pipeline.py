@@ -26,7 +26,7 @@ from .errors import InputError
 from .events import (ChangeResult, change_mask, change_polygons, change_polygons_by_window, events_from_polygons, load_table, random_events,
                      write_change_polygons)
 from .events import check_dates, date_rngs, polygons_by_date
-from .io import (SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, read_style_image,
+from .io import (SAMPLE_FOLDER, SCRATCH_BYTES_PER_PIXEL, ImageSource, OutputFolder, SemanticRaster, is_scratch, open_rgb, read_semantic, read_style_image,
                  row_bands, write_classes, write_mask)
 from .landcover import ClassScheme, load_remap
 from .progress import Progress
@@ -161,6 +161,12 @@ def _scheme_for(model) -> ClassScheme:
     return ClassScheme.from_manifest(read_manifest(model or default_model_dir(), verify_hashes=False))
 
 
+def _input_files(semantic, changes: ChangeSpec, model, remap, *more) -> tuple:
+    """Every input a run reads from disk: --overwrite must not replace a folder that holds one (io/replace_guard.py)."""
+    model_dir = getattr(model, "path", model)  # a loaded ModelPackage knows its folder
+    return (semantic, changes.vector, changes.transitions, model_dir, remap, *more)
+
+
 def _write_maps(out: OutputFolder, sem: SemanticRaster, post: np.ndarray, mask: np.ndarray, scheme: ClassScheme) -> None:
     write_classes(out.path("t1_semantic.tif"), sem.labels, sem.valid, sem.grid, scheme)
     write_classes(out.path("t2_semantic.tif"), post, sem.valid, sem.grid, scheme)
@@ -179,7 +185,7 @@ def simulate(
     check_dates(dates)
     _check_series(changes, dates)
     progress = progress or Progress()
-    out = OutputFolder(out_dir, overwrite)
+    out = OutputFolder(out_dir, overwrite, SAMPLE_FOLDER, _input_files(semantic, changes, model, remap))
     scheme = _scheme_for(model)
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
     # Entered before the map is read: a large map's whole-raster arrays live in its scratch folder (removed with it).
@@ -279,7 +285,7 @@ def generate(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
-    out = OutputFolder(out_dir, overwrite)
+    out = OutputFolder(out_dir, overwrite, SAMPLE_FOLDER, _input_files(semantic, changes, model, remap, image, settings.style))
     style_image = read_style_image(settings.style) if settings.style else None  # checked before anything is written
     pkg = model if isinstance(model, ModelPackage) else load_model_package(model, settings.device, settings.threads)
     pkg = pkg.with_guidance(settings.guidance)

@@ -20,7 +20,7 @@ class GenerateTask(QgsTask):
     stage = pyqtSignal(str)
 
     def __init__(self, semantic: str, out_dir: str, spec_kwargs: dict, *, image=None, model=None, remap=None,
-                 band: int = 1, settings_kwargs: dict | None = None, overwrite: bool = True):
+                 band: int = 1, settings_kwargs: dict | None = None, overwrite: bool = False):
         super().__init__("ChangeAnywhere: generating a change sample", QgsTask.Flag.CanCancel)
         self.args = dict(semantic=semantic, out_dir=out_dir, image=image, model=model, remap=remap, band=band, overwrite=overwrite)
         self.spec_kwargs = dict(spec_kwargs)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from ..diffusion import default_model_dir, read_manifest
 from ..errors import InputError
 from ..events import load_table
-from ..io import (ImageSource, check_output_path, check_writable, has_second, load_second_classes, parts, read_semantic,
+from ..io import (CLASSES_FILE, LIST_FOLDER, SERIES_FOLDER, SPLITS, STAGE_FOLDER, ImageSource, OwnedFiles, check_output_path,
+                  check_replaceable, check_writable, every_folder, has_second, load_second_classes, parts, read_semantic,
                   read_style_image)
 from ..landcover import ClassScheme, load_remap
-from .job import LEGACY_SETTINGS, SPEC_FILE, DatasetJob, DatasetSettings, sample_rngs, sample_seed
+from .job import CARD, LEGACY_SETTINGS, MANIFEST, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
 
 
 def _granule(manifest: dict) -> int:
@@ -127,7 +128,8 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
         spec["second_classes"] = second.to_spec(scheme)
     if style is not None:  # the file's hash too: another image at the same path is another dataset
         spec["style"] = {"path": str(Path(style.path).resolve()), "sha256": style.sha256, "window": list(style.window)}
-    _check_out(out, spec, overwrite)
+    _check_out(out, spec, overwrite, [*semantic, *images, model_dir, settings.transitions, settings.style, settings.remap,
+                                      settings.second_classes])
     windows = _choose_windows(candidates, settings.seed, settings.count)
     return DatasetJob(out=str(out.resolve()), model=str(model_dir.resolve()), semantic=tuple(sources),
                       images=tuple(spec["images"] or [None] * len(sources)), settings=settings, windows=windows,
@@ -177,10 +179,31 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
             f"(Processing: {'; '.join(box for _, box in flags)}).")
 
 
-def _check_out(out: Path, spec: dict, overwrite: bool) -> None:
+# Where a dataset's files lie (io/layouts, job.py): the layout's folders, flat or under a split's folder, the series
+# folder, list/, the hidden record, work and staging folders; images, labels, lists and records by their endings.
+_DATASET_TOP_FILES = {SPEC_FILE, MANIFEST, CARD, CLASSES_FILE}
+_DATASET_FOLDERS = {*every_folder(), *SPLITS, LIST_FOLDER, SERIES_FOLDER, STAGE_FOLDER, RECORDS, WORK}
+_DATASET_FILE_ENDINGS = (".png", ".tif", ".txt", ".json", ".jsonl")
+
+
+def _dataset_owns(rel: PurePosixPath, is_dir: bool) -> bool:
+    if len(rel.parts) == 1:
+        return rel.name in _DATASET_FOLDERS if is_dir else rel.name in _DATASET_TOP_FILES
+    if rel.parts[0] in (RECORDS, WORK, STAGE_FOLDER, SERIES_FOLDER):  # samples' own sub-folders
+        return is_dir or rel.name.endswith(_DATASET_FILE_ENDINGS)
+    return rel.parts[1] in _DATASET_FOLDERS if is_dir else rel.name.endswith(_DATASET_FILE_ENDINGS)
+
+
+DATASET_FOLDER = OwnedFiles("a change-detection dataset", (SPEC_FILE,), _dataset_owns)
+
+
+def _check_out(out: Path, spec: dict, overwrite: bool, inputs=()) -> None:
     check_output_path(out, "Output path")
     check_writable(out)
-    if not out.exists() or overwrite or not any(out.iterdir()):
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if overwrite:
+        check_replaceable(out, DATASET_FOLDER, inputs)  # generate_dataset then deletes it
         return
     spec_file = out / SPEC_FILE
     if not spec_file.is_file():

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 from ..errors import ChangeAnywhereError, InputError
+from .replace_guard import OwnedFiles, check_replaceable
 
 # The host part keeps only characters that are safe in a file name on every system.
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "host")
@@ -151,15 +152,27 @@ SCRATCH_FOLDER = ".scratch"
 
 
 class OutputFolder:
-    """Write into ``<parent>/.<name>.partial-<host>-<pid>-<tag>`` and move it into place on success (a context manager)."""
+    """Write into ``<parent>/.<name>.partial-<host>-<pid>-<tag>`` and move it into place on success (a context manager).
 
-    def __init__(self, out_dir: str | Path, overwrite: bool = False) -> None:
+    With ``overwrite`` an existing folder is replaced only when it is an output of ``owned``'s kind that holds
+    nothing else and none of ``inputs`` (replace_guard.py): checked here, before any work, and again just before the
+    swap, since the folder may have changed while the run worked.
+    """
+
+    def __init__(self, out_dir: str | Path, overwrite: bool = False, owned: OwnedFiles | None = None, inputs=()) -> None:
+        if overwrite and owned is None:
+            raise TypeError("OutputFolder(overwrite=True) needs owned=: the kind of folder it may replace")
         self.final = Path(out_dir)
         self.overwrite = overwrite
+        self.owned = owned
+        self.inputs = tuple(inputs)
         check_output_path(self.final)
         check_writable(self.final.parent)
-        if self.final.exists() and not overwrite and any(self.final.iterdir()):
-            raise InputError(f"Output folder {self.final} already exists. Choose another folder, or pass --overwrite to replace it.")
+        if self.final.exists() and any(self.final.iterdir()):
+            if not overwrite:
+                raise InputError(f"Output folder {self.final} already exists. Choose another folder, or pass --overwrite "
+                                 "to replace it (only an earlier output of this tool can be replaced).")
+            check_replaceable(self.final, owned, self.inputs)
         self.temp: Path | None = None
 
     def require_space(self, nbytes: int, what: str = "the outputs") -> None:
@@ -216,6 +229,8 @@ class OutputFolder:
                 if not self.overwrite and any(self.final.iterdir()):
                     raise InputError(f"Output folder {self.final} was made by another run while this one worked. "
                                      "Choose another folder, or pass --overwrite to replace it.")
+                if self.overwrite:
+                    check_replaceable(self.final, self.owned, self.inputs)
                 old = self.final.parent / _owned_name(self.final, "old")
                 try:
                     os.replace(self.final, old)

@@ -13,7 +13,10 @@ import pytest
 import rasterio
 
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.io import OutputFolder, remove_orphans
+from changeanywhere_qgis.engine.io import OutputFolder, OwnedFiles, remove_orphans
+
+# What these runs write: the folder another run left may be replaced (replace_guard.py).
+WHO = OwnedFiles("a test run's folder", ("who.txt",), lambda rel, is_dir: str(rel) == "who.txt")
 
 
 def test_runs_overwriting_the_same_folder_at_once_all_succeed(tmp_path):
@@ -25,7 +28,7 @@ def test_runs_overwriting_the_same_folder_at_once_all_succeed(tmp_path):
 
         def run(k: int) -> None:
             try:
-                with OutputFolder(out, overwrite=True) as folder:
+                with OutputFolder(out, overwrite=True, owned=WHO) as folder:
                     folder.path("who.txt").write_text(str(k))
                     barrier.wait(timeout=30)  # every run moves its folder into place at the same moment
             except BaseException as exc:  # noqa: BLE001 (collected for the assertion)
