@@ -49,7 +49,7 @@ from .map_tool import PolygonMapTool
 from .rubber_band import PolygonRubberBand
 from .series_controls import DATE_FIELD, SeriesControls, result_layers
 from .style_picker import StylePicker
-from .styling import style_change_polygons, style_output
+from ..processing.layer_styles import style_change_polygons, style_output
 from .task import GenerateTask
 
 TARGET_FIELD = "target"

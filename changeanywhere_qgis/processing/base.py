@@ -184,7 +184,7 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
 
     def style_on_load(self, parameters, context, destinations: dict) -> None:
         """The outputs Processing adds to the project get the dock's styles (true colour, the class palette)."""
-        from ..gui.styling import style_when_loaded
+        from .layer_styles import style_when_loaded
 
         style_when_loaded(context, {dest: self.FILES[param] for param, dest in destinations.items()}, self.classes(parameters, context))
 

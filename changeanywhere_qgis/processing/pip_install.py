@@ -4,7 +4,7 @@ No Qt here (gui/install_task.py runs :func:`run_pip` in a QgsTask). The choices:
 
 - **Which Python**: the interpreter QGIS embeds, not ``sys.executable`` (inside QGIS that is the QGIS
   binary): ``<prefix>/bin/python3.X`` on Linux and in macOS's QGIS.app, ``<prefix>\\python.exe`` in
-  OSGeo4W / the Windows installers (:func:`dependencies.qgis_python`).
+  OSGeo4W / the Windows installers (:func:`python_environment.qgis_python`).
 - **Where**: inside a virtual environment, into it. Otherwise into a plugin-private folder in the QGIS
   profile (``pip install --target``), which the plugin puts on ``sys.path`` when it loads. Not
   ``--user``: that folder comes before the system's on every Python program of the user, and Debian /
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import dependencies
+from . import python_environment
 
 PRIVATE_FOLDER = "changeanywhere-libs"
 GPU_REQUIREMENT = "onnxruntime-gpu[cuda,cudnn]>=1.17,<2"
@@ -123,7 +123,7 @@ def numpy_requirement() -> str:
 
 
 def requirements(gpu: bool) -> list[str]:
-    reqs = [dependencies.REQUIREMENTS[m] for m in dependencies.REQUIREMENTS if m != "numpy"]
+    reqs = [python_environment.REQUIREMENTS[m] for m in python_environment.REQUIREMENTS if m != "numpy"]
     if gpu:
         reqs = [GPU_REQUIREMENT if r.startswith("onnxruntime") else r for r in reqs]
     return reqs + [numpy_requirement()]
@@ -198,11 +198,11 @@ def plan(base: Path | str | None, gpu: bool | None = None, python: str | None = 
          extra_args: list[str] | None = None) -> InstallPlan:
     """What the action will run. ``base``: the QGIS profile's python folder (None: no profile, e.g.
     outside QGIS: into the running environment). ``gpu`` None: decided here (GPU, driver, release)."""
-    python = python or dependencies.qgis_python()
+    python = python or python_environment.qgis_python()
     target = None if in_virtualenv() or base is None else private_folder(base)
     notes: list[str] = []
     if gpu is None:
-        has_gpu = dependencies.has_nvidia_gpu()
+        has_gpu = python_environment.has_nvidia_gpu()
         release = query_release_cuda_major(python, extra_args) if has_gpu else None
         gpu, notes = gpu_choice(has_gpu, release, driver_cuda_version(nvidia_smi_output()) if has_gpu else None)
     if target is not None and externally_managed():

@@ -92,7 +92,7 @@ def place_series(context, out_dir: Path, folder: Path | None, n: int, classes: l
     """The series folder's files moved into it, its rasters loaded into the project and styled on completion."""
     if folder is None:
         return
-    from ..gui.styling import style_output_on_load
+    from .layer_styles import style_output_on_load
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in series_folder_files(n, images, record):

@@ -10,7 +10,7 @@ from qgis.core import QgsMultiBandColorRenderer, QgsPalettedRasterRenderer, QgsR
 
 from changeanywhere_qgis.engine.diffusion import read_manifest
 from changeanywhere_qgis.engine.pipeline import OUTPUTS, ChangeSpec, GenerateSettings, generate
-from changeanywhere_qgis.gui.styling import OUTPUT_KINDS, style_output
+from changeanywhere_qgis.processing.layer_styles import OUTPUT_KINDS, style_output
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,8 @@
 """How the outputs look when they are added: the images in true colour, the land-cover maps in the model's
-class palette, the change mask black/white, the change polygons in their target class's colour."""
+class palette, the change mask black/white, the change polygons in their target class's colour.
+
+Beside the algorithms, not in gui/: Processing styles the outputs it loads (a layer post-processor) and the dock
+styles the ones it adds, and the dock already builds on processing/ (never the other way round)."""
 
 from __future__ import annotations
 
