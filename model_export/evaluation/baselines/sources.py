@@ -76,9 +76,11 @@ def load_sources(semantic: list[str], images: list[str], *, count: int, tile: in
                          f"({len(semantic)} maps, {len(images or [])} images) with --image.")
     settings = DatasetSettings(count=count, tile=tile, seed=seed, remap=remap, band=band, max_nodata=max_nodata, stride=stride,
                                layout="levir", fmt="png")
-    # the engine's plan checks the maps, images and tile and draws the windows; it writes nothing (overwrite=True only
-    # skips its check of an existing dataset.json in the output folder, which a baseline never holds)
-    job = plan_dataset(semantic, out, settings, images=images, model=model, overwrite=True)
+    # the engine's plan checks the maps, images and tile and draws the windows; it writes nothing. It is shown a path
+    # beside the output that does not exist: its checks of an existing output folder are the dataset command's (a
+    # baseline's folder is checked by writer.check_out)
+    out = Path(out).resolve()
+    job = plan_dataset(semantic, out.parent / f".{out.name}.plan", settings, images=images, model=model)
     model_dir = Path(model) if model else default_model_dir()
     scheme = ClassScheme.from_manifest(read_manifest(model_dir))
     lut = load_remap(remap)

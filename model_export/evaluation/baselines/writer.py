@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from changeanywhere_qgis.engine.dataset.card import assign_splits
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.io import LIST_FOLDER, SPLITS, write_sample
+from changeanywhere_qgis.engine.io.replace_guard import OwnedFiles, check_replaceable
 
 BASELINE_FILE = "baseline.json"
 MANIFEST = "manifest.jsonl"
@@ -54,7 +55,19 @@ def check_out(out: Path, spec: dict, overwrite: bool) -> bool:
     if not overwrite:
         raise InputError(f"Output folder {out} holds a baseline dataset made with other settings. Pass --overwrite to make it "
                          "again, or choose another folder.")
+    check_replaceable(out, OWNED, [*spec["semantic"], *spec["images"]])  # nothing of the user's in it, no input either
     return False
+
+
+def _owns(path: PurePosixPath, is_dir: bool) -> bool:
+    top = path.parts[0]
+    if len(path.parts) == 1:
+        return top in (*FOLDERS, LIST_FOLDER) if is_dir else top in (BASELINE_FILE, MANIFEST, CARD)
+    return len(path.parts) == 2 and not is_dir and top in (*FOLDERS, LIST_FOLDER)
+
+
+FOLDERS = ("A", "B", "label")
+OWNED = OwnedFiles("a baseline dataset", (BASELINE_FILE,), _owns)
 
 
 def _comparable(spec: dict) -> dict:
