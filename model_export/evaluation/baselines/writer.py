@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path, PurePosixPath
@@ -63,7 +64,11 @@ def _owns(path: PurePosixPath, is_dir: bool) -> bool:
     top = path.parts[0]
     if len(path.parts) == 1:
         return top in (*FOLDERS, LIST_FOLDER) if is_dir else top in (BASELINE_FILE, MANIFEST, CARD)
-    return len(path.parts) == 2 and not is_dir and top in (*FOLDERS, LIST_FOLDER)
+    if len(path.parts) != 2 or is_dir:
+        return False
+    if top == LIST_FOLDER:
+        return path.name in {f"{split}.txt" for split in SPLITS}
+    return top in FOLDERS and re.fullmatch(r"\d+\.png", path.name) is not None
 
 
 FOLDERS = ("A", "B", "label")

@@ -120,6 +120,14 @@ def test_random_pairing_labels_where_the_two_maps_differ(random_pairing):
             assert abs(wa["row"] - wb["row"]) >= 256 or abs(wa["col"] - wb["col"]) >= 256
 
 
+def test_random_pairing_pairs_windows_that_do_not_overlap(tmp_path):
+    """One map (OpenEarthMap's 1024 px tile): B is another window of it, never one overlapping A."""
+    make_baseline("random-pairing", *OEM, tmp_path / "rp", count=12, seed=0)
+    for r in load_baseline(tmp_path / "rp")[1]:
+        wa, wb = r["window"], r["window_b"]
+        assert abs(wa["row"] - wb["row"]) >= 256 or abs(wa["col"] - wb["col"]) >= 256
+
+
 @pytest.mark.parametrize("which", ["copy_paste", "random_pairing"])
 def test_the_layout_is_the_dataset_commands_and_the_evaluation_reads_it(which, request):
     from model_export.evaluation.usefulness import dataset_split, load_levir_folder
@@ -165,6 +173,10 @@ def test_it_keeps_what_it_made_and_never_replaces_other_files(tmp_path):
     assert _files(out) == before
     make_baseline("copy-paste", *OEM, out, count=2, seed=1, overwrite=True)  # its own folder, with --overwrite
     assert _files(out) != before and load_baseline(out)[0]["settings"]["seed"] == 1
+    (out / "A" / "my notes.txt").write_text("mine")  # a user's file in the baseline's folder: never replaced
+    with pytest.raises(InputError, match="my notes.txt"):
+        make_baseline("copy-paste", *OEM, out, count=2, seed=2, overwrite=True)
+    assert (out / "A" / "my notes.txt").is_file()
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("mine")
