@@ -13,6 +13,7 @@ that holds files this tool did not write is never replaced.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -86,8 +87,11 @@ class BaselineWriter:
         self.out = Path(out).resolve()
         self.spec = spec
         self.scheme = scheme
-        self.temp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        for left in self.out.parent.glob(f".{glob.escape(self.out.name)}.tmp-*"):  # a killed run's (this writer's names)
+            if re.fullmatch(rf"\.{re.escape(self.out.name)}\.tmp-[0-9a-f]{{8}}", left.name) and left.is_dir():
+                shutil.rmtree(left, ignore_errors=True)
+        self.temp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
         self.temp.mkdir()
         self.records: list[dict] = []
 

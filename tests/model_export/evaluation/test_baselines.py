@@ -196,3 +196,10 @@ def test_a_cancelled_run_leaves_nothing(tmp_path):
     with pytest.raises(Cancelled):
         make_baseline("copy-paste", *OEM, tmp_path / "cp", count=4, progress=Progress(is_cancelled=cancel_after_one))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_runs_leftovers_go_and_nothing_else(tmp_path):
+    (tmp_path / ".cp.tmp-0123abcd" / "A").mkdir(parents=True)  # what a run killed while writing leaves
+    (tmp_path / ".cp.tmp-mine").mkdir()  # not a name this tool writes
+    make_baseline("random-pairing", *OEM, tmp_path / "cp", count=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cp.tmp-mine", "cp"]
