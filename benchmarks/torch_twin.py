@@ -15,9 +15,10 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from model_export.data import NUM_CLASSES
-from model_export.denoiser import SemanticUNet
-from model_export.export_onnx import export_graph, load_networks
+from model_export.export.package import load_networks
+from model_export.networks.denoiser import SemanticUNet
+from model_export.networks.graphs import export_graph
+from model_export.training.data import NUM_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "model_export" / "runs" / "default" / "diffusion"

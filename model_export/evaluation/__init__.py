@@ -1,2 +1,3 @@
-"""Evaluation: whether generated datasets, model packages and adaptations are good (PyTorch judges, map-following,
-held-out reconstruction, verdicts). See model_export/README.md for the map of the training side."""
+"""Evaluation: whether generated datasets, model packages and adaptations are good: the dataset report and its
+change-detection usefulness test, the segmentation judge, map-following, held-out reconstruction, the model card's
+figures and the verdict of the package checks."""

@@ -28,7 +28,7 @@ def small_data(tmp_path_factory) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, small_data) -> Path:
     """A tiny autoencoder run and a tiny diffusion run on the small data (about 20 s on 2 cores)."""
-    from model_export.train import main
+    from model_export.training.train import main
 
     run = tmp_path_factory.mktemp("run")
     common = ["--config", str(TINY_CONFIG), "--data", *small_data, "--seed", "0"]

@@ -1,4 +1,4 @@
-"""model_export.adapt on a real pair (a crop of the bundled Houston sample) with the tiny test package as base."""
+"""model_export.adaptation.adapt on a real pair (a crop of the bundled Houston sample) with the tiny test package as base."""
 
 from __future__ import annotations
 
@@ -20,12 +20,11 @@ from rasterio.windows import Window
 
 from changeanywhere_qgis.cli.main import main as cli_main
 from changeanywhere_qgis.engine.diffusion import load_model_package
-from model_export.adapt import main as adapt_main
-from model_export.adapt import run_folder
-from model_export.adapt_area import build_cache, choose_holdout, crop_pixels, read_area
-from model_export.adapt_train import Stopper, train
-from model_export.package_weights import BaseModel, read_package_networks
-from model_export.train import finetune_config, load_config
+from model_export.adaptation.adapt import main as adapt_main, run_folder
+from model_export.adaptation.area import build_cache, choose_holdout, crop_pixels, read_area
+from model_export.adaptation.train import Stopper, train
+from model_export.training.config import finetune_config, load_config
+from model_export.training.package_weights import BaseModel, read_package_networks
 from training_helpers import REPO, TINY_CONFIG
 
 TINY_MODEL = REPO / "tests" / "data" / "tiny_model"
@@ -87,7 +86,7 @@ def test_adapt_writes_a_package_the_engine_loads_and_generates_with(pair, tmp_pa
 
 
 def test_the_held_out_loss_is_recorded_along_the_run_and_ends_at_the_packages_figure(pair, tmp_path, monkeypatch, capsys):
-    import model_export.adapt_train as adapt_train
+    import model_export.adaptation.train as adapt_train
 
     monkeypatch.setattr(adapt_train, "WATCH_EVERY", 2)
     out = tmp_path / "adapted"
@@ -105,7 +104,7 @@ def test_the_held_out_loss_is_recorded_along_the_run_and_ends_at_the_packages_fi
 
 
 def test_by_default_the_package_keeps_the_weights_with_the_lowest_held_out_loss(pair, tmp_path, monkeypatch):
-    import model_export.adapt_train as adapt_train
+    import model_export.adaptation.train as adapt_train
 
     monkeypatch.setattr(adapt_train, "WATCH_EVERY", 1)
     out = tmp_path / "adapted"
@@ -186,7 +185,7 @@ def test_an_interrupted_run_stops_with_a_checkpoint_and_resume_goes_on(pair, tmp
     out = tmp_path / "adapted"
     run = run_folder(out)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "model_export.adapt", *args(pair, out, "--steps", "100000")],
+    proc = subprocess.Popen([sys.executable, "-m", "model_export.adaptation.adapt", *args(pair, out, "--steps", "100000")],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
@@ -226,7 +225,7 @@ def test_resume_refuses_other_inputs(pair, tmp_path, capsys):
 
 
 def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair, small_data, tmp_path, capsys):
-    from model_export import segmentation
+    from model_export.evaluation import segmentation
 
     judge = tmp_path / "judge"
     assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1"]) == 0
@@ -247,7 +246,7 @@ def test_with_a_judge_the_map_following_ratio_is_measured_before_and_after(pair,
     real = figures["real_image"]  # the judge on the block's real image: the reference for the ratios
     assert real["window"] == figures["after"]["map_following"]["window"] and 0 <= real["miou_map"] <= 1
     # measured again later from the manifest's record alone: the same figures, for the base and the adapted package
-    from model_export import adapt_figures
+    from model_export.adaptation import figures as adapt_figures
 
     again = adapt_figures.remeasure(out, judge)
     for when in ("before", "after"):
@@ -306,7 +305,7 @@ def test_a_tuned_decoder_is_kept_only_when_it_copies_the_held_out_block_better(p
 
 def test_a_decoder_that_copies_worse_is_not_kept(pair, model_range_image, tmp_path, monkeypatch):
     """A tuned decoder made worse on purpose (its last layer's weights scaled): the package keeps the base's."""
-    import model_export.adapt as adapt_module
+    import model_export.adaptation.adapt as adapt_module
 
     real = adapt_module.tune_decoder
 
@@ -330,7 +329,7 @@ def test_a_decoder_that_copies_worse_is_not_kept(pair, model_range_image, tmp_pa
 
 
 def test_the_decoders_crops_stay_clear_of_the_held_out_block(pair):
-    from model_export.adapt_decoder import crop_origins
+    from model_export.adaptation.decoder import crop_origins
 
     pkg = load_model_package(TINY_MODEL, "cpu")
     area = read_area(str(pair[0]), str(pair[1]), None, 1, pkg.scheme)

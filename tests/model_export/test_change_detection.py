@@ -10,14 +10,9 @@ import pytest
 import torch
 
 from changeanywhere_qgis.engine.io import read_raster
-from model_export.change_detection import (
-    FCSiamDiff,
-    best_threshold,
-    evaluate_change_detection,
-    image_difference,
-    scores,
-    train,
-)
+from model_export.evaluation.usefulness import (best_threshold, evaluate_change_detection, image_difference, scores,
+                                                train)
+from model_export.networks.change_detection import FCSiamDiff
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,7 +141,7 @@ def test_several_nets_per_arm_are_averaged_and_keep_their_spread(tmp_path, tiny_
 
 
 def test_few_shot_splits_are_seeded_and_distinct():
-    from model_export.change_detection import _few_shot_splits
+    from model_export.evaluation.usefulness import _few_shot_splits
 
     a, b = _few_shot_splits(12, 3, 4, seed=0), _few_shot_splits(12, 3, 4, seed=0)
     assert a == b and all(len(s) == 3 == len(set(s)) for s in a) and len({tuple(s) for s in a}) > 1
@@ -155,8 +150,8 @@ def test_few_shot_splits_are_seeded_and_distinct():
 def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path, tiny_model_dir, houston_label_path, small_data):
     """The torch side of `evaluate`: a judge trained on tiles redrawn by the dataset's model, named in the report."""
     from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
-    from model_export.evaluate import EvaluateSettings, evaluate_dataset
-    from model_export import segmentation
+    from model_export.evaluation.dataset_report import EvaluateSettings, evaluate_dataset
+    from model_export.evaluation import segmentation
 
     ds = tmp_path / "ds"
     generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2, appearance_shift=True),
@@ -185,7 +180,7 @@ def test_dataset_report_names_its_judge_and_scores_against_rotated_maps(tmp_path
     assert all(f"| {v['f1']:.3f} ± {v['f1_std']:.3f} |" in text for v in spread)
     assert f"| everything changed | {zero['everything changed']['f1']:.3f} |" in text
     # --few-shot with no k: the report says it was not run instead of printing empty tables
-    from model_export.evaluate import render
+    from model_export.evaluation.dataset_report import render
 
     r = json.loads(json.dumps(result["results"]))
     r["change_detection"]["few_shot"] = {name: {} for name in r["change_detection"]["few_shot"]}

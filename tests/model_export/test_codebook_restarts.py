@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model_export.autoencoder import CodebookUsage
+from model_export.networks.autoencoder import CodebookUsage
 
 from training_helpers import summary
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from model_export.data import DataError
-from model_export.train import load_config, main, override_config
+from model_export.training.config import load_config, override_config
+from model_export.training.errors import DataError
+from model_export.training.train import main
 
 DEFAULT = Path(__file__).parents[2] / "model_export" / "configs" / "default.toml"
 

@@ -1,5 +1,5 @@
 """A package's decoder fine-tuned alone (`train --stage decoder --init-from`) and the package written again with it
-(`model_export.export_decoder`): check 6's candidate of docs/research/map-following-checks.md."""
+(`model_export.export.decoder`): check 6's candidate of docs/research/map-following-checks.md."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from changeanywhere_qgis.engine.diffusion import load_model_package
-from model_export.autoencoder import DecoderGraph, build_vqmodel
-from model_export.checkpoint import load_if_present, save_atomic
-from model_export.data import image_to_tensor_range
-from model_export.export_decoder import main as export_main
-from model_export.package_weights import read_package_networks
-from model_export.train import load_config, main as train_main
-from model_export.train_autoencoder import FROZEN_FOR_DECODER
+from model_export.export.decoder import main as export_main
+from model_export.networks.autoencoder import FROZEN_FOR_DECODER, DecoderGraph, build_vqmodel
+from model_export.training.checkpoints import load_if_present, save_atomic
+from model_export.training.config import load_config
+from model_export.training.data import image_to_tensor_range
+from model_export.training.package_weights import read_package_networks
+from model_export.training.train import main as train_main
 from training_helpers import REPO, TINY_CONFIG, TRAIN, read_tif
 
 TINY_MODEL = REPO / "tests" / "data" / "tiny_model"

@@ -13,8 +13,8 @@ import sys
 
 import torch
 
-from model_export.checkpoint import load_if_present
-from model_export.train import main
+from model_export.training.checkpoints import load_if_present
+from model_export.training.train import main
 
 from training_helpers import REPO, TINY_CONFIG, summary
 
@@ -22,7 +22,7 @@ from training_helpers import REPO, TINY_CONFIG, summary
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "model_export.train", "--config", str(TINY_CONFIG), "--seed", "0", "--threads", "1", *args]
+           "-m", "model_export.training.train", "--config", str(TINY_CONFIG), "--seed", "0", "--threads", "1", *args]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = proc.communicate(timeout=240)

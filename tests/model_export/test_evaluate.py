@@ -1,4 +1,4 @@
-"""python -m model_export.evaluate: the report of a small dataset without torch, and its command line."""
+"""python -m model_export.evaluation.dataset_report: the report of a small dataset without torch, and its command line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
 from changeanywhere_qgis.engine.errors import InputError
-from model_export.evaluate import EvaluateSettings, evaluate_dataset
+from model_export.evaluation.dataset_report import EvaluateSettings, evaluate_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,10 +54,10 @@ def test_several_datasets_are_reported_each_and_together(tmp_path, tiny_model_di
 def test_evaluate_command_writes_the_report_and_refuses_a_non_dataset(tmp_path, tiny_model_dir, houston_label_path):
     ds = tmp_path / "ds"
     generate_dataset(houston_label_path, ds, DatasetSettings(count=2, tile=64, steps=1, seed=1), model=tiny_model_dir, workers=1)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "model_export.evaluate", *a], cwd=REPO, capture_output=True, text=True)  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "model_export.evaluation.dataset_report", *a], cwd=REPO, capture_output=True, text=True)  # noqa: E731
     done = run(str(ds), "--no-torch", "--report", str(tmp_path / "r.md"))
     assert done.returncode == 0, done.stderr
-    assert "Measured by `python -m model_export.evaluate " in (tmp_path / "r.md").read_text()
+    assert "Measured by `python -m model_export.evaluation.dataset_report " in (tmp_path / "r.md").read_text()
     bad = run(str(tmp_path))
     assert bad.returncode == 2 and "error:" in bad.stderr and "not a dataset" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -73,7 +73,7 @@ def test_comparing_pre_events_needs_real_ones(tmp_path, tiny_model_dir, houston_
 
 def test_the_stored_arm_is_named_as_made_and_mixed_arms_are_refused(tmp_path, tiny_model_dir, houston_label_path, houston_image_path):
     """The change-detection net trained on the datasets' own images is one arm, named after how they were made."""
-    from model_export.evaluate import _open_dataset, _stored_arm
+    from model_export.evaluation.dataset_report import _open_dataset, _stored_arm
 
     made = {}
     for name, pre, shift in (("real", "real", False), ("redrawn-shifted", "redrawn", True)):

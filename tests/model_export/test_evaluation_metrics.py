@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model_export.evaluate_model import END, START, psnr, to_uint8, update_card
-from model_export.segmentation import miou
+from model_export.evaluation.model_card import END, START, psnr, to_uint8, update_card
+from model_export.evaluation.segmentation import miou
 
 
 def test_miou_ignores_unknown_and_absent_classes():
@@ -33,7 +33,7 @@ def test_update_card_replaces_only_the_marked_section(tmp_path):
 
 
 def test_judge_augmentation_changes_colours_not_layout():
-    from model_export.segmentation import photometric
+    from model_export.evaluation.segmentation import photometric
 
     rng = np.random.default_rng(0)
     images = np.zeros((4, 3, 32, 32), np.float32)
@@ -47,8 +47,8 @@ def test_judge_augmentation_changes_colours_not_layout():
 
 
 def test_judge_crops_come_from_the_redrawn_tiles_at_the_asked_share(small_data):
-    from model_export.data import scan_folders
-    from model_export.segmentation import labelled_crops
+    from model_export.training.data import scan_folders
+    from model_export.evaluation.segmentation import labelled_crops
 
     tiles = scan_folders(small_data)
     black = {t.stem: np.zeros((256, 256, 3), np.uint8) for t in tiles}  # an unmistakable "redrawing"
@@ -66,8 +66,8 @@ def test_judge_trains_on_tiles_redrawn_by_a_model_package(small_data, tmp_path):
     import json
     from pathlib import Path
 
-    from model_export.data import load_tile, scan_folders
-    from model_export.segmentation import decoder_renderings, load, main
+    from model_export.training.data import load_tile, scan_folders
+    from model_export.evaluation.segmentation import decoder_renderings, load, main
 
     tiny = Path(__file__).parents[1] / "data" / "tiny_model"
     tiles = scan_folders(small_data)
@@ -85,7 +85,7 @@ def test_judge_trains_on_tiles_redrawn_by_a_model_package(small_data, tmp_path):
 
 
 def test_card_table_gives_the_map_following_ratio_and_names_the_judge():
-    from model_export.evaluate_model import card_table
+    from model_export.evaluation.model_card import card_table
 
     r = {"window": "w", "steps": 50, "eta": 1.0, "seeds": [0], "threads": 2, "rounds": 1, "reconstruction_psnr_db": 22.0,
          "judge": {"steps": 7, "augment": False, "redrawn_by": "models/x", "redrawn_share": 0.25},
@@ -108,7 +108,7 @@ def test_card_table_gives_the_map_following_ratio_and_names_the_judge():
 def test_judge_refuses_a_bad_share_or_model_folder(small_data, tmp_path, capsys):
     import pytest
 
-    from model_export.segmentation import main
+    from model_export.evaluation.segmentation import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--data", *small_data, "--out", str(tmp_path / "j"), "--redrawn-share", "1.5", "--max-steps", "1"])

@@ -1,4 +1,4 @@
-"""python -m model_export.holdout: the package's reconstruction PSNR on every source's held-out window."""
+"""python -m model_export.evaluation.holdout: the package's reconstruction PSNR on every source's held-out window."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from model_export.data import DataError
-from model_export.holdout import holdout_psnr, main
+from model_export.evaluation.holdout import holdout_psnr, main
+from model_export.training.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = ["data/train/oem", "data/train/loveda@loveda", "data/train/dubai@data/train/dubai/training_remap.json", "data/train/flair@flair"]
@@ -28,7 +28,7 @@ def test_the_tone_offset_is_what_a_tinted_copy_adds():
     """A copy that is the image plus a constant per band: the offset is found, and removing it gives the image back."""
     import numpy as np
 
-    from model_export.holdout import tone
+    from model_export.evaluation.holdout import tone
 
     image = np.random.default_rng(0).integers(40, 200, (3, 32, 32)).astype(np.uint8)
     tinted = image + np.array([5, 12, 30], np.uint8)[:, None, None]
@@ -47,7 +47,7 @@ def test_a_window_in_no_data_folder_is_named(tiny_model_dir, monkeypatch, capsys
 
 def test_whole_windows_of_a_package_equal_its_training_run(tiny_run, tmp_path, monkeypatch):
     """--whole runs the package's graphs on the window at once; --autoencoder-run the same networks in PyTorch."""
-    from model_export.export_onnx import export
+    from model_export.export.package import export
 
     monkeypatch.chdir(REPO)
     export(tiny_run / "dm", tmp_path / "model")

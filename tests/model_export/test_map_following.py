@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_export import segmentation
-from model_export.data import image_to_tensor_range
-from model_export.map_following import central, colour_against, main
+from model_export.evaluation import segmentation
+from model_export.evaluation.map_following import central, colour_against, main
+from model_export.training.data import image_to_tensor_range
 from training_helpers import REPO, TINY_CONFIG, TRAIN, read_tif
 
 

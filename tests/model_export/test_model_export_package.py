@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from changeanywhere_qgis.engine.diffusion import load_model_package
-from model_export.data import one_hot
-from model_export.export_onnx import export, load_networks
+from model_export.export.package import export, load_networks
+from model_export.training.data import one_hot
 from training_helpers import TINY_CONFIG
 
 
@@ -35,7 +35,7 @@ def test_package_loads_in_engine(package):
 
 
 def test_the_licence_is_the_most_restrictive_of_the_sources():
-    from model_export.export_onnx import licence
+    from model_export.export.package import licence
 
     four = ["data/train/oem", "data/train/loveda@loveda", "data/train/dubai@data/train/dubai/training_remap.json",
             "data/train/flair@flair"]
@@ -65,7 +65,7 @@ def test_engine_graphs_match_torch(package, tiny_run):
 
 
 def test_export_refuses_non_diffusion_checkpoint(tiny_run, tmp_path):
-    from model_export.export_onnx import main
+    from model_export.export.package import main
 
     assert main(["--checkpoint", str(tiny_run / "ae"), "--out", str(tmp_path / "m")]) == 1
     assert not (tmp_path / "m").exists()
@@ -82,14 +82,14 @@ def test_evaluation_writes_the_card_with_its_judge(package, tiny_run, small_data
     """evaluate_model end to end on the tiny package: a judge trained on redrawn tiles, the card's table."""
     import json
 
-    from model_export import evaluate_model, segmentation
+    from model_export.evaluation import model_card, segmentation
 
     judge = tmp_path / "judge"
     assert segmentation.main(["--data", *small_data, "--out", str(judge), "--max-steps", "2", "--threads", "1",
                               "--redrawn-by", str(package)]) == 0
     card = tmp_path / "card.md"
-    card.write_text(f"# Card\n{evaluate_model.START}\n{evaluate_model.END}\n## Limits\n")
-    assert evaluate_model.main(["--model", str(package), "--checkpoint", str(tiny_run / "dm"),
+    card.write_text(f"# Card\n{model_card.START}\n{model_card.END}\n## Limits\n")
+    assert model_card.main(["--model", str(package), "--checkpoint", str(tiny_run / "dm"),
                                 "--segmentation", str(judge), "--guidance", "1", "3", "--seeds", "0", "--steps", "2",
                                 "--rounds", "1", "--threads", "1", "--card", str(card), "--images", str(tmp_path),
                                 "--json", str(tmp_path / "eval.json")]) == 0
@@ -106,7 +106,7 @@ def test_evaluation_writes_the_card_with_its_judge(package, tiny_run, small_data
 
 @pytest.fixture(scope="module")
 def decoder_run(tiny_run, small_data, tmp_path_factory):
-    from model_export.train import main
+    from model_export.training.train import main
 
     out = tmp_path_factory.mktemp("dec") / "decoder"
     assert main(["--stage", "decoder", "--config", str(TINY_CONFIG), "--data", *small_data,
@@ -132,8 +132,8 @@ def test_export_pairs_a_fine_tuned_decoder_with_the_denoiser(package, decoder_ru
 def test_export_refuses_a_decoder_of_another_autoencoder(decoder_run, tiny_run, tmp_path, capsys):
     import shutil
 
-    from model_export.checkpoint import load_if_present, save_atomic
-    from model_export.export_onnx import main
+    from model_export.training.checkpoints import load_if_present, save_atomic
+    from model_export.export.package import main
 
     other = tmp_path / "other"
     shutil.copytree(decoder_run, other)

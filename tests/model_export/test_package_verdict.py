@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model_export import package_verdict
+from model_export.evaluation import package_verdict
 
 CHECK6 = Path(__file__).parent.parent / "data" / "check6"
 

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from changeanywhere_qgis.engine.diffusion import load_model_package
-from model_export.autoencoder import DecoderGraph, EncoderGraph
-from model_export.data import DataError, image_to_tensor_range, one_hot
-from model_export.export_onnx import export, load_networks, with_base_training
-from model_export.package_weights import check_against_package, read_package_networks
-from model_export.train import load_config, main
+from model_export.export.package import export, load_networks, with_base_training
+from model_export.networks.autoencoder import DecoderGraph, EncoderGraph
+from model_export.training.config import load_config
+from model_export.training.data import image_to_tensor_range, one_hot
+from model_export.training.errors import DataError
+from model_export.training.package_weights import check_against_package, read_package_networks
+from model_export.training.train import main
 from training_helpers import REPO, TINY_CONFIG, TRAIN, read_tif
 
 TINY_MODEL = REPO / "tests" / "data" / "tiny_model"

@@ -8,9 +8,9 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention
 
-from model_export.autoencoder import PatchDiscriminator, build_vqmodel, downsample_factor
-from model_export.denoiser import SemanticUNet
-from model_export.training_cost import autoencoder_step, diffusion_step, main
+from model_export.networks.autoencoder import PatchDiscriminator, build_vqmodel, downsample_factor
+from model_export.networks.denoiser import SemanticUNet
+from model_export.training.cost import autoencoder_step, diffusion_step, main
 
 from training_helpers import REPO, TINY_CONFIG
 

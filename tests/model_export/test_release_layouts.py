@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from changeanywhere_qgis.engine.landcover import builtin_remap
-from model_export.data import DataError, apply_remap, load_tile, scan_folder, scan_folders
-from model_export.train import main
+from model_export.training.data import apply_remap, load_tile, scan_folder, scan_folders
+from model_export.training.errors import DataError
+from model_export.training.train import main
 
 from training_helpers import TINY_CONFIG, TRAIN, read_tif, write_tif
 

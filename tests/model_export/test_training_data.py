@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from model_export.data import (DataError, Window, load_tile, random_crop_origin, sample_image_crops,
-                               scan_folder)
-from model_export.train import main
+from model_export.training.data import Window, load_tile, random_crop_origin, sample_image_crops, scan_folder
+from model_export.training.errors import DataError
+from model_export.training.train import main
 
 from training_helpers import TINY_CONFIG, TRAIN, write_png, write_tif
 
@@ -77,7 +77,7 @@ def test_holdout_window_never_cropped(small_data):
 
 
 def test_source_balance_weighs_every_data_folder_alike_and_tiles_by_area():
-    from model_export.data import scan_folders, tile_weights
+    from model_export.training.data import scan_folders, tile_weights
 
     tiles = scan_folders([str(TRAIN / "oem"), f"{TRAIN / 'dubai'}@{TRAIN / 'dubai' / 'training_remap.json'}"])
     w = tile_weights(tiles, "source")
@@ -91,7 +91,8 @@ def test_source_balance_weighs_every_data_folder_alike_and_tiles_by_area():
 
 
 def test_an_unknown_balance_is_refused():
-    from model_export.data import DataError, tile_weights
+    from model_export.training.errors import DataError
+    from model_export.training.data import tile_weights
 
     with pytest.raises(DataError, match="balance"):
         tile_weights([], "pixels")

@@ -8,7 +8,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from changeanywhere_qgis.engine.diffusion import DiffusionSchedule
-from model_export.train_diffusion import noise_scheduler
+from model_export.training.diffusion import noise_scheduler
 
 DCFG = {"num_train_timesteps": 1000, "beta_start": 0.0015, "beta_end": 0.0205}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_export.checkpoint import load_if_present
-from model_export.train import main
+from model_export.training.checkpoints import load_if_present
+from model_export.training.train import main
 
 from training_helpers import TINY_CONFIG, summary
 

@@ -1,14 +1,14 @@
-"""The PyTorch side of ``python -m model_export.evaluate``: two judges of generated datasets.
+"""The PyTorch side of ``python -m model_export.evaluation.dataset_report``: two judges of generated datasets.
 
 1. Usefulness (the paper's claims in miniature): FC-Siam-diff (Daudt et al., ICIP 2018), trained only on
    generated datasets in the LEVIR-CD layout, then tested zero-shot on real change pairs (F1, IoU, precision,
    recall over all test pixels) against the same network untrained, image differencing and "everything changed"
    (every threshold picked on the generated data, never on the real pairs); and few-shot: pre-trained on the
    generated data and fine-tuned on k real pairs, against the same network trained on those k pairs alone.
-2. Map following: the segmentation net of ``model_export/segmentation.py`` (trained on real labelled
+2. Map following: the segmentation net of ``model_export/evaluation/segmentation.py`` (trained on real labelled
    tiles) labels images; :func:`segmentation_miou` scores them against their maps.
 
-    python -m model_export.change_detection --dataset DATASET [DATASET ...] --test-sets data/levir-cd data/whu-cd
+    python -m model_export.evaluation.usefulness --dataset DATASET [DATASET ...] --test-sets data/levir-cd data/whu-cd
 """
 
 from __future__ import annotations
@@ -25,48 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from changeanywhere_qgis.engine.io import read_raster
-
-
-# ----------------------------------------------------------------------------------------------
-# FC-Siam-diff
-
-
-def _conv(cin: int, cout: int, n: int) -> nn.Sequential:
-    layers = []
-    for i in range(n):
-        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
-
-
-class FCSiamDiff(nn.Module):
-    """FC-Siam-diff, written plainly: 4 encoder levels (shared weights), 4 decoder levels with |difference| skips."""
-
-    def __init__(self, widths=(16, 32, 64, 128)):
-        super().__init__()
-        w = widths
-        self.enc = nn.ModuleList([_conv(3, w[0], 2), _conv(w[0], w[1], 2), _conv(w[1], w[2], 3), _conv(w[2], w[3], 3)])
-        self.up = nn.ModuleList([nn.ConvTranspose2d(w[3], w[3], 2, stride=2), nn.ConvTranspose2d(w[2], w[2], 2, stride=2),
-                                 nn.ConvTranspose2d(w[1], w[1], 2, stride=2), nn.ConvTranspose2d(w[0], w[0], 2, stride=2)])
-        self.dec = nn.ModuleList([_conv(2 * w[3], w[2], 3), _conv(2 * w[2], w[1], 3), _conv(2 * w[1], w[0], 2),
-                                  _conv(2 * w[0], w[0], 1)])
-        self.head = nn.Conv2d(w[0], 1, 1)
-
-    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for stage in self.enc:
-            x = stage(x)
-            feats.append(x)
-            x = F.max_pool2d(x, 2)
-        return feats
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        fa, fb = self.encode(a), self.encode(b)
-        x = F.max_pool2d(fb[3], 2)
-        for k in range(4):
-            level = 3 - k
-            x = self.up[k](x)
-            x = self.dec[k](torch.cat([x, (fa[level] - fb[level]).abs()], 1))
-        return self.head(x)
+from model_export.networks.change_detection import FCSiamDiff
 
 
 # ----------------------------------------------------------------------------------------------
@@ -385,12 +344,12 @@ def _figure(a, b, truth, pred, diff) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# segmentation judge (the network of model_export/segmentation.py)
+# segmentation judge (the network of model_export/evaluation/segmentation.py)
 
 
 def train_segmentation(out_dir: Path, data: list[str], max_minutes: float, seed: int = 0, threads: int = 2,
                        redrawn_by: str | None = None) -> Path:
-    from . import segmentation
+    from model_export.evaluation import segmentation
 
     out_dir = Path(out_dir)
     if not (out_dir / "segmentation.pt").is_file():
@@ -402,7 +361,7 @@ def train_segmentation(out_dir: Path, data: list[str], max_minutes: float, seed:
 
 def segmentation_miou(checkpoint_dir: Path, pairs) -> dict:
     """mIoU (classes present in each map, nodata ignored) of the segmentation net on (image uint8 [3,H,W], map) pairs."""
-    from . import segmentation
+    from model_export.evaluation import segmentation
 
     net = segmentation.load(Path(checkpoint_dir))
     values, per_class = [], {}

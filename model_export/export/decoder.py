@@ -1,8 +1,8 @@
 """Write a model package again with a new decoder: the decoder-stage run's, fine-tuned from that package.
 
-    python -m model_export.train --stage decoder --config model_export/configs/default.toml --data ... \\
+    python -m model_export.training.train --stage decoder --config model_export/configs/default.toml --data ... \\
         --init-from changeanywhere_qgis/models/default --out model_export/runs/continue-decoder/decoder
-    python -m model_export.export_decoder --base changeanywhere_qgis/models/default \\
+    python -m model_export.export.decoder --base changeanywhere_qgis/models/default \\
         --decoder model_export/runs/continue-decoder/decoder --out NEW_PACKAGE --version 0.3.0
 
 The base package's encoder and denoiser graphs are copied byte for byte (the run froze the encoder,
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .autoencoder import DecoderGraph, EncoderGraph, build_vqmodel
-from .checkpoint import load_if_present
-from .export_onnx import (GRAPH_IO, TRAINED_ON, ExportError, described, export_graph, licence, max_difference, publish,
-                          sha256)
-from .provenance import loss_summary
+from model_export.export.package import TRAINED_ON, described, licence, publish, sha256
+from model_export.networks.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel
+from model_export.networks.graphs import GRAPH_IO, ExportError, export_graph, max_difference
+from model_export.training.checkpoints import load_if_present
+from model_export.training.provenance import loss_summary
 
 COPIED = ("encoder", "denoiser")
 
@@ -40,7 +40,7 @@ def load_decoder_run(run: Path) -> dict:
     if ckpt is None or ckpt.get("stage") != "autoencoder" or not ckpt.get("finished") or not ckpt.get("decoder_of") \
             or not ckpt.get("base_model"):
         raise ExportError(f"{run / 'last.pt'} is missing or not a finished decoder-stage run of a package; give --decoder "
-                          "the --out folder of `python -m model_export.train --stage decoder --init-from PACKAGE`.")
+                          "the --out folder of `python -m model_export.training.train --stage decoder --init-from PACKAGE`.")
     return ckpt
 
 
@@ -105,7 +105,7 @@ def export_with_decoder(base: Path, run: Path, out: Path, version: str | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.export_decoder", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m model_export.export.decoder", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", required=True, type=Path, help="the package the decoder run started from (--init-from)")
     p.add_argument("--decoder", required=True, type=Path, help="--out folder of `train --stage decoder --init-from BASE`")

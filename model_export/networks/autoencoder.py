@@ -12,6 +12,11 @@ from diffusers import VQModel
 from torch import nn
 
 
+# state-dict prefixes of the encoder side: the decoder stage (and an adaptation's decoder step) keeps them frozen,
+# so the latents a denoiser learnt keep their meaning
+FROZEN_FOR_DECODER = ("encoder.", "quant_conv.", "quantize.")
+
+
 def build_vqmodel(cfg: dict) -> VQModel:
     widths = tuple(cfg["block_out_channels"])
     return VQModel(

@@ -1,6 +1,6 @@
 """Adapt a model package to your area: fine-tune its denoiser on your land-cover map and image.
 
-    python -m model_export.adapt --semantic MAP.tif --image IMG.tif [--remap loveda|dubai|flair|FILE] [--band N] \
+    python -m model_export.adaptation.adapt --semantic MAP.tif --image IMG.tif [--remap loveda|dubai|flair|FILE] [--band N] \
         --base changeanywhere_qgis/models/default --out my_model [--minutes 30 | --steps N] [--device cpu|cuda] \
         [--holdout 0.2] [--seed 0] [--judge JUDGE_DIR] [--decoder-steps N] [--resume]
 
@@ -11,9 +11,9 @@ denoising loss, and with --judge the map-following ratio) are measured on it for
 for the adapted one, printed at the end and written into the new package's manifest (`adaptation`),
 with the base model's name, version and sha256, the data, the grid and the run.
 
-The base package's weights are read back from its ONNX graphs (package_weights.py). The denoiser is
+The base package's weights are read back from its ONNX graphs (training/package_weights.py). The denoiser is
 trained; the encoder and the codebook never are, so every latent of the base stays valid. With
---decoder-steps N the decoder is then fine-tuned on your image as well (adapt_decoder.py), and kept only
+--decoder-steps N the decoder is then fine-tuned on your image as well (adaptation/decoder.py), and kept only
 if it copies the held-out block better than the base's decoder (its reconstruction PSNR; both figures
 and the choice are in the manifest); without it the decoder is the base's. The run's checkpoints go into OUT.adapt-run/ beside the output: Ctrl-C or SIGTERM stops
 with a checkpoint, and the same command with --resume goes on. The package is exported into a hidden
@@ -41,18 +41,19 @@ from changeanywhere_qgis.engine.diffusion import load_model_package
 from changeanywhere_qgis.engine.errors import InputError, ModelError
 from changeanywhere_qgis.engine.io import check_output_path, check_writable
 
-from .adapt_area import build_cache, check_trainable, choose_holdout, read_area
-from .adapt_decoder import tune_decoder, with_tuned_decoder
-from .adapt_figures import denoising_loss, figures, held_out_latents, real_image_map_following
-from .adapt_train import WATCH_EVERY, Interrupted, Stopper, train
-from .autoencoder import downsample_factor
-from .checkpoint import load_if_present, save_atomic
-from .data import DataError
-from .package_weights import BaseModel, read_package_networks
-from .provenance import hardware, loss_summary
-from .train import finetune_config, load_config
+from model_export import CONFIGS
+from model_export.adaptation.area import build_cache, check_trainable, choose_holdout, read_area
+from model_export.adaptation.decoder import tune_decoder, with_tuned_decoder
+from model_export.adaptation.figures import denoising_loss, figures, held_out_latents, real_image_map_following
+from model_export.adaptation.train import WATCH_EVERY, Interrupted, Stopper, train
+from model_export.networks.autoencoder import downsample_factor
+from model_export.training.checkpoints import load_if_present, save_atomic
+from model_export.training.config import finetune_config, load_config
+from model_export.training.errors import DataError
+from model_export.training.package_weights import BaseModel, read_package_networks
+from model_export.training.provenance import hardware, loss_summary
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.toml"
+DEFAULT_CONFIG = CONFIGS / "default.toml"
 DEFAULT_MINUTES = 30.0
 RUN_SUFFIX = ".adapt-run"
 
@@ -62,7 +63,7 @@ def run_folder(out: Path) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m model_export.adapt", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m model_export.adaptation.adapt", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--semantic", required=True, help="land-cover map (a GDAL raster of class codes), as for generate")
     p.add_argument("--image", required=True, help="RGB image on the map's grid (8-bit), as for generate")
@@ -77,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=float, default=0.2, metavar="FRACTION",
                    help="share of the area held out of training for the figures (default 0.2; 0.05 to 0.5)")
     p.add_argument("--seed", type=int, default=0, help="places the held-out block and drives the training draws")
-    p.add_argument("--judge", type=Path, help="a model_export.segmentation --out folder: also measure map-following")
+    p.add_argument("--judge", type=Path, help="a model_export.evaluation.segmentation --out folder: also measure map-following")
     p.add_argument("--decoder-steps", type=int, default=0, metavar="N",
                    help="then fine-tune the decoder for N steps on your image (encoder and codebook frozen); kept only "
                         "if it copies the held-out block better than the base's (default 0: the base's decoder)")
@@ -111,7 +112,7 @@ def check_arguments(p: argparse.ArgumentParser, args) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: this PyTorch sees no CUDA device; use --device cpu (or install a CUDA build of PyTorch)")
     if args.judge is not None and not args.judge.is_dir():
-        p.error(f"--judge {args.judge}: no such folder; give the --out folder of python -m model_export.segmentation")
+        p.error(f"--judge {args.judge}: no such folder; give the --out folder of python -m model_export.evaluation.segmentation")
 
 
 def check_output(out: Path, run: Path, resume: bool) -> None:
@@ -227,7 +228,7 @@ def export_measured(run: Path, tmp: Path, final: dict, tuned: dict | None, befor
 
     A tuned decoder is exported with the adapted denoiser; when it copies the held-out block no better than the
     base's decoder, the package is exported again with the base's, and the decoder's figures say so."""
-    from .export_onnx import export, load_networks
+    from model_export.export.package import export, load_networks
 
     _, _, _, adapted = load_networks(run)
 

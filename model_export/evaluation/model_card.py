@@ -4,7 +4,7 @@ On the window held back from all training (houston_16 rows 768:1024, cols 768:10
   - autoencoder reconstruction PSNR, through the package's encoder and decoder graphs;
   - images generated from the window's map through the package and the engine's schedule (DDIM,
     as the plugin samples), for several guidance scales and seeds;
-  - mIoU of a segmentation net (model_export/segmentation.py) on each generated image against the
+  - mIoU of a segmentation net (model_export/evaluation/segmentation.py) on each generated image against the
     map, against the map rotated 180 degrees (what an image that ignores the map scores), and on
     the real image (what a perfect generator could score);
   - the same at the package's guidance scale with other DDIM etas (--compare-eta: the authors' 1 by
@@ -12,7 +12,7 @@ On the window held back from all training (houston_16 rows 768:1024, cols 768:10
   - denoiser step time, ONNX Runtime against PyTorch eager, same weights and threads, side by side.
 The pictures go to --images, the table between the evaluation markers of --card.
 
-    python -m model_export.evaluate_model --model changeanywhere_qgis/models/default \
+    python -m model_export.evaluation.model_card --model changeanywhere_qgis/models/default \
         --checkpoint model_export/runs/default/diffusion --segmentation model_export/runs/default/segmentation \
         --card docs/reference/model-card.md --images docs/img
 """
@@ -32,9 +32,9 @@ from PIL import Image
 from changeanywhere_qgis.engine import diffusion
 from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, load_model_package
 
-from . import segmentation
-from .data import image_to_tensor_range, one_hot, read_raster
-from .export_onnx import load_networks
+from model_export.evaluation import segmentation
+from model_export.export.package import load_networks
+from model_export.training.data import image_to_tensor_range, one_hot, read_raster
 
 START, END = "<!-- evaluation:start -->", "<!-- evaluation:end -->"
 
@@ -123,7 +123,7 @@ def card_table(r: dict) -> str:
         START,
         f"Held-out window: `{r['window']}` (never used in training). Generated with DDIM, {r['steps']} steps, "
         f"eta {r['eta']:g}, seeds {r['seeds']}; mIoU over the classes present in the map, by the segmentation net "
-        f"of `model_export/segmentation.py` ({segmentation.recipe(r['judge'])}).",
+        f"of `model_export/evaluation/segmentation.py` ({segmentation.recipe(r['judge'])}).",
         "",
         f"- Autoencoder reconstruction PSNR (ONNX encoder -> decoder): **{r['reconstruction_psnr_db']:.2f} dB**",
         f"- Segmentation mIoU on the real image: **{r['miou_real']:.3f}** (vs its map rotated 180°: "

@@ -14,15 +14,16 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from tqdm import tqdm
 
-from . import distributed as dist
-from .autoencoder import build_vqmodel, downsample_factor
-from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import (NUM_CLASSES, DataError, Tile, Window, dihedral, draw_index, image_to_tensor_range, load_tile,
-                   masked_for_holdout, one_hot, tile_weights)
-from .denoiser import SemanticUNet
-from .package_weights import BaseModel
-from .provenance import hardware, loss_summary, write_summary
-from .schedule_utils import EMA, Budget, warmup_cosine
+from model_export.networks.autoencoder import build_vqmodel, downsample_factor
+from model_export.networks.denoiser import SemanticUNet
+from model_export.training import distributed as dist
+from model_export.training.checkpoints import load_if_present, restore_rng, rng_state, save_atomic
+from model_export.training.data import (NUM_CLASSES, Tile, Window, dihedral, draw_index, image_to_tensor_range,
+                                        load_tile, masked_for_holdout, one_hot, tile_weights)
+from model_export.training.errors import DataError
+from model_export.training.package_weights import BaseModel
+from model_export.training.provenance import hardware, loss_summary, write_summary
+from model_export.training.schedules import EMA, Budget, warmup_cosine
 
 # Latent pixels kept away from a held-out window: the encoder sees a few pixels beyond each latent.
 HOLDOUT_MARGIN = 4

@@ -1,19 +1,19 @@
 """Train the model package's networks.
 
-    python -m model_export.train --stage autoencoder --config model_export/configs/default.toml \
+    python -m model_export.training.train --stage autoencoder --config model_export/configs/default.toml \
         --data data/train/oem data/train/loveda@loveda --out model_export/runs/default/autoencoder
-    python -m model_export.train --stage diffusion --config ... --data ... \
+    python -m model_export.training.train --stage diffusion --config ... --data ... \
         --autoencoder model_export/runs/default/autoencoder --out model_export/runs/default/diffusion
-    python -m model_export.train --stage decoder --config ... --data ... \
+    python -m model_export.training.train --stage decoder --config ... --data ... \
         --autoencoder model_export/runs/default/autoencoder --out model_export/runs/default/decoder
 
 The decoder stage fine-tunes only the decoder of a finished autoencoder (encoder and codebook frozen),
-so a denoiser trained on that autoencoder's latents stays valid: `export_onnx.py --decoder` pairs them.
+so a denoiser trained on that autoencoder's latents stays valid: `export.package --decoder` pairs them.
 With ``--init-from MODEL_DIR`` instead of ``--autoencoder`` it fine-tunes a package's decoder, and
-``python -m model_export.export_decoder`` writes the package again with that decoder (check 6's candidate).
+``python -m model_export.export.decoder`` writes the package again with that decoder (check 6's candidate).
 
 ``--init-from MODEL_DIR`` continues from a model package instead of from random weights: its
-networks are read back from its ONNX graphs (package_weights.py), the config's ``[finetune.STAGE]``
+networks are read back from its ONNX graphs (training/package_weights.py), the config's ``[finetune.STAGE]``
 table overrides the stage's schedule, and the run records the package's name and sha256. In the
 diffusion stage without ``--autoencoder``, the package's own autoencoder makes the latents.
 
@@ -26,48 +26,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 import torch
 
-from . import distributed as dist
-from .data import DataError, holdout_windows, scan_folders
-from .package_weights import BaseModel, read_package_networks
-from .releases import SPLITS
-
-
-def load_config(path: str | Path) -> dict:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
-
-
-def override_config(cfg: dict, settings: list[str]) -> dict:
-    """The config with each ``TABLE.KEY=VALUE`` of ``--set`` in place (VALUE in TOML: 8, 2e-4, [32, 64], "source"),
-    so a trial of one setting needs no copy of the whole config; the run's checkpoint records the config it used."""
-    cfg = {table: dict(keys) if isinstance(keys, dict) else keys for table, keys in cfg.items()}
-    for setting in settings:
-        name, sep, value = setting.partition("=")
-        table, dot, key = name.strip().partition(".")
-        if not sep or not dot or not key or not isinstance(cfg.get(table), dict) or key not in cfg[table]:
-            raise DataError(f"--set {setting!r}: give TABLE.KEY=VALUE for a key the config already has "
-                            f"(e.g. autoencoder.norm_num_groups=8)")
-        try:
-            cfg[table][key] = tomllib.loads(f"v = {value.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            raise DataError(f"--set {setting!r}: the value must be written as in TOML (a number, true/false, "
-                            f"a \"quoted string\" or a [list])") from None
-    return cfg
-
-
-def finetune_config(cfg: dict, stage: str) -> dict:
-    """The config with ``[finetune.STAGE]`` (a gentler schedule for continuing a trained model) over the stage's table."""
-    overrides = cfg.get("finetune", {}).get(stage, {})
-    return {**cfg, stage: {**cfg.get(stage, {}), **overrides}}
+from model_export.training import distributed as dist
+from model_export.training.config import finetune_config, load_config, override_config
+from model_export.training.data import holdout_windows, scan_folders
+from model_export.training.errors import DataError
+from model_export.training.package_weights import BaseModel, read_package_networks
+from model_export.training.releases import SPLITS
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.train", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m model_export.training.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", required=True, choices=("autoencoder", "decoder", "diffusion"))
     p.add_argument("--config", required=True)
@@ -122,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                   base=base)
     try:
         if args.stage == "diffusion":
-            from .train_diffusion import run
+            from model_export.training.diffusion import run
 
             run(**common, autoencoder_dir=Path(args.autoencoder) if args.autoencoder else None)
         else:
-            from .train_autoencoder import run
+            from model_export.training.autoencoder import run
 
             run(**common, init_from=Path(args.autoencoder) if args.stage == "decoder" and args.autoencoder else None,
                 decoder_only=args.stage == "decoder")

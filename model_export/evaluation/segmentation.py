@@ -1,10 +1,10 @@
 """A small land-cover segmentation net, the judge of whether generated images follow their maps.
 
-Trained on the real labelled tiles (held-out windows excluded), then used by evaluate_model.py:
+Trained on the real labelled tiles (held-out windows excluded), then used by model_card.py:
 high mIoU on a generated image against its map means the generator drew the classes where the map
 put them.
 
-    python -m model_export.segmentation --data data/train/oem data/train/loveda@loveda \
+    python -m model_export.evaluation.segmentation --data data/train/oem data/train/loveda@loveda \
         --out model_export/runs/default/segmentation --max-minutes 6
 """
 
@@ -19,40 +19,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from changeanywhere_qgis.engine.errors import ModelError
 from changeanywhere_qgis.engine.diffusion import to_uint8
 
-from .checkpoint import save_atomic
-from .data import NUM_CLASSES, dihedral, holdout_windows, image_to_tensor_range, load_tile, random_crop_origin, scan_folders
-from .schedule_utils import Budget, warmup_cosine
+from model_export import CONFIGS
+from model_export.networks.segmentation import SmallUNet
+from model_export.training.checkpoints import save_atomic
+from model_export.training.data import (NUM_CLASSES, dihedral, holdout_windows, image_to_tensor_range, load_tile,
+                                        random_crop_origin, scan_folders)
+from model_export.training.schedules import Budget, warmup_cosine
 
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
-
-
-def block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class SmallUNet(nn.Module):
-    """Three-level UNet, 16-32-64 channels: logits for the 8 classes (channel c = code c + 1)."""
-
-    def __init__(self, widths=(16, 32, 64)):
-        super().__init__()
-        self.enc = nn.ModuleList([block(3, widths[0]), block(widths[0], widths[1]), block(widths[1], widths[2])])
-        self.dec = nn.ModuleList([block(widths[2] + widths[1], widths[1]), block(widths[1] + widths[0], widths[0])])
-        self.head = nn.Conv2d(widths[0], NUM_CLASSES, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e0 = self.enc[0](x)
-        e1 = self.enc[1](F.max_pool2d(e0, 2))
-        e2 = self.enc[2](F.max_pool2d(e1, 2))
-        d1 = self.dec[0](torch.cat([F.interpolate(e2, scale_factor=2.0), e1], 1))
-        d0 = self.dec[1](torch.cat([F.interpolate(d1, scale_factor=2.0), e0], 1))
-        return self.head(d0)
+DEFAULT_CONFIG = CONFIGS / "default.toml"
 
 
 def cached_tile(cache: dict, tile) -> tuple[np.ndarray, np.ndarray | None]:
@@ -169,7 +148,7 @@ def recipe(record: dict | None) -> str:
 
 
 def load(folder: Path) -> SmallUNet:
-    net = SmallUNet()
+    net = SmallUNet(NUM_CLASSES)
     net.load_state_dict(torch.load(folder / "segmentation.pt", map_location="cpu", weights_only=True))
     return net.eval()
 
@@ -202,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         renders = decoder_renderings(args.redrawn_by, tiles, args.threads, cache) if args.redrawn_by else None
     except ModelError as e:
         p.error(f"--redrawn-by {args.redrawn_by} is not a usable model package ({e})")
-    net = SmallUNet()
+    net = SmallUNet(NUM_CLASSES)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     budget = Budget(args.max_steps, args.max_minutes)
     step, bar = 0, tqdm(total=args.max_steps, desc="segmentation", mininterval=10)

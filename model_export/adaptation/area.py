@@ -1,4 +1,4 @@
-"""The user's area for ``model_export.adapt``: their map and image read as ``generate`` reads them, the held-out
+"""The user's area for ``model_export.adaptation.adapt``: their map and image read as ``generate`` reads them, the held-out
 window, and the latent cache of the rest.
 
 The pair goes through the engine's own readers (``read_semantic`` with the remap and band, ``ImageSource`` with
@@ -24,8 +24,8 @@ from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.io import ImageSource, RasterGrid, read_semantic
 from changeanywhere_qgis.engine.landcover import load_remap
 
-from .data import dihedral, image_to_tensor_range
-from .train_diffusion import HOLDOUT_MARGIN, sample_batch
+from model_export.training.data import dihedral, image_to_tensor_range
+from model_export.training.diffusion import HOLDOUT_MARGIN, sample_batch
 
 # The area is encoded in chunks of this many pixels a side (the whole raster at once would not fit memory).
 CHUNK_PX = 512
@@ -135,7 +135,7 @@ def build_cache(area: Area, held: HeldOut, vq, mean: torch.Tensor, std: torch.Te
                 crop: int, device: str) -> dict:
     """Standardised latents of the training part under the 8 flips/rotations, chunk by chunk.
 
-    The format of ``train_diffusion.build_latent_cache`` (latents, labels, valid, factor), plus ``cells``: each
+    The format of ``training.diffusion.build_latent_cache`` (latents, labels, valid, factor), plus ``cells``: each
     latent cell's index in the area's latent grid, so every crop drawn can be traced back to the area's pixels.
     """
     image = area.image.copy()
@@ -169,7 +169,7 @@ def crop_pixels(cache: dict, entry: int, r: int, c: int, crop: int) -> tuple[tup
 
 
 def draw_batch(rng: np.random.Generator, cache: dict, crop: int, batch: int) -> tuple[torch.Tensor, np.ndarray, list]:
-    """``train_diffusion.sample_batch`` that also says where each crop came from (entry, row, col)."""
+    """``training.diffusion.sample_batch`` that also says where each crop came from (entry, row, col)."""
     where: list = []
     x0, labels = sample_batch(rng, cache, crop, batch, where=where)
     return x0, labels, where

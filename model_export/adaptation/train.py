@@ -1,9 +1,9 @@
 """The adaptation's training loop: the base package's denoiser fine-tuned on the latent cache of the user's area.
 
-It is ``train_diffusion.run``'s step (v-prediction, classifier-free dropout, EMA, AdamW, warm-up and cosine
+It is ``training.diffusion.run``'s step (v-prediction, classifier-free dropout, EMA, AdamW, warm-up and cosine
 decay) with what a user's run needs besides: a bar with the loss and the time left, a step or minute budget
 that spans resumed runs, and a clean stop on Ctrl-C or SIGTERM that leaves a checkpoint to ``--resume`` from.
-Checkpoints have the diffusion stage's format, so ``export_onnx.export`` writes the package from them.
+Checkpoints have the diffusion stage's format, so ``export.package.export`` writes the package from them.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .adapt_area import draw_batch
-from .checkpoint import load_if_present, rng_state, save_atomic
-from .data import NUM_CLASSES
-from .denoiser import SemanticUNet
-from .provenance import hardware
-from .schedule_utils import EMA, warmup_cosine
-from .train_diffusion import denoising_step, noise_scheduler, resume_denoiser
+from model_export.adaptation.area import draw_batch
+from model_export.networks.denoiser import SemanticUNet
+from model_export.training.checkpoints import load_if_present, rng_state, save_atomic
+from model_export.training.data import NUM_CLASSES
+from model_export.training.diffusion import denoising_step, noise_scheduler, resume_denoiser
+from model_export.training.provenance import hardware
+from model_export.training.schedules import EMA, warmup_cosine
 
 CHECKPOINT = "last.pt"
 # Every this many steps the EMA denoiser (what the package gets) is scored on the held-out block: the curve shows

@@ -2,10 +2,10 @@
 user's image.
 
 Only the decoder side trains (``post_quant_conv`` and ``decoder``); the encoder, ``quant_conv`` and the codebook
-stay the base's (``train_autoencoder.FROZEN_FOR_DECODER``), so every latent the denoiser learnt, the base's and the
+stay the base's (``networks.autoencoder.FROZEN_FOR_DECODER``), so every latent the denoiser learnt, the base's and the
 adapted one's, keeps its meaning. The loss is the autoencoder stage's L1 and edge L1 (the config's
 ``[autoencoder]`` weights and crop) on crops of the user's image away from the held-out block (the denoiser's rule,
-``adapt_area.usable_cells``), flipped and rotated. There is no discriminator: a few hundred steps on one area give
+``area.usable_cells``), flipped and rotated. There is no discriminator: a few hundred steps on one area give
 an adversarial loss no time to settle. Whether the tuned decoder is kept is the held-out block's call (adapt.py):
 its reconstruction PSNR must beat the base's.
 """
@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .adapt_area import Area, HeldOut, usable_cells
-from .adapt_train import StepBudget, Stopper, run_steps
-from .autoencoder import Reconstruction, build_vqmodel, downsample_factor, edge_l1
-from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import dihedral, image_to_tensor_range
-from .schedule_utils import warmup_cosine
-from .train_autoencoder import FROZEN_FOR_DECODER
+from model_export.adaptation.area import Area, HeldOut, usable_cells
+from model_export.adaptation.train import StepBudget, Stopper, run_steps
+from model_export.networks.autoencoder import (FROZEN_FOR_DECODER, Reconstruction, build_vqmodel, downsample_factor,
+                                               edge_l1)
+from model_export.training.checkpoints import load_if_present, restore_rng, rng_state, save_atomic
+from model_export.training.data import dihedral, image_to_tensor_range
+from model_export.training.schedules import warmup_cosine
 
 CHECKPOINT = "decoder.pt"
 
@@ -105,7 +105,7 @@ def tune_decoder(base, area: Area, held: HeldOut, cfg: dict, run_dir: Path, devi
 
 
 def with_tuned_decoder(checkpoint: dict, tuned: dict) -> dict:
-    """The adapted denoiser's checkpoint with the tuned decoder in its autoencoder (for export_onnx.export)."""
+    """The adapted denoiser's checkpoint with the tuned decoder in its autoencoder (for export.package.export)."""
     ae = {**checkpoint["autoencoder"], "vq": tuned["vq"], "unchanged_from_base": False,
           "decoder": {"path": "adaptation", "steps": tuned["step"], "wall_seconds": tuned["wall_seconds"],
                       "history": tuned["history"], "summary": None}}

@@ -7,7 +7,7 @@ user's area that training never saw.
 - **denoising loss**: the training loss (v-prediction MSE) of the denoiser on the held-out block's latents,
   for fixed noise and timesteps (the same draws for both packages): lower means the denoiser predicts this
   area's imagery under its map better. This is the figure adaptation moves.
-- **map-following ratio** (only with a judge, ``--judge``): the project's judge (``model_export/segmentation.py``)
+- **map-following ratio** (only with a judge, ``--judge``): the project's judge (``model_export/evaluation/segmentation.py``)
   labels images generated from the held-out block's map; mIoU against the map over mIoU against the map
   rotated 180 degrees (docs/research/map-following-checks.md). With it, the same images' **colour offset** (mean absolute
   difference of the band means from the real block's, 0-255) and **contrast ratio** (their band standard deviations
@@ -16,7 +16,7 @@ user's area that training never saw.
 An adapted package's figures can be measured again later, e.g. with a judge it was not adapted with (its manifest
 says which map, image and block; the base package must still be where the manifest says, or be given)::
 
-    python -m model_export.adapt_figures ADAPTED_PACKAGE --judge JUDGE_DIR [--base BASE_DIR] [--json OUT.json] [--strip OUT.jpg]
+    python -m model_export.adaptation.figures ADAPTED_PACKAGE --judge JUDGE_DIR [--base BASE_DIR] [--json OUT.json] [--strip OUT.jpg]
 
 ``--strip`` also writes the pictures behind the map-following figures: the block's real image, then the base's and
 the adapted package's image of each seed (the same seeds, so the same noise), side by side.
@@ -36,10 +36,11 @@ from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, autoencoder_copy, 
 from changeanywhere_qgis.engine.errors import InputError, ModelError
 from changeanywhere_qgis.engine.quality import psnr
 
-from .adapt_area import Area, HeldOut
-from .data import DataError, image_to_tensor_range, one_hot
-from .map_following import central, colour_against, ratio
-from .train_diffusion import noise_scheduler
+from model_export.adaptation.area import Area, HeldOut
+from model_export.evaluation.map_following import central, colour_against, ratio
+from model_export.training.data import image_to_tensor_range, one_hot
+from model_export.training.diffusion import noise_scheduler
+from model_export.training.errors import DataError
 
 LOSS_DRAWS = 16  # noise/timestep draws per held-out crop: enough that two packages' losses compare steadily
 JUDGE_SEEDS = [0, 1, 2, 3]
@@ -96,8 +97,8 @@ def denoising_loss(unet, latents: torch.Tensor, labels: np.ndarray, dcfg: dict, 
 def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut, images: list | None = None) -> dict:
     """The judge's map-following ratio on images generated from the held-out block's map (its central crop), and
     their colour against the block's real image. ``images`` receives the generated images (uint8 HxWx3), seed by seed."""
-    from . import segmentation
-    from .evaluate_model import score_generated
+    from model_export.evaluation import segmentation
+    from model_export.evaluation.model_card import score_generated
 
     model = load_model_package(model_dir, "cpu", threads=torch.get_num_threads())
     w = central_window(held, model.multiple_of)
@@ -115,7 +116,7 @@ def map_following(model_dir: Path, judge_dir: Path, area: Area, held: HeldOut, i
 def real_image_map_following(judge_dir: Path, area: Area, held: HeldOut, multiple: int) -> dict:
     """The judge's ratio on the real image of the same central window: what an image of this area that follows its map
     perfectly scores with this judge (a judge that never saw such imagery reads real images of it poorly too)."""
-    from . import segmentation
+    from model_export.evaluation import segmentation
 
     w = central_window(held, multiple)
     r, c = slice(*w.rows), slice(*w.cols)
@@ -142,14 +143,14 @@ def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = Non
 
     ``images`` (with a judge) receives "real" (the block's central window) and the generated images of "before" and
     "after"."""
-    from .adapt_area import read_area
-    from .package_weights import read_package_networks
-    from .train import load_config
+    from model_export.adaptation.area import read_area
+    from model_export.training.package_weights import read_package_networks
+    from model_export.training.config import load_config
 
     a = json.loads((adapted_dir / "model.json").read_text()).get("adaptation")
     if a is None:
         raise DataError(f"{adapted_dir} is not an adapted package (its model.json has no 'adaptation'); "
-                         "give the --out folder of python -m model_export.adapt")
+                         "give the --out folder of python -m model_export.adaptation.adapt")
     base_dir = base_dir or Path(a["base_model"]["path"])
     cfg = load_config(config or a["config"])
     base, adapted = read_package_networks(base_dir, cfg), read_package_networks(adapted_dir, cfg)
@@ -176,17 +177,17 @@ def remeasure(adapted_dir: Path, judge: Path | None, base_dir: Path | None = Non
 
 def write_strip(images: dict, path: Path) -> None:
     """The block's real image, then each seed's base and adapted image, in one row with white gaps between."""
-    from .evaluate import mosaic, save_figure
+    from model_export.evaluation.dataset_report import mosaic, save_figure
 
     tiles = [images["real"]] + [im for pair in zip(images["before"], images["after"]) for im in pair]
     save_figure(path, mosaic([[np.moveaxis(t, -1, 0) for t in tiles]], gap=8))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.adapt_figures",
+    p = argparse.ArgumentParser(prog="python -m model_export.adaptation.figures",
                                 description="Measure an adapted package's held-out figures again (and its base's).")
-    p.add_argument("package", type=Path, help="the --out folder of python -m model_export.adapt")
-    p.add_argument("--judge", type=Path, help="a model_export.segmentation --out folder: also the map-following ratio")
+    p.add_argument("package", type=Path, help="the --out folder of python -m model_export.adaptation.adapt")
+    p.add_argument("--judge", type=Path, help="a model_export.evaluation.segmentation --out folder: also the map-following ratio")
     p.add_argument("--base", type=Path, help="the base package (default: the path in the manifest)")
     p.add_argument("--config", type=Path, help="the base's training config (default: the one in the manifest)")
     p.add_argument("--json", type=Path, help="also write the figures here")

@@ -1,4 +1,4 @@
-"""Evidence that generated datasets are good: ``python -m model_export.evaluate DATASET [DATASET ...] --report REPORT.md``.
+"""Evidence that generated datasets are good: ``python -m model_export.evaluation.dataset_report DATASET [DATASET ...] --report REPORT.md``.
 
 It lives on the training side because its judges are PyTorch networks; the plugin never imports it.
 Each dataset (one per source of land-cover maps, say) is measured on its own, with the engine's numpy
@@ -10,10 +10,10 @@ measures (``changeanywhere_qgis/engine/quality``, no torch):
 
 With PyTorch (``--no-torch`` skips these), also:
 
-* generated images follow their maps, per dataset: the segmentation net of ``model_export/segmentation.py``
+* generated images follow their maps, per dataset: the segmentation net of ``model_export/evaluation/segmentation.py``
   labels the generated images; mIoU against the conditioning map, against the map rotated 180 degrees (the
   floor), and on a real held-out window (the ceiling);
-* usefulness, on all the datasets together (``change_detection.py``): FC-Siam-diff trained only on the generated
+* usefulness, on all the datasets together (``usefulness.py``): FC-Siam-diff trained only on the generated
   data, tested zero-shot on every real test set against the same net untrained, image differencing and
   "everything changed"; few-shot: pre-trained on the generated data and fine-tuned on k real pairs against the
   same net trained on those k pairs alone; and, with ``--compare-pre-event``, the same with every generated
@@ -44,7 +44,7 @@ from changeanywhere_qgis.engine.io import read_change, read_raster
 from changeanywhere_qgis.engine.progress import Progress
 from changeanywhere_qgis.engine.quality import MIN_REGION_PX, region_consistency, seam_score
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HELD_OUT = {"image": "data/train/oem/images/houston_16.tif", "label": "data/train/oem/labels/houston_16.tif",
             "rows": (768, 1024), "cols": (768, 1024)}  # never used to train the bundled models
 MAX_JUDGED = 400  # samples the segmentation judge labels, per dataset
@@ -269,7 +269,7 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
             raise InputError(f"No real change pairs (A/, B/, label/) at {', '.join(missing)}. Give --test-sets folders that hold them.")
         else:
             progress.stage("training FC-Siam-diff on the generated data, testing on the real pairs")
-            from .change_detection import evaluate_change_detection
+            from model_export.evaluation.usefulness import evaluate_change_detection
 
             cd = evaluate_change_detection(
                 levir_layouts, test_sets, epochs=settings.cd_epochs, max_minutes=settings.max_minutes, seed=settings.seed,
@@ -327,7 +327,7 @@ def _shifter():
 
 
 def _judge(settings: EvaluateSettings, progress: Progress, workdir: Path, spec: dict) -> tuple[Path, bool]:
-    from .change_detection import train_segmentation
+    from model_export.evaluation.usefulness import train_segmentation
 
     if settings.threads:
         import torch
@@ -337,7 +337,7 @@ def _judge(settings: EvaluateSettings, progress: Progress, workdir: Path, spec: 
     if (checkpoint / "segmentation.pt").is_file():
         return checkpoint, False
     if settings.segmentation:
-        raise InputError(f"No segmentation.pt in {checkpoint}. Train one with python -m model_export.segmentation.")
+        raise InputError(f"No segmentation.pt in {checkpoint}. Train one with python -m model_export.evaluation.segmentation.")
     progress.stage("training the segmentation judge on the real labelled tiles")
     # The judge also sees the training tiles as this dataset's model redraws them: its images come out of that decoder.
     return train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes, 6.0), settings.seed,
@@ -345,8 +345,8 @@ def _judge(settings: EvaluateSettings, progress: Progress, workdir: Path, spec: 
 
 
 def _segmentation(checkpoint: Path, trained_now: bool, spec: dict, maps) -> dict:
-    from .change_detection import segmentation_miou
-    from .segmentation import read_record, recipe
+    from model_export.evaluation.usefulness import segmentation_miou
+    from model_export.evaluation.segmentation import read_record, recipe
 
     nodata = spec["nodata_code"]
 
@@ -362,7 +362,7 @@ def _segmentation(checkpoint: Path, trained_now: bool, spec: dict, maps) -> dict
 
 
 def _held_out(checkpoint: Path) -> dict | None:
-    from .change_detection import segmentation_miou
+    from model_export.evaluation.usefulness import segmentation_miou
 
     held = REPO / HELD_OUT["image"]
     if not held.is_file():
@@ -466,7 +466,7 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
     if judged:
         s0 = judged[0][1]
         lines += ["## Generated images follow their maps", "",
-                  f"A small segmentation network (`model_export/segmentation.py`, {s0.get('recipe', 'trained on the real labelled tiles')}; "
+                  f"A small segmentation network (`model_export/evaluation/segmentation.py`, {s0.get('recipe', 'trained on the real labelled tiles')}; "
                   f"checkpoint `{s0['checkpoint']}`{', trained for this report' if s0['trained_now'] else ''}) labels each image; "
                   "mIoU against the map the image was generated from (classes present in the map; nodata ignored), and against the "
                   "same map rotated 180° (what an image that ignores its map scores).", "",
@@ -485,7 +485,7 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
         cd = r["change_detection"]
         t = cd["train"]
         lines += ["## Usefulness: trained on generated data, tested on real change pairs", "",
-                  f"FC-Siam-diff (`model_export/change_detection.py`, widths {t['widths']}) trained only on the generated datasets' "
+                  f"FC-Siam-diff (`model_export/evaluation/usefulness.py`, widths {t['widths']}) trained only on the generated datasets' "
                   f"train and val splits ({t['samples']} samples, random {t['crop']} px crops, up to {t['epochs']} epochs or "
                   f"{t.get('max_minutes') or settings.max_minutes:g} min)."]  # results before it was recorded: this run's
         seeds = t.get("net_seeds", [settings.seed])
@@ -537,13 +537,13 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ev = argparse.ArgumentParser(prog="python -m model_export.evaluate", description="Quality report of generated datasets (markdown with figures).")
+    ev = argparse.ArgumentParser(prog="python -m model_export.evaluation.dataset_report", description="Quality report of generated datasets (markdown with figures).")
     ev.add_argument("dataset", nargs="+", help="dataset folder(s) made by the dataset command (LEVIR-CD layout for the change-detection test)")
     ev.add_argument("--report", help="markdown file to write (default: FIRST_DATASET/evaluation/report.md)")
     ev.add_argument("--figures", help="folder for the figures (default: a 'figures' folder beside the report)")
     ev.add_argument("--test-sets", nargs="+", default=DEFAULT_TEST_SETS, metavar="DIR",
                     help=f"folders of real change pairs (A/, B/, label/) for the usefulness test (default {' '.join(DEFAULT_TEST_SETS)})")
-    ev.add_argument("--segmentation", help="segmentation checkpoint (model_export.segmentation); default: train one now on --seg-data")
+    ev.add_argument("--segmentation", help="segmentation checkpoint (model_export.evaluation.segmentation); default: train one now on --seg-data")
     ev.add_argument("--seg-data", nargs="+", default=DEFAULT_SEG_DATA, help="real image/label folders for the segmentation net")
     ev.add_argument("--no-segmentation", action="store_true", help="skip the map-following judge")
     ev.add_argument("--cd-epochs", type=int, default=20, help="training epochs of the change-detection net (default 20)")
@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
                                     few_shot_steps=args.few_shot_steps, compare_pre_event=args.compare_pre_event,
                                     compare_appearance_shift=args.compare_appearance_shift, nets_per_arm=args.nets_per_arm,
                                     use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes,
-                                    rerender=args.rerender, command="python -m model_export.evaluate " + shlex.join(argv))
+                                    rerender=args.rerender, command="python -m model_export.evaluation.dataset_report " + shlex.join(argv))
         progress, bar = progress_bar()
         try:
             result = evaluate_dataset(args.dataset, report=args.report, figures=args.figures, settings=settings, progress=progress)

@@ -4,9 +4,9 @@ The config's ``[data] holdout`` lists one window per labelled source (never used
 real image goes through the package's encoder and decoder as the plugin runs them (``autoencoder_copy``:
 tiled, overlaps fused), and the copy is compared with the real image.
 
-    python -m model_export.holdout --model changeanywhere_qgis/models/default \
+    python -m model_export.evaluation.holdout --model changeanywhere_qgis/models/default \
         --config model_export/configs/default.toml --data data/train/oem data/train/loveda@loveda ... [--whole] [--json OUT.json]
-    python -m model_export.holdout --autoencoder-run model_export/runs/continue/autoencoder --data ...
+    python -m model_export.evaluation.holdout --autoencoder-run model_export/runs/continue/autoencoder --data ...
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import numpy as np
 from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package, to_model_range, to_uint8
 from changeanywhere_qgis.engine.quality import psnr
 
-from .data import DataError, Tile, Window, holdout_windows, read_raster, scan_folders
+from model_export import CONFIGS
+from model_export.training.data import Tile, Window, holdout_windows, read_raster, scan_folders
+from model_export.training.errors import DataError
 
 
 def holdout_tiles(config: str | Path, data: list[str], labelled: bool = False) -> list[tuple[Window, Tile]]:
@@ -79,13 +81,13 @@ def run_copier(run: Path):
     """An autoencoder run's checkpoint as a uint8 [3, H, W] -> copy function, and its size granule."""
     import torch
 
-    from .autoencoder import build_vqmodel, downsample_factor
-    from .checkpoint import load_if_present
+    from model_export.networks.autoencoder import build_vqmodel, downsample_factor
+    from model_export.training.checkpoints import load_if_present
 
     ckpt = load_if_present(Path(run) / "last.pt")
     if ckpt is None or ckpt.get("stage") != "autoencoder":
         raise DataError(f"{Path(run) / 'last.pt'} is not an autoencoder-stage checkpoint; give --autoencoder-run the --out "
-                        "folder of `python -m model_export.train --stage autoencoder` (or decoder).")
+                        "folder of `python -m model_export.training.train --stage autoencoder` (or decoder).")
     vq = build_vqmodel(ckpt["config"]["autoencoder"])
     vq.load_state_dict(ckpt["vq"])
     vq.eval()
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--model", type=Path, help="a model package")
     which.add_argument("--autoencoder-run", type=Path, help="an autoencoder stage's run folder (PyTorch, whole windows)")
     p.add_argument("--whole", action="store_true", help="the package's graphs on each whole window, not the engine's tiles")
-    p.add_argument("--config", type=Path, default=Path(__file__).parent / "configs" / "default.toml")
+    p.add_argument("--config", type=Path, default=CONFIGS / "default.toml")
     p.add_argument("--data", nargs="+", required=True, help="the training data folders (DIR or DIR@remap), as given to training")
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)

@@ -9,7 +9,7 @@ written down before the candidates existed:
 - the mean PSNR over the unseen images does not fall, and no image falls by more than 0.5 dB;
 - the mean map-following ratio is at least the base's minus 0.1, and no window's ratio falls by more than 0.5.
 
-    python -m model_export.package_verdict build/check7
+    python -m model_export.evaluation.package_verdict build/check7
 
 Exit status 0 when the candidate meets the rule, 1 when it does not, 2 when a measure is missing.
 """
@@ -45,7 +45,7 @@ def criteria(base: dict, cand: dict) -> list[Criterion]:
     held_c = {r["source"]: r["psnr_db"] for r in cand["holdout"]}
     missing = sorted(set(HELD_OUT_MIN_CHANGE_DB) - (set(held_b) & set(held_c)))
     if missing:
-        raise ValueError(f"the held-out measures lack the source(s) {', '.join(missing)}: run model_export.holdout "
+        raise ValueError(f"the held-out measures lack the source(s) {', '.join(missing)}: run model_export.evaluation.holdout "
                          f"with every training source's folder for both packages")
     for source, bound in HELD_OUT_MIN_CHANGE_DB.items():
         d = held_c[source] - held_b[source]
@@ -92,7 +92,7 @@ def read_arm(folder: Path, arm: str, need_map: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.package_verdict", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m model_export.evaluation.package_verdict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, help="scripts/package_check.sh's OUT folder")
     p.add_argument("--without-map", action="store_true",

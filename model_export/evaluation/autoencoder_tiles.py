@@ -8,7 +8,7 @@ the real image on images larger than the model's tile that no training run has s
   ``A/`` and ``B/``), both dates;
 - the held-out windows of the config that are larger than the model's tile.
 
-    python -m model_export.autoencoder_tiles --model changeanywhere_qgis/models/default --tiles 256 512 \\
+    python -m model_export.evaluation.autoencoder_tiles --model changeanywhere_qgis/models/default --tiles 256 512 \\
         --pairs data/whu-cd data/levir-cd --config model_export/configs/default.toml [--data DIR[@REMAP] ...] [--json OUT.json]
 """
 
@@ -25,8 +25,8 @@ import numpy as np
 from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package
 from changeanywhere_qgis.engine.quality import psnr
 
-from .data import read_raster
-from .holdout import holdout_tiles
+from model_export.evaluation.holdout import holdout_tiles
+from model_export.training.data import read_raster
 
 CROP_NAME = re.compile(r"^(?P<stem>.+)_(?P<row>\d+)_(?P<col>\d+)$")
 

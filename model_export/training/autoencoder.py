@@ -3,8 +3,8 @@
 With ``decoder_only`` (the ``decoder`` stage) it fine-tunes only the decoder, of a finished autoencoder
 run (``init_from``) or of a model package (``base``, ``train --init-from``): encoder, quant_conv and
 codebook stay frozen, so the latents a denoiser was trained on are unchanged and the new decoder can be
-paired with that denoiser without retraining it (``export_onnx.py --decoder`` for a run,
-``model_export.export_decoder`` for a package). The config's ``[decoder]`` table overrides
+paired with that denoiser without retraining it (``export.package --decoder`` for a run,
+``model_export.export.decoder`` for a package). The config's ``[decoder]`` table overrides
 ``[autoencoder]`` keys for this stage (and ``[finetune.decoder]`` overrides both for a package).
 """
 
@@ -18,17 +18,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import distributed as dist
-from .autoencoder import (CodebookUsage, PatchDiscriminator, Reconstruction, build_vqmodel, downsample_factor, edge_l1,
-                          nearest_code, psnr)
-from .checkpoint import load_if_present, restore_rng, rng_state, save_atomic
-from .data import DataError, Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout, sample_image_crops, tile_weights
-from .package_weights import BaseModel
-from .provenance import hardware, loss_summary, write_summary
-from .schedule_utils import Budget, warmup_cosine
-
-
-FROZEN_FOR_DECODER = ("encoder.", "quant_conv.", "quantize.")  # state-dict prefixes the decoder stage keeps
+from model_export.networks.autoencoder import (FROZEN_FOR_DECODER, CodebookUsage, PatchDiscriminator, Reconstruction,
+                                               build_vqmodel, downsample_factor, edge_l1, nearest_code, psnr)
+from model_export.training import distributed as dist
+from model_export.training.checkpoints import load_if_present, restore_rng, rng_state, save_atomic
+from model_export.training.data import (Tile, Window, image_to_tensor_range, load_tile, masked_for_holdout,
+                                        sample_image_crops, tile_weights)
+from model_export.training.errors import DataError
+from model_export.training.package_weights import BaseModel
+from model_export.training.provenance import hardware, loss_summary, write_summary
+from model_export.training.schedules import Budget, warmup_cosine
 
 
 def load_finished_autoencoder(folder: Path) -> dict:

@@ -2,7 +2,7 @@
 
 For each window of the config's ``[data] holdout`` (never trained on), the central SIZE x SIZE of
 its map (remapped to the model's classes as in training) is generated from, as the plugin samples
-(DDIM, classifier-free guidance), for each seed. A judge (model_export/segmentation.py) labels each
+(DDIM, classifier-free guidance), for each seed. A judge (model_export/evaluation/segmentation.py) labels each
 image; the ratio of its mIoU against the map to its mIoU against the map rotated 180 degrees (what
 an image that ignores the map scores) is the map-following figure of docs/research/map-following-checks.md.
 The real image and the package's copy of it (encoder then decoder) are scored too: the copy is the
@@ -14,7 +14,7 @@ over real). A package can follow the map more plainly by drawing harsher colours
 saturates and burns): these say whether it did. ``--images DIR`` writes, per window, the real crop,
 the copy and the first seed's image side by side, to look at.
 
-    python -m model_export.map_following --model changeanywhere_qgis/models/default \
+    python -m model_export.evaluation.map_following --model changeanywhere_qgis/models/default \
         --judge model_export/runs/default/segmentation --data data/train/oem data/train/loveda@loveda ... \
         --seeds 24 25 26 27 --json OUT.json
 """
@@ -32,10 +32,12 @@ from PIL import Image
 
 from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, load_model_package
 
-from . import segmentation
-from .data import DataError, image_to_tensor_range, load_tile
-from .holdout import holdout_tiles
-from .evaluate_model import psnr, score_generated, to_uint8
+from model_export import CONFIGS
+from model_export.evaluation import segmentation
+from model_export.evaluation.holdout import holdout_tiles
+from model_export.evaluation.model_card import psnr, score_generated, to_uint8
+from model_export.training.data import image_to_tensor_range, load_tile
+from model_export.training.errors import DataError
 
 
 def central(rows: tuple[int, int], cols: tuple[int, int], size: int) -> tuple[slice, slice]:
@@ -119,11 +121,11 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.map_following", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m model_export.evaluation.map_following", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, type=Path)
-    p.add_argument("--judge", required=True, type=Path, help="a model_export.segmentation --out folder")
-    p.add_argument("--config", type=Path, default=Path(__file__).parent / "configs" / "default.toml",
+    p.add_argument("--judge", required=True, type=Path, help="a model_export.evaluation.segmentation --out folder")
+    p.add_argument("--config", type=Path, default=CONFIGS / "default.toml",
                    help="its [data] holdout lists the windows")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR[@REMAP]", help="the training data folders, as given to training")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])

@@ -1,4 +1,4 @@
-"""Training on several processes: ``torchrun --nproc_per_node N -m model_export.train ...``.
+"""Training on several processes: ``torchrun --nproc_per_node N -m model_export.training.train ...``.
 
 Under torchrun with N > 1 processes (ranks) the training loops run DistributedDataParallel: NCCL between
 GPUs (one per rank, ``LOCAL_RANK``), gloo between CPU processes. Each rank draws its own crops from its

@@ -17,14 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from model_export.training.errors import DataError
+from model_export.training.releases import find_pairs
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 NUM_CODES = 9  # OpenEarthMap: 0 unknown + 8 classes
 NUM_CLASSES = 8
-
-
-
-class DataError(Exception):
-    """A data folder cannot be used; the message names the problem and the fix."""
 
 
 @dataclass(frozen=True)
@@ -152,8 +150,6 @@ def check_label_values(label_raw: np.ndarray, remap: dict[int, int] | None, path
 
 def scan_folder(arg: str, split: str = "train") -> list[Tile]:
     """List the tiles of one data folder (any layout of ``releases``) and check them (sizes, label values)."""
-    from .releases import find_pairs
-
     folder, remap = parse_data_arg(arg)
     layout, pairs, layout_remap = find_pairs(folder, split, IMAGE_SUFFIXES)
     if remap is None and layout_remap is not None:

@@ -1,7 +1,7 @@
 """Read a model package's networks back into PyTorch, from its ONNX graphs alone.
 
 A package's three graphs are the only weights a user has (the run folders that made them are not
-shipped), so fine-tuning a package (``train --init-from``, ``model_export.adapt``) starts here.
+shipped), so fine-tuning a package (``train --init-from``, ``model_export.adaptation.adapt``) starts here.
 
 The legacy ONNX exporter keeps most parameters under their state-dict names, but constant folding
 stores some as anonymous, transformed tensors (a GroupNorm scale as [C, 1, 1], a Linear weight
@@ -30,9 +30,11 @@ from onnx import numpy_helper
 from changeanywhere_qgis.engine.diffusion import ModelPackage, load_model_package
 from changeanywhere_qgis.engine.errors import ModelError
 
-from .autoencoder import DecoderGraph, EncoderGraph, build_vqmodel, downsample_factor
-from .data import NUM_CLASSES, DataError, one_hot
-from .denoiser import SemanticUNet
+from model_export.networks.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel, downsample_factor
+from model_export.networks.denoiser import SemanticUNet
+from model_export.networks.graphs import GRAPH_IO, export_graph
+from model_export.training.data import NUM_CLASSES, one_hot
+from model_export.training.errors import DataError
 
 # The config keys that decide each network's shape: written into the manifest's `architecture` at export.
 AUTOENCODER_KEYS = ("block_out_channels", "layers_per_block", "norm_num_groups", "codebook_size")
@@ -75,7 +77,7 @@ class BaseModel:
                             "Continue a package with the config it was trained with.")
 
     def autoencoder_record(self) -> dict:
-        """The package's autoencoder in the form train_diffusion keeps a finished autoencoder run."""
+        """The package's autoencoder in the form training.diffusion keeps a finished autoencoder run."""
         trained = self.networks.manifest.get("training", {}).get("autoencoder", {})
         return {"config": self.networks.architecture["autoencoder"], "vq": self.networks.vq.state_dict(),
                 "latent_mean": self.networks.latent_mean, "latent_std": self.networks.latent_std,
@@ -85,7 +87,7 @@ class BaseModel:
 
 
 def architecture(cfg: dict) -> dict:
-    """What `export_onnx.py` writes into the manifest so a package can be rebuilt without its config."""
+    """What `package.py` writes into the manifest so a package can be rebuilt without its config."""
     return {"autoencoder": {k: cfg["autoencoder"][k] for k in AUTOENCODER_KEYS},
             "diffusion": {k: cfg["diffusion"][k] for k in DIFFUSION_KEYS}}
 
@@ -135,7 +137,7 @@ def read_package_networks(model_dir: str | Path, cfg: dict | None = None) -> Pac
             if missing:
                 raise DataError(f"{model_dir}: its {name} graph does not have the layout this architecture exports "
                                 f"({len(missing)} weights not found, e.g. {missing[0]}); was it exported by another "
-                                "version of export_onnx.py, or with another architecture?")
+                                "version of package.py, or with another architecture?")
             owner = "unet" if name == "denoiser" else "vq"
             for key, (state_name, transposed) in rules.items():
                 value = torch.from_numpy(package[key].copy())
@@ -157,7 +159,7 @@ def read_package_networks(model_dir: str | Path, cfg: dict | None = None) -> Pac
                             f"are in none of its graphs, e.g. {unread[0]}; this architecture does not fit the package.")
         module.load_state_dict(states[owner])
     if set(latent) != {"mean", "std"}:
-        raise DataError(f"{model_dir}: its encoder graph holds no latent mean/std; it was not exported by export_onnx.py.")
+        raise DataError(f"{model_dir}: its encoder graph holds no latent mean/std; it was not exported by package.py.")
     networks = PackageNetworks(vq, latent["mean"], latent["std"], unet, manifest,
                                hashlib.sha256(manifest_bytes).hexdigest(), arch)
     check_against_package(networks, pkg)
@@ -217,8 +219,6 @@ def _fill_distinct(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _export(name: str, module: torch.nn.Module, size: int, f: int, path: Path) -> None:
-    from .export_onnx import GRAPH_IO, export_graph
-
     example = {
         "encoder": (torch.zeros(1, 3, size, size),),
         "decoder": (torch.zeros(1, 3, size // f, size // f),),

@@ -1,6 +1,6 @@
 """Export a finished diffusion run (which embeds its autoencoder) as a model package (docs/reference/model-package.md).
 
-    python model_export/export_onnx.py --checkpoint model_export/runs/default/diffusion \
+    python -m model_export.export.package --checkpoint model_export/runs/default/diffusion \
         --out changeanywhere_qgis/models/default
 
 ``--decoder DIR`` takes the decoder from a decoder-stage run (``train --stage decoder``) of the
@@ -20,22 +20,19 @@ import json
 import shutil
 import sys
 import tempfile
-import warnings
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
 
-from model_export.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel, downsample_factor
-from model_export.checkpoint import load_if_present
-from model_export.data import NUM_CLASSES
-from model_export.denoiser import SemanticUNet
-from model_export.package_weights import architecture
-from model_export.provenance import loss_summary
-from model_export.train_autoencoder import FROZEN_FOR_DECODER
+from model_export.networks.autoencoder import (FROZEN_FOR_DECODER, DecoderGraph, EncoderGraph, build_vqmodel,
+                                               downsample_factor)
+from model_export.networks.denoiser import SemanticUNet
+from model_export.networks.graphs import GRAPH_IO, ExportError, export_graph, max_difference
+from model_export.training.checkpoints import load_if_present
+from model_export.training.data import NUM_CLASSES
+from model_export.training.package_weights import architecture
+from model_export.training.provenance import loss_summary
 
 FORMAT = "changeanywhere-model/1"
 # The training folders (data/train/<name>) and their licences (data/README.md). The package takes the most restrictive
@@ -43,7 +40,6 @@ FORMAT = "changeanywhere-model/1"
 SOURCE_LICENCES = {"oem": ("OpenEarthMap", "CC BY-NC-SA 4.0"), "loveda": ("LoveDA", "CC BY-NC-SA 4.0"),
                    "dubai": ("Dubai (Humans in the Loop)", "CC0 1.0"), "flair": ("FLAIR (IGN)", "Etalab Open Licence 2.0")}
 NON_COMMERCIAL = "CC BY-NC-SA 4.0"
-OPSET = 17
 # OpenEarthMap codes 1..8 in one-hot channel order, with OpenEarthMap's official palette.
 CLASSES = [
     (1, "bareland", "#800000"),
@@ -57,20 +53,6 @@ CLASSES = [
 ]
 
 
-# Each graph's input names, output name and dynamic axes (the contract's table of graphs).
-GRAPH_IO = {
-    "encoder": (["image"], "latent", {"image": {0: "N", 2: "H", 3: "W"}, "latent": {0: "N", 2: "h", 3: "w"}}),
-    "decoder": (["latent"], "image", {"latent": {0: "N", 2: "h", 3: "w"}, "image": {0: "N", 2: "H", 3: "W"}}),
-    "denoiser": (["latent", "timestep", "semantic"], "prediction",
-                 {"latent": {0: "N", 2: "h", 3: "w"}, "timestep": {0: "N"},
-                  "semantic": {0: "N", 2: "H", 3: "W"}, "prediction": {0: "N", 2: "h", 3: "w"}}),
-}
-
-
-class ExportError(Exception):
-    pass
-
-
 def rgb(hex_colour: str) -> list[int]:
     return [int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]
 
@@ -80,7 +62,7 @@ def with_decoder(ckpt: dict, decoder_dir: Path) -> dict:
     dec = load_if_present(decoder_dir / "last.pt")
     if dec is None or not dec.get("finished") or not dec.get("decoder_of"):
         raise ExportError(f"{decoder_dir / 'last.pt'} is missing or not a finished decoder-stage run; give --decoder the "
-                          "--out folder of `python -m model_export.train --stage decoder`.")
+                          "--out folder of `python -m model_export.training.train --stage decoder`.")
     ae = ckpt["autoencoder"]
     frozen = [k for k in ae["vq"] if k.startswith(FROZEN_FOR_DECODER)]
     changed = [k for k in frozen if k not in dec["vq"] or not torch.equal(ae["vq"][k], dec["vq"][k])]
@@ -99,7 +81,7 @@ def load_networks(checkpoint_dir: Path, decoder_dir: Path | None = None) -> tupl
     ckpt = load_if_present(checkpoint_dir / "last.pt")
     if ckpt is None or ckpt.get("stage") != "diffusion":
         raise ExportError(f"{checkpoint_dir / 'last.pt'} is missing or not a diffusion-stage checkpoint; "
-                          "give --checkpoint the --out folder of `python -m model_export.train --stage diffusion`.")
+                          "give --checkpoint the --out folder of `python -m model_export.training.train --stage diffusion`.")
     if decoder_dir is not None:
         ckpt = with_decoder(ckpt, decoder_dir)
     ae = ckpt["autoencoder"]
@@ -111,29 +93,6 @@ def load_networks(checkpoint_dir: Path, decoder_dir: Path | None = None) -> tupl
     unet.eval()
     mean, std = ae["latent_mean"], ae["latent_std"]
     return ckpt, EncoderGraph(vq, mean, std).eval(), DecoderGraph(vq, mean, std).eval(), unet
-
-
-def export_graph(module: torch.nn.Module, args: tuple, names_in: list[str], name_out: str,
-                 dynamic: dict, path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=names_in, output_names=[name_out],
-                          dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True, dynamo=False)
-
-
-def max_difference(path: Path, module: torch.nn.Module, feeds: list[dict]) -> float:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    for feed in feeds:
-        with torch.no_grad():
-            ref = module(*[torch.from_numpy(v) for v in feed.values()]).numpy()
-        got = sess.run(None, feed)[0]
-        if got.shape != ref.shape:
-            raise ExportError(f"{path.name}: ONNX Runtime gives shape {got.shape}, PyTorch {ref.shape}")
-        worst = max(worst, float(np.abs(got - ref).max()))
-    return worst
 
 
 def sha256(path: Path) -> str:

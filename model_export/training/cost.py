@@ -1,7 +1,7 @@
 """What one training step of a config costs, counted without running it: the networks are built on
 PyTorch's meta device (shapes only, no memory, no arithmetic) and one step of each stage is traced.
 
-    python -m model_export.training_cost --config model_export/configs/paper.toml
+    python -m model_export.training.cost --config model_export/configs/paper.toml
 
 Per stage and per rank (the config's batch): trainable parameters, the memory of weights, gradients and
 AdamW state (float32: 16 bytes a parameter), the tensors autograd saves for the backward pass (counted
@@ -23,9 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .autoencoder import PatchDiscriminator, Reconstruction, build_vqmodel, downsample_factor, edge_l1
-from .data import NUM_CLASSES
-from .denoiser import SemanticUNet
+from model_export import CONFIGS
+from model_export.networks.autoencoder import (PatchDiscriminator, Reconstruction, build_vqmodel, downsample_factor,
+                                               edge_l1)
+from model_export.networks.denoiser import SemanticUNet
+from model_export.training.data import NUM_CLASSES
 
 GIB = 2**30
 
@@ -90,9 +92,9 @@ def row(stage: str, cfg: dict, params: int, saved: int, flops: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model_export.training_cost", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m model_export.training.cost", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=Path(__file__).parent / "configs" / "paper.toml")
+    p.add_argument("--config", type=Path, default=CONFIGS / "paper.toml")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = p.parse_args(argv)
     cfg = tomllib.loads(args.config.read_text())

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model_export.training.errors import DataError
+
 SPLITS = ("train", "val", "test", "all")
 LOVEDA_SPLITS = {"train": "Train", "val": "Val", "test": "Test"}
 LOVEDA_SCENES = ("Urban", "Rural")
@@ -36,8 +38,6 @@ def find_pairs(folder: Path, split: str, suffixes: tuple[str, ...]) -> tuple[str
 
     Raises ``DataError`` naming the layouts it knows when the folder matches none of them.
     """
-    from .data import DataError
-
     if split not in SPLITS:
         raise DataError(f"Unknown split {split!r}: use one of {', '.join(SPLITS)}.")
     if not folder.is_dir():
@@ -71,8 +71,6 @@ def _find(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path | None:
 
 
 def _openearthmap(folder: Path, regions: list[Path], split: str, suffixes: tuple[str, ...]) -> list[Pair]:
-    from .data import DataError
-
     pairs = [p for region in regions for p in _pairs(region / "images", region / "labels", suffixes)]
     if split == "all":
         return sorted(pairs)
@@ -101,8 +99,6 @@ def _openearthmap(folder: Path, regions: list[Path], split: str, suffixes: tuple
 
 def _loveda_scene_folders(folder: Path, split: str) -> list[Path]:
     """The Urban/Rural folders of the split, in a release folder or in one split's folder."""
-    from .data import DataError
-
     def scenes(split_dir: Path) -> list[Path]:
         return [split_dir / s for s in LOVEDA_SCENES if (split_dir / s / "images_png").is_dir()]
 
