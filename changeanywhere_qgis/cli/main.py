@@ -17,6 +17,7 @@ import warnings
 from ..engine.errors import ChangeAnywhereError
 from ..engine.io import write_failure
 from .dataset_command import add_dataset_command
+from .detect_command import add_detect_command
 from .progress_bar import show_warning
 from .sample_commands import add_sample_commands
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_sample_commands(sub)
     add_dataset_command(sub)
+    add_detect_command(sub)
     return parser
 
 
