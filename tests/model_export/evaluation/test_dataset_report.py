@@ -12,7 +12,7 @@ from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
 from changeanywhere_qgis.engine.errors import InputError
 from model_export.evaluation.dataset_report import EvaluateSettings, evaluate_dataset
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_report_without_torch(tmp_path, tiny_model_dir, houston_label_path):

@@ -8,7 +8,7 @@ from model_export.training.config import load_config, override_config
 from model_export.training.errors import DataError
 from model_export.training.train import main
 
-DEFAULT = Path(__file__).parents[2] / "model_export" / "configs" / "default.toml"
+DEFAULT = Path(__file__).parents[3] / "model_export" / "configs" / "default.toml"
 
 
 def test_values_are_read_as_toml_and_the_file_is_untouched():

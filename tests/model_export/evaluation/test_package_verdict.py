@@ -9,7 +9,7 @@ import pytest
 
 from model_export.evaluation import package_verdict
 
-CHECK6 = Path(__file__).parent.parent / "data" / "check6"
+CHECK6 = Path(__file__).parents[2] / "data" / "check6"
 
 
 def arm(name: str) -> dict:

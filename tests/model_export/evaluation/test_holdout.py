@@ -9,7 +9,7 @@ import pytest
 from model_export.evaluation.holdout import holdout_psnr, main
 from model_export.training.errors import DataError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DATA = ["data/train/oem", "data/train/loveda@loveda", "data/train/dubai@data/train/dubai/training_remap.json", "data/train/flair@flair"]
 
 

@@ -69,7 +69,7 @@ def test_judge_trains_on_tiles_redrawn_by_a_model_package(small_data, tmp_path):
     from model_export.training.data import load_tile, scan_folders
     from model_export.evaluation.segmentation import decoder_renderings, load, main
 
-    tiny = Path(__file__).parents[1] / "data" / "tiny_model"
+    tiny = Path(__file__).parents[2] / "data" / "tiny_model"
     tiles = scan_folders(small_data)
     renders = decoder_renderings(tiny, tiles, threads=1)
     for tile in tiles:

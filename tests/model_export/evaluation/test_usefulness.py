@@ -14,7 +14,7 @@ from model_export.evaluation.usefulness import (best_threshold, evaluate_change_
                                                 train)
 from model_export.networks.change_detection import FCSiamDiff
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
