@@ -1,4 +1,4 @@
-"""Training throughput: images (crops) per second of `model_export.train` for a config, on one rank and on N
+"""Training throughput: images (crops) per second of `model_export.training.train` for a config, on one rank and on N
 ranks (`torchrun`, gloo on CPUs), measured side by side in one run and written to docs/reference/training-throughput.md.
 
     python -m benchmarks.training_throughput [--config model_export/configs/default.toml] [--steps 40] [--ranks 2]
@@ -31,7 +31,7 @@ DATA = ["data/train/oem", "data/train/loveda@loveda"]
 def run_stage(stage: str, config: str, steps: int, ranks: int, threads: int, device: str, out: Path,
               autoencoder: Path | None = None) -> dict:
     """One short training run; its summary.json."""
-    train = ["-m", "model_export.train", "--stage", stage, "--config", config, "--data", *DATA, "--out", str(out),
+    train = ["-m", "model_export.training.train", "--stage", stage, "--config", config, "--data", *DATA, "--out", str(out),
              "--max-steps", str(steps), "--threads", str(threads), "--device", device, "--seed", "0"]
     if autoencoder is not None:
         train += ["--autoencoder", str(autoencoder)]
