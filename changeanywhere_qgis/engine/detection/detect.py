@@ -64,6 +64,8 @@ def detect_changes(before: str | Path, after: str | Path, detector: str | Path |
             b = np.stack([r[1] for r in reads])
             return package.probability(a, b)[:, None]
 
+        # GDAL does not fail on a full disk reliably (output_folder.py): the worst case, uncompressed, is checked first
+        folder.require_space(5 * g.width * g.height, "the change probability and mask")
         with folder:
             writer = MapWriter(folder.temp, g, t, pair.valid)
             try:
