@@ -70,6 +70,7 @@ def run_dataset(args) -> int:
     from dataclasses import replace
 
     from ..engine.dataset import DatasetSettings, generate_dataset
+    from ..engine.errors import WorkersLost
 
     settings = DatasetSettings(count=args.count, tile=args.tile, layout=args.layout, fmt=args.fmt, seed=args.seed,
                                steps=args.steps, eta=args.eta, guidance=args.guidance, max_nodata=args.max_nodata, transitions=args.transitions,
@@ -87,9 +88,16 @@ def run_dataset(args) -> int:
                                   overwrite=args.overwrite, progress=progress)
     except KeyboardInterrupt:
         bar.close()
-        print(f"cancelled: the finished samples are kept in {args.out}; rerun the same command to finish the rest",
-              file=sys.stderr)
+        if not Path(args.out).is_dir():  # stopped before the dataset's folder was made (e.g. reaching a scheduler)
+            print("cancelled: nothing was written", file=sys.stderr)
+        else:
+            print(f"cancelled: the finished samples are kept in {args.out}; rerun the same command to finish the rest:\n"
+                  f"    {getattr(args, 'resume_command', 'the same command')}", file=sys.stderr)
         return 130
+    except WorkersLost as exc:
+        bar.close()
+        print(f"error: {exc}\nTo finish the rest:\n    {getattr(args, 'resume_command', 'the same command')}", file=sys.stderr)
+        return 2
     finally:
         bar.close()
     splits = ", ".join(f"{k} {v}" for k, v in result["splits"].items())

@@ -9,10 +9,12 @@ lines, above the progress bar.
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 from ..engine.errors import ChangeAnywhereError
 from ..engine.io import write_failure
@@ -22,8 +24,18 @@ from .progress_bar import show_warning
 from .sample_commands import add_sample_commands
 
 
+def command_name() -> str:
+    """How this command line was started: ``changeanywhere`` (the installed package's command) or ``python -m ...``."""
+    return "changeanywhere" if Path(sys.argv[0] if sys.argv else "").name == "changeanywhere" else "python -m changeanywhere_qgis"
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that finishes what ``argv`` began: the same, without ``--overwrite`` (it would start again)."""
+    return f"{command_name()} {shlex.join(a for a in argv if a != '--overwrite')}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m changeanywhere_qgis", description="ChangeAnywhere: change-detection samples from land-cover maps.")
+    parser = argparse.ArgumentParser(prog=command_name(), description="ChangeAnywhere: change-detection samples from land-cover maps.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_sample_commands(sub)
     add_dataset_command(sub)
@@ -36,7 +48,9 @@ def _terminated(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.resume_command = resume_command(argv)
     saved = warnings.showwarning, signal.getsignal(signal.SIGTERM)
     warnings.showwarning = show_warning
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set handlers

@@ -19,3 +19,13 @@ class ModelError(ChangeAnywhereError):
 
 class Cancelled(ChangeAnywhereError):
     """The user cancelled; nothing was written."""
+
+
+class WorkersLost(ChangeAnywhereError):
+    """A dataset's workers died (killed, out of memory, a cluster's machines gone) and none is left to go on with.
+
+    The finished samples are kept: ``kept`` of ``count`` in ``out``; the same command finishes the rest."""
+
+    def __init__(self, message: str, *, kept: int, count: int, out) -> None:
+        super().__init__(message)
+        self.kept, self.count, self.out = kept, count, out

@@ -32,7 +32,8 @@ from ..progress import Progress
 from .card import assign_splits, dataset_card, dataset_statistics
 from .job import CARD, CORRELATION_RANGE, MANIFEST, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings
 from .plan import plan_dataset
-from .workers import check_scheduler, default_threads, finished, remove_leftovers, run_dask, run_local
+from .cluster import check_scheduler, run_dask
+from .workers import default_threads, finished, remove_leftovers, run_local
 
 def _write_atomic(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")

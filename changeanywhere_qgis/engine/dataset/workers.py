@@ -1,8 +1,10 @@
-"""Running a dataset's samples: in local worker processes or as tasks on a Dask cluster, resumable.
+"""Running a dataset's samples: in local worker processes or as tasks on a Dask cluster (:mod:`.cluster`), resumable.
 
 Each local worker (spawned, so no onnxruntime/GDAL state is copied) loads the model once; a Dask
 cluster runs the same :func:`~.sample.run_sample` (inputs and output folder must be on a
 file system every worker sees). What a killed run left behind is removed before the next one.
+A local worker killed mid-run (the out-of-memory killer's SIGKILL) breaks its pool: the unfinished samples
+run again on one worker fewer, and with none left the run stops saying how many samples are kept.
 """
 
 from __future__ import annotations
@@ -13,15 +15,13 @@ import sys
 import warnings
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import replace
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from ..errors import Cancelled, ChangeAnywhereError, InputError
+from ..errors import Cancelled, ChangeAnywhereError, WorkersLost
 from ..io import SERIES_FOLDER, SPLITS, STAGE_FOLDER, every_folder, write_failure
 from .job import RECORDS, WORK, DatasetJob
 from .sample import init_worker, run_in_worker, run_sample
-
-CONNECT_TIMEOUT = "15s"  # to reach a Dask scheduler
 
 
 def finished(job: DatasetJob) -> set[int]:
@@ -54,7 +54,7 @@ def remove_leftovers(job: DatasetJob) -> int:
 
 
 @contextmanager
-def _named_write_failures(job: DatasetJob):
+def named_write_failures(job: DatasetJob):
     """A sample that failed because the disk is full or read-only raises an InputError saying so."""
     try:
         yield
@@ -132,7 +132,7 @@ def run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -
         for index in todo:
             if cancelled():
                 raise Cancelled("")
-            with _named_write_failures(job):
+            with named_write_failures(job):
                 run_sample(job, index)
             tick()
         return
@@ -145,15 +145,43 @@ def run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -
         warnings.warn("No Python interpreter found to start worker processes with; running in this process.", stacklevel=2)
         return run_local(job, todo, 1, tick, cancelled)
     context.set_executable(python)
+    remaining, ticked = list(todo), set()
+    while True:
+        try:
+            return _run_pool(job, remaining, workers, context, tick, ticked, cancelled)
+        except BrokenProcessPool:
+            done = finished(job)
+            for index in sorted(done.intersection(remaining) - ticked):  # finished just before the pool broke
+                ticked.add(index)
+                tick()
+            remaining = [i for i in remaining if i not in done]
+            remove_leftovers(job)  # the killed worker's half-written sample
+            workers -= 1
+            if workers < 1:
+                kept = len(done)
+                raise WorkersLost(
+                    f"Every worker process was killed (SIGKILL: the out-of-memory killer, most likely): {kept} of {job.count} "
+                    f"samples are finished and kept in {job.out}. Rerun the same command (without --overwrite) to finish the "
+                    "rest; if memory ran out, with fewer --workers, a smaller --batch-size or --tile.",
+                    kept=kept, count=job.count, out=job.out) from None
+            if not remaining:
+                return None
+            warnings.warn(f"A worker process was killed (SIGKILL: the out-of-memory killer, most likely); its sample runs "
+                          f"again, and the {len(remaining)} samples left run on {workers} worker(s).", stacklevel=2)
+
+
+def _run_pool(job: DatasetJob, todo: list[int], workers: int, context, tick, ticked: set, cancelled) -> None:
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_local_worker,
                              initargs=(job, os.getpid())) as pool:
-        pending = {pool.submit(run_in_worker, i) for i in todo}
+        pending = {pool.submit(run_in_worker, i): i for i in todo}
         try:
             while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
-                    with _named_write_failures(job):
+                    index = pending.pop(future)
+                    with named_write_failures(job):
                         future.result()
+                    ticked.add(index)
                     tick()
                 if cancelled():
                     raise Cancelled("")
@@ -161,60 +189,3 @@ def run_local(job: DatasetJob, todo: list[int], workers: int, tick, cancelled) -
             for future in pending:
                 future.cancel()
             raise
-
-
-def _connect(address: str):
-    """A Dask client of the scheduler at ``address`` that has workers, or an InputError saying why not."""
-    try:
-        from distributed import Client
-    except ImportError as exc:
-        raise InputError(f"A Dask scheduler was given but the 'distributed' package is missing ({exc}). "
-                         "Install dask[distributed], or run with local workers.") from exc
-    try:
-        client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError(f"Cannot reach the Dask scheduler at {address} ({exc}). Check the address "
-                         "(e.g. tcp://host:8786) and that the scheduler is running.") from exc
-    try:
-        info = client.scheduler_info()["workers"]
-        if not info:
-            raise InputError(f"The Dask scheduler at {address} has no workers. Start some (dask worker {address}).")
-    except BaseException:
-        client.close()
-        raise
-    return client, info
-
-
-def check_scheduler(address: str) -> None:
-    """Reach the scheduler and see workers there, before the run writes anything."""
-    client, _ = _connect(address)
-    client.close()
-
-
-def run_dask(job: DatasetJob, todo: list[int], address: str, tick, cancelled) -> dict:
-    from distributed import as_completed
-
-    client, info = _connect(address)
-    try:
-        if job.threads is None:
-            cpus = client.run(os.cpu_count)
-            per_host: dict[str, list] = {}
-            for addr, w in info.items():
-                per_host.setdefault(w["host"], []).append((addr, w["nthreads"]))
-            job = replace(job, threads=min(max(1, (cpus[ws[0][0]] or 1) // sum(n for _, n in ws)) for ws in per_host.values()))
-        shared = client.scatter(job, broadcast=True)
-        futures = client.map(run_sample, [shared] * len(todo), todo, pure=False)
-        try:
-            with client.as_current():
-                for future in as_completed(futures):
-                    with _named_write_failures(job):
-                        future.result()
-                    tick()
-                    if cancelled():
-                        raise Cancelled("")
-        except BaseException:
-            client.cancel(futures)
-            raise
-        return {"workers": len(info), "threads_per_sample": job.threads}
-    finally:
-        client.close()

@@ -38,8 +38,9 @@ def test_dask_cluster_equals_local_processes(tmp_path, tiny_model_dir, houston_l
     assert (dask / "manifest.jsonl").read_text() == (local / "manifest.jsonl").read_text()
 
 
-def test_unreachable_scheduler_is_an_input_error(tmp_path, tiny_model_dir, houston_label_path, monkeypatch):
-    monkeypatch.setattr("changeanywhere_qgis.engine.dataset.workers.CONNECT_TIMEOUT", "2s")
-    with pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
+def test_unreachable_scheduler_is_an_input_error(tmp_path, tiny_model_dir, houston_label_path):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(InputError, match="Cannot reach the Dask scheduler"):
         generate_dataset(houston_label_path, tmp_path / "x", DatasetSettings(count=2, tile=64, steps=1),
                          model=tiny_model_dir, scheduler="tcp://127.0.0.1:9")
