@@ -16,6 +16,8 @@ ALGORITHMS = (
     ".model_information:ModelInformation",
     ".alg_dataset:GenerateChangeDataset",
     ".adapt_model:AdaptModel",
+    ".detect_changes:DetectChanges",
+    ".train_detector:TrainDetector",
 )
 
 
