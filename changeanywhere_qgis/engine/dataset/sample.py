@@ -21,7 +21,7 @@ from rasterio.windows import transform as window_transform
 
 from ..diffusion import change_pair, change_series, load_model_package, load_style
 from ..events import change_mask, load_table, random_events
-from ..io import (STAGE_FOLDER, has_second, load_second_classes, pair_name, read_style_image, second_labels, series_pairs, write_sample,
+from ..io import (STAGE_FOLDER, has_second, load_second_classes, pair_name, read_input, read_style_image, second_labels, series_pairs, write_sample,
                   write_series)
 from ..landcover import ClassScheme, load_remap
 from .appearance import appearance_shift, draw_appearance_shift
@@ -59,7 +59,7 @@ def _read_window(job: DatasetJob, scheme: ClassScheme, lut, images: dict, raster
     tile, band = job.settings.tile, job.settings.band
     window = Window(col, row, tile, tile)
     with rasterio.open(job.semantic[raster]) as ds:
-        raw = ds.read(band, window=window)
+        raw = read_input(ds, "Semantic raster", band, window=window)
         nodata = ds.nodatavals[band - 1]
         transform, crs = window_transform(window, ds.transform), ds.crs
     invalid = np.zeros(raw.shape, dtype=bool)
@@ -74,7 +74,7 @@ def _read_window(job: DatasetJob, scheme: ClassScheme, lut, images: dict, raster
     if path is not None:
         if path not in images:
             images[path] = rasterio.open(path)
-        image = images[path].read((1, 2, 3), window=window)
+        image = read_input(images[path], "Image", (1, 2, 3), window=window)
     return labels, ~invalid, transform, crs, image
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from ..errors import InputError
@@ -81,6 +81,18 @@ def _open(path: str | Path, what: str):
         raise InputError(f"{what} {path} cannot be read as a raster ({exc}). Give a GeoTIFF or another GDAL raster.") from exc
 
 
+def read_input(ds, what: str, *args, **kwargs) -> np.ndarray:
+    """``ds.read(*args, **kwargs)`` of an input raster; a file that fails to read (cut short, damaged) is an InputError
+    naming it, not taken for a failed write (GDAL raises the same error class for both)."""
+    try:
+        return ds.read(*args, **kwargs)
+    except RasterioError as exc:
+        detail = exc.__cause__ or exc.__context__ or exc  # GDAL's own words ("TIFFReadEncodedTile() failed"), when given
+        raise InputError(f"{what} {ds.name} could not be read ({detail}): the file is damaged or incomplete (a copy or download "
+                         "cut short?). Check it (`gdalinfo -checksum` fails on such a file), copy or export it again, "
+                         "and rerun.") from exc
+
+
 @dataclass
 class SemanticRaster:
     labels: np.ndarray  # uint8 [H, W], in the model's codes; nodata pixels hold the scheme's nodata code
@@ -118,7 +130,7 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
         rows = max(block, READ_PIXELS // max(grid.width, 1) // block * block)  # whole blocks: each decoded once
         for row in range(0, grid.height, rows):
             n = min(rows, grid.height - row)
-            raw = ds.read(band, window=Window(0, row, grid.width, n))
+            raw = read_input(ds, "Semantic raster", band, window=Window(0, row, grid.width, n))
             dtype = raw.dtype
             if not np.issubdtype(raw.dtype, np.integer):
                 non_integer |= not np.all(np.isnan(raw) | (raw == np.round(raw)))
@@ -235,7 +247,7 @@ class ImageSource:
         for row in range(0, sem.grid.height, rows):
             n = min(rows, sem.grid.height - row)
             b = slice(row, row + n)
-            transparent = self.dataset.read(band, window=Window(0, row, sem.grid.width, n)) == 0
+            transparent = read_input(self.dataset, "Image", band, window=Window(0, row, sem.grid.width, n)) == 0
             valid, labels = sem.valid[b, :], sem.labels[b, :]
             newly += int(np.count_nonzero(transparent & valid))
             valid &= ~transparent
@@ -244,13 +256,13 @@ class ImageSource:
         return newly
 
     def read_uint8(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        return self.dataset.read((1, 2, 3), window=Window(col, row, width, height), boundless=True, fill_value=0)
+        return read_input(self.dataset, "Image", (1, 2, 3), window=Window(col, row, width, height), boundless=True, fill_value=0)
 
     def read_mirrored(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """uint8 [3, h, w]; the part beyond the raster is mirrored, not black, to keep the encoder calm."""
         h = max(0, min(height, self.dataset.height - row))
         w = max(0, min(width, self.dataset.width - col))
-        inside = self.dataset.read((1, 2, 3), window=Window(col, row, w, h))
+        inside = read_input(self.dataset, "Image", (1, 2, 3), window=Window(col, row, w, h))
         if (h, w) != (height, width):
             inside = np.pad(inside, ((0, 0), (0, height - h), (0, width - w)), mode="symmetric")
         return inside
