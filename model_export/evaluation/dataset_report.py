@@ -67,6 +67,9 @@ class EvaluateSettings:
     compare_pre_event: bool = False  # also train on the pre-event images redrawn by the model's autoencoder
     compare_appearance_shift: bool = False  # and on the post-event images as --appearance-shift shifts them
     nets_per_arm: int = 1  # change-detection nets per arm, each from its own seed: figures are means over them
+    # arm name -> folders of a baseline made without the model (model_export/evaluation/baselines): more arms of the
+    # usefulness test, trained and judged as the generated ones
+    baselines: dict = field(default_factory=dict)
     use_torch: bool = True
     seed: int = 0
     threads: int | None = None
@@ -209,6 +212,7 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
                          "shifted ones. Make the datasets without --appearance-shift, or leave --compare-appearance-shift out.")
     if settings.nets_per_arm < 1:
         raise InputError(f"--nets-per-arm must be at least 1, not {settings.nets_per_arm}.")
+    baselines = _baselines(settings.baselines)  # a wrong folder fails now, not after hours of training
     # the change-detection nets read LEVIR-CD's flat folders with list/<split>.txt
     levir_layouts = [root for root, spec, _ in opened
                      if spec["settings"]["layout"] != "second" and not spec["settings"].get("split_folders")]
@@ -277,8 +281,10 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
                 threads=settings.threads, few_shot_k=tuple(settings.few_shot_k), few_shot_splits=settings.few_shot_splits,
                 few_shot_steps=settings.few_shot_steps, redraw=_redrawer(opened[0][1]) if settings.compare_pre_event else None,
                 shift=_shifter() if settings.compare_appearance_shift else None,
+                baselines={name: b["datasets"] for name, b in baselines.items()},
                 log=lambda m: progress.stage(m))
             save_figure(figures / "real_predictions.jpg", cd.pop("figure"))
+            cd["baselines"] = baselines
             results["change_detection"] = cd
         progress.advance(total)
     results["notes"] = notes
@@ -288,6 +294,24 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
     (figures / "results.json").write_text(json.dumps(results, indent=2, default=str))
     report.write_text(render(results, settings, report, figures))
     return {"report": str(report), "results": results, "summary": _short(results)}
+
+
+def _baselines(given: dict) -> dict:
+    """{arm name: what the report says of it} for the baseline arms, each folder checked to be a finished baseline."""
+    from .baselines import load_baseline
+
+    out = {}
+    for name, folders in given.items():
+        specs, records = [], []
+        for folder in folders:
+            spec, recs = load_baseline(Path(folder))
+            specs.append(spec)
+            records += recs
+        out[name] = {"datasets": [str(f) for f in folders], "method": sorted({s["method"] for s in specs}),
+                     "after": sorted({s["after"] for s in specs}), "samples": len(records),
+                     "changed_fraction_mean": float(np.mean([r["changed_fraction"] for r in records])),
+                     "commands": [s["command"] for s in specs]}
+    return out
 
 
 def _resolve(path) -> Path:
@@ -340,7 +364,7 @@ def _judge(settings: EvaluateSettings, progress: Progress, workdir: Path, spec: 
         raise InputError(f"No segmentation.pt in {checkpoint}. Train one with python -m model_export.evaluation.segmentation.")
     progress.stage("training the segmentation judge on the real labelled tiles")
     # The judge also sees the training tiles as this dataset's model redraws them: its images come out of that decoder.
-    return train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes, 6.0), settings.seed,
+    return train_segmentation(workdir / "segmentation", settings.seg_data, min(settings.max_minutes or 6.0, 6.0), settings.seed,
                               settings.threads or 2, redrawn_by=spec["model"]["path"]), True
 
 
@@ -486,8 +510,19 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
         t = cd["train"]
         lines += ["## Usefulness: trained on generated data, tested on real change pairs", "",
                   f"FC-Siam-diff (`model_export/evaluation/usefulness.py`, widths {t['widths']}) trained only on the generated datasets' "
-                  f"train and val splits ({t['samples']} samples, random {t['crop']} px crops, up to {t['epochs']} epochs or "
-                  f"{t.get('max_minutes') or settings.max_minutes:g} min)."]  # results before it was recorded: this run's
+                  f"train and val splits ({t['samples']} samples, random {t['crop']} px crops, "
+                  + (f"up to {t['epochs']} epochs or {t.get('max_minutes', settings.max_minutes):g} min)."
+                     if t.get("max_minutes", settings.max_minutes)  # results before it was recorded: this run's
+                     else f"{t['epochs']} epochs, no time limit: the figures do not depend on the machine's speed).")]
+        if cd.get("baselines"):
+            lines += ["", "Baseline arms, made without any model from the same real maps and images (the dataset command's "
+                      "windows; `model_export/evaluation/baselines`), trained the same way on their own train and val splits, "
+                      "each net's threshold picked on its own arm's test split:", "",
+                      "| arm | after | samples | changed pixels | made by |", "| --- | --- | --- | --- | --- |"]
+            for name, b in cd["baselines"].items():
+                made = "<br>".join(f"`{c}`" for c in b["commands"] if c)
+                lines.append(f"| {name} | {', '.join(b['after'])} | {b['samples']} | {b['changed_fraction_mean']:.1%} | {made} |")
+            lines.append("")
         seeds = t.get("net_seeds", [settings.seed])
         if len(seeds) > 1:
             lines.append(f"{len(seeds)} nets per arm, each from its own initial weights and crops (seeds {seeds[0]}-{seeds[-1]}); "
@@ -495,7 +530,8 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                          "nets and splits together.")
         for variant, info in t["variants"].items():
             for net_seed, one in zip(seeds, info.get("per_net", [info])):
-                lines.append(f"Pre-event images {variant}{f' (seed {net_seed})' if len(seeds) > 1 else ''}: {one['epochs_run']} epochs, "
+                arm = f"Baseline {variant[len('baseline: '):]}" if variant.startswith("baseline: ") else f"Pre-event images {variant}"
+                lines.append(f"{arm}{f' (seed {net_seed})' if len(seeds) > 1 else ''}: {one['epochs_run']} epochs, "
                              f"{one['steps']} steps, {one['seconds'] / 60:.1f} min, stopped by {one['stopped_by']}; "
                              f"loss {_fmt(one['loss_first'], '{:.3f}')} → {_fmt(one['loss_last'], '{:.3f}')}.")
         lines += ["", "Real test sets (never used for training or for any threshold in the zero-shot rows):", "",
@@ -522,12 +558,18 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                       f"{' and nets' if len(seeds) > 1 else ''}.", ""]
             for name, by_k in cd["few_shot"].items():
                 methods = list(next(iter(by_k.values())).keys()) if by_k else []
-                lines += [f"**{name}**", "", "| k | " + " | ".join(methods) + " | gain over scratch |", "| --- | " + " | ".join("---" for _ in methods) + " | --- |"]
+                # the gains are the best generated arm's; a baseline arm's row is one to beat, not a gain
+                baseline_rows = [m for m in methods if "baseline (no model)" in m]
+                extra = " | gain over the best baseline" if baseline_rows else ""
+                lines += [f"**{name}**", "", "| k | " + " | ".join(methods) + f" | gain over scratch{extra} |",
+                          "| --- | " + " | ".join("---" for _ in methods) + " | ---" + (" | ---" if baseline_rows else "") + " |"]
                 for k, row in by_k.items():
                     cells = [f"{row[m]['f1_mean']:.3f} ± {row[m]['f1_std']:.3f}" for m in methods]
-                    best = max((row[m]["f1_mean"] for m in methods if m != "from scratch"), default=None)
+                    best = max((row[m]["f1_mean"] for m in methods if m != "from scratch" and m not in baseline_rows), default=None)
                     gain = None if best is None else best - row["from scratch"]["f1_mean"]
-                    lines.append(f"| {k} | " + " | ".join(cells) + f" | {_fmt(gain, '{:+.3f}')} |")
+                    over = (f" | {_fmt(None if best is None else best - max(row[m]['f1_mean'] for m in baseline_rows), '{:+.3f}')}"
+                            if baseline_rows else "")
+                    lines.append(f"| {k} | " + " | ".join(cells) + f" | {_fmt(gain, '{:+.3f}')}{over} |")
                 lines.append("")
         lines += [f"![predictions on the first real test set]({rel(figures / 'real_predictions.jpg')})", "",
                   "Columns: " + ", ".join(cd["figure_columns"]) + ".", ""]
@@ -547,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seg-data", nargs="+", default=DEFAULT_SEG_DATA, help="real image/label folders for the segmentation net")
     ev.add_argument("--no-segmentation", action="store_true", help="skip the map-following judge")
     ev.add_argument("--cd-epochs", type=int, default=20, help="training epochs of the change-detection net (default 20)")
-    ev.add_argument("--max-minutes", type=float, default=10.0, help="time limit of each network's training (default 10)")
+    ev.add_argument("--max-minutes", type=float, default=10.0,
+                    help="time limit of each network's training (default 10; 0: none, the change-detection nets stop after "
+                         "--cd-epochs, so that a busy machine does not change a figure)")
     ev.add_argument("--few-shot", nargs="*", type=int, default=[1, 3, 5], metavar="K", help="real training pairs of the few-shot runs (default 1 3 5; none: skip)")
     ev.add_argument("--few-shot-splits", type=int, default=3, help="random splits per k (default 3)")
     ev.add_argument("--few-shot-steps", type=int, default=150, help="training steps of each few-shot net (default 150)")
@@ -559,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--nets-per-arm", type=int, default=1, metavar="N",
                     help="change-detection nets per arm, each from its own seed (SEED, SEED+1, ...); the figures are their means "
                          "and spreads (default 1; each costs the arm's training time and its few-shot runs again)")
+    ev.add_argument("--baseline", action="append", default=[], metavar="NAME=DIR[,DIR...]",
+                    help="one more arm of the usefulness test: a baseline made without the model (python -m "
+                         "model_export.evaluation.baselines copy-paste|random-pairing), its datasets joined by commas; repeatable")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
     ev.add_argument("--note", action="append", default=[], metavar="MARKDOWN", help="a paragraph to put at the top of the report (repeatable)")
     ev.add_argument("--notes-file", metavar="FILE", help="markdown to put at the top of the report")
@@ -566,6 +613,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice; 1 is fastest on a busy machine)")
     ev.add_argument("--seed", type=int, default=0)
     return ev
+
+
+def _baseline_args(given: list[str]) -> dict:
+    """``--baseline NAME=DIR[,DIR...]`` options -> {name: [folders]}."""
+    out: dict = {}
+    for item in given:
+        name, _, folders = item.partition("=")
+        name = name.strip()
+        if not name or not folders.strip():
+            raise InputError(f"--baseline {item!r}: give NAME=DIR (or NAME=DIR,DIR,...), e.g. copy-paste=build/usefulness/baselines/copy-paste/oem.")
+        if name in out:
+            raise InputError(f"--baseline {name!r} is given twice; give each arm once, its folders joined by commas.")
+        out[name] = [f.strip() for f in folders.split(",") if f.strip()]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -585,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
                                     few_shot_k=tuple(args.few_shot), few_shot_splits=args.few_shot_splits,
                                     few_shot_steps=args.few_shot_steps, compare_pre_event=args.compare_pre_event,
                                     compare_appearance_shift=args.compare_appearance_shift, nets_per_arm=args.nets_per_arm,
+                                    baselines=_baseline_args(args.baseline),
                                     use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes,
                                     rerender=args.rerender, command="python -m model_export.evaluation.dataset_report " + shlex.join(argv))
         progress, bar = progress_bar()

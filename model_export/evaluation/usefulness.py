@@ -195,7 +195,7 @@ def _few_shot_splits(n: int, k: int, splits: int, seed: int) -> list[list[int]]:
 def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
                               threads: int | None = None, widths=(16, 32, 64, 128), few_shot_k=(1, 3, 5), few_shot_splits: int = 3,
                               few_shot_steps: int = 150, redraw=None, shift=None, nets_per_arm: int = 1, stored: str = "real",
-                              log=print) -> dict:
+                              baselines: dict | None = None, log=print) -> dict:
     """Is the generated data useful? FC-Siam-diff trained only on the generated datasets, tested on real pairs.
 
     ``datasets``: generated datasets (LEVIR-CD layout): train and val splits train, the test split picks thresholds.
@@ -205,7 +205,9 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     is trained with every generated pre-event image redrawn by it, as ``--pre-event redrawn`` would have made them (the
     post-event images are the same). ``shift``: None, or a function (uint8 [3,H,W] image B, the sample's seed) -> image
     B as ``dataset --appearance-shift`` would have made it; then one more net is trained with every generated B
-    shifted, on the last variant's pre-event images.
+    shifted, on the last variant's pre-event images. ``baselines``: {name: [datasets in the LEVIR-CD layout made without
+    the model, e.g. by ``python -m model_export.evaluation.baselines``]}: one more arm each, trained and judged exactly as
+    the generated arms (its own train/val splits, its threshold picked on its own test split).
 
     Zero-shot, per test set: the trained net(s), the same net untrained (same initial weights), image differencing
     (threshold from the generated data) and "everything changed". Few-shot, per test set and k: for each of
@@ -224,16 +226,20 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     datasets = [Path(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)]
     ta, tb, ty, train_names = _generated(datasets, ("train", "val"))
     pa, pb, py, pick_names = _generated(datasets, ("test",))
-    variants = {stored: (ta, tb, pa, pb)}  # name: (A train, B train, A threshold-picking, B threshold-picking)
+    # name: (A train, B train, label train, A threshold-picking, B threshold-picking, label threshold-picking)
+    variants = {stored: (ta, tb, ty, pa, pb, py)}
     if redraw is not None:
         log("redrawing the generated pre-event images with the model's autoencoder")
-        variants["redrawn"] = (np.stack([redraw(x) for x in ta]), tb, np.stack([redraw(x) for x in pa]), pb)
+        variants["redrawn"] = (np.stack([redraw(x) for x in ta]), tb, ty, np.stack([redraw(x) for x in pa]), pb, py)
     if shift is not None:
         log("shifting the generated post-event images' appearance (the samples' own draws)")
-        last, (a_train, _, a_pick, _) = list(variants.items())[-1]
+        last, (a_train, _, _, a_pick, _, _) = list(variants.items())[-1]
         shifted = lambda b, seeds: np.stack([shift(x, s) for x, s in zip(b, seeds)])  # noqa: E731
-        variants[f"{last}, B appearance-shifted"] = (a_train, shifted(tb, _generated_seeds(datasets, ("train", "val"))),
-                                                     a_pick, shifted(pb, _generated_seeds(datasets, ("test",))))
+        variants[f"{last}, B appearance-shifted"] = (a_train, shifted(tb, _generated_seeds(datasets, ("train", "val"))), ty,
+                                                     a_pick, shifted(pb, _generated_seeds(datasets, ("test",))), py)
+    for name, folders in (baselines or {}).items():
+        variants[BASELINE + name] = (*_generated([Path(f) for f in folders], ("train", "val"))[:3],
+                                     *_generated([Path(f) for f in folders], ("test",))[:3])
     real = {name: load_levir_folder(Path(folder)) for name, folder in test_sets.items()}
 
     net_seeds = [seed + i for i in range(nets_per_arm)]
@@ -241,7 +247,7 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     for i, net_seed in enumerate(net_seeds):
         if nets_per_arm > 1:
             log(f"change-detection nets of seed {net_seed} ({i + 1} of {nets_per_arm})")
-        runs.append(_one_seed(variants, py, ty, real, net_seed=net_seed, split_seed=seed, epochs=epochs, max_minutes=max_minutes,
+        runs.append(_one_seed(variants, real, net_seed=net_seed, split_seed=seed, epochs=epochs, max_minutes=max_minutes,
                               widths=widths, few_shot_k=few_shot_k, few_shot_splits=few_shot_splits, few_shot_steps=few_shot_steps,
                               log=log))
     train_info = {v: runs[0]["train"][v] | ({"per_net": [r["train"][v] for r in runs]} if nets_per_arm > 1 else {})
@@ -254,7 +260,7 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         "few_shot_settings": {"k": list(few_shot_k), "splits": few_shot_splits, "steps": few_shot_steps, "threshold": FEW_SHOT_THRESHOLD},
         "train": {"samples": len(train_names), "datasets": [str(d) for d in datasets], "tile": int(ta.shape[-1]), "widths": list(widths),
                   "epochs": epochs, "max_minutes": max_minutes, "crop": min(128, ta.shape[-1]), "variants": train_info,
-                  "net_seeds": net_seeds},
+                  "net_seeds": net_seeds, "baselines": {name: [str(f) for f in folders] for name, folders in (baselines or {}).items()}},
         "threshold_samples": len(pick_names),
         "test_sets": {name: {"pairs": len(v[3]), "path": str(test_sets[name]), "changed_share": float(v[2].mean())} for name, v in real.items()},
         "figure": runs[0]["figure"],
@@ -262,32 +268,44 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     }
 
 
-def _one_seed(variants: dict, py, ty, real: dict, *, net_seed: int, split_seed: int, epochs: int, max_minutes, widths,
+BASELINE = "baseline: "  # the variants of the baseline arms (no model) are named "baseline: copy-paste", ...
+
+
+def _trained_on(variant: str) -> str:
+    """What a net of this arm was trained on, as the report's rows name it."""
+    if variant.startswith(BASELINE):
+        return f"the {variant[len(BASELINE):]} baseline (no model)"
+    return f"generated data (pre-event {variant})"
+
+
+def _one_seed(variants: dict, real: dict, *, net_seed: int, split_seed: int, epochs: int, max_minutes, widths,
               few_shot_k, few_shot_splits: int, few_shot_steps: int, log) -> dict:
     """Zero- and few-shot for one set of nets (one per variant) from the initial weights of ``net_seed``."""
     torch.manual_seed(net_seed)
     untrained = FCSiamDiff(widths)
     nets, train_info = {}, {}
-    for variant, (a_train, b_train, _, _) in variants.items():
+    for variant, (a_train, b_train, y_train, _, _, _) in variants.items():
         net = FCSiamDiff(widths)
         net.load_state_dict(untrained.state_dict())  # the same initial weights for every net
-        log(f"training FC-Siam-diff on the generated data (pre-event {variant})")
-        train_info[variant] = train(net, a_train, b_train, ty, epochs=epochs, max_minutes=max_minutes, seed=net_seed, log=log)
+        log(f"training FC-Siam-diff on {_trained_on(variant)}")
+        train_info[variant] = {**train(net, a_train, b_train, y_train, epochs=epochs, max_minutes=max_minutes, seed=net_seed, log=log),
+                               "samples": len(a_train)}
         nets[variant] = net
 
     # every zero-shot method: (its score of a pair set, its threshold picked once on the generated test split)
-    pick = next(iter(variants.values()))[2:]  # the stored pre- and post-event images of the generated test split
-    methods = {f"FC-Siam-diff, trained on generated data (pre-event {v})": (lambda a, b, n=n: predict(n, a, b), *variants[v][2:])
+    pick = next(iter(variants.values()))[3:]  # the stored pre- and post-event images (and labels) of the generated test split
+    # each arm's net picks its threshold on its own arm's test split (a baseline's on the baseline's)
+    methods = {f"FC-Siam-diff, trained on {_trained_on(v)}": (lambda a, b, n=n: predict(n, a, b), *variants[v][3:])
                for v, n in nets.items()}
     methods["FC-Siam-diff, untrained"] = (lambda a, b: predict(untrained, a, b), *pick)
     methods["image difference (threshold from the generated data)"] = (image_difference, *pick)
     grids = {"image difference (threshold from the generated data)": np.arange(1, 256, 2, dtype=np.float32)}
-    thresholds = {m: best_threshold(score(a_pick, b_pick), py, grids.get(m, ZERO_SHOT_GRID))
-                  for m, (score, a_pick, b_pick) in methods.items()}
+    thresholds = {m: best_threshold(score(a_pick, b_pick), y_pick, grids.get(m, ZERO_SHOT_GRID))
+                  for m, (score, a_pick, b_pick, y_pick) in methods.items()}
 
     zero, figure = {}, None
     for name, (la, lb, ly, _) in real.items():
-        rows = {m: _zero_shot(score(la, lb), ly, thresholds[m]) for m, (score, _, _) in methods.items()}
+        rows = {m: _zero_shot(score(la, lb), ly, thresholds[m]) for m, (score, *_) in methods.items()}
         rows["everything changed"] = scores(np.ones_like(ly), ly)
         if figure is None:
             first = next(iter(nets))
@@ -301,7 +319,7 @@ def _one_seed(variants: dict, py, ty, real: dict, *, net_seed: int, split_seed: 
         for k in few_shot_k:
             if k >= len(names):
                 continue
-            starts = {f"pre-trained on generated data (pre-event {v}), fine-tuned": n for v, n in nets.items()} | {"from scratch": untrained}
+            starts = {f"pre-trained on {_trained_on(v)}, fine-tuned": n for v, n in nets.items()} | {"from scratch": untrained}
             runs: dict = {m: [] for m in starts}
             for split in _few_shot_splits(len(names), k, few_shot_splits, split_seed):
                 rest = [i for i in range(len(names)) if i not in split]

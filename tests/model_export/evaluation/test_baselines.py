@@ -203,3 +203,51 @@ def test_a_killed_runs_leftovers_go_and_nothing_else(tmp_path):
     (tmp_path / ".cp.tmp-mine").mkdir()  # not a name this tool writes
     make_baseline("random-pairing", *OEM, tmp_path / "cp", count=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".cp.tmp-mine", "cp"]
+
+
+def test_baselines_are_arms_of_the_usefulness_test_beside_the_generated_one(tmp_path, tiny_model_dir, houston_label_path):
+    """Each baseline trains its own nets on its own samples and labels (10 each here against 6 generated: a net fed
+    another arm's labels could not even train), picks its threshold on its own test split, and is reported side by
+    side with the generated arm, mean and spread over 3 nets, in the zero-shot and the few-shot tables."""
+    import torch
+
+    from changeanywhere_qgis.engine.dataset import generate_dataset
+    from model_export.evaluation.dataset_report import EvaluateSettings, evaluate_dataset
+
+    torch.set_num_threads(1)
+    ds = tmp_path / "generated"
+    generate_dataset(houston_label_path, ds, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
+    arms = {"copy-paste": [str(tmp_path / "cp")], "random-pairing": [str(tmp_path / "rp")]}
+    make_baseline("copy-paste", *OEM, tmp_path / "cp", count=10, tile=64, seed=2)
+    make_baseline("random-pairing", *OEM, tmp_path / "rp", count=10, tile=64, seed=2)
+    settings = EvaluateSettings(test_sets=[str(REPO / "data" / "whu-cd")], use_segmentation=False, cd_epochs=1, max_minutes=0,
+                                few_shot_k=(3,), few_shot_splits=1, few_shot_steps=2, nets_per_arm=3, baselines=arms, threads=1)
+    result = evaluate_dataset([ds], report=tmp_path / "report.md", settings=settings)
+    cd = result["results"]["change_detection"]
+    variants = cd["train"]["variants"]
+    assert set(variants) == {"generated", "baseline: copy-paste", "baseline: random-pairing"}  # (no image: A generated)
+    assert variants["generated"]["samples"] == 4 and variants["baseline: copy-paste"]["samples"] == 8  # train + val splits
+    assert all(len(v["per_net"]) == 3 and all(n["stopped_by"] == "epochs" for n in v["per_net"]) for v in variants.values())
+    rows = cd["zero_shot"]["whu-cd"]
+    for name in arms:
+        row = rows[f"FC-Siam-diff, trained on the {name} baseline (no model)"]
+        assert len(row["f1_per_net"]) == 3 and "f1_std" in row
+        assert f"pre-trained on the {name} baseline (no model), fine-tuned" in cd["few_shot"]["whu-cd"]["3"]
+        assert cd["baselines"][name]["samples"] == 10 and cd["baselines"][name]["datasets"] == arms[name]
+    assert "FC-Siam-diff, trained on generated data (pre-event generated)" in rows
+    report = (tmp_path / "report.md").read_text()
+    assert "| FC-Siam-diff, trained on the copy-paste baseline (no model) |" in report
+    assert "gain over the best baseline" in report and "no time limit" in report
+    assert "`python -m model_export.evaluation.baselines" not in report  # made by the Python API here: no command
+    assert "| copy-paste | Self-Pair" in report and "| random-pairing | STAR" in report
+
+
+def test_the_evaluation_refuses_a_baseline_arm_that_is_not_one(tmp_path):
+    from model_export.evaluation.dataset_report import main
+
+    assert main([str(tmp_path), "--baseline", "copy-paste"]) == 2
+    (tmp_path / "not-a-baseline").mkdir()
+    with pytest.raises(InputError, match="not a finished baseline"):
+        from model_export.evaluation.dataset_report import _baselines
+
+        _baselines({"copy-paste": [str(tmp_path / "not-a-baseline")]})
