@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model_export.export.package import TRAINED_ON, described, licence, publish, sha256
+from changeanywhere_qgis.engine.errors import InputError
+from model_export.export.package import TRAINED_ON, check_out, described, licence, publish, sha256
 from model_export.networks.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel
 from model_export.networks.graphs import GRAPH_IO, ExportError, export_graph, max_difference
 from model_export.training.checkpoints import load_if_present
@@ -57,6 +58,7 @@ def export_with_decoder(base: Path, run: Path, out: Path, version: str | None = 
     """Write OUT: the package BASE with the decoder of the decoder-stage run RUN. Returns the new manifest."""
     import onnxruntime as ort
 
+    check_out(out, base, run)
     torch.set_num_threads(2)
     manifest = json.loads((base / "model.json").read_text())
     ckpt = load_decoder_run(run)
@@ -97,7 +99,7 @@ def export_with_decoder(base: Path, run: Path, out: Path, version: str | None = 
                "license": licence(sources),
                "training": {**training, "data": sources, "decoder_finetune": record},
                "files": {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in ("encoder", "decoder", "denoiser")}}
-        publish(tmp, out, doc)
+        publish(tmp, out, doc, base, run)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -121,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         doc = export_with_decoder(args.base, args.decoder, args.out, args.version, args.tolerance)
+    except InputError as e:  # --out is not an earlier package of this tool's (the replace guard says why)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

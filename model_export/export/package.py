@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from changeanywhere_qgis.engine.diffusion.model_package import PACKAGE_FOLDER
+from changeanywhere_qgis.engine.errors import InputError
+from changeanywhere_qgis.engine.io import check_replaceable
 from model_export.networks.autoencoder import (FROZEN_FOR_DECODER, DecoderGraph, EncoderGraph, build_vqmodel,
                                                downsample_factor)
 from model_export.networks.denoiser import SemanticUNet
@@ -192,9 +195,17 @@ def decoder_provenance(d: dict) -> dict:
             "holdout_psnr_db": summary.get("holdout_psnr_db"), "encoder_and_codebook": "frozen (the autoencoder's above)"}
 
 
-def publish(tmp: Path, out: Path, doc: dict) -> None:
-    """Write the manifest into the checked package folder TMP, then move TMP into place as OUT (replacing it)."""
+def check_out(out: Path, *inputs: Path | None) -> None:
+    """Refuse, before any work, an OUT that is not an earlier model package holding nothing else and none of the
+    inputs (the engine's replace guard): an export replaces OUT whole."""
+    check_replaceable(out, PACKAGE_FOLDER, [p for p in inputs if p is not None])
+
+
+def publish(tmp: Path, out: Path, doc: dict, *inputs: Path | None) -> None:
+    """Write the manifest into the checked package folder TMP, then move TMP into place as OUT (replacing an earlier
+    package there; asked again, since OUT may have changed during the export)."""
     (tmp / "model.json").write_text(json.dumps(doc, indent=2) + "\n")
+    check_out(out, *inputs)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -202,6 +213,7 @@ def publish(tmp: Path, out: Path, doc: dict) -> None:
 
 def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: float | None = None,
            decoder_dir: Path | None = None, description: str | None = None, version: str | None = None) -> dict:
+    check_out(out, checkpoint_dir, decoder_dir)
     torch.set_num_threads(2)
     ckpt, encoder, decoder, unet = load_networks(checkpoint_dir, decoder_dir)
     f = downsample_factor(ckpt["autoencoder"]["config"])
@@ -245,7 +257,7 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: f
         files = {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in modules}
         g = guidance if guidance is not None else ckpt["config"]["export"]["guidance_scale"]
         doc = manifest(ckpt, unet, files, g, description, version)
-        publish(tmp, out, doc)
+        publish(tmp, out, doc, checkpoint_dir, decoder_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -265,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder, args.description,
                      args.package_version)
+    except InputError as e:  # --out is not an earlier package of this tool's (the replace guard says why)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

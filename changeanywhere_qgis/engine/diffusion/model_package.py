@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError
+from ..io.replace_guard import OwnedFiles
 from ..landcover import ClassScheme
 from .schedule import DiffusionSchedule
 
@@ -28,6 +29,11 @@ GRAPHS = {
     "denoiser": (("latent", "timestep", "semantic"), ("prediction",)),
 }
 REQUIRED_KEYS = ("format", "name", "classes", "image", "latent", "diffusion", "tile", "files")
+# What an export may replace (io/replace_guard.py): a package's manifest, its graphs (with ONNX's external weight
+# files) and a card; nothing in a sub-folder.
+PACKAGE_FOLDER = OwnedFiles("a model package", ("model.json",),
+                            lambda rel, is_dir: not is_dir and len(rel.parts) == 1
+                            and (rel.name in ("model.json", "README.md") or rel.name.endswith((".onnx", ".onnx.data"))))
 
 
 def default_model_dir() -> Path:
