@@ -201,6 +201,7 @@ def simulate(
         by_date = _polygons_by_date(changes, dates)
         result = _date_change(sem, scheme, changes, sem.labels, _rngs(seed)["events"], by_date, 2, dates)
         mask, fraction = _mask(sem, result.post, scheme)
+        _refuse_without_change(sem, scheme, fraction)
         later = _later_dates(sem, scheme, changes, dates, None, seed, by_date, result.post)
         progress.advance()
         record = {
@@ -226,6 +227,23 @@ def simulate(
         progress.advance()
     progress.advance()
     return {**record, "outputs": {name: str(Path(out_dir) / name) for name in simulate_outputs(dates)}}
+
+
+def _refuse_without_change(sem: SemanticRaster, scheme: ClassScheme, fraction: float) -> None:
+    """Refuse, before any network runs, a map whose events changed no pixel: one without land (every pixel nodata),
+    or with too little, or with only classes the transition table leaves alone (random events only: polygons that
+    change nothing are refused where they are burnt)."""
+    if fraction > 0:
+        return
+    valid = sum(int(np.count_nonzero(sem.valid[b, :])) for b in row_bands(sem.grid.height, sem.grid.width))
+    if valid == 0:
+        raise InputError(f"Semantic raster {sem.path} holds no land: every pixel is nodata (its nodata value, or the model's "
+                         f"unknown code {scheme.nodata_code}); nothing was run. Give a map with labelled land, or check "
+                         "--band and --remap.")
+    share = 100 * valid / (sem.grid.height * sem.grid.width)
+    raise InputError(f"The random change events changed no pixel of {sem.path}: it has {valid} pixels of labelled land "
+                     f"({share:.2g} % of the map), too little land for them, or only classes the transition table does not "
+                     "change; nothing was run. Give a map with more labelled land, or draw change polygons.")
 
 
 def _changed_fraction(mask: np.ndarray) -> float:
@@ -314,6 +332,7 @@ def generate(
             by_date = _polygons_by_date(changes, settings.dates)
             result = _date_change(sem, scheme, changes, sem.labels, rngs["events"], by_date, 2, settings.dates)
             mask, fraction = _mask(sem, result.post, scheme)
+            _refuse_without_change(sem, scheme, fraction)
             s = settings.correlation if settings.correlation is not None else float(rngs["correlation"].uniform(*CORRELATION_RANGE))
             later = _later_dates(sem, scheme, changes, settings.dates, settings.correlation, seed, by_date, result.post)
             timings["prepare_s"] = time.perf_counter() - clock
