@@ -139,6 +139,10 @@ def _place_in_splits(out: Path, records: list[dict], layout: str) -> None:
         _stage_dropped_series(out, split, wanted)
         if (out / split).is_dir() and not any((out / split).iterdir()):
             (out / split).rmdir()
+    _tidy_stage(out)
+
+
+def _tidy_stage(out: Path) -> None:
     stage = out / STAGE_FOLDER
     # bottom up, so that a series folder emptied by a resume goes before the folder that held it
     for folder in sorted((p for p in stage.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) if stage.is_dir() else []:
@@ -146,6 +150,33 @@ def _place_in_splits(out: Path, records: list[dict], layout: str) -> None:
             folder.rmdir()
     if stage.is_dir() and not any(stage.iterdir()):
         stage.rmdir()
+
+
+def _place_flat(out: Path, records: list[dict], layout: str) -> None:
+    """The flat folders (``A/``, ``series/<name>/``, ...) hold exactly the kept samples' files, as split folders do: the
+    files of samples beyond a smaller --count wait in the stage folder, out of the readers' way (their records stay,
+    so a larger --count later takes them back without making them again). Safe to repeat."""
+    wanted = {rel for r in records for rel in r["files"].values()}
+    for rel in sorted(wanted):
+        target = out / rel
+        if target.is_file():
+            continue
+        source = out / STAGE_FOLDER / rel
+        if not source.is_file():
+            raise InputError(f"{rel} is missing from {out}; pass --overwrite to make the dataset again.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    for folder in folders(layout):
+        for path in sorted((out / folder).glob("*")) if (out / folder).is_dir() else []:
+            if path.is_file() and f"{folder}/{path.name}" not in wanted:
+                (out / STAGE_FOLDER / folder).mkdir(parents=True, exist_ok=True)
+                os.replace(path, out / STAGE_FOLDER / folder / path.name)
+    held = out / SERIES_FOLDER
+    for folder in sorted(p for p in held.iterdir() if p.is_dir()) if held.is_dir() else []:
+        if not any(f"{SERIES_FOLDER}/{folder.name}/{f.name}" in wanted for f in folder.iterdir()):
+            (out / STAGE_FOLDER / SERIES_FOLDER).mkdir(parents=True, exist_ok=True)
+            os.replace(folder, out / STAGE_FOLDER / SERIES_FOLDER / folder.name)
+    _tidy_stage(out)
 
 
 def _stage_dropped_series(out: Path, split: str, wanted: set[str]) -> None:
@@ -192,6 +223,7 @@ def finish_dataset(job: DatasetJob) -> dict:
         for record in records:
             record["files"] = in_split(record["files"], record["split"])
     else:
+        _place_flat(out, records, st.layout)
         _write_lists(out, records, st.fmt)
     _write_atomic(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in records))
     if {"second", "classes"} & set(parts(st.layout)):
