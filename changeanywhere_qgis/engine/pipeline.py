@@ -10,10 +10,12 @@ import json
 import secrets
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
@@ -22,6 +24,8 @@ from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8, DEFAULT_STYLE_STRENGTH, apply_style, check_style_strength, load_style)
 from .diffusion import LatentCanvases, LaterDate, later_latents, series_work_units
+from .diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, check_post_event, decode_inpainted,
+                        inpaint_decoder, inpaint_region, pair_work_units)
 from .errors import InputError
 from .events import (ChangeResult, change_mask, change_polygons, change_polygons_by_window, events_from_polygons, load_table, random_events,
                      write_change_polygons)
@@ -81,6 +85,9 @@ class GenerateSettings:
     dates: int = 2  # dates of the series: 2 is a change pair; each later date changes the one before it
     style: str | None = None  # an RGB raster whose appearance the post-event images take (diffusion/style.py)
     style_strength: float = DEFAULT_STYLE_STRENGTH  # 0: none, 1: the style image's statistics (latent and colour)
+    post_event: str = DEFAULT_POST_EVENT  # "full": drawn everywhere; "inpaint": the pre-event image beyond the change (diffusion/inpaint.py)
+    inpaint_margin_px: int = DEFAULT_INPAINT_MARGIN_PX  # inpaint: how far around the change the model draws and fades
+    rerender_strength: float = DEFAULT_RERENDER_STRENGTH  # inpaint: the noise level the kept land is re-rendered at; 0: pixel-exact
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -96,6 +103,10 @@ class GenerateSettings:
         check_seed(self.seed)
         check_dates(self.dates)
         check_style_strength(self.style_strength)
+        check_post_event(self.post_event, self.inpaint_margin_px, self.rerender_strength)
+        if self.post_event == "inpaint" and self.dates > 2:
+            raise InputError(f"Inpainting (--post-event inpaint) makes change pairs; a series of {self.dates} dates is drawn "
+                             "in full for now. Leave --post-event out (or give full), or give 2 dates.")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
             raise InputError(f"The batch size (tiles per network call) must be a whole number of at least 1, got {self.batch_size!r}.")
         if self.threads is not None and self.threads < 0:
@@ -251,7 +262,8 @@ def _changed_fraction(mask: np.ndarray) -> float:
     return float((mask[valid] == 1).mean()) if valid.any() else 0.0
 
 
-def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster, colour=None) -> None:
+def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster, colour=None, region=None, read_pre=None) -> None:
+    """``region``: an inpainted latent, blended with the pre-event image's ``read_pre(row, n)`` (diffusion/inpaint.py)."""
     # A per-dataset mask only where some land is nodata: QGIS lists such a mask as a fourth band of the image.
     masked = not sem.all_valid()
     with open_rgb(path, sem.grid) as dst:
@@ -265,7 +277,17 @@ def _write_decoded(model, latent, p: Plan, progress, path, sem: SemanticRaster, 
             if masked:
                 dst.write_mask(sem.valid[row : row + rows].astype(np.uint8) * 255, window=window)
 
-        decode(model, latent, p.coder_grid, p.coder_settings, write_rows, progress)
+        if region is not None:
+            decode_inpainted(model, p, latent, region, read_pre, write_rows, progress)
+        else:
+            decode(model, latent, p.coder_grid, p.coder_settings, write_rows, progress)
+
+
+@contextmanager
+def _rows_of(path: Path, sem: SemanticRaster):
+    """``read(row, n)``: uint8 [3, n, width] rows of an RGB GeoTIFF the run wrote (the pre-event image, for the blend)."""
+    with rasterio.open(path) as src:
+        yield lambda row, n: src.read((1, 2, 3), window=Window(0, row, sem.grid.width, n))
 
 
 def _style_progress(progress: Progress) -> Progress:
@@ -338,12 +360,18 @@ def generate(
             timings["prepare_s"] = time.perf_counter() - clock
 
             pre_event = pre_event_kind(settings.pre_event, source is not None)
+            region = (inpaint_region(pkg, p, mask, settings.inpaint_margin_px, settings.rerender_strength)
+                      if settings.post_event == "inpaint" else None)
             # a style's colour match decodes each styled image once more to measure it (its image's encoding: a few tiles)
             style_decodes = 1 if style_image is not None and settings.style_strength > 0 else 0
             decodes = (1 if pre_event == "real" else 2) + style_decodes
             seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size,
                                        decodes=decodes)
-            units = p.work_units(settings.steps, source is not None, redraw=pre_event == "redrawn") + style_decodes * p.coder_tiles
+            units = (pair_work_units(p, settings.steps, source is not None, pre_event != "real", region)
+                     + style_decodes * (p.coder_tiles if region is None else region.decoded_tiles(p)))
+            if seconds is not None and region is not None:  # inpainting: the cost follows the network calls it makes
+                seconds *= units / (p.work_units(settings.steps, source is not None, redraw=pre_event != "real")
+                                    + style_decodes * p.coder_tiles)
             later_units = series_work_units(p, settings.steps, len(later)) + len(later) * style_decodes * p.coder_tiles
             if seconds is not None:
                 dates = ""
@@ -357,7 +385,10 @@ def generate(
             clock = time.perf_counter()
             style = load_style(pkg, style_image, settings.style_strength, batch_size=settings.batch_size,
                                progress=_style_progress(progress)) if style_image else None
-            pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None)
+            # inpainting with the real image: it is encoded only around the change, where the model reads it
+            encoded = region.coder_tiles if region is not None and pre_event == "real" else None
+            pre_latent = pre_event_latent(pkg, p, sem.labels, rngs["sampler"], progress, source.read_mirrored if source else None,
+                                          encoded)
             if pre_event == "real":
                 _copy_image(source, out.path("t1_image.tif"), sem)
             else:
@@ -365,11 +396,13 @@ def generate(
             timings["pre_event_s"] = time.perf_counter() - clock
 
             clock = time.perf_counter()
-            post_latent = post_event_latent(pkg, p, result.post, pre_latent, mask, s, rngs["sampler"], progress)
-            # a style restyles each later date's image; the next date is mixed from the unstyled latent
-            styled = apply_style(pkg, p, post_latent, style, progress, _valid_rows(sem)) if style else None
-            _write_decoded(pkg, styled.latent if styled else post_latent, p, progress, out.path("t2_image.tif"), sem,
-                           styled.colour if styled else None)
+            post_latent = post_event_latent(pkg, p, result.post, pre_latent, mask, s, rngs["sampler"], progress, region=region)
+            with _rows_of(out.path("t1_image.tif"), sem) as read_pre:  # inpainting blends with the pre-event image as written
+                # a style restyles each later date's image; the next date is mixed from the unstyled latent
+                styled = apply_style(pkg, p, post_latent, style, progress, _valid_rows(sem),
+                                     inpaint_decoder(pkg, p, region, read_pre, progress)) if style else None
+                _write_decoded(pkg, styled.latent if styled else post_latent, p, progress, out.path("t2_image.tif"), sem,
+                               styled.colour if styled else None, region, read_pre)
             if later:
                 def write_date(i: int, z) -> None:
                     restyled = apply_style(pkg, p, z, style, progress, _valid_rows(sem)) if style else None
@@ -398,6 +431,7 @@ def generate(
                          "transform": list(sem.grid.transform)[:6]},
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
                 "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale, "pre_event": pre_event,
+                "post_event": settings.post_event, **({"inpaint": region.record(p, settings.steps)} if region else {}),
                 "sampler": settings.sampler, "tiles": p.tiles, "tile_size_px": p.grid.tile * pkg.downsample,
                 "autoencoder_tile_px": p.coder_grid.tile * pkg.downsample, "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,

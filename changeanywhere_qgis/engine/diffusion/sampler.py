@@ -23,7 +23,7 @@ from ..progress import Progress
 from .canvas import LatentCanvases
 from .model_package import ModelPackage
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, DPMSolverPP2M
-from .tiling import TileGrid, fuse
+from .tiling import Tile, TileGrid, fuse, weighted_mean
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,23 @@ class KnownContent:
     latent: np.ndarray  # [C, h, w] pre-event latent (an array, or a large raster's LatentFile)
     unchanged: np.ndarray  # [h, w] float32, 1 unchanged, 0 changed (an array or a scratch file)
     correlation: float  # s in [0, 1]: the fraction of steps that mix
+    # Inpainting (inpaint.py), differential diffusion: per cell, the share h of the last steps in which it is drawn
+    # (``strength``, an [h, w] float32 plane; 1: drawn throughout, 0: pinned throughout); it replaces ``unchanged`` and
+    # ``correlation``. A cell is pinned for the first floor(S (1 - h)) steps and, if it is released before the end, starts
+    # again from the known latent noised to its first free step (its tiles may not have run while it was pinned); a cell
+    # never released ends as the known latent itself. ``tile_strength``: per tile of the grid the largest h it holds: a
+    # tile runs from the step its first cell is released (never, at 0), so the cost follows the change.
+    strength: np.ndarray | None = None
+    tile_strength: tuple[float, ...] | None = None
+
+    def release(self, h, steps: int):
+        """The first step at which cells of strength ``h`` (an array or a number) are drawn; ``steps``: never."""
+        return np.floor(steps * (1.0 - np.asarray(h, dtype=np.float64)) + 1e-9).astype(np.int64)
+
+    def mixed(self, h: np.ndarray, i: int, steps: int) -> np.ndarray:
+        """float32 1 where step ``i`` replaces a cell of strength ``h`` by the known latent: pinned, or released now."""
+        first = self.release(h, steps)
+        return ((i < first) | ((i == first) & (first > 0))).astype(np.float32)
 
     def mixing_steps(self, steps: int) -> int:
         return int(math.floor(steps * self.correlation))
@@ -57,10 +74,12 @@ def latent_grid(model: ModelPackage, height_px: int, width_px: int, overlap_px: 
 def encode(
     model: ModelPackage, read_image: Callable[[int, int, int, int], np.ndarray], grid: TileGrid,
     settings: SamplerSettings, progress: Progress, canvases: LatentCanvases | None = None,
+    tiles: tuple[Tile, ...] | None = None,
 ):
     """Encode an image tile by tile into one latent canvas, fusing overlaps.
 
-    ``read_image(row, col, height, width)`` returns float32 [3, height, width] in [-1, 1] (pixels).
+    ``read_image(row, col, height, width)`` returns float32 [3, height, width] in [-1, 1] (pixels). ``tiles``: only
+    these of the grid's tiles (an inpainting run's; the cells none covers stay 0), None: all.
     """
     f = model.downsample
     canvases = canvases or LatentCanvases(model.latent_channels, (grid.height, grid.width))
@@ -69,7 +88,7 @@ def encode(
     def run(_index: int, batch) -> np.ndarray:
         return model.encode(np.stack([read_image(t.row * f, t.col * f, t.size_y * f, t.size_x * f) for t in batch]))
 
-    fuse(grid, grid.batches(settings.batch_size), run, latent, progress)
+    fuse(grid, grid.batches(settings.batch_size, tiles), run, latent, progress)
     return latent
 
 
@@ -93,48 +112,65 @@ def sample(
     schedule, scheme = model.schedule, model.scheme
     canvases = canvases or LatentCanvases(model.latent_channels, (grid.height, grid.width))
     timesteps = schedule.timesteps(settings.steps)
-    mixing = known.mixing_steps(settings.steps) if known is not None else 0
+    soft = known is not None and known.strength is not None
+    mixing = known.mixing_steps(settings.steps) if known is not None and not soft else 0
     multistep = DPMSolverPP2M(schedule, settings.steps) if settings.sampler == "dpmpp-2m" else None
 
     batches = grid.batches(settings.batch_size)
+    if soft:  # inpainting: a step runs only the tiles with a cell drawn at it
+        first = known.release(np.asarray(known.tile_strength), settings.steps)
+        tiles = grid.tiles
+        by_step = {int(i): grid.batches(settings.batch_size, [t for t, r in zip(tiles, first) if r <= i])
+                   for i in sorted(set(first.tolist())) if i < settings.steps}
     # On the GPU each batch's conditioning is uploaded once for all steps; on the CPU it is
     # rebuilt per step, so memory stays bounded by the tile batch.
     kept = {} if model.bind_device is not None else None
 
-    def condition(index: int, batch):
-        if kept is not None and index in kept:
-            return kept[index]
+    def condition(batch):
+        key = tuple(batch)  # the batch's tiles: an inpainting run's steps batch different subsets of the grid
+        if kept is not None and key in kept:
+            return kept[key]
         made = model.condition(np.concatenate([scheme.one_hot(semantic[tile.scaled(f).slices]) for tile in batch]))
         if kept is not None:
-            kept[index] = made
+            kept[key] = made
         return made
 
     x = canvases.normal(rng, "x")
     prediction = canvases.canvas("prediction")
     history = canvases.canvas("history") if multistep is not None else None
     for i, t in enumerate(timesteps):
-        if i < mixing:
-            _mix_known(canvases, x, known, schedule, int(t), rng)
+        if soft:
+            fresh = lambda chunk, i=i: known.mixed(chunk.of_plane(known.strength), i, settings.steps)  # noqa: E731
+            step_batches = by_step[max(k for k in by_step if k <= i)] if any(k <= i for k in by_step) else []
+        else:
+            fresh = (lambda chunk: chunk.of_plane(known.unchanged)) if i < mixing else None
+            step_batches = batches
+        if fresh is not None:
+            _mix_known(canvases, x, known, schedule, int(t), rng, fresh)
 
-        def denoise(index: int, batch, t=t) -> np.ndarray:
+        def denoise(_index: int, batch, t=t) -> np.ndarray:
             latents = np.stack([x[(slice(None), *tile.slices)] for tile in batch])
-            return model.denoise_with(latents, np.full(len(batch), t, dtype=np.int64), condition(index, batch))
+            return model.denoise_with(latents, np.full(len(batch), t, dtype=np.int64), condition(batch))
 
-        fuse(grid, batches, denoise, prediction, progress)
-        fresh = known.unchanged if i < mixing else None
+        fuse(grid, step_batches, denoise, prediction, progress)
         if multistep is not None:
             _multistep_update(canvases, multistep, i, x, prediction, history, fresh)
         else:
             _ddim_update(canvases, schedule, int(t), schedule.previous_timestep(int(t), settings.steps), x, prediction,
                          settings.eta, rng)
+    if soft:  # inpainting: the cells never released are the known latent itself
+        for chunk in canvases.chunks():
+            keep = known.mixed(chunk.of_plane(known.strength), len(timesteps), settings.steps)
+            chunk.put(x, keep * chunk.of(known.latent) + (1.0 - keep) * chunk.of(x))
     canvases.discard(prediction, history)
     return x
 
 
-def _mix_known(canvases: LatentCanvases, x, known: KnownContent, schedule, t: int, rng: np.random.Generator) -> None:
-    """Latent mixing: the unchanged cells of ``x`` replaced by the pre-event latent noised to ``t``."""
+def _mix_known(canvases: LatentCanvases, x, known: KnownContent, schedule, t: int, rng: np.random.Generator, keep_of) -> None:
+    """Latent mixing: the cells of ``x`` that ``keep_of(chunk)`` marks (the unchanged ones) replaced by the pre-event
+    latent noised to ``t``."""
     for chunk in canvases.chunks():
-        xs, keep = chunk.of(x), chunk.of_plane(known.unchanged)
+        xs, keep = chunk.of(x), keep_of(chunk)
         noised = schedule.q_sample(chunk.of(known.latent), t, rng.standard_normal(xs.shape, dtype=np.float32))
         chunk.put(x, keep * noised + (1.0 - keep) * xs)
 
@@ -150,7 +186,7 @@ def _ddim_update(canvases: LatentCanvases, schedule, t: int, t_prev: int, x, pre
 def _multistep_update(canvases: LatentCanvases, multistep: DPMSolverPP2M, i: int, x, prediction, history, fresh) -> None:
     """One DPM-Solver++ 2M step; ``history`` holds the last step's clean-latent prediction (none before step 0)."""
     for chunk in canvases.chunks():
-        replaced = chunk.of_plane(fresh) if fresh is not None else None
+        replaced = fresh(chunk) if fresh is not None else None
         x_next, x0 = multistep.update(i, chunk.of(x), chunk.of(prediction), chunk.of(history) if i > 0 else None, replaced)
         chunk.put(history, x0)
         chunk.put(x, x_next)
@@ -158,33 +194,38 @@ def _multistep_update(canvases: LatentCanvases, multistep: DPMSolverPP2M, i: int
 
 def decode(
     model: ModelPackage, latent: np.ndarray, grid: TileGrid, settings: SamplerSettings,
-    write_rows: Callable[[int, np.ndarray], None], progress: Progress,
+    write_rows: Callable[[int, np.ndarray], None], progress: Progress, tiles: tuple[Tile, ...] | None = None,
 ) -> None:
     """Decode the latent canvas tile by tile, blending overlaps, and hand finished rows to ``write_rows``.
 
     Only one band of tile rows is held at full resolution at a time: ``write_rows(row_px, rgb)``
-    receives float32 [3, rows, width_px] in [-1, 1], top to bottom.
+    receives float32 [3, rows, width_px] in [-1, 1], top to bottom, every row of the canvas. ``tiles``: only these of
+    the grid's tiles (an inpainting run's; the pixels none covers are 0), None: all.
     """
     f = model.downsample
     weight = np.kron(grid.weight(), np.ones((f, f), dtype=np.float32))
-    width_px = grid.width * f
+    width_px, height_px = grid.width * f, grid.height * f
     by_row: dict[int, list] = {}
-    for tile in grid.tiles:
+    for tile in grid.tiles if tiles is None else tiles:
         by_row.setdefault(tile.row, []).append(tile)
     rows = sorted(by_row)
-    band_top, acc, wsum = 0, None, None
+    band_top = 0
+    acc = np.zeros((3, 0, width_px), dtype=np.float32)
+    wsum = np.zeros((0, width_px), dtype=np.float32)
+
+    def grow(extent: int):
+        nonlocal acc, wsum
+        if extent > acc.shape[1]:
+            more = extent - acc.shape[1]
+            acc = np.concatenate([acc, np.zeros((3, more, width_px), np.float32)], axis=1)
+            wsum = np.concatenate([wsum, np.zeros((more, width_px), np.float32)], axis=0)
+
     for index, row in enumerate(rows):
-        tiles = by_row[row]
-        bottom = (row + tiles[0].size_y) * f
-        if acc is None:
-            acc = np.zeros((3, bottom - band_top, width_px), dtype=np.float32)
-            wsum = np.zeros((bottom - band_top, width_px), dtype=np.float32)
-        elif bottom - band_top > acc.shape[1]:
-            grow = bottom - band_top - acc.shape[1]
-            acc = np.concatenate([acc, np.zeros((3, grow, width_px), np.float32)], axis=1)
-            wsum = np.concatenate([wsum, np.zeros((grow, width_px), np.float32)], axis=0)
-        for start in range(0, len(tiles), settings.batch_size):
-            batch = tiles[start : start + settings.batch_size]
+        row_tiles = by_row[row]
+        bottom = (row + row_tiles[0].size_y) * f
+        grow(bottom - band_top)
+        for start in range(0, len(row_tiles), settings.batch_size):
+            batch = row_tiles[start : start + settings.batch_size]
             images = model.decode(np.stack([latent[(slice(None), *t.slices)] for t in batch]))
             for t, img in zip(batch, images):
                 px = t.scaled(f)
@@ -193,8 +234,17 @@ def decode(
                 wsum[ys, px.col : px.col + px.size_x] += weight
             progress.advance(len(batch))
         # Rows above the next tile row's top receive no more tiles: they are final.
-        done_until = rows[index + 1] * f if index + 1 < len(rows) else bottom
-        finished = done_until - band_top
-        write_rows(band_top, acc[:, :finished] / wsum[:finished])
+        done_until = rows[index + 1] * f if index + 1 < len(rows) else max(bottom, height_px)
+        finished = min(done_until, bottom) - band_top
+        write_rows(band_top, weighted_mean(acc[:, :finished], wsum[:finished]))
         acc, wsum = acc[:, finished:], wsum[finished:]
-        band_top = done_until
+        band_top += finished
+        band_top = _write_uncovered(write_rows, band_top, done_until, width_px, weight.shape[0])
+    _write_uncovered(write_rows, band_top, height_px, width_px, weight.shape[0])  # no tile at all: every row
+
+
+def _write_uncovered(write_rows: Callable[[int, np.ndarray], None], top: int, bottom: int, width_px: int, band: int) -> int:
+    """Rows ``top``..``bottom`` that no decoded tile covers (a subset's gaps), as 0, a tile's height at a time."""
+    for row in range(top, bottom, band):
+        write_rows(row, np.zeros((3, min(band, bottom - row), width_px), np.float32))
+    return max(top, bottom)

@@ -188,11 +188,15 @@ def colour_match(style: Style, decoded: LatentStatistics) -> Callable[[np.ndarra
 
 
 def measure_decoded(pkg: ModelPackage, latent, p: Plan, progress: Progress,
-                    valid_rows: Callable[[int, int], np.ndarray] | None = None) -> LatentStatistics:
+                    valid_rows: Callable[[int, int], np.ndarray] | None = None, decode_rows=None) -> LatentStatistics:
     """The decoded image's per-band statistics over the raster (``valid_rows(row, n)``: its valid pixels), from a decode
-    pass that keeps nothing but sums, so a large raster costs no memory."""
+    pass that keeps nothing but sums, so a large raster costs no memory. ``decode_rows(latent, write_rows)``: another
+    decode pass (an inpainted image's, blended with the pre-event image); None: the plain one."""
     measured = DecodedStatistics(p.height, p.width, valid_rows)
-    decode(pkg, latent, p.coder_grid, p.coder_settings, measured, progress)
+    if decode_rows is not None:
+        decode_rows(latent, measured)
+    else:
+        decode(pkg, latent, p.coder_grid, p.coder_settings, measured, progress)
     return measured.statistics()
 
 
@@ -207,7 +211,7 @@ class Styled:
 
 
 def apply_style(pkg: ModelPackage, p: Plan, latent, style: Style, progress: Progress,
-                valid_rows: Callable[[int, int], np.ndarray] | None = None) -> Styled:
+                valid_rows: Callable[[int, int], np.ndarray] | None = None, decode_rows=None) -> Styled:
     """Both matches on one post-event latent of plan ``p`` (a series calls it once per later date): the latent restyled,
     then the colour match measured on a decode of it (a second decode pass). The input latent is left as it is."""
     f = pkg.downsample
@@ -215,5 +219,5 @@ def apply_style(pkg: ModelPackage, p: Plan, latent, style: Style, progress: Prog
     if style.strength == 0.0:
         return Styled(latent, None, style.record(before))
     progress.stage("matching the style image's colours")
-    decoded = measure_decoded(pkg, styled, p, progress, valid_rows)  # counted: the pipeline's total holds this decode
+    decoded = measure_decoded(pkg, styled, p, progress, valid_rows, decode_rows)  # counted: the pipeline's total holds this decode
     return Styled(styled, colour_match(style, decoded), style.record(before, decoded))

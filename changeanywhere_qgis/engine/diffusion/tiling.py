@@ -84,8 +84,9 @@ class TileGrid:
             total[t.slices] += w
         return total
 
-    def batches(self, batch_size: int) -> list[list[Tile]]:
-        tiles = self.tiles
+    def batches(self, batch_size: int, tiles: "list[Tile] | tuple[Tile, ...] | None" = None) -> list[list[Tile]]:
+        """The tiles (None: all of the grid's; else a subset, in the grid's raster order) in batches of ``batch_size``."""
+        tiles = self.tiles if tiles is None else list(tiles)
         return [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
 
 
@@ -100,18 +101,24 @@ def fuse(grid: TileGrid, batches: list[list[Tile]], run, out, progress=None) -> 
 
     Only one band of tile rows is summed in memory: as tiles come in raster order, the rows above the next tile's top
     receive no more tiles, so they are divided by their weight sum and written out. Per cell, the same sums in the same
-    order as a whole-canvas accumulator: the same numbers."""
+    order as a whole-canvas accumulator: the same numbers. ``batches`` may hold only some of the grid's tiles (an
+    inpainting run's, in raster order): cells that no tile covers are written as 0."""
     weight = grid.weight()
     channels = out.shape[0]
     top = 0
     acc = np.zeros((channels, 0, grid.width), dtype=np.float32)
     wsum = np.zeros((0, grid.width), dtype=np.float32)
+
+    def grow(rows: int):
+        nonlocal acc, wsum
+        if rows > acc.shape[1]:
+            more = rows - acc.shape[1]
+            acc = np.concatenate([acc, np.zeros((channels, more, grid.width), np.float32)], axis=1)
+            wsum = np.concatenate([wsum, np.zeros((more, grid.width), np.float32)], axis=0)
+
     for index, batch in enumerate(batches):
         for tile, value in zip(batch, run(index, batch)):
-            grow = tile.row + tile.size_y - top - acc.shape[1]
-            if grow > 0:
-                acc = np.concatenate([acc, np.zeros((channels, grow, grid.width), np.float32)], axis=1)
-                wsum = np.concatenate([wsum, np.zeros((grow, grid.width), np.float32)], axis=0)
+            grow(tile.row + tile.size_y - top)
             rows, cols = slice(tile.row - top, tile.row - top + tile.size_y), slice(tile.col, tile.col + tile.size_x)
             acc[:, rows, cols] += weight * value
             wsum[rows, cols] += weight
@@ -119,5 +126,15 @@ def fuse(grid: TileGrid, batches: list[list[Tile]], run, out, progress=None) -> 
             progress.advance(len(batch))
         done = batches[index + 1][0].row if index + 1 < len(batches) else grid.height
         if done > top:
-            out[:, top:done, :] = acc[:, : done - top] / wsum[: done - top]
+            grow(done - top)
+            out[:, top:done, :] = weighted_mean(acc[:, : done - top], wsum[: done - top])
             acc, wsum, top = acc[:, done - top :], wsum[done - top :], done
+    if top < grid.height:  # no tile at all (an inpainting run without change): nothing covers the canvas
+        out[:, top:, :] = np.zeros((channels, grid.height - top, grid.width), np.float32)
+
+
+def weighted_mean(acc: np.ndarray, wsum: np.ndarray) -> np.ndarray:
+    """``acc / wsum``, 0 where no tile covers a cell (wsum 0); where tiles do, exactly the division."""
+    if wsum.all():
+        return acc / wsum
+    return np.divide(acc, wsum, out=np.zeros_like(acc), where=wsum > 0)
