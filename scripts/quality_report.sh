@@ -2,17 +2,22 @@
 # docs/research/quality.md for a model package (default: the bundled one), start to finish:
 #   1. the usefulness test's generated data: one dataset per labelled source (scripts/usefulness_datasets.sh,
 #      1,000 samples in all by default); the first is killed with SIGKILL part-way and finished by rerunning
-#      the same command (the resume check);
+#      the same command (the resume check); beside each, from the same maps, images, count and seed, the two
+#      baselines that need no model (copy-paste after Self-Pair, random pairing after STAR; BASELINES="" skips them);
 #   2. its first 10 samples made again on a two-worker Dask LocalCluster and compared byte for byte;
 #   3. `python -m model_export.evaluate` on all of them: consistency and map-following per source, and the
-#      usefulness test on every real test set (zero-shot, few-shot, both --pre-event variants) -> docs/research/quality.md;
+#      usefulness test on every real test set (zero-shot, few-shot, both --pre-event variants, the appearance-shifted
+#      one and the baselines, NETS_PER_ARM nets each) -> docs/research/quality.md;
 #   4. seams inside 512 px tiles -> docs/research/quality-seams.md.
-# About two hours on 2 idle CPU cores at the defaults. 20 DDIM steps, not the engine's 50: the usefulness checks
-# U1 and U2 (docs/research/usefulness-checks.md) were measured at 20, and 1,000 samples take about half an hour at 20 against
-# an hour at 50 (about 16 samples a minute with 2 workers); STEPS=50 measures the engine's default.
-# NETS_PER_ARM=N trains N change-detection nets per arm (seeds 0..N-1) and reports their means and spread: one net's
-# F1 on the real pairs moves by several points with its seed (check U3); each further net trains every arm again
-# (up to 10 minutes each here) and repeats the few-shot runs.
+# Several hours on 2 idle CPU cores at the defaults: each change-detection net trains CD_EPOCHS epochs (20: 2,000 steps
+# on the 800 training samples, about 12 minutes here), 5 arms x NETS_PER_ARM nets, and their few-shot runs.
+# 20 DDIM steps, not the engine's 50: the usefulness checks U1 and U2 (docs/research/usefulness-checks.md) were measured
+# at 20, and 1,000 samples take about half an hour at 20 against an hour at 50 (about 16 samples a minute with 2
+# workers); STEPS=50 measures the engine's default.
+# NETS_PER_ARM=N (default 3) trains N change-detection nets per arm (seeds 0..N-1) and reports their means and spread: one
+# net's F1 on the real pairs moves by several points with its seed (checks U3, U6); each further net trains every arm
+# again and repeats the few-shot runs. The nets stop after CD_EPOCHS epochs, never by a time limit (--max-minutes 0),
+# so that a busy machine does not change a figure.
 # TRANSITIONS=buildings makes the datasets with building change alone (scripts/usefulness_datasets.sh).
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
 set -euo pipefail
@@ -26,8 +31,11 @@ KILL_AFTER_S=${KILL_AFTER_S:-300}
 SEG=${SEG:-model_export/runs/default/segmentation}
 REPORT=${REPORT:-docs/research/quality.md}
 FIGURES=${FIGURES:-docs/research/quality}
-NETS_PER_ARM=${NETS_PER_ARM:-1}
-export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS
+NETS_PER_ARM=${NETS_PER_ARM:-3}
+CD_EPOCHS=${CD_EPOCHS:-20}
+BASELINES=${BASELINES-copy-paste random-pairing}  # BASELINES="" leaves them out
+BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
+export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS BASELINES BASELINES_OUT
 mkdir -p "$OUT"
 
 STEP=${FROM_STEP:-1}
@@ -57,9 +65,13 @@ d = json.load(open(sys.argv[1]))
 n = d["files_identical"] + d["files_different"]
 print("{} of {} image and label files byte-identical to the local run, manifest records {}".format(
     d["files_identical"], n, "equal" if d["manifest_records_equal"] else "DIFFERENT"))' "$OUT/dask.json")
+baseline_args=()  # one arm per baseline, all four sources' datasets joined as the generated arm joins them
+for method in $BASELINES; do
+  baseline_args+=(--baseline "$method=$BASELINES_OUT/$method/oem,$BASELINES_OUT/$method/loveda,$BASELINES_OUT/$method/dubai,$BASELINES_OUT/$method/flair")
+done
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
-  --segmentation "$SEG" --threads 2 --cd-epochs 20 --max-minutes 10 --compare-pre-event --compare-appearance-shift \
-  --nets-per-arm "$NETS_PER_ARM" \
+  --segmentation "$SEG" --threads 2 --cd-epochs "$CD_EPOCHS" --max-minutes 0 --compare-pre-event --compare-appearance-shift \
+  --nets-per-arm "$NETS_PER_ARM" ${baseline_args[@]+"${baseline_args[@]}"} \
   --test-sets data/levir-cd data/whu-cd --notes-file docs/research/quality-notes.md \
   --note "**Resumed after a kill.** \`scripts/quality_report.sh\` ran the datasets' command with 2 local workers, killed it and its workers with SIGKILL after ${KILL_AFTER_S} s ($killed_at samples of the first dataset written), and ran the same command again: $resumed. \`tests/engine/dataset/test_dataset.py\` checks that a killed-and-resumed run equals an uninterrupted one byte for byte." \
   --note "**Same on Dask.** \`python -m benchmarks.dataset_bench --dask-check $OUT/oem --samples 10\` made the first 10 samples again on a two-worker Dask LocalCluster: $same (\`tests/engine/dataset/test_dask.py\` checks the same on every test run)."

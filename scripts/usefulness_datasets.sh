@@ -8,6 +8,9 @@
 # same samples. STORED=redrawn-shifted stores pre-event redrawn and B appearance-shifted (the dataset command's defaults
 # until check U5), so that an evaluation without --compare-* trains that arm alone (check U4). STORED=defaults passes
 # neither flag: whatever the dataset command's defaults are now (since U5 the same as real).
+# BASELINES="copy-paste random-pairing" also makes, from each source's same maps, images, count, tile, seed and remap, the
+# baselines that need no model (python -m model_export.evaluation.baselines; issue #33) in $BASELINES_OUT/<method>/<source>
+# (default $OUT/baselines); copy-paste matches each generated sample's changed share. Default: none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -17,6 +20,8 @@ STEPS=${STEPS:-50}
 WORKERS=${WORKERS:-2}
 TRANSITIONS=${TRANSITIONS:-}
 STORED=${STORED:-real}
+BASELINES=${BASELINES:-}
+BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
 case "$STORED" in
   real) stored_args=(--pre-event real --no-appearance-shift) ;;
   redrawn-shifted) stored_args=(--pre-event redrawn --appearance-shift) ;;
@@ -39,6 +44,12 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
   "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" "${stored_args[@]}" "${remap_args[@]}" "${table_args[@]}" \
     --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
     --model "$MODEL" --out "$OUT/$name" 2>&1 | tail -2
+  for method in $BASELINES; do
+    local extra=(); [ "$method" != copy-paste ] || [ -z "$TRANSITIONS" ] || extra=(--transitions "$TRANSITIONS")
+    echo "baseline $method of $name"
+    "$PY" -m model_export.evaluation.baselines "$method" --semantic "${sems[@]}" --image "${imgs[@]}" "${remap_args[@]}" "${extra[@]}" \
+      --count "$count" --tile 256 --seed 0 --model "$MODEL" --out "$BASELINES_OUT/$method/$name" 2>&1 | tail -1
+  done
 }
 source_dataset oem "$N_OEM" none "data/train/oem/labels/*.tif" data/train/oem/images tif
 source_dataset loveda "$N_LOVEDA" loveda "data/train/loveda/labels/*.png" data/train/loveda/images png
