@@ -1,10 +1,12 @@
 """The training loop: random crops of the pairs, turned, mirrored and swapped in time, BCE + Dice, Adam with a one-cycle
 schedule over ``steps``. Stopped by the step count; a checkpoint every ``checkpoint_every`` steps and on Ctrl-C (or
-SIGTERM), from which ``--resume`` goes on with the same schedule, optimiser and random state."""
+SIGTERM, at the end of the step under way), from which ``--resume`` goes on with the same schedule, optimiser and
+random state."""
 
 from __future__ import annotations
 
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -65,11 +67,15 @@ class Trainer:
         self.losses: list[float] = []
 
     def run(self, pairs: list[Pair], batch: int, crop: int, checkpoint: Path, checkpoint_every: int, progress=None, extra=None) -> dict:
-        """Train up to ``steps``; Ctrl-C (KeyboardInterrupt) saves a checkpoint first and is raised again."""
+        """Train up to ``steps``. Ctrl-C or SIGTERM stops at the end of the step under way: the checkpoint then holds whole
+        steps only (weights, optimiser and random state of the same step), so --resume goes on exactly as if never
+        stopped; KeyboardInterrupt is then raised."""
         start = time.monotonic()
         self.net.train()
+        stop = []
+        handlers = {sig: signal.signal(sig, lambda signum, frame: stop.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while self.step < self.steps:
+            while self.step < self.steps and not stop:
                 a, b, y = crops(pairs, self.rng, batch, crop)
                 loss = loss_of(self.net(to_tensor(a, self.device), to_tensor(b, self.device))[:, 0], torch.from_numpy(y).to(self.device))
                 self.opt.zero_grad(set_to_none=True)
@@ -83,10 +89,12 @@ class Trainer:
                     progress(self.step, self.steps, float(np.mean(self.losses[-20:])))
                 if checkpoint_every and self.step % checkpoint_every == 0:
                     self.save(checkpoint, extra)
-        except KeyboardInterrupt:
-            self.save(checkpoint, extra)
-            raise
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         self.save(checkpoint, extra)
+        if stop:
+            raise KeyboardInterrupt
         self.net.eval()
         return {"steps": self.step, "seconds": round(time.monotonic() - start, 1),
                 "loss_first": self.losses[0] if self.losses else None,
