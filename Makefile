@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 DEMO_OUT ?= demo_output
 
-.PHONY: demo test test-qgis-lts bench bench-training quality package clean setup setup-dev
+.PHONY: demo test test-qgis-lts bench bench-training quality package screenshot clean setup setup-dev
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -38,6 +38,10 @@ bench-training: setup-dev
 ## make quality: the usefulness test (1,000 generated samples from every source, real LEVIR-CD and WHU-CD pairs) and its report, docs/research/quality.md (hours)
 quality: setup-dev
 	scripts/quality_report.sh
+
+## make screenshot: docs/img/qgis-dock.png, the README's picture, from a real QGIS window under Xvfb (a few minutes)
+screenshot: setup
+	scripts/qgis_screenshot.sh
 
 clean:
 	rm -rf $(DEMO_OUT) build dist .pytest_cache

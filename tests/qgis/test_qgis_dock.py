@@ -216,8 +216,9 @@ def draw_outline(dock, geojson: Path, step: int = 3) -> None:
 
 
 def test_screenshot_of_the_dock_with_a_result(dock, qgis_iface, houston_changes_path, tmp_path):
-    """docs/img/qgis-dock.png: written there when CHANGEANYWHERE_SCREENSHOT=1 (CHANGEANYWHERE_SCREENSHOT_MODEL and
-    _STEPS choose the model and steps; default: the bundled model when present, else the tiny test model)."""
+    """The dock beside offscreen renders of its result, composed into one picture (CHANGEANYWHERE_SCREENSHOT=1 writes it
+    to build/qgis-dock-composed.png; _MODEL and _STEPS choose the model and steps: default the bundled model when
+    present, else the tiny test model). The README's picture is a real QGIS window: `make screenshot`."""
     bundled = REPO / "changeanywhere_qgis" / "models" / "default"
     model = os.environ.get("CHANGEANYWHERE_SCREENSHOT_MODEL") or (str(bundled) if (bundled / "model.json").is_file() and os.environ.get("CHANGEANYWHERE_SCREENSHOT") else None)
     if model:
@@ -237,7 +238,7 @@ def test_screenshot_of_the_dock_with_a_result(dock, qgis_iface, houston_changes_
     write_screenshot(dock, layers, shot)
     assert shot.stat().st_size > 10_000
     if os.environ.get("CHANGEANYWHERE_SCREENSHOT"):
-        target = REPO / "docs" / "img" / "qgis-dock.png"
+        target = REPO / "build" / "qgis-dock-composed.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(shot.read_bytes())
 
