@@ -12,7 +12,8 @@ from pathlib import Path
 from ..engine.diffusion import DEVICES
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.io import FORMATS, LAYOUTS
-from .options import add_pre_event_argument, add_sampler_arguments, add_series_arguments, add_style_arguments, remap_help
+from .options import (add_post_event_arguments, add_pre_event_argument, add_sampler_arguments, add_series_arguments, add_style_arguments,
+                      post_event_settings, remap_help)
 from .progress_bar import progress_bar
 
 
@@ -23,6 +24,7 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--semantic", nargs="+", required=True, metavar="SEM", help="land-cover raster(s)")
     ds.add_argument("--image", nargs="+", metavar="IMG", help="pre-event RGB image(s), one per raster, same grids (default: generated from the maps)")
     add_pre_event_argument(ds)
+    add_post_event_arguments(ds)
     ds.add_argument("--count", type=int, required=True, help="number of samples")
     ds.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
     ds.add_argument("--out", required=True, help="dataset folder")
@@ -80,7 +82,7 @@ def run_dataset(args) -> int:
     settings = replace(settings, split_fractions=tuple(args.splits), split_folders=args.split_folders,
                        second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change,
                        dates=args.dates, appearance_shift=args.appearance_shift, style=args.style,
-                       style_strength=args.style_strength)
+                       style_strength=args.style_strength, **post_event_settings(args))
     progress, bar = progress_bar()
     try:
         result = generate_dataset(args.semantic, args.out, settings, images=args.image, model=args.model, workers=args.workers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, PRE_EVENT_CHOICES, SAMPLERS
+from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from ..engine.io import STYLE_WINDOW_PX
 from ..engine.landcover import builtin_remaps
 
@@ -31,6 +32,28 @@ def add_pre_event_argument(p: argparse.ArgumentParser) -> None:
                    help="with --image: 'real' keeps the image as the pre-event image; 'redrawn' uses the model's autoencoder's "
                         "copy of it, so both dates come out of the same decoder and a change detector cannot tell them apart "
                         f"by the decoder's look (default {DEFAULT_PRE_EVENT}, see the model card)")
+
+
+def add_post_event_arguments(p: argparse.ArgumentParser) -> None:
+    """--post-event, --inpaint-margin, --rerender-strength: whether the model draws the whole post-event image or only
+    the change (diffusion/inpaint.py, docs/guide/inpainting.md)."""
+    p.add_argument("--post-event", choices=POST_EVENT_CHOICES, default=DEFAULT_POST_EVENT,
+                   help="'full': the model draws the whole post-event image; 'inpaint': the post-event image is the pre-event "
+                        "image wherever the land did not change, the model draws the change and a margin around it, blended "
+                        "without a seam, and only the tiles near the change cost anything "
+                        f"(default {DEFAULT_POST_EVENT}, see docs/guide/inpainting.md)")
+    p.add_argument("--inpaint-margin", type=int, default=DEFAULT_INPAINT_MARGIN_PX, metavar="PX", dest="inpaint_margin_px",
+                   help="with --post-event inpaint: pixels around the change that the model draws (the inner half) and fades "
+                        f"into the pre-event image (the outer half); default {DEFAULT_INPAINT_MARGIN_PX}")
+    p.add_argument("--rerender-strength", type=float, default=DEFAULT_RERENDER_STRENGTH, metavar="R",
+                   help="with --post-event inpaint: the noise level, 0 to 1, at which the model re-renders the kept land too "
+                        "(every tile then costs that share of the steps); 0 keeps it pixel for pixel "
+                        f"(default {DEFAULT_RERENDER_STRENGTH:g})")
+
+
+def post_event_settings(args) -> dict:
+    """The three options as the engine's settings take them."""
+    return {"post_event": args.post_event, "inpaint_margin_px": args.inpaint_margin_px, "rerender_strength": args.rerender_strength}
 
 
 def remap_help(whose: str) -> str:

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ..engine.diffusion import DEVICES
-from .options import add_pre_event_argument, add_sampler_arguments, add_series_arguments, add_style_arguments, remap_help
+from .options import (add_post_event_arguments, add_pre_event_argument, add_sampler_arguments, add_series_arguments, add_style_arguments,
+                      post_event_settings, remap_help)
 from .progress_bar import progress_bar
 
 
@@ -36,6 +37,7 @@ def add_sample_commands(sub) -> None:
     _common_inputs(gen)
     gen.add_argument("--image", help="pre-event RGB image on the same grid (default: generated from the map)")
     add_pre_event_argument(gen)
+    add_post_event_arguments(gen)
     add_style_arguments(gen)
     add_sampler_arguments(gen)
     gen.add_argument("--correlation", type=float, help="content correlation s in [0, 1] (default: drawn in [0.7, 1])")
@@ -98,7 +100,7 @@ def run_generate(args) -> int:
                                 seed=args.seed, correlation=args.correlation,
                                 device=args.device, threads=args.threads, batch_size=args.batch_size, pre_event=args.pre_event,
                                 max_memory=_max_memory(args), dates=args.dates, style=args.style,
-                                style_strength=args.style_strength)
+                                style_strength=args.style_strength, **post_event_settings(args))
     progress, bar = progress_bar()
     try:
         result = generate(args.semantic, args.out, _change_spec(args), image=args.image, model=args.model,

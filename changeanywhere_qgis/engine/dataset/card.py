@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import __version__ as engine_version
 from ..io import SPLITS, parts
-from ..diffusion import DEFAULT_SAMPLER
+from ..diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, DEFAULT_SAMPLER
 from .job import LEGACY_SETTINGS, SPLIT_FRACTIONS, DatasetSettings
 
 MIN_SPLIT = 2  # np.loadtxt reads a one-name list as a 0-d array (BIT, ChangeFormer fail on it); an empty one has no samples
@@ -106,6 +106,19 @@ def _pre_event_text(pre_event: str) -> str:
     return "The pre-event images are the real images given (`--pre-event real`)."
 
 
+def _post_event_text(st: dict) -> str:
+    """How image B was made beyond the change: inpainted (image A kept there), or drawn in full (nothing said: the text
+    before already says so)."""
+    if st.get("post_event", "full") != "inpaint":
+        return ""
+    rerender = st.get("rerender_strength", 0.0)
+    kept = ("image A pixel for pixel" if not rerender else
+            f"image A re-rendered by the model at noise level {rerender:g} (`--rerender-strength`)")
+    return (f" The post-event images are inpainted (`--post-event inpaint`, docs/guide/inpainting.md): the model drew only "
+            f"the changed land and {st.get('inpaint_margin_px', 32)} px around it (`--inpaint-margin`), conditioned on image "
+            f"A there for the whole reverse process and faded into it; beyond that margin image B is {kept}.")
+
+
 def _hidden_change(records: list[dict]) -> dict:
     """Samples whose change the mapping into SECOND's classes hides, in part or whole (layouts with SECOND)."""
     if not records or "hidden_change_pixels" not in records[0]:
@@ -159,6 +172,7 @@ def dataset_card(spec: dict, stats: dict, count: int, *, spec_file: str, correla
         "unchanged land mixed in from the pre-event image with a content correlation s drawn per sample from "
         f"U({correlation_range[0]}, {correlation_range[1]}). "
         + (_pre_event_text(st.get("pre_event", "real")) if spec["images"] else "The pre-event images are generated from the maps too.")
+        + _post_event_text(st)
         + (f" Every post-event image took the appearance of the style image `{spec['style']['path']}` (sha256 "
            f"{spec['style']['sha256'][:12]}..., strength {st.get('style_strength', 1.0):g}; `--style`, docs/guide/style.md)."
            if spec.get("style") else "")
@@ -282,5 +296,11 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     if st.get("dates", 2) == 2:
         args += ["--appearance-shift" if st.get("appearance_shift") else "--no-appearance-shift"]
     args += ["--style", rel(spec["style"]["path"]), "--style-strength", f"{st.get('style_strength', 1.0):g}"] if spec.get("style") else []
+    post_event = st.get("post_event", LEGACY_SETTINGS["post_event"])  # named whenever it is not what the default then makes
+    if post_event == "inpaint":
+        args += ["--post-event", "inpaint", "--inpaint-margin", str(st.get("inpaint_margin_px", DEFAULT_INPAINT_MARGIN_PX)),
+                 "--rerender-strength", f"{st.get('rerender_strength', DEFAULT_RERENDER_STRENGTH):g}"]
+    elif post_event != DEFAULT_POST_EVENT:
+        args += ["--post-event", post_event]
     args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
     return shlex.join(args)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, check_guidance,
-                         check_pre_event, check_sampler, check_style_strength)
+from ..diffusion import (DEFAULT_ETA, DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_PRE_EVENT, DEFAULT_RERENDER_STRENGTH,
+                         DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, check_guidance, check_post_event, check_pre_event,
+                         check_sampler, check_style_strength)
 from ..errors import InputError
 from ..events import check_dates
 from ..io import check_layout, has_second
@@ -35,9 +36,11 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
 # sampler's is "ddim" and sampler_tile's None (the model's tile), what datasets before those options were.
 OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "split_folders": False, "second_classes": None,
                      "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None, "dates": 2,
-                     "appearance_shift": False, "style": None, "style_strength": DEFAULT_STYLE_STRENGTH}
+                     "appearance_shift": False, "style": None, "style_strength": DEFAULT_STYLE_STRENGTH, "post_event": "full"}
 # What a spec without them meant (read back by sample_maps and resume): the values before the options existed.
-LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None, "appearance_shift": False}
+LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None, "appearance_shift": False, "post_event": "full"}
+# The inpainting settings, recorded only with post_event "inpaint" (they change nothing else)
+INPAINT_SETTINGS = ("inpaint_margin_px", "rerender_strength")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class DatasetSettings:
     appearance_shift: bool | None = None
     style: str | None = None  # every image B takes this RGB raster's appearance (diffusion/style.py)
     style_strength: float = DEFAULT_STYLE_STRENGTH
+    post_event: str = DEFAULT_POST_EVENT  # "full", or "inpaint": image B is image A beyond the change (diffusion/inpaint.py)
+    inpaint_margin_px: int = DEFAULT_INPAINT_MARGIN_PX
+    rerender_strength: float = DEFAULT_RERENDER_STRENGTH
 
     def __post_init__(self):
         # JSON gives a list back (dataset.json, Dask); the settings keep a tuple
@@ -104,6 +110,10 @@ class DatasetSettings:
         check_sampler(self.sampler, self.eta)
         check_dates(self.dates)
         check_style_strength(self.style_strength)
+        check_post_event(self.post_event, self.inpaint_margin_px, self.rerender_strength)
+        if self.dates > 2 and self.post_event == "inpaint":
+            raise InputError(f"Inpainting (--post-event inpaint) makes change pairs; a dataset of series ({self.dates} dates) "
+                             "is drawn in full for now. Leave --post-event out (or give full), or make pairs (--dates 2).")
         if self.dates > 2 and (self.style or self.appearance_shift):
             raise InputError(f"A dataset of series ({self.dates} dates) takes no style image or appearance shift yet: those "
                              "change a pair's image B. Leave --style/--appearance-shift out (a series has no appearance "
@@ -128,7 +138,8 @@ class DatasetSettings:
 
     def recorded(self) -> dict:
         """The settings as dataset.json records them (count aside: it may change when a run resumes)."""
-        settings = {k: v for k, v in asdict(self).items() if k != "count" and not (k in OPTIONAL_SETTINGS and v == OPTIONAL_SETTINGS[k])}
+        settings = {k: v for k, v in asdict(self).items() if k != "count" and not (k in OPTIONAL_SETTINGS and v == OPTIONAL_SETTINGS[k])
+                    and not (k in INPAINT_SETTINGS and self.post_event != "inpaint")}
         if "split_fractions" in settings:
             settings["split_fractions"] = list(settings["split_fractions"])
         return settings

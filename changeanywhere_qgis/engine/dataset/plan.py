@@ -173,6 +173,13 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
     if "settings.appearance_shift" in differ:
         flags.append(("--appearance-shift", "tick \"Random appearance shifts\"") if _lookup(old, "settings.appearance_shift")
                      else ("--no-appearance-shift", "untick \"Random appearance shifts\""))
+    if "settings.post_event" in differ:  # its default may change by the usefulness test (diffusion/inpaint.py)
+        post_event = _lookup(old, "settings.post_event") or LEGACY_SETTINGS["post_event"]  # left out of a spec while "full"
+        flags.append((f"--post-event {post_event}", f"\"Post-event image\": {post_event}"))
+    for key, flag, box in (("inpaint_margin_px", "--inpaint-margin", "Inpainting margin"),
+                           ("rerender_strength", "--rerender-strength", "Inpainting: re-render strength")):
+        if f"settings.{key}" in differ and _lookup(old, f"settings.{key}") is not None:
+            flags.append((f"{flag} {_lookup(old, f'settings.{key}'):g}", f"\"{box}\": {_lookup(old, f'settings.{key}'):g}"))
     if not flags:
         return ""
     return (f" To finish it, add {' '.join(flag for flag, _ in flags)} "

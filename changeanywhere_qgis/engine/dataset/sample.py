@@ -150,7 +150,8 @@ def run_sample(job: DatasetJob, index: int) -> dict:
         images = change_series(pkg, maps, [masks[(k - 1, k)] for k in range(2, len(maps) + 1)], [s] + [d.s for d in later],
                                [rngs["sampler"]] + [d.rng for d in later], **options)
     else:
-        images = list(change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], style=state["style"], **options))
+        images = list(change_pair(pkg, pre, result.post, mask, s, rngs["sampler"], style=state["style"], post_event=st.post_event,
+                                  inpaint_margin_px=st.inpaint_margin_px, rerender_strength=st.rerender_strength, **options))
     if st.appearance_shift:  # B alone, after decoding, from a stream of its own: A, the labels and every other draw unchanged
         shift = draw_appearance_shift(seed)
         images[1], record["appearance_shift"] = appearance_shift(images[1], shift), shift.to_dict()
