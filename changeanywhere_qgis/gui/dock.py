@@ -59,6 +59,9 @@ DEVICES = (("auto", "Auto (GPU when available)"), ("cpu", "CPU"), ("cuda", "GPU 
 # test holds them equal)
 PRE_EVENTS = (("redrawn", "the model's copy of it (same look as the post-event image)"), ("real", "the image itself"))
 DEFAULT_PRE_EVENT = "real"
+# The engine's POST_EVENT_CHOICES in their order, and its DEFAULT_POST_EVENT (literals, as PRE_EVENTS; a test holds them equal)
+POST_EVENTS = (("full", "drawn in full by the model"), ("inpaint", "inpainted: the pre-event image, the change drawn"))
+DEFAULT_POST_EVENT = "full"
 # The engine's SAMPLERS, first its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
 SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
 DEFAULT_STEPS = 50  # the engine's DEFAULT_STEPS (a literal for the same reason; the same test holds them equal)
@@ -136,6 +139,13 @@ class ChangeAnywhereDock(QgsDockWidget):
                                         "both dates come out of the same decoder")
         self.image_combo.layerChanged.connect(lambda layer: self.pre_event_combo.setEnabled(layer is not None))
         self.pre_event_combo.setEnabled(False)
+        self.post_event_combo = QComboBox()
+        for key, label in POST_EVENTS:
+            self.post_event_combo.addItem(label, key)
+        self.post_event_combo.setCurrentIndex(self.post_event_combo.findData(DEFAULT_POST_EVENT))
+        self.post_event_combo.setToolTip("Inpainted: the post-event image is the pre-event image wherever the land did not "
+                                         "change; the model draws only the change and a margin around it, and only the "
+                                         "tiles near it cost time (docs/guide/inpainting.md)")
         # the bundled model and the packages in the user's models folder ("Adapt the model to my area" writes
         # there); any other package folder through the file widget below, which wins when it is filled
         self.model_combo = ModelCombo(self.refresh_models)
@@ -153,6 +163,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         form.addRow("Band", self.band_combo)
         form.addRow("Pre-event image", self.image_combo)
         form.addRow("Pre-event image is", self.pre_event_combo)
+        form.addRow("Post-event image", self.post_event_combo)
         self.style_picker = StylePicker()
         form.addRow("Style image, strength", self.style_picker)
         form.addRow("Model", self.model_combo)
@@ -529,6 +540,7 @@ class ChangeAnywhereDock(QgsDockWidget):
             "guidance": self.guidance(),
             "device": self.device_combo.currentData(),
             "pre_event": self.pre_event_combo.currentData(),
+            "post_event": self.post_event_combo.currentData(),
             "dates": dates,
             **self.style_picker.settings(),
         }

@@ -83,6 +83,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
             self.IMAGES, "Pre-event images (RGB, one per land-cover raster, same grids; empty: generated)", RASTER_LAYERS,
             optional=True))
         self.add_pre_event_option()
+        self.add_post_event_options()
         self.addParameter(QgsProcessingParameterNumber(self.COUNT, "Number of samples", type=compat.NUMBER_INTEGER,
                                                        defaultValue=200, minValue=2))
         self.addParameter(QgsProcessingParameterNumber(self.TILE, "Tile size (pixels)", type=compat.NUMBER_INTEGER,
@@ -146,7 +147,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 "second_classes": self.parameterAsFile(parameters, self.SECOND_CLASSES, context) or None,
                 "skip_hidden_change": self.parameterAsBool(parameters, self.SKIP_HIDDEN_CHANGE, context),
                 "appearance_shift": self._appearance_shift(parameters, context, feedback),
-                **style_settings(self, parameters, context)}
+                **style_settings(self, parameters, context), **self.post_event_settings(parameters, context)}
 
     def _appearance_shift(self, parameters, context, feedback) -> bool | None:
         """The box, for pairs. A series takes no shifts yet: a ticked box is then left to the engine's default for series,

@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, GUIDANCE_RANGE, PRE_EVENT_CHOICES, SAMPLERS
+from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from . import qgis_compat as compat
 from .common import class_list, raster_path
 
@@ -64,6 +65,11 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     ETA = "ETA"
     GUIDANCE = "GUIDANCE"
     PRE_EVENT = "PRE_EVENT"
+    POST_EVENT = "POST_EVENT"
+    INPAINT_MARGIN = "INPAINT_MARGIN"
+    RERENDER_STRENGTH = "RERENDER_STRENGTH"
+    POST_EVENT_LABELS = {"full": "drawn in full by the model (full)",
+                         "inpaint": "inpainted: the pre-event image where the land did not change, the model draws the change (inpaint)"}
     SAMPLER = "SAMPLER"
     SAMPLER_TILE = "SAMPLER_TILE"
     SAMPLER_LABELS = {"ddim": "DDIM", "dpmpp-2m": "DPM-Solver++ 2M (second order, for fewer steps; no eta)"}
@@ -157,6 +163,18 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             self.PRE_EVENT, "Pre-event image is (when one is given)", options=[labels[c] for c in PRE_EVENT_CHOICES],
             defaultValue=PRE_EVENT_CHOICES.index(DEFAULT_PRE_EVENT)))
 
+    def add_post_event_options(self) -> None:
+        """Whether the model draws the whole post-event image or only the change; the margin and re-render, advanced."""
+        self.addParameter(QgsProcessingParameterEnum(
+            self.POST_EVENT, "Post-event image", options=[self.POST_EVENT_LABELS[c] for c in POST_EVENT_CHOICES],
+            defaultValue=POST_EVENT_CHOICES.index(DEFAULT_POST_EVENT)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.INPAINT_MARGIN, "Inpainting margin, px (drawn around the change, then faded into the pre-event image)",
+            type=compat.NUMBER_INTEGER, defaultValue=DEFAULT_INPAINT_MARGIN_PX, minValue=0, maxValue=1024)))
+        self.addParameter(compat.advanced(QgsProcessingParameterNumber(
+            self.RERENDER_STRENGTH, "Inpainting: re-render strength of the kept land (0: kept pixel for pixel, 1: drawn again)",
+            type=compat.NUMBER_DOUBLE, defaultValue=DEFAULT_RERENDER_STRENGTH, minValue=0.0, maxValue=1.0)))
+
     # --- reading them --------------------------------------------------------------------------
     def destinations(self, parameters, context, file_outputs: tuple = ()) -> dict:
         """Where the user wants each of ``self.FILES``: layers as output layers, the rest as plain files."""
@@ -212,6 +230,12 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
 
     def pre_event(self, parameters, context) -> str:
         return PRE_EVENT_CHOICES[self.parameterAsEnum(parameters, self.PRE_EVENT, context)]
+
+    def post_event_settings(self, parameters, context) -> dict:
+        """``post_event``, ``inpaint_margin_px`` and ``rerender_strength`` for the engine's settings."""
+        return {"post_event": POST_EVENT_CHOICES[self.parameterAsEnum(parameters, self.POST_EVENT, context)],
+                "inpaint_margin_px": self.parameterAsInt(parameters, self.INPAINT_MARGIN, context),
+                "rerender_strength": self.parameterAsDouble(parameters, self.RERENDER_STRENGTH, context)}
 
     def seed(self, parameters, context) -> int | None:
         value = parameters.get(self.SEED)

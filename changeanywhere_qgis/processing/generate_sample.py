@@ -77,6 +77,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.IMAGE, "Pre-event image (RGB, same grid; empty: generated from the map)", optional=True))
         self.add_pre_event_option()
+        self.add_post_event_options()
         self.add_change_inputs()
         series.add_series_inputs(self, self.CHANGES)
         add_style_parameters(self)
@@ -137,6 +138,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 tile_size=self.sampler_tile(parameters, context),
                 dates=dates,
                 **style_settings(self, parameters, context),
+                **self.post_event_settings(parameters, context),
             )
             destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_RECORD,))
             series_folder = series.series_folder(self, parameters, context, dates)

@@ -1,0 +1,76 @@
+"""The post-event image's mode in QGIS (--post-event inpaint): the Processing algorithms' parameters and the dock's control
+reach the engine, which records the mode in sample.json and in the dataset's spec."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import rasterio
+from scipy import ndimage
+
+
+def test_generate_algorithm_inpaints(processing_run, tiny_model_dir, houston_label_path, houston_image_path, tmp_path):
+    from changeanywhere_qgis.engine.diffusion import DEFAULT_POST_EVENT, POST_EVENT_CHOICES
+    from changeanywhere_qgis.processing.generate_sample import GenerateChangeSample
+
+    alg = GenerateChangeSample()
+    alg.initAlgorithm()
+    param = alg.parameterDefinition("POST_EVENT")
+    assert param.defaultValue() == POST_EVENT_CHOICES.index(DEFAULT_POST_EVENT) and len(param.options()) == len(POST_EVENT_CHOICES)
+    processing_run("changeanywhere:generatechangesample", {
+        "SEMANTIC": str(houston_label_path), "IMAGE": str(houston_image_path), "RANDOM_EVENTS": True,
+        "MODEL": str(tiny_model_dir), "STEPS": 1, "SEED": 2, "DEVICE": 1, "POST_EVENT": POST_EVENT_CHOICES.index("inpaint"),
+        "INPAINT_MARGIN": 16, "RERENDER_STRENGTH": 0.0,
+        "OUTPUT_PRE_IMAGE": str(tmp_path / "pre.tif"), "OUTPUT_POST_IMAGE": str(tmp_path / "post.tif"),
+        "OUTPUT_POST_MAP": str(tmp_path / "post_map.tif"), "OUTPUT_CHANGE_MASK": str(tmp_path / "mask.tif"),
+        "OUTPUT_RECORD": str(tmp_path / "sample.json"),
+    })
+    record = json.loads((tmp_path / "sample.json").read_text())
+    assert record["post_event"] == "inpaint" and record["inpaint"]["margin_px"] == 16
+    with rasterio.open(tmp_path / "post.tif") as post, rasterio.open(houston_image_path) as image, \
+            rasterio.open(tmp_path / "mask.tif") as mask:
+        kept = ndimage.distance_transform_edt(mask.read(1) != 1) >= 16
+        assert kept.any() and np.array_equal(post.read()[:, kept], image.read()[:3][:, kept])
+
+
+def test_dataset_algorithm_records_the_mode(processing_run, tiny_model_dir, houston_label_path, houston_image_path, tmp_path):
+    from changeanywhere_qgis.engine.diffusion import POST_EVENT_CHOICES
+
+    processing_run("changeanywhere:generatechangedataset", {
+        "SEMANTIC": [str(houston_label_path)], "IMAGES": [str(houston_image_path)], "COUNT": 2, "TILE": 64, "SEED": 4,
+        "MODEL": str(tiny_model_dir), "STEPS": 1, "DEVICE": 1, "WORKERS": 1, "POST_EVENT": POST_EVENT_CHOICES.index("inpaint"),
+        "INPAINT_MARGIN": 8, "RERENDER_STRENGTH": 0.25, "OUTPUT": str(tmp_path / "ds")})
+    settings = json.loads((tmp_path / "ds" / "dataset.json").read_text())["settings"]
+    assert (settings["post_event"], settings["inpaint_margin_px"], settings["rerender_strength"]) == ("inpaint", 8, 0.25)
+    assert "--post-event inpaint --inpaint-margin 8 --rerender-strength 0.25" in (tmp_path / "ds" / "README.md").read_text()
+
+
+def test_dock_choices_are_the_engines_and_reach_the_task(qgis_iface, qgis_canvas, clean_project, tiny_model_dir,
+                                                         houston_label_path):
+    from qgis.core import QgsGeometry, QgsPointXY, QgsRasterLayer
+
+    from changeanywhere_qgis.engine.diffusion import DEFAULT_POST_EVENT, POST_EVENT_CHOICES
+    from changeanywhere_qgis.gui import dock as dock_module
+    from changeanywhere_qgis.gui.dock import POST_EVENTS, ChangeAnywhereDock
+
+    assert tuple(key for key, _ in POST_EVENTS) == POST_EVENT_CHOICES and dock_module.DEFAULT_POST_EVENT == DEFAULT_POST_EVENT
+    label = QgsRasterLayer(str(houston_label_path), "land cover", "gdal")
+    clean_project.addMapLayers([label])
+    qgis_canvas.setDestinationCrs(label.crs())
+    dock = ChangeAnywhereDock(qgis_iface)
+    try:
+        dock.semantic_combo.setLayer(label)
+        assert dock.post_event_combo.currentData() == DEFAULT_POST_EVENT
+        dock.post_event_combo.setCurrentIndex(POST_EVENT_CHOICES.index("inpaint"))
+        dock.model_widget.setFilePath(str(tiny_model_dir))
+        dock.set_target_class("water")
+        e = label.extent()
+        ring = [QgsPointXY(e.xMinimum() + e.width() * f, e.yMinimum() + e.height() * g) for f, g in ((.4, .4), (.6, .4), (.6, .6), (.4, .6))]
+        assert dock.add_polygon(QgsGeometry.fromPolygonXY([ring])) is not None
+        task = dock.start_generation()
+        assert task.settings_kwargs["post_event"] == "inpaint"
+        task.cancel()
+    finally:
+        dock.cleanup()
+        dock.deleteLater()
