@@ -25,6 +25,7 @@ from changeanywhere_qgis.engine.diffusion import default_model_dir, load_model_p
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 from changeanywhere_qgis.engine.quality import seam_score
 
+from benchmarks.detection_bench import bench_detection, render_detection
 from benchmarks.sampler_bench import bench_sampler, render_sampler
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,6 +256,7 @@ def render(results: dict, model_dir: Path) -> str:
                   "| tiling | tiles | boundary jump | interior jump | seam score |", "| --- | --- | --- | --- | --- |",
                   f"| overlap 64 px, predictions fused every step (default) | {f['tiles']} | {f['boundary']:.2f} | {f['interior']:.2f} | **{f['ratio']:.2f}** |",
                   f"| no overlap (for comparison) | {n['tiles']} | {n['boundary']:.2f} | {n['interior']:.2f} | {n['ratio']:.2f} |", ""]
+    lines += render_detection(results)
     for extra in results.get("extra_sections", []):
         lines += [extra, ""]
     return "\n".join(lines)
@@ -263,6 +265,7 @@ def render(results: dict, model_dir: Path) -> str:
 SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler": bench_sampler, "memory": bench_memory,
             "memory_stages": bench_memory_stages, "memory_large": bench_memory_large,
             "memory_prepare_untimed": bench_memory_prepare_untimed, "memory_prepare": bench_memory_prepare, "seams": bench_seams}
+SECTIONS["detection"] = bench_detection  # benchmarks/detection_bench.py (issue #37)
 
 
 def main() -> None:
