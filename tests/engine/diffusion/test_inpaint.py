@@ -160,3 +160,19 @@ def test_generate_keeps_the_image_and_records_the_run_in_memory_and_by_window(tm
 def test_bad_settings_are_refused_by_name(kw, message):
     with pytest.raises(InputError, match=message):
         GenerateSettings(**kw).check()
+
+
+def test_a_style_applies_to_the_kept_land_too(pkg, scene):
+    """--style on top of inpainting: the colour match moves the whole post-event image, kept land included; at strength
+    0 the kept land is the pre-event image again."""
+    from pathlib import Path
+
+    from changeanywhere_qgis.engine.diffusion import load_style
+    from changeanywhere_qgis.engine.io import read_style_image
+
+    image, _, _, mask = scene
+    style_image = read_style_image(Path(__file__).resolve().parents[3] / "changeanywhere_qgis" / "samples" / "houston_image.tif")
+    kept = _beyond(mask, MARGIN)
+    for strength, differs in ((1.0, True), (0.0, False)):
+        t1, t2 = _pair(pkg, scene, image=image, post_event="inpaint", style=load_style(pkg, style_image, strength))
+        assert (not np.array_equal(t2[:, kept], t1[:, kept])) == differs
