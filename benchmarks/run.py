@@ -27,6 +27,7 @@ from changeanywhere_qgis.engine.quality import seam_score
 
 from benchmarks.detection_bench import bench_detection, render_detection
 from benchmarks.sampler_bench import bench_sampler, render_sampler
+from benchmarks.estimate_bench import bench_estimates, render_estimates
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "changeanywhere_qgis" / "samples"
@@ -257,6 +258,8 @@ def render(results: dict, model_dir: Path) -> str:
                   f"| overlap 64 px, predictions fused every step (default) | {f['tiles']} | {f['boundary']:.2f} | {f['interior']:.2f} | **{f['ratio']:.2f}** |",
                   f"| no overlap (for comparison) | {n['tiles']} | {n['boundary']:.2f} | {n['interior']:.2f} | {n['ratio']:.2f} |", ""]
     lines += render_detection(results)
+    if "estimates" in results:
+        lines += render_estimates(results["estimates"])
     for extra in results.get("extra_sections", []):
         lines += [extra, ""]
     return "\n".join(lines)
@@ -266,6 +269,8 @@ SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler
             "memory_stages": bench_memory_stages, "memory_large": bench_memory_large,
             "memory_prepare_untimed": bench_memory_prepare_untimed, "memory_prepare": bench_memory_prepare, "seams": bench_seams}
 SECTIONS["detection"] = bench_detection  # benchmarks/detection_bench.py (issue #37)
+
+SECTIONS["estimates"] = bench_estimates  # benchmarks/estimate_bench.py (issue #36)
 
 
 def main() -> None:

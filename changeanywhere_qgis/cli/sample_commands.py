@@ -28,8 +28,9 @@ def _common_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the output folder if it holds an earlier sample of this tool and nothing else")
-    p.add_argument("--max-memory", metavar="SIZE", help="refuse a run estimated to need more memory than this, e.g. 4G "
-                                                       "(default: the memory this machine has free)")
+    p.add_argument("--max-memory", metavar="SIZE", help="refuse a run whose process is estimated to peak above this, e.g. 4G "
+                                                       "(the whole process: the model and the networks' working memory "
+                                                       "included; default: refuse what does not fit in the memory free)")
 
 
 def add_sample_commands(sub) -> None:

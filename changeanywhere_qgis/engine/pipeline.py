@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from . import __version__ as engine_version
 from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
-                        check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration,
+                        check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration, network_bytes,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8, DEFAULT_STYLE_STRENGTH, apply_style, check_style_strength, load_style)
 from .diffusion import LatentCanvases, LaterDate, later_latents, series_work_units
@@ -335,7 +335,8 @@ def generate(
         sem = read_semantic(semantic, scheme, band, load_remap(remap), scratch_folder=out.scratch_folder)
         windowed = is_scratch(sem.labels)  # a large map: its arrays and the latent canvases are files read by window
         memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory,
-                              bytes_per_pixel=WINDOWED_GENERATE_BYTES_PER_PIXEL if windowed else None)
+                              bytes_per_pixel=WINDOWED_GENERATE_BYTES_PER_PIXEL if windowed else None,
+                              networks=network_bytes(pkg.tile_size, settings.batch_size, bool(image or settings.style), settings.tile_size))
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
                  settings.sampler, settings.tile_size, canvas_folder=out.scratch_folder / "latent" if windowed else None)
         # two RGB images at their uncompressed size (imagery hardly compresses) and the maps,

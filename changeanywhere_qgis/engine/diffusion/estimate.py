@@ -10,7 +10,11 @@ docs/reference/benchmarks.md); issue 18 measured 18.6 (``simulate``) and 18.8 (`
 A larger map's arrays are files read by window (``engine/io/scratch.py``), and so are ``generate``'s latent
 canvases (``canvas.py``): a run then counts WINDOWED_BASE_BYTES plus WINDOWED_SIMULATE_BYTES_PER_PIXEL
 (the component tables, a few dozen bytes per object), a margin over ``make bench``'s large-map section.
-The model is in the process's memory already when the estimate is made, and the tile batch is bounded.
+The estimate is the whole process's peak, as ``--max-memory`` limits it and as the system counts it: what the process
+holds when the estimate is made (the interpreter, its libraries, the loaded model, the map), plus the raster's arrays
+above, plus the networks' working memory (onnxruntime's arena for a tile batch's activations, NETWORK_BYTES_PER_TILE,
+which the arrays' figures do not hold: the 512 px sample peaks at about 1.06 GB, of which about 0.9 GB is that).
+``python -m benchmarks.run --only estimates`` measures the estimate against the peak (docs/reference/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ WINDOWED_SIMULATE_BYTES_PER_PIXEL = 0.5
 # generate on a large map: the latent canvases are files too (canvas.py), stepped by window, so what grows with the
 # raster is the same as simulate's; the networks' working memory for a tile batch is in the bounded part
 WINDOWED_GENERATE_BYTES_PER_PIXEL = WINDOWED_SIMULATE_BYTES_PER_PIXEL
+# The networks' working memory per tile of a batch: onnxruntime's arena for one call's activations, which each graph's
+# session keeps between calls, so a run's peak holds the denoiser's and the decoder's (and, with an image to encode,
+# the encoder's) at once, each for a full batch. Measured with the bundled model on 256 px tiles, guidance on (the
+# denoiser runs its conditional and unconditional halves together): batch 4 over 4 (`python -m benchmarks.network_memory`);
+# another tile size scales them by its area.
+NETWORK_BYTES_PER_TILE = {"denoiser": 113 << 20, "decoder": 135 << 20, "encoder": 50 << 20}
+NETWORK_TILE_PX = 256
 LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
 
 
@@ -100,33 +111,74 @@ def gb(nbytes: float) -> str:
     return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.0f} MB"
 
 
+def process_memory() -> int:
+    """Bytes this process holds now (its resident set); 0 where it cannot be told."""
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except (ImportError, OSError):
+        pass
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def network_bytes(model_tile_px: int, batch_size: int, with_image: bool, tile_px: int | None = None) -> int:
+    """The networks' working memory at a run's peak: every graph it calls, each on a full batch of tiles of
+    ``tile_px`` (the sampler's tile; None: the model's)."""
+    area = ((tile_px or model_tile_px) / NETWORK_TILE_PX) ** 2
+    graphs = ("denoiser", "decoder", "encoder") if with_image else ("denoiser", "decoder")
+    return int(batch_size * area * sum(NETWORK_BYTES_PER_TILE[g] for g in graphs))
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
-    needed: int  # bytes the run will add at its peak
+    needed: int  # bytes the whole process will hold at the run's peak
     available: int | None  # bytes free (or the limit the user set)
     limit_given: bool
+    in_use: int = 0  # bytes the process held when the estimate was made (part of ``needed``)
+
+    @property
+    def more(self) -> int:
+        """Bytes the run adds to what the process holds now: what must be free."""
+        return self.needed - self.in_use
 
     def describe(self) -> str:
-        room = f" ({gb(self.available)} {'allowed' if self.limit_given else 'available'})" if self.available is not None else ""
-        return f"memory: about {gb(self.needed)} more at the peak{room}"
+        room = f"; {gb(self.available)} {'allowed' if self.limit_given else 'available'}" if self.available is not None else ""
+        return f"memory: about {gb(self.needed)} at the peak (the whole process{room})"
 
 
 def check_memory(height: int, width: int, what: str, max_memory: int | None = None,
-                 bytes_per_pixel: float | None = None) -> MemoryEstimate:
-    """Refuse a raster whose run would need more memory than is free (or than ``max_memory``); else the estimate.
+                 bytes_per_pixel: float | None = None, networks: int = 0) -> MemoryEstimate:
+    """Refuse a raster whose run would need more memory than is free (or than ``max_memory`` allows the whole process);
+    else the estimate.
 
-    ``bytes_per_pixel`` None: the whole-raster figure; given: a windowed run's (plus its bounded part)."""
+    ``bytes_per_pixel`` None: the whole-raster figure; given: a windowed run's (plus its bounded part). ``networks``:
+    the networks' working memory (:func:`network_bytes`; 0 for a run without networks)."""
     if bytes_per_pixel is None:
-        needed = int(PEAK_BYTES_PER_PIXEL * height * width)
+        arrays = int(PEAK_BYTES_PER_PIXEL * height * width)
     else:
-        needed = int(WINDOWED_BASE_BYTES + bytes_per_pixel * height * width)
+        arrays = int(WINDOWED_BASE_BYTES + bytes_per_pixel * height * width)
+    in_use = process_memory()
+    needed = in_use + arrays + int(networks)
     available = max_memory if max_memory is not None else available_memory()
-    estimate = MemoryEstimate(needed, available, max_memory is not None)
-    if available is not None and needed > available:
-        limit = f"the {gb(available)} allowed (--max-memory)" if max_memory is not None else f"the {gb(available)} this machine has free"
-        raise InputError(f"{what} on this {width}x{height} px raster needs about {gb(needed)} of memory, more than {limit}; "
-                         "nothing was written. Cut the raster into smaller windows (e.g. gdal_translate -srcwin, or QGIS "
-                         "'Clip raster by extent'), free memory, or use a machine with more.")
+    estimate = MemoryEstimate(needed, available, max_memory is not None, in_use)
+    parts = (f"{gb(in_use)} in use now, {gb(arrays)} for the raster's arrays"
+             + (f", {gb(networks)} for the networks' working memory" if networks else ""))
+    advice = ("nothing was written. Cut the raster into smaller windows (e.g. gdal_translate -srcwin, or QGIS 'Clip raster "
+              "by extent')" + (", lower --batch-size" if networks else "") + ", free memory, or use a machine with more.")
+    if max_memory is not None and needed > max_memory:
+        raise InputError(f"{what} on this {width}x{height} px raster needs about {gb(needed)} of memory at its peak (the "
+                         f"whole process: {parts}), more than the {gb(max_memory)} allowed (--max-memory); {advice}")
+    if max_memory is None and available is not None and estimate.more > available:
+        raise InputError(f"{what} on this {width}x{height} px raster needs about {gb(estimate.more)} more memory than this "
+                         f"process holds now ({gb(needed)} at its peak: {parts}), more than the {gb(available)} this machine "
+                         f"has free; {advice}")
     return estimate
 
 

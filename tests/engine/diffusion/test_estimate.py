@@ -24,10 +24,15 @@ def test_a_size_that_is_not_one_is_an_input_error():
 
 def test_memory_is_refused_with_the_numbers_and_passed_with_the_estimate():
     assert available_memory() > 0  # this machine reports its free memory (psutil or /proc/meminfo)
-    estimate = check_memory(1000, 2000, "Generating")
-    assert estimate.needed == PEAK_BYTES_PER_PIXEL * 2_000_000 and not estimate.limit_given
-    with pytest.raises(InputError, match=rf"2000x1000 px raster needs about {2 * PEAK_BYTES_PER_PIXEL} MB of memory, more than the 10 MB allowed"):
-        check_memory(1000, 2000, "Generating", max_memory=10_000_000)
+    estimate = check_memory(1000, 2000, "Generating", networks=300 << 20)
+    # the whole process: what it holds now, the raster's arrays and the networks' working memory
+    assert estimate.in_use > 50 << 20 and not estimate.limit_given
+    assert estimate.needed == estimate.in_use + PEAK_BYTES_PER_PIXEL * 2_000_000 + (300 << 20)
+    assert estimate.more == PEAK_BYTES_PER_PIXEL * 2_000_000 + (300 << 20)
+    with pytest.raises(InputError, match=r"2000x1000 px raster needs about \d\.\d GB of memory at its peak \(the whole process: "
+                                         r"[\d.]+ [MG]B in use now, 40 MB for the raster's arrays, 0\.3 GB for the networks' "
+                                         r"working memory\), more than the 0\.5 GB allowed \(--max-memory\)"):
+        check_memory(1000, 2000, "Generating", max_memory=500_000_000, networks=300 << 20)
 
 
 def test_time_is_estimated_for_long_work_only(tiny_model_dir):

@@ -1,0 +1,52 @@
+"""`make bench`'s estimate section: the engine's memory and time estimates against one real run at each size
+(`benchmarks/estimate_probe.py`, a fresh process per size, on the mirrored houston_16 maps of the other sections).
+
+``python -m benchmarks.run --only estimates`` measures 512, 4096 and 16384 px, each generated whole (random events,
+pre-event image generated, ESTIMATE_STEPS steps). At 16384 px that is hours on a 2-core machine: with
+``CHANGEANYWHERE_BENCH_BUDGET=16384=600`` (SIZE=SECONDS, comma-separated) a size's run stops that many seconds into
+its network stages, and its time is projected as its progress bar projects it (the page marks such rows).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ESTIMATE_SIZES = (512, 4096, 16384)
+ESTIMATE_STEPS = 1  # a run's peak does not depend on its steps; its time does, and the estimate counts them
+
+
+def bench_estimates(model_dir: Path, sizes=ESTIMATE_SIZES, steps: int = ESTIMATE_STEPS) -> dict:
+    from benchmarks.run import _probe_each_size
+
+    budgets = dict(item.split("=") for item in os.environ.get("CHANGEANYWHERE_BENCH_BUDGET", "").split(",") if "=" in item)
+    runs = {}
+    for size in sizes:
+        extra = ["--budget", budgets[str(size)]] if str(size) in budgets else []
+        runs.update(_probe_each_size((size,), lambda label, tmp: ["-m", "benchmarks.estimate_probe", str(label),
+                                                                  str(tmp / f"out_{label.stem}"), "--model", str(model_dir),
+                                                                  "--steps", str(steps), *extra]))
+    return {"steps": steps, "runs": runs}
+
+
+def render_estimates(result: dict) -> list[str]:
+    lines = ["## Estimates against measured runs", "",
+             "Each size generated in its own process (`python -m benchmarks.estimate_probe MAP OUT --steps "
+             f"{result['steps']}`; the section: `python -m benchmarks.run --only estimates`), random events, pre-event "
+             "image generated. Memory: the estimate `--max-memory` limits (the whole process's peak) against the measured "
+             "peak (VmHWM); target within 30 %. Time: the estimate the run prints against the run's wall time; target "
+             "within a factor 1.5. A row marked *projected* was stopped some minutes into its network stages (too long for "
+             "the session that measured it): its peak is the one reached by then, and its time is projected as its "
+             "progress bar projects it (`--budget`).", "",
+             "| raster | memory estimate (MB) | measured peak (MB) | ratio | time estimate (s) | measured (s) | ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for size, run in sorted(((int(k), v) for k, v in result["runs"].items())):
+        finished = run.get("finished", True)
+        est_s, s = run.get("estimated_seconds"), run.get("seconds") or run.get("projected_seconds")
+        time_cells = (f"{est_s:.0f} | {s:.0f} | {est_s / s:.2f}" if est_s and s else
+                      f"{est_s:.0f} | – | –" if est_s else "– | – | –")
+        lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['estimate_mb']:.0f} | "
+                     f"{run['peak_rss_mb']:.0f} | {run['estimate_mb'] / run['peak_rss_mb']:.2f} | {time_cells} |")
+    lines += ["", f"Machine: {sys.platform}, {os.cpu_count()} CPU cores (shared with other jobs while measured).", ""]
+    return lines
