@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion.tiling import TileGrid, canvas_size, fuse
+from ..diffusion import TileGrid, canvas_size, fuse
 from ..errors import InputError
 from ..io import OutputFolder
 from ..progress import Progress

@@ -84,11 +84,21 @@ class MapWriter:
             self.mask.close()
 
 
-def _area_m2(geoms, crs) -> list | None:
-    """Areas in square metres (geodesic for a geographic CRS), or None where the CRS is unknown."""
-    from ..events.vectorise import _area_m2 as area_m2  # the change polygons' own measure, for the same figures
+def area_m2(geoms, crs) -> list | None:
+    """Areas in square metres (geodesic on the ellipsoid for a geographic CRS), or None where the CRS is unknown."""
+    if crs is None:
+        return None
+    import pyproj
 
-    return area_m2(geoms, crs)
+    try:
+        pcrs = pyproj.CRS.from_user_input(crs.to_wkt())
+        if pcrs.is_geographic:
+            geod = pcrs.get_geod()
+            return [abs(geod.geometry_area_perimeter(g)[0]) for g in geoms]
+        factor = float(pcrs.axis_info[0].unit_conversion_factor)
+    except Exception:  # a CRS pyproj cannot read, or without units: no area in metres rather than no polygons
+        return None
+    return [g.area * factor * factor for g in geoms]
 
 
 def write_polygons(folder: Path, grid: RasterGrid, progress=None) -> int:
@@ -114,7 +124,7 @@ def write_polygons(folder: Path, grid: RasterGrid, progress=None) -> int:
             geoms = [shape(g) for g, _ in shapes(changed.astype(np.uint8), mask=changed, connectivity=4,
                                                    transform=window_transform(window, grid.transform))] if changed.any() else []
             if index == 0 or geoms:
-                areas = _area_m2(geoms, grid.crs)
+                areas = area_m2(geoms, grid.crs)
                 frame = gpd.GeoDataFrame({
                     "area": np.array([g.area for g in geoms], dtype=np.float64),
                     "area_m2": np.array(areas if areas is not None else [np.nan] * len(geoms), dtype=np.float64),
