@@ -148,7 +148,7 @@ def card_table(r: dict) -> str:
               "| latent | batch | ONNX Runtime ms | PyTorch eager ms | speed-up |", "| --- | --- | --- | --- | --- |"]
     for t in r["timing"]:
         lines.append(f"| {t['latent']}x{t['latent']} | {t['batch']} | {t['onnxruntime_ms']} | {t['torch_eager_ms']} | {t['speedup']}x |")
-    lines += ["", "![held-out window](img/default_model_holdout.png)", "",
+    lines += ["", "![held-out window](../img/default_model_holdout.png)", "",
               "Left to right: real image, map, autoencoder reconstruction, then one generated image per guidance "
               "scale (first seed).", END]
     return "\n".join(lines)
