@@ -135,6 +135,9 @@ def _roles(record: dict) -> tuple[str, str, str | None]:
 
 def _open_dataset(path) -> tuple[Path, dict, list[dict]]:
     root = Path(path)
+    if not (root / SPEC_FILE).is_file() and (root / "baseline.json").is_file():
+        raise InputError(f"{root} is a baseline made without the model, not a generated dataset: give it as an arm of its own, "
+                         f"--baseline NAME={root}.")
     if not (root / SPEC_FILE).is_file():
         raise InputError(f"{root} is not a dataset made by the dataset command (no {SPEC_FILE}). Give the dataset folder.")
     records = load_records(root)

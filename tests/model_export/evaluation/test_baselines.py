@@ -246,6 +246,11 @@ def test_the_evaluation_refuses_a_baseline_arm_that_is_not_one(tmp_path):
     from model_export.evaluation.dataset_report import main
 
     assert main([str(tmp_path), "--baseline", "copy-paste"]) == 2
+    make_baseline("random-pairing", *OEM, tmp_path / "rp", count=2)
+    with pytest.raises(InputError, match="--baseline NAME="):  # a baseline given as a generated dataset
+        from model_export.evaluation.dataset_report import evaluate_dataset
+
+        evaluate_dataset([tmp_path / "rp"], report=tmp_path / "r.md")
     (tmp_path / "not-a-baseline").mkdir()
     with pytest.raises(InputError, match="not a finished baseline"):
         from model_export.evaluation.dataset_report import _baselines
