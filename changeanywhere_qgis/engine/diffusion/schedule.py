@@ -5,7 +5,7 @@ DDIM follows diffusers' ``DDIMScheduler`` with ``timestep_spacing="trailing"`` a
 DPM-Solver++ 2M follows ``DPMSolverMultistepScheduler`` with ``algorithm_type="dpmsolver++"``, ``solver_order=2``,
 ``solver_type="midpoint"``, ``timestep_spacing="trailing"`` (the same timesteps as DDIM) and
 ``final_sigmas_type="zero"`` (the last step lands on alpha_bar = 1, as DDIM's does);
-``tests/model_export/test_training_schedule_parity.py`` and ``test_sampler_parity.py`` check they agree.
+``tests/model_export/training/test_training_schedule_parity.py`` and ``test_sampler_parity.py`` (same folder) check they agree.
 """
 
 from __future__ import annotations
