@@ -100,3 +100,20 @@ def test_bad_inputs_are_one_error_line(dataset, tmp_path):
     done = train(dataset, tmp_path / "z", "--resume")
     assert done.returncode == 2 and "no checkpoint" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_any_layout_the_dataset_command_writes_trains(tmp_path):
+    # SECOND's layout in one folder per split: the pairs are im1/im2, the change where label1_full and label2_full differ
+    from detector_package import SAMPLES
+
+    ds = tmp_path / "second"
+    made = run(["-m", "changeanywhere_qgis", "dataset", "--semantic", SAMPLES / "houston_label.tif", "--image",
+                SAMPLES / "houston_image.tif", "--model", REPO / "tests" / "data" / "tiny_model", "--count", "10", "--tile", "64",
+                "--steps", "2", "--workers", "1", "--layout", "second", "--split-folders", "--out", ds])
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert (ds / "train" / "im1").is_dir() and not (ds / "A").exists()
+    done = run(["-m", "model_export.detector", "train", "--dataset", ds, "--out", tmp_path / "pkg", *TRAIN_ARGS, "--test-sets"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "pkg" / "detector.json").read_text())
+    assert manifest["training"]["datasets"][0]["samples"]["train"] > 0 and manifest["scores"] == {
+        "note": manifest["scores"]["note"]}
