@@ -30,8 +30,10 @@ from ..errors import InputError
 
 PEAK_BYTES_PER_PIXEL = 20
 # simulate on a large map (its arrays in scratch files, events and polygons window by window, docs/reference/benchmarks.md):
-# a bounded part for the windows, and the component tables (a few bytes per object, the objects per pixel of real maps)
-WINDOWED_BASE_BYTES = 1 << 29
+# a bounded part for the windows, and the component tables (a few bytes per object, the objects per pixel of real maps).
+# The networks' working memory is counted apart (NETWORK_BYTES_PER_TILE); what the windows add above the process
+# measured 170 MB at 16384² and 460 MB at 40000² (simulate's peaks of 320 and 631 MB, about 150 MB of them the process).
+WINDOWED_BASE_BYTES = 1 << 27
 WINDOWED_SIMULATE_BYTES_PER_PIXEL = 0.5
 # generate on a large map: the latent canvases are files too (canvas.py), stepped by window, so what grows with the
 # raster is the same as simulate's; the networks' working memory for a tile batch is in the bounded part
@@ -192,23 +194,31 @@ def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     """Seconds of one network call of each graph on a full tile batch (zeros: the cost does not depend on content).
 
     The timed calls leave no memory behind: on the CPU one tile is timed and the time multiplied by the batch (a CPU
-    call's time grows with its tiles), and each call hands onnxruntime's CPU arena back at its end. Timed on the full
-    batch with the arena kept, the estimate alone took as much memory as a large map's whole preparation, and tiles
-    timed alone with the arena kept left their chunks beside the run's own batches (docs/reference/benchmarks.md, *Memory on large
-    maps*). On a GPU a batch costs little more than one tile, so the full batch is timed there.
-    The denoiser is called once untimed (the first call pays onnxruntime's warm-up), then the median of three
-    calls is taken, as other programs on the machine make single calls noisy."""
+    call's time grows with its tiles), and the last call of each graph hands onnxruntime's CPU arena back at its end.
+    Timed on the full batch with the arena kept, the estimate alone took as much memory as a large map's whole
+    preparation, and tiles timed alone with the arena kept left their chunks beside the run's own batches
+    (docs/reference/benchmarks.md, *Memory on large maps*). On a GPU a batch costs little more than one tile, so the
+    full batch is timed there. Each graph is called once untimed first (the first call pays onnxruntime's warm-up and
+    grows its arena), then timed as the run calls it, with its arena kept: calls that hand the arena back after each
+    one pay for its allocation again every time, and timed that way the estimate was 1.4 to 2 times the run's time
+    (issue #36). The denoiser's time is the median of three calls, as other programs on the machine make single calls
+    noisy; the last timed call of each graph is the one that hands its arena back."""
     timed = 1 if pkg.device == "cpu" else batch
-    pkg = pkg.releasing_memory()
+    release = pkg.releasing_memory()
     tile, f, k = pkg.tile_size, pkg.downsample, len(pkg.scheme.classes)
     latent = np.zeros((timed, pkg.latent_channels, tile // f, tile // f), dtype=np.float32)
     steps = np.zeros(timed, dtype=np.int64)
     condition = pkg.condition(np.zeros((timed, k, tile, tile), dtype=np.float32))
     pkg.denoise_with(latent, steps, condition)
-    seconds = {"denoiser": float(np.median([_timed(lambda: pkg.denoise_with(latent, steps, condition)) for _ in range(3)])),
-               "decoder": _timed(lambda: pkg.decode(latent))}
+    seconds = {"denoiser": float(np.median([_timed(lambda: pkg.denoise_with(latent, steps, condition)),
+                                            _timed(lambda: pkg.denoise_with(latent, steps, condition)),
+                                            _timed(lambda: release.denoise_with(latent, steps, condition))]))}
+    pkg.decode(latent)
+    seconds["decoder"] = _timed(lambda: release.decode(latent))
     if with_image:
-        seconds["encoder"] = _timed(lambda: pkg.encode(np.zeros((timed, 3, tile, tile), dtype=np.float32)))
+        image = np.zeros((timed, 3, tile, tile), dtype=np.float32)
+        pkg.encode(image)
+        seconds["encoder"] = _timed(lambda: release.encode(image))
     return {graph: value * batch / timed for graph, value in seconds.items()}
 
 
@@ -226,10 +236,13 @@ def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: b
     per = time_per_call(pkg, batch, with_image)
     if tile_px:
         per = {graph: seconds * (tile_px / pkg.tile_size) ** 2 for graph, seconds in per.items()}
-    return pair_seconds(per, math.ceil(tiles / batch), steps * sampled, (1 if with_image else 2) if decodes is None else decodes)
+    # a CPU call's time grows with its tiles, so a last batch short of tiles costs its tiles' share (9 tiles in
+    # batches of 4: 9/4 batches' time, not 3); a GPU's costs a whole batch
+    batches = tiles / batch if pkg.device == "cpu" else math.ceil(tiles / batch)
+    return pair_seconds(per, batches, steps * sampled, (1 if with_image else 2) if decodes is None else decodes)
 
 
-def pair_seconds(per_call: dict[str, float], batches: int, denoiser_calls: int, decodes: int) -> float:
+def pair_seconds(per_call: dict[str, float], batches: float, denoiser_calls: int, decodes: int) -> float:
     """Seconds of ``batches`` tile batches, each through ``denoiser_calls`` denoiser calls, ``decodes`` decoder calls
     and the encoder once when ``per_call`` times it (an image to encode)."""
     return batches * (denoiser_calls * per_call["denoiser"] + decodes * per_call["decoder"] + per_call.get("encoder", 0.0))

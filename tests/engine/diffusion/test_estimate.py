@@ -77,9 +77,23 @@ def test_the_estimate_times_one_tile_on_the_cpu_and_keeps_no_arena(tiny_model_di
     pkg = load_model_package(tiny_model_dir, "cpu", 1)
     calls = _Calls(pkg, "cpu")
     seconds = time_per_call(calls, 4, with_image=False)
-    assert calls.tiles and all(tiles == 1 and released for _, tiles, released in calls.tiles)
+    assert calls.tiles and all(tiles == 1 for _, tiles, _ in calls.tiles)
+    for graph in ("denoiser", "decoder"):  # timed as the run calls it (arena kept); the last call hands the arena back
+        released = [r for g, _, r in calls.tiles if g == graph]
+        assert released[-1] and not any(released[:-1]), calls.tiles
     assert set(seconds) == {"denoiser", "decoder"} and all(v > 0 for v in seconds.values())
     assert not pkg.release_memory  # the run's own package keeps its arena
     on_gpu = _Calls(pkg, "cuda")  # the same sessions, taken for a GPU's: the full batch is timed there
     time_per_call(on_gpu, 4, with_image=False)
     assert {tiles for _, tiles, _ in on_gpu.tiles} == {4}
+
+
+def test_a_last_batch_short_of_tiles_costs_its_tiles_on_the_cpu(tiny_model_dir, monkeypatch):
+    """9 tiles in batches of 4 cost 9 tiles' time on the CPU, not 3 full batches' (issue #36: the 512 px sample's
+    estimate was a third too long for that alone); a GPU's last batch costs a whole one."""
+    from changeanywhere_qgis.engine.diffusion import estimate
+
+    monkeypatch.setattr(estimate, "time_per_call", lambda pkg, batch, with_image: {"denoiser": 4.0, "decoder": 8.0})
+    monkeypatch.setattr(estimate, "LONG_WORK_TILE_CALLS", 0)
+    pkg = load_model_package(tiny_model_dir, "cpu", 1)
+    assert estimate.estimate_seconds(pkg, tiles=9, steps=2, batch_size=4, with_image=True) == pytest.approx(9 / 4 * (2 * 4.0 + 8.0))
