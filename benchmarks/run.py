@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/reference/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams]
+    python -m benchmarks.run [--out docs/reference/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams,inpaint]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from changeanywhere_qgis.engine.diffusion import default_model_dir, load_model_p
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 from changeanywhere_qgis.engine.quality import seam_score
 
+from benchmarks.inpaint_bench import bench_inpaint, render_inpaint
 from benchmarks.detection_bench import bench_detection, render_detection
 from benchmarks.sampler_bench import bench_sampler, render_sampler
 from benchmarks.estimate_bench import bench_estimates, render_estimates
@@ -257,6 +258,8 @@ def render(results: dict, model_dir: Path) -> str:
                   "| tiling | tiles | boundary jump | interior jump | seam score |", "| --- | --- | --- | --- | --- |",
                   f"| overlap 64 px, predictions fused every step (default) | {f['tiles']} | {f['boundary']:.2f} | {f['interior']:.2f} | **{f['ratio']:.2f}** |",
                   f"| no overlap (for comparison) | {n['tiles']} | {n['boundary']:.2f} | {n['interior']:.2f} | {n['ratio']:.2f} |", ""]
+    if "inpaint" in results:
+        lines += render_inpaint(results["inpaint"])
     lines += render_detection(results)
     if "estimates" in results:
         lines += render_estimates(results["estimates"])
@@ -267,7 +270,8 @@ def render(results: dict, model_dir: Path) -> str:
 
 SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler": bench_sampler, "memory": bench_memory,
             "memory_stages": bench_memory_stages, "memory_large": bench_memory_large,
-            "memory_prepare_untimed": bench_memory_prepare_untimed, "memory_prepare": bench_memory_prepare, "seams": bench_seams}
+            "memory_prepare_untimed": bench_memory_prepare_untimed, "memory_prepare": bench_memory_prepare, "seams": bench_seams,
+            "inpaint": bench_inpaint}
 SECTIONS["detection"] = bench_detection  # benchmarks/detection_bench.py (issue #37)
 
 SECTIONS["estimates"] = bench_estimates  # benchmarks/estimate_bench.py (issue #36)
