@@ -379,7 +379,8 @@ def generate(
                 if later:  # a series: each later date costs a sampling run and a decode more, as network calls count
                     seconds *= 1 + later_units / units
                     dates = f" x {settings.dates} dates"
-                progress.info(f"estimate: {p.tiles} tiles x {settings.steps} steps{dates} on the {pkg.device}: about {duration(seconds)}; "
+                tiles = f"{p.tiles} tiles" if region is None else f"{len(region.tiles)} of {p.tiles} tiles (inpainting)"
+                progress.info(f"estimate: {tiles} x {settings.steps} steps{dates} on the {pkg.device}: about {duration(seconds)}; "
                               f"{memory.describe()}")
             progress.start(units + later_units)
 
