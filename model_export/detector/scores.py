@@ -15,29 +15,12 @@ import numpy as np
 
 from changeanywhere_qgis.engine.detection import load_detector
 
+from model_export.evaluation.usefulness import best_threshold, image_difference, scores
+
 from .data import Pair
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 2)
 DIFFERENCE_THRESHOLDS = np.arange(1, 256, 2, dtype=np.float32)
-
-
-def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
-    pred, truth = pred.astype(bool), truth.astype(bool)
-    tp, fp, fn = int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    iou = tp / (tp + fp + fn) if tp + fp + fn else 0.0
-    return {"f1": round(f1, 4), "iou": round(iou, 4), "precision": round(precision, 4), "recall": round(recall, 4)}
-
-
-def best_threshold(score: np.ndarray, truth: np.ndarray, candidates) -> float:
-    f1s = [scores(score > t, truth)["f1"] for t in candidates]
-    return float(candidates[int(np.argmax(f1s))])
-
-
-def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=1)
 
 
 def probability(package, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -53,8 +36,12 @@ def _flat(pairs: list[Pair], package):
     prob, diff, truth = [], [], []
     for pair in pairs:
         a, b, y = pair.load()
-        prob.append(probability(package, a, b).ravel()), diff.append(difference(a[None], b[None]).ravel()), truth.append(y.ravel())
+        prob.append(probability(package, a, b).ravel()), diff.append(image_difference(a[None], b[None]).ravel()), truth.append(y.ravel())
     return np.concatenate(prob), np.concatenate(diff), np.concatenate(truth)
+
+
+def _rounded(row: dict) -> dict:
+    return {k: round(v, 4) for k, v in row.items()}
 
 
 def pick_thresholds(package_dir: Path, validation: list[Pair]) -> dict:
@@ -74,8 +61,8 @@ def score_test_sets(package_dir: Path, test_sets: dict[str, list[Pair]], thresho
         out[name] = {
             "pairs": len(pairs), "path": str(pairs[0].root), "changed_share": round(float(y.mean()), 4),
             "held_out": name not in seen,
-            "detector": scores(prob > threshold, y),
-            "everything_changed": scores(np.ones_like(y), y),
-            "image_difference": {**scores(diff > difference_threshold, y), "threshold": difference_threshold},
+            "detector": _rounded(scores(prob > threshold, y)),
+            "everything_changed": _rounded(scores(np.ones_like(y), y)),
+            "image_difference": {**_rounded(scores(diff > difference_threshold, y)), "threshold": difference_threshold},
         }
     return out

@@ -15,6 +15,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..events import area_m2
 from ..io import OwnedFiles, RasterGrid
 
 PROBABILITY = "change_probability.tif"
@@ -82,23 +83,6 @@ class MapWriter:
         finally:
             self.prob.close()
             self.mask.close()
-
-
-def area_m2(geoms, crs) -> list | None:
-    """Areas in square metres (geodesic on the ellipsoid for a geographic CRS), or None where the CRS is unknown."""
-    if crs is None:
-        return None
-    import pyproj
-
-    try:
-        pcrs = pyproj.CRS.from_user_input(crs.to_wkt())
-        if pcrs.is_geographic:
-            geod = pcrs.get_geod()
-            return [abs(geod.geometry_area_perimeter(g)[0]) for g in geoms]
-        factor = float(pcrs.axis_info[0].unit_conversion_factor)
-    except Exception:  # a CRS pyproj cannot read, or without units: no area in metres rather than no polygons
-        return None
-    return [g.area * factor * factor for g in geoms]
 
 
 def write_polygons(folder: Path, grid: RasterGrid, progress=None) -> int:

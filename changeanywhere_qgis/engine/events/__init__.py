@@ -10,7 +10,7 @@ from .polygons import events_from_polygons
 from .random_objects import random_events
 from .series import MAX_DATES, check_dates, date_rngs, polygons_by_date
 from .transitions import DEFAULT_TABLE_PATH, TransitionTable, builtin_tables, default_table, load_table
-from .vectorise import change_polygons, change_polygons_by_window, write_change_polygons
+from .vectorise import area_m2, change_polygons, change_polygons_by_window, write_change_polygons
 
-__all__ = ["MAX_DATES", "check_dates", "date_rngs", "polygons_by_date", "DEFAULT_TABLE_PATH", "ensure_proj_data", "EVENT_KINDS", "ChangeEvent", "ChangeResult", "TransitionTable", "builtin_tables", "change_mask",
+__all__ = ["area_m2", "MAX_DATES", "check_dates", "date_rngs", "polygons_by_date", "DEFAULT_TABLE_PATH", "ensure_proj_data", "EVENT_KINDS", "ChangeEvent", "ChangeResult", "TransitionTable", "builtin_tables", "change_mask",
            "change_polygons", "change_polygons_by_window", "default_table", "events_from_polygons", "load_table", "random_events", "write_change_polygons"]

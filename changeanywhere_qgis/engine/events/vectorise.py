@@ -64,7 +64,7 @@ def change_polygons_by_window(pre, post, transform, nodata=None, window: int = 2
                               nodata=nodata)
 
 
-def _area_m2(geoms, crs):
+def area_m2(geoms, crs):
     """Areas in square metres (geodesic for a geographic CRS), or None where the CRS is unknown."""
     if crs is None:
         return None
@@ -125,7 +125,7 @@ def _frame(polygons, crs, scheme: ClassScheme, transform):
         "to_name": np.array([scheme.name_of(b) for b in tos], dtype=object),
         "area": np.array([g.area for g in geoms], dtype=np.float64),
     }
-    areas = _area_m2(geoms, crs)
+    areas = area_m2(geoms, crs)
     columns["area_m2"] = np.array(areas if areas is not None else [np.nan] * len(geoms), dtype=np.float64)
     if transform is not None:
         pixel = abs(transform.a * transform.e - transform.b * transform.d)
