@@ -119,9 +119,16 @@ def test_an_existing_output_folder_needs_overwrite(tiny_model_dir, tmp_path, hou
     with pytest.raises(InputError, match="--overwrite"):
         _run(tiny_model_dir, houston_label_path, out)
     assert (out / "keep.txt").read_text() == "user data"
-    generate(houston_label_path, out, ChangeSpec(random=True), model=tiny_model_dir, overwrite=True,
-             settings=GenerateSettings(**FAST, device="cpu", seed=1))
+    with pytest.raises(InputError, match="not a change sample"):  # --overwrite replaces only what this tool wrote
+        generate(houston_label_path, out, ChangeSpec(random=True), model=tiny_model_dir, overwrite=True,
+                 settings=GenerateSettings(**FAST, device="cpu", seed=1))
+    assert (out / "keep.txt").read_text() == "user data"
+    (out / "keep.txt").unlink()
+    for seed in (1, 2):  # an earlier sample is replaced
+        generate(houston_label_path, out, ChangeSpec(random=True), model=tiny_model_dir, overwrite=True,
+                 settings=GenerateSettings(**FAST, device="cpu", seed=seed))
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    assert json.loads((out / "sample.json").read_text())["seed"] == 2
     assert not _no_leftovers(tmp_path)
 
 

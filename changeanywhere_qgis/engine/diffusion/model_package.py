@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError
-from ..io.replace_guard import OwnedFiles
+from ..io import OwnedFiles
 from ..landcover import ClassScheme
 from .schedule import DiffusionSchedule
 
