@@ -37,6 +37,7 @@ from qgis.PyQt.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -50,6 +51,7 @@ from .rubber_band import PolygonRubberBand
 from .series_controls import DATE_FIELD, SeriesControls, result_layers
 from .style_picker import StylePicker
 from ..processing.layer_styles import style_change_polygons, style_output
+from .detect_section import DetectSection
 from .task import GenerateTask
 
 TARGET_FIELD = "target"
@@ -267,8 +269,16 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.install_button.clicked.connect(self._install_clicked)
         self.install_button.setVisible(False)
         main.addWidget(self.install_button)
+        self.detect_section = DetectSection(self._message)  # detect change in the user's own pair (issue #37)
+        main.addWidget(self.detect_section)
         main.addStretch(1)
-        self.setWidget(body)
+        # Scrolled: the dock's sections are taller than a laptop's screen (about 1,100 px), and a dock without a
+        # scroll area would stretch the QGIS window past the screen or squeeze its controls.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
 
     def _check_dependencies(self) -> None:
         missing = dependencies.missing_modules()
@@ -616,6 +626,7 @@ class ChangeAnywhereDock(QgsDockWidget):
 
     # --- teardown -------------------------------------------------------------------------------
     def cleanup(self) -> None:
+        self.detect_section.cleanup()
         if self.task is not None:
             self.task.cancel()
         if self.install_task is not None:
