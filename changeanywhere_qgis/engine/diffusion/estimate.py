@@ -193,22 +193,19 @@ def _timed(call) -> float:
 def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     """Seconds of one network call of each graph on a full tile batch (zeros: the cost does not depend on content).
 
-    The timed calls leave no memory behind: on the CPU one tile is timed and the time multiplied by the batch (a CPU
-    call's time grows with its tiles), and the last call of each graph hands onnxruntime's CPU arena back at its end.
-    Timed on the full batch with the arena kept, the estimate alone took as much memory as a large map's whole
-    preparation, and tiles timed alone with the arena kept left their chunks beside the run's own batches
-    (docs/reference/benchmarks.md, *Memory on large maps*). On a GPU a batch costs little more than one tile, so the
-    full batch is timed there. Each graph is called once untimed first (the first call pays onnxruntime's warm-up and
-    grows its arena), then timed as the run calls it, with its arena kept: calls that hand the arena back after each
-    one pay for its allocation again every time, and timed that way the estimate was 1.4 to 2 times the run's time
-    (issue #36). The denoiser's time is the median of three calls, as other programs on the machine make single calls
-    noisy; the last timed call of each graph is the one that hands its arena back."""
-    timed = 1 if pkg.device == "cpu" else batch
+    Each graph is called once untimed (the first call pays onnxruntime's warm-up and grows its arena), then timed as
+    the run calls it: on the full batch, its arena kept; the last timed call of each graph hands the arena back at
+    its end, so the estimate leaves no memory behind, and its peak (one graph's batch) stays below the run's (every
+    graph's batch: ``network_bytes``). The denoiser's time is the median of three calls, as other programs on the
+    machine make single calls noisy. Timed on one tile and multiplied by the batch, handing the arena back after every
+    call, the estimate was 1.6 times the run's network time at 1024² and 3 to 4 times at 16384² on a 2-core machine
+    (issue #36): a batch's call uses the cores better than a tile's, and a call after a hand-back pays the arena's
+    allocation again."""
     release = pkg.releasing_memory()
     tile, f, k = pkg.tile_size, pkg.downsample, len(pkg.scheme.classes)
-    latent = np.zeros((timed, pkg.latent_channels, tile // f, tile // f), dtype=np.float32)
-    steps = np.zeros(timed, dtype=np.int64)
-    condition = pkg.condition(np.zeros((timed, k, tile, tile), dtype=np.float32))
+    latent = np.zeros((batch, pkg.latent_channels, tile // f, tile // f), dtype=np.float32)
+    steps = np.zeros(batch, dtype=np.int64)
+    condition = pkg.condition(np.zeros((batch, k, tile, tile), dtype=np.float32))
     pkg.denoise_with(latent, steps, condition)
     seconds = {"denoiser": float(np.median([_timed(lambda: pkg.denoise_with(latent, steps, condition)),
                                             _timed(lambda: pkg.denoise_with(latent, steps, condition)),
@@ -216,10 +213,10 @@ def time_per_call(pkg, batch: int, with_image: bool) -> dict[str, float]:
     pkg.decode(latent)
     seconds["decoder"] = _timed(lambda: release.decode(latent))
     if with_image:
-        image = np.zeros((timed, 3, tile, tile), dtype=np.float32)
+        image = np.zeros((batch, 3, tile, tile), dtype=np.float32)
         pkg.encode(image)
         seconds["encoder"] = _timed(lambda: release.encode(image))
-    return {graph: value * batch / timed for graph, value in seconds.items()}
+    return seconds
 
 
 def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: bool, tile_px: int | None = None,
@@ -237,7 +234,7 @@ def estimate_seconds(pkg, tiles: int, steps: int, batch_size: int, with_image: b
     if tile_px:
         per = {graph: seconds * (tile_px / pkg.tile_size) ** 2 for graph, seconds in per.items()}
     # a CPU call's time grows with its tiles, so a last batch short of tiles costs its tiles' share (9 tiles in
-    # batches of 4: 9/4 batches' time, not 3); a GPU's costs a whole batch
+    # batches of 4: 9/4 batches' time, not 3); a GPU's costs about a whole batch
     batches = tiles / batch if pkg.device == "cpu" else math.ceil(tiles / batch)
     return pair_seconds(per, batches, steps * sampled, (1 if with_image else 2) if decodes is None else decodes)
 

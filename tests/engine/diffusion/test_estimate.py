@@ -73,19 +73,19 @@ class _Calls:
         return self.pkg.decode(latent)
 
 
-def test_the_estimate_times_one_tile_on_the_cpu_and_keeps_no_arena(tiny_model_dir):
+def test_the_estimate_times_the_full_batch_as_the_run_calls_it_and_keeps_no_arena(tiny_model_dir):
+    """Timed as the run calls each graph (a full batch, the arena kept), after an untimed warm-up; the last timed call
+    of each graph hands the arena back (issue #36: one tile with the arena handed back after each call took 1.6 to 4
+    times the run's time)."""
     pkg = load_model_package(tiny_model_dir, "cpu", 1)
     calls = _Calls(pkg, "cpu")
     seconds = time_per_call(calls, 4, with_image=False)
-    assert calls.tiles and all(tiles == 1 for _, tiles, _ in calls.tiles)
-    for graph in ("denoiser", "decoder"):  # timed as the run calls it (arena kept); the last call hands the arena back
+    assert calls.tiles and all(tiles == 4 for _, tiles, _ in calls.tiles)
+    for graph in ("denoiser", "decoder"):
         released = [r for g, _, r in calls.tiles if g == graph]
-        assert released[-1] and not any(released[:-1]), calls.tiles
+        assert len(released) >= 2 and released[-1] and not any(released[:-1]), calls.tiles
     assert set(seconds) == {"denoiser", "decoder"} and all(v > 0 for v in seconds.values())
     assert not pkg.release_memory  # the run's own package keeps its arena
-    on_gpu = _Calls(pkg, "cuda")  # the same sessions, taken for a GPU's: the full batch is timed there
-    time_per_call(on_gpu, 4, with_image=False)
-    assert {tiles for _, tiles, _ in on_gpu.tiles} == {4}
 
 
 def test_a_last_batch_short_of_tiles_costs_its_tiles_on_the_cpu(tiny_model_dir, monkeypatch):
