@@ -12,6 +12,7 @@ from detector_package import SAMPLES, detector_package
 from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer, QgsSingleBandPseudoColorRenderer, QgsVectorLayer
 from qgis_helpers import wait_until
 
+from changeanywhere_qgis.gui.detect_section import DetectSection
 from changeanywhere_qgis.gui.dock import ChangeAnywhereDock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +31,7 @@ def section(qgis_iface, clean_project, tmp_path):
     clean_project.addMapLayers([a, b])
     dock = ChangeAnywhereDock(qgis_iface)
     s = dock.detect_section
+    assert dock.findChild(DetectSection) is s  # in the dock, not only made
     s.before_combo.setLayer(a)
     s.output_widget.setFilePath(str(tmp_path))
     yield s, a, b, tmp_path
