@@ -23,7 +23,7 @@ PROBABILITY, MASK, POLYGONS = "probability", "mask", "polygons"
 def style_probability(layer) -> None:
     """0 transparent, through yellow, to red at 1: unchanged land shows the image below it."""
     ramp = QgsColorRampShader(0.0, 1.0)
-    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
     ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(0.0, QColor(255, 255, 178, 0), "0"),
                                QgsColorRampShader.ColorRampItem(0.5, QColor(253, 141, 60, 160), "0.5"),
                                QgsColorRampShader.ColorRampItem(1.0, QColor(189, 0, 38, 230), "1")])
