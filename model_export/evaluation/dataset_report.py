@@ -521,10 +521,11 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
             lines += ["", "Baseline arms, made without any model from the same real maps and images (the dataset command's "
                       "windows; `model_export/evaluation/baselines`), trained the same way on their own train and val splits, "
                       "each net's threshold picked on its own arm's test split:", "",
-                      "| arm | after | samples | changed pixels | made by |", "| --- | --- | --- | --- | --- |"]
-            for name, b in cd["baselines"].items():
-                made = "<br>".join(f"`{c}`" for c in b["commands"] if c)
-                lines.append(f"| {name} | {', '.join(b['after'])} | {b['samples']} | {b['changed_fraction_mean']:.1%} | {made} |")
+                      "| arm | after | samples | changed pixels | folders (each one's command in its README.md) |",
+                      "| --- | --- | --- | --- | --- |"]
+            for name, b in cd["baselines"].items():  # the commands list every map: results.json holds them, not the table
+                folders = ", ".join(f"`{f}`" for f in b["datasets"])
+                lines.append(f"| {name} | {', '.join(b['after'])} | {b['samples']} | {b['changed_fraction_mean']:.1%} | {folders} |")
             lines.append("")
         seeds = t.get("net_seeds", [settings.seed])
         if len(seeds) > 1:
