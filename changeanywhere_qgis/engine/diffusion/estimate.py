@@ -40,10 +40,13 @@ WINDOWED_SIMULATE_BYTES_PER_PIXEL = 0.5
 WINDOWED_GENERATE_BYTES_PER_PIXEL = WINDOWED_SIMULATE_BYTES_PER_PIXEL
 # The networks' working memory per tile of a batch: onnxruntime's arena for one call's activations, which each graph's
 # session keeps between calls, so a run's peak holds the denoiser's and the decoder's (and, with an image to encode,
-# the encoder's) at once, each for a full batch. Measured with the bundled model on 256 px tiles, guidance on (the
-# denoiser runs its conditional and unconditional halves together): batch 4 over 4 (`python -m benchmarks.network_memory`);
-# another tile size scales them by its area.
-NETWORK_BYTES_PER_TILE = {"denoiser": 113 << 20, "decoder": 135 << 20, "encoder": 50 << 20}
+# the encoder's) at once, each for a full batch. Measured in a run: the 512 px sample with the bundled model (256 px
+# tiles, batch 4, guidance on), its peak minus what the process held at the estimate, 702 MB
+# (`python -m benchmarks.estimate_probe changeanywhere_qgis/samples/houston_label.tif OUT --steps 1`: 862 MB against
+# 160), shared between the graphs as each alone takes (`python -m benchmarks.network_memory`: 113, 135 and 50 MB per
+# tile, called alone in a fresh process, where the arena grows further than in a run); another tile size scales them
+# by its area.
+NETWORK_BYTES_PER_TILE = {"denoiser": 80 << 20, "decoder": 96 << 20, "encoder": 36 << 20}
 NETWORK_TILE_PX = 256
 LONG_WORK_TILE_CALLS = 1000  # below this many tile-passes through a network, a run is short: no timing call
 
