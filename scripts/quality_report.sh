@@ -10,7 +10,7 @@
 #      one and the baselines, NETS_PER_ARM nets each) -> docs/research/quality.md;
 #   4. seams inside 512 px tiles -> docs/research/quality-seams.md.
 # Several hours on 2 idle CPU cores at the defaults: each change-detection net trains CD_EPOCHS epochs (20: 2,000 steps
-# on the 800 training samples, about 12 minutes here), 5 arms x NETS_PER_ARM nets, and their few-shot runs.
+# on the 800 training samples, about 12 minutes here), 6 arms (5 without the inpainted one) x NETS_PER_ARM nets, and their few-shot runs.
 # 20 DDIM steps, not the engine's 50: the usefulness checks U1 and U2 (docs/research/usefulness-checks.md) were measured
 # at 20, and 1,000 samples take about half an hour at 20 against an hour at 50 (about 16 samples a minute with 2
 # workers); STEPS=50 measures the engine's default.
@@ -19,7 +19,23 @@
 # again and repeats the few-shot runs. The nets stop after CD_EPOCHS epochs, never by a time limit (--max-minutes 0),
 # so that a busy machine does not change a figure.
 # TRANSITIONS=buildings makes the datasets with building change alone (scripts/usefulness_datasets.sh).
+# POST_EVENTS="full inpaint" (the default) also makes each source's dataset with --post-event inpaint (same maps, images,
+# count, seed, steps) in $OUT/inpaint/<source>, and evaluate trains it as one more generated arm (--arm inpaint=...,
+# rows "inpaint (pre-event real)"), never as a baseline; POST_EVENTS=full leaves it out.
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
+#
+# Over several sessions (it takes longer than one, and the next may start on a fresh machine without build/):
+# evaluate writes each change-detection net's figures, as soon as they are known, to one small JSON file per net in
+# $FIGURES/nets/ (<arm>-seed<k>.json, and reference-seed<k>.json for the untrained net, image differencing and the
+# few-shot nets from scratch), keyed by the identity of the data (a hash of each dataset's dataset.json or baseline.json,
+# manifest and split lists, paths reduced to file names) and the settings that change a figure; a rerun reads every file
+# that matches and trains only the missing nets, so the figures do not depend on how many sessions made them.
+#   1. run `make quality` (or this script) with the same settings; stop it whenever the session ends;
+#   2. commit what is finished: git add $FIGURES/nets && git commit -m "quality: nets so far" -- $FIGURES/nets
+#   3. next session, same settings: on the same machine FROM_STEP=3 scripts/quality_report.sh; on a fresh one run it
+#      whole: the datasets are deterministic by seed, so step 1 remakes the same ones (same identity) and step 3 trains
+#      only what is missing. Repeat until it writes $REPORT, then commit the report and $FIGURES.
+# A net file made from other data or settings is trained again and replaced (delete $FIGURES/nets to retrain them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -35,7 +51,8 @@ NETS_PER_ARM=${NETS_PER_ARM:-3}
 CD_EPOCHS=${CD_EPOCHS:-20}
 BASELINES=${BASELINES-copy-paste random-pairing}  # BASELINES="" leaves them out
 BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
-export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS BASELINES BASELINES_OUT
+POST_EVENTS=${POST_EVENTS:-full inpaint}  # "full": the default datasets alone
+export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS BASELINES BASELINES_OUT POST_EVENTS
 mkdir -p "$OUT"
 
 STEP=${FROM_STEP:-1}
@@ -69,9 +86,13 @@ baseline_args=()  # one arm per baseline, all four sources' datasets joined as t
 for method in $BASELINES; do
   baseline_args+=(--baseline "$method=$BASELINES_OUT/$method/oem,$BASELINES_OUT/$method/loveda,$BASELINES_OUT/$method/dubai,$BASELINES_OUT/$method/flair")
 done
+arm_args=()  # the inpainted samples: one more generated arm, all four sources joined, when they were made
+if [ -f "$OUT/inpaint/oem/dataset.json" ]; then
+  arm_args+=(--arm "inpaint=$OUT/inpaint/oem,$OUT/inpaint/loveda,$OUT/inpaint/dubai,$OUT/inpaint/flair")
+fi
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
   --segmentation "$SEG" --threads 2 --cd-epochs "$CD_EPOCHS" --max-minutes 0 --compare-pre-event --compare-appearance-shift \
-  --nets-per-arm "$NETS_PER_ARM" ${baseline_args[@]+"${baseline_args[@]}"} \
+  --nets-per-arm "$NETS_PER_ARM" ${baseline_args[@]+"${baseline_args[@]}"} ${arm_args[@]+"${arm_args[@]}"} \
   --test-sets data/levir-cd data/whu-cd --notes-file docs/research/quality-notes.md \
   --note "**Resumed after a kill.** \`scripts/quality_report.sh\` ran the datasets' command with 2 local workers, killed it and its workers with SIGKILL after ${KILL_AFTER_S} s ($killed_at samples of the first dataset written), and ran the same command again: $resumed. \`tests/engine/dataset/test_dataset.py\` checks that a killed-and-resumed run equals an uninterrupted one byte for byte." \
   --note "**Same on Dask.** \`python -m benchmarks.dataset_bench --dask-check $OUT/oem --samples 10\` made the first 10 samples again on a two-worker Dask LocalCluster: $same (\`tests/engine/dataset/test_dask.py\` checks the same on every test run)."

@@ -11,6 +11,9 @@
 # BASELINES="copy-paste random-pairing" also makes, from each source's same maps, images, count, tile, seed and remap, the
 # baselines that need no model (python -m model_export.evaluation.baselines; issue #33) in $BASELINES_OUT/<method>/<source>
 # (default $OUT/baselines); copy-paste matches each generated sample's changed share. Default: none.
+# POST_EVENTS="full inpaint" also makes, per source, the same dataset command (same maps, images, count, seed, steps) with
+# --post-event inpaint (image B is image A beyond the change; docs/guide/inpainting.md) into $OUT/inpaint/<source>, an arm
+# of its own for `evaluate --arm inpaint=...`; its card names the mode. Default: full (the datasets in $OUT/<source>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,6 +25,10 @@ TRANSITIONS=${TRANSITIONS:-}
 STORED=${STORED:-real}
 BASELINES=${BASELINES:-}
 BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
+POST_EVENTS=${POST_EVENTS:-full}
+for mode in $POST_EVENTS; do
+  case "$mode" in full|inpaint) ;; *) echo "usefulness_datasets.sh: POST_EVENTS holds 'full' and/or 'inpaint', not '$mode'" >&2; exit 2 ;; esac
+done
 case "$STORED" in
   real) stored_args=(--pre-event real --no-appearance-shift) ;;
   redrawn-shifted) stored_args=(--pre-event redrawn --appearance-shift) ;;
@@ -37,13 +44,17 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
   for s in $sem_glob; do sems+=("$s"); imgs+=("$img_dir/$(basename "${s%.*}").$img_ext"); done
   local remap_args=(); [ "$remap" = none ] || remap_args=(--remap "$remap")
   local table_args=(); [ -z "$TRANSITIONS" ] || table_args=(--transitions "$TRANSITIONS")
-  echo "dataset $name: $count samples from ${#sems[@]} maps"
-  # STORED=real (--pre-event real --no-appearance-shift): the evaluation makes the redrawn and the shifted variants itself
-  # from the same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land
-  # unshifted
-  "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" "${stored_args[@]}" "${remap_args[@]}" "${table_args[@]}" \
-    --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
-    --model "$MODEL" --out "$OUT/$name" 2>&1 | tail -2
+  local mode out
+  for mode in $POST_EVENTS; do
+    out=$OUT/$name; [ "$mode" = full ] || out=$OUT/$mode/$name
+    echo "dataset $name (post-event $mode): $count samples from ${#sems[@]} maps"
+    # STORED=real (--pre-event real --no-appearance-shift): the evaluation makes the redrawn and the shifted variants itself
+    # from the same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land
+    # unshifted
+    "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" "${stored_args[@]}" "${remap_args[@]}" "${table_args[@]}" \
+      --post-event "$mode" --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
+      --model "$MODEL" --out "$out" 2>&1 | tail -2
+  done
   for method in $BASELINES; do
     local extra=(); [ "$method" != copy-paste ] || [ -z "$TRANSITIONS" ] || extra=(--transitions "$TRANSITIONS")
     echo "baseline $method of $name"

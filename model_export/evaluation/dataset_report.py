@@ -20,6 +20,10 @@ With PyTorch (``--no-torch`` skips these), also:
   pre-event image redrawn by the model's autoencoder (what ``--pre-event redrawn`` makes); with
   ``--compare-appearance-shift``, once more with every generated post-event image shifted in appearance, each by its
   sample's own draw (what ``dataset --appearance-shift`` makes).
+  ``--baseline NAME=DIR,...`` adds arms made without the model (``baselines/``); ``--arm NAME=DIR,...`` adds generated arms
+  made another way (e.g. ``--post-event inpaint``), each trained on its own samples and reported among the generated ones.
+  Each net's figures go to one JSON file in FIGURES/nets (``net_cache.py``) as soon as they are known; a rerun with the
+  same data and settings reads them and trains only the missing nets.
 
 The report is markdown with PNG figures; ``results.json`` beside the figures holds every number.
 """
@@ -70,6 +74,12 @@ class EvaluateSettings:
     # arm name -> folders of a baseline made without the model (model_export/evaluation/baselines): more arms of the
     # usefulness test, trained and judged as the generated ones
     baselines: dict = field(default_factory=dict)
+    # arm name -> folders of datasets generated another way (e.g. --post-event inpaint): arms reported among the generated
+    # ones, each trained on its own samples
+    arms: dict = field(default_factory=dict)
+    # one JSON file per change-detection net (net_cache.py): a rerun trains only the nets whose file is missing or stale;
+    # None: a "nets" folder in the figures folder
+    nets_folder: str | None = None
     use_torch: bool = True
     seed: int = 0
     threads: int | None = None
@@ -216,6 +226,12 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
     if settings.nets_per_arm < 1:
         raise InputError(f"--nets-per-arm must be at least 1, not {settings.nets_per_arm}.")
     baselines = _baselines(settings.baselines)  # a wrong folder fails now, not after hours of training
+    arms = _arms(settings.arms)
+    modes = sorted({spec["settings"].get("post_event", "full") for _, spec, _ in opened})
+    if len(modes) > 1:
+        raise InputError(f"The generated datasets were made with different --post-event modes ({', '.join(modes)}): one net "
+                         "trained on all of them would mix the arms. Give the datasets of one mode, and the others as an arm "
+                         "of their own, e.g. --arm inpaint=DIR,DIR.")
     # the change-detection nets read LEVIR-CD's flat folders with list/<split>.txt
     levir_layouts = [root for root, spec, _ in opened
                      if spec["settings"]["layout"] != "second" and not spec["settings"].get("split_folders")]
@@ -285,9 +301,14 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
                 few_shot_steps=settings.few_shot_steps, redraw=_redrawer(opened[0][1]) if settings.compare_pre_event else None,
                 shift=_shifter() if settings.compare_appearance_shift else None,
                 baselines={name: b["datasets"] for name, b in baselines.items()},
+                arms={a["variant"]: a["datasets"] for a in arms.values()},
+                cache_dir=Path(settings.nets_folder) if settings.nets_folder else figures / "nets",
                 log=lambda m: progress.stage(m))
-            save_figure(figures / "real_predictions.jpg", cd.pop("figure"))
+            figure = cd.pop("figure")
+            if figure is not None:  # None: the first net was read from its file, and its figure was written with it
+                save_figure(figures / "real_predictions.jpg", figure)
             cd["baselines"] = baselines
+            cd["arms"] = arms
             results["change_detection"] = cd
         progress.advance(total)
     results["notes"] = notes
@@ -314,6 +335,30 @@ def _baselines(given: dict) -> dict:
                      "after": sorted({s["after"] for s in specs}), "samples": len(records),
                      "changed_fraction_mean": float(np.mean([r["changed_fraction"] for r in records])),
                      "commands": [s["command"] for s in specs]}
+    return out
+
+
+def _arms(given: dict) -> dict:
+    """{arm name: what the report says of it} for the generated arms made another way (``--arm``): each folder a finished
+    dataset in the LEVIR-CD layout, all of one arm made with one --post-event mode and one pre-event arm."""
+    out = {}
+    for name, folders in given.items():
+        opened = [_open_dataset(f) for f in folders]
+        by_mode: dict = {}
+        for root, spec, _ in opened:
+            by_mode.setdefault(spec["settings"].get("post_event", "full"), []).append(str(root))
+        if len(by_mode) > 1:
+            raise InputError(f"--arm {name}: its datasets were made with different --post-event modes ("
+                             + "; ".join(f"{mode}: {', '.join(roots)}" for mode, roots in sorted(by_mode.items()))
+                             + "). Give each mode as an arm of its own, e.g. --arm inpaint=DIR,DIR.")
+        flat = [str(root) for root, spec, _ in opened if spec["settings"]["layout"] == "second" or spec["settings"].get("split_folders")]
+        if flat:
+            raise InputError(f"--arm {name}: {', '.join(flat)} are not in the LEVIR-CD layout with list/ that the change-detection "
+                             "nets read. Make them with --layout levir.")
+        stored = _stored_arm([spec for _, spec, _ in opened])
+        out[name] = {"datasets": [str(f) for f in folders], "post_event": next(iter(by_mode)), "pre_event": stored,
+                     "samples": sum(len(r) for _, _, r in opened), "variant": f"{name} (pre-event {stored})",
+                     "commands": [dataset_command(spec, len(r), str(root)) for root, spec, r in opened]}
     return out
 
 
@@ -527,6 +572,14 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                 folders = ", ".join(f"`{f}`" for f in b["datasets"])
                 lines.append(f"| {name} | {', '.join(b['after'])} | {b['samples']} | {b['changed_fraction_mean']:.1%} | {folders} |")
             lines.append("")
+        if cd.get("arms"):
+            lines += ["", "More generated arms, made by the dataset command in another way and trained the same way on their own "
+                      "train and val splits (their rows are among the generated data's; the gains over the baselines count them):", "",
+                      "| arm | post-event | samples | folders (each one's command in its README.md) |", "| --- | --- | --- | --- |"]
+            for name, a in cd["arms"].items():
+                folders = ", ".join(f"`{f}`" for f in a["datasets"])
+                lines.append(f"| {a['variant']} | {a['post_event']} | {a['samples']} | {folders} |")
+            lines.append("")
         seeds = t.get("net_seeds", [settings.seed])
         if len(seeds) > 1:
             lines.append(f"{len(seeds)} nets per arm, each from its own initial weights and crops (seeds {seeds[0]}-{seeds[-1]}); "
@@ -534,7 +587,8 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
                          "nets and splits together.")
         for variant, info in t["variants"].items():
             for net_seed, one in zip(seeds, info.get("per_net", [info])):
-                arm = f"Baseline {variant[len('baseline: '):]}" if variant.startswith("baseline: ") else f"Pre-event images {variant}"
+                arm = (f"Baseline {variant[len('baseline: '):]}" if variant.startswith("baseline: ") else
+                       f"Generated arm {variant[len('arm: '):]}" if variant.startswith("arm: ") else f"Pre-event images {variant}")
                 lines.append(f"{arm}{f' (seed {net_seed})' if len(seeds) > 1 else ''}: {one['epochs_run']} epochs, "
                              f"{one['steps']} steps, {one['seconds'] / 60:.1f} min, stopped by {one['stopped_by']}; "
                              f"loss {_fmt(one['loss_first'], '{:.3f}')} → {_fmt(one['loss_last'], '{:.3f}')}.")
@@ -610,6 +664,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baseline", action="append", default=[], metavar="NAME=DIR[,DIR...]",
                     help="one more arm of the usefulness test: a baseline made without the model (python -m "
                          "model_export.evaluation.baselines copy-paste|random-pairing), its datasets joined by commas; repeatable")
+    ev.add_argument("--arm", action="append", default=[], metavar="NAME=DIR[,DIR...]",
+                    help="one more generated arm, made by the dataset command another way (e.g. --post-event inpaint), its "
+                         "datasets joined by commas; trained on its own samples and reported among the generated arms (not a "
+                         "baseline); all of one arm's datasets must share one --post-event mode; repeatable")
+    ev.add_argument("--nets-folder", metavar="DIR",
+                    help="one JSON file per change-detection net with its figures (default: FIGURES/nets); a rerun with the "
+                         "same data and settings reads them and trains only the missing nets, so a long run resumes across "
+                         "sessions and machines")
     ev.add_argument("--no-torch", action="store_true", help="skip the parts that need PyTorch (segmentation, change detection)")
     ev.add_argument("--note", action="append", default=[], metavar="MARKDOWN", help="a paragraph to put at the top of the report (repeatable)")
     ev.add_argument("--notes-file", metavar="FILE", help="markdown to put at the top of the report")
@@ -619,16 +681,17 @@ def build_parser() -> argparse.ArgumentParser:
     return ev
 
 
-def _baseline_args(given: list[str]) -> dict:
-    """``--baseline NAME=DIR[,DIR...]`` options -> {name: [folders]}."""
+def _baseline_args(given: list[str], option: str = "--baseline",
+                   example: str = "copy-paste=build/usefulness/baselines/copy-paste/oem") -> dict:
+    """``--baseline NAME=DIR[,DIR...]`` (or ``--arm``) options -> {name: [folders]}."""
     out: dict = {}
     for item in given:
         name, _, folders = item.partition("=")
         name = name.strip()
         if not name or not folders.strip():
-            raise InputError(f"--baseline {item!r}: give NAME=DIR (or NAME=DIR,DIR,...), e.g. copy-paste=build/usefulness/baselines/copy-paste/oem.")
+            raise InputError(f"{option} {item!r}: give NAME=DIR (or NAME=DIR,DIR,...), e.g. {example}.")
         if name in out:
-            raise InputError(f"--baseline {name!r} is given twice; give each arm once, its folders joined by commas.")
+            raise InputError(f"{option} {name!r} is given twice; give each arm once, its folders joined by commas.")
         out[name] = [f.strip() for f in folders.split(",") if f.strip()]
     return out
 
@@ -651,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
                                     few_shot_steps=args.few_shot_steps, compare_pre_event=args.compare_pre_event,
                                     compare_appearance_shift=args.compare_appearance_shift, nets_per_arm=args.nets_per_arm,
                                     baselines=_baseline_args(args.baseline),
+                                    arms=_baseline_args(args.arm, "--arm", "inpaint=build/usefulness/inpaint/oem"),
+                                    nets_folder=args.nets_folder,
                                     use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes,
                                     rerender=args.rerender, command="python -m model_export.evaluation.dataset_report " + shlex.join(argv))
         progress, bar = progress_bar()

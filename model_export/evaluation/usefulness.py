@@ -195,7 +195,7 @@ def _few_shot_splits(n: int, k: int, splits: int, seed: int) -> list[list[int]]:
 def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
                               threads: int | None = None, widths=(16, 32, 64, 128), few_shot_k=(1, 3, 5), few_shot_splits: int = 3,
                               few_shot_steps: int = 150, redraw=None, shift=None, nets_per_arm: int = 1, stored: str = "real",
-                              baselines: dict | None = None, log=print) -> dict:
+                              baselines: dict | None = None, arms: dict | None = None, cache_dir=None, log=print) -> dict:
     """Is the generated data useful? FC-Siam-diff trained only on the generated datasets, tested on real pairs.
 
     ``datasets``: generated datasets (LEVIR-CD layout): train and val splits train, the test split picks thresholds.
@@ -207,7 +207,12 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     B as ``dataset --appearance-shift`` would have made it; then one more net is trained with every generated B
     shifted, on the last variant's pre-event images. ``baselines``: {name: [datasets in the LEVIR-CD layout made without
     the model, e.g. by ``python -m model_export.evaluation.baselines``]}: one more arm each, trained and judged exactly as
-    the generated arms (its own train/val splits, its threshold picked on its own test split).
+    the generated arms (its own train/val splits, its threshold picked on its own test split). ``arms``: {name: [datasets
+    generated another way, e.g. with ``--post-event inpaint``]}: arms trained the same way on their own samples, but
+    reported among the generated arms (``name`` says how they were made, e.g. "inpaint (pre-event real)").
+
+    ``cache_dir``: a folder of one JSON file per net (``net_cache.py``): a net whose file matches (same arm, seed, data
+    identity and settings) is not trained again; every net trained now writes its file as soon as its figures are known.
 
     Zero-shot, per test set: the trained net(s), the same net untrained (same initial weights), image differencing
     (threshold from the generated data) and "everything changed". Few-shot, per test set and k: for each of
@@ -240,7 +245,24 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     for name, folders in (baselines or {}).items():
         variants[BASELINE + name] = (*_generated([Path(f) for f in folders], ("train", "val"))[:3],
                                      *_generated([Path(f) for f in folders], ("test",))[:3])
+    for name, folders in (arms or {}).items():
+        variants[ARM + name] = (*_generated([Path(f) for f in folders], ("train", "val"))[:3],
+                                *_generated([Path(f) for f in folders], ("test",))[:3])
     real = {name: load_levir_folder(Path(folder)) for name, folder in test_sets.items()}
+    cache, keys = None, None
+    if cache_dir is not None:
+        from .net_cache import NetCache, folders_identity, test_set_identity
+
+        settings = {"epochs": epochs, "max_minutes": max_minutes, "widths": list(widths), "few_shot_k": list(few_shot_k),
+                    "few_shot_splits": few_shot_splits, "few_shot_steps": few_shot_steps, "split_seed": seed,
+                    "test_sets": {name: test_set_identity(folder) for name, folder in test_sets.items()}}
+        generated = folders_identity(datasets)
+        keys = {v: {**settings, "arm": v, "data": generated} for v in variants}  # redrawn and shifted: the stored samples, made over
+        keys |= {BASELINE + n: {**settings, "arm": BASELINE + n, "data": folders_identity(f)} for n, f in (baselines or {}).items()}
+        keys |= {ARM + n: {**settings, "arm": ARM + n, "data": folders_identity(f)} for n, f in (arms or {}).items()}
+        # the untrained net's and image differencing's thresholds are picked on the first arm's test split
+        keys[REFERENCE] = {**settings, "arm": REFERENCE, "pick": stored, "data": generated}
+        cache = NetCache(cache_dir)
 
     net_seeds = [seed + i for i in range(nets_per_arm)]
     runs = []
@@ -249,7 +271,8 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
             log(f"change-detection nets of seed {net_seed} ({i + 1} of {nets_per_arm})")
         runs.append(_one_seed(variants, real, net_seed=net_seed, split_seed=seed, epochs=epochs, max_minutes=max_minutes,
                               widths=widths, few_shot_k=few_shot_k, few_shot_splits=few_shot_splits, few_shot_steps=few_shot_steps,
-                              log=log))
+                              log=log, cache=cache, keys=None if keys is None else
+                              {v: {**key, "net_seed": net_seed} for v, key in keys.items()}))
     train_info = {v: runs[0]["train"][v] | ({"per_net": [r["train"][v] for r in runs]} if nets_per_arm > 1 else {})
                   for v in variants}
     return {
@@ -260,81 +283,133 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         "few_shot_settings": {"k": list(few_shot_k), "splits": few_shot_splits, "steps": few_shot_steps, "threshold": FEW_SHOT_THRESHOLD},
         "train": {"samples": len(train_names), "datasets": [str(d) for d in datasets], "tile": int(ta.shape[-1]), "widths": list(widths),
                   "epochs": epochs, "max_minutes": max_minutes, "crop": min(128, ta.shape[-1]), "variants": train_info,
-                  "net_seeds": net_seeds, "baselines": {name: [str(f) for f in folders] for name, folders in (baselines or {}).items()}},
+                  "net_seeds": net_seeds, "baselines": {name: [str(f) for f in folders] for name, folders in (baselines or {}).items()},
+                  "arms": {name: [str(f) for f in folders] for name, folders in (arms or {}).items()}},
         "threshold_samples": len(pick_names),
         "test_sets": {name: {"pairs": len(v[3]), "path": str(test_sets[name]), "changed_share": float(v[2].mean())} for name, v in real.items()},
-        "figure": runs[0]["figure"],
+        "figure": runs[0]["figure"],  # None when the first arm's first net was read from the cache
         "figure_columns": ["A (real)", "B (real)", "truth", "FC-Siam-diff (generated data)", "image difference"],
     }
 
 
 BASELINE = "baseline: "  # the variants of the baseline arms (no model) are named "baseline: copy-paste", ...
+ARM = "arm: "  # more generated arms, made another way: "arm: inpaint (pre-event real)", ...
 
 
 def _trained_on(variant: str) -> str:
     """What a net of this arm was trained on, as the report's rows name it."""
     if variant.startswith(BASELINE):
         return f"the {variant[len(BASELINE):]} baseline (no model)"
+    if variant.startswith(ARM):
+        return f"generated data, {variant[len(ARM):]}"
     return f"generated data (pre-event {variant})"
 
 
-def _one_seed(variants: dict, real: dict, *, net_seed: int, split_seed: int, epochs: int, max_minutes, widths,
-              few_shot_k, few_shot_splits: int, few_shot_steps: int, log) -> dict:
-    """Zero- and few-shot for one set of nets (one per variant) from the initial weights of ``net_seed``."""
-    torch.manual_seed(net_seed)
-    untrained = FCSiamDiff(widths)
-    nets, train_info = {}, {}
-    for variant, (a_train, b_train, y_train, _, _, _) in variants.items():
-        net = FCSiamDiff(widths)
-        net.load_state_dict(untrained.state_dict())  # the same initial weights for every net
-        log(f"training FC-Siam-diff on {_trained_on(variant)}")
-        train_info[variant] = {**train(net, a_train, b_train, y_train, epochs=epochs, max_minutes=max_minutes, seed=net_seed, log=log),
-                               "samples": len(a_train)}
-        nets[variant] = net
+def _train_arm_net(variant: str, untrained: nn.Module, data: tuple, *, widths, epochs: int, max_minutes, net_seed: int,
+                   log) -> tuple[nn.Module, dict]:
+    """One arm's net from the seed's shared initial weights, trained on the arm's train and val samples."""
+    a_train, b_train, y_train = data[:3]
+    net = FCSiamDiff(widths)
+    net.load_state_dict(untrained.state_dict())  # the same initial weights for every net
+    log(f"training FC-Siam-diff on {_trained_on(variant)}")
+    info = {**train(net, a_train, b_train, y_train, epochs=epochs, max_minutes=max_minutes, seed=net_seed, log=log),
+            "samples": len(a_train)}
+    return net, info
 
-    # every zero-shot method: (its score of a pair set, its threshold picked once on the generated test split)
-    pick = next(iter(variants.values()))[3:]  # the stored pre- and post-event images (and labels) of the generated test split
-    # each arm's net picks its threshold on its own arm's test split (a baseline's on the baseline's)
-    methods = {f"FC-Siam-diff, trained on {_trained_on(v)}": (lambda a, b, n=n: predict(n, a, b), *variants[v][3:])
-               for v, n in nets.items()}
-    methods["FC-Siam-diff, untrained"] = (lambda a, b: predict(untrained, a, b), *pick)
-    methods["image difference (threshold from the generated data)"] = (image_difference, *pick)
-    grids = {"image difference (threshold from the generated data)": np.arange(1, 256, 2, dtype=np.float32)}
-    thresholds = {m: best_threshold(score(a_pick, b_pick), y_pick, grids.get(m, ZERO_SHOT_GRID))
-                  for m, (score, a_pick, b_pick, y_pick) in methods.items()}
 
-    zero, figure = {}, None
-    for name, (la, lb, ly, _) in real.items():
-        rows = {m: _zero_shot(score(la, lb), ly, thresholds[m]) for m, (score, *_) in methods.items()}
-        rows["everything changed"] = scores(np.ones_like(ly), ly)
-        if figure is None:
-            first = next(iter(nets))
-            figure = _figure(la[:4], lb[:4], ly[:4], rows[f"FC-Siam-diff, trained on generated data (pre-event {first})"]["prediction"][:4],
-                             rows["image difference (threshold from the generated data)"]["prediction"][:4])
-        zero[name] = {method: {k: v for k, v in r.items() if k != "prediction"} for method, r in rows.items()}
+def _method_figures(score, pick: tuple, real: dict, grid=ZERO_SHOT_GRID) -> tuple[dict, dict]:
+    """Zero-shot rows of one method on every test set at its threshold picked on ``pick`` (A, B, label); and the
+    predictions, for the figure."""
+    t = best_threshold(score(pick[0], pick[1]), pick[2], grid)
+    rows = {name: _zero_shot(score(la, lb), ly, t) for name, (la, lb, ly, _) in real.items()}
+    return ({name: {k: v for k, v in r.items() if k != "prediction"} for name, r in rows.items()},
+            {name: r["prediction"] for name, r in rows.items()})
 
+
+def _few_shot_runs(start: nn.Module, real: dict, *, widths, net_seed: int, split_seed: int, few_shot_k, few_shot_splits: int,
+                   few_shot_steps: int) -> dict:
+    """{test set: {k: [one run per split]}}: the net ``start`` fine-tuned on k real pairs, scored on the others."""
     few: dict = {}
     for name, (la, lb, ly, names) in real.items():
         few[name] = {}
         for k in few_shot_k:
             if k >= len(names):
                 continue
-            starts = {f"pre-trained on {_trained_on(v)}, fine-tuned": n for v, n in nets.items()} | {"from scratch": untrained}
-            runs: dict = {m: [] for m in starts}
+            runs = []
             for split in _few_shot_splits(len(names), k, few_shot_splits, split_seed):
                 rest = [i for i in range(len(names)) if i not in split]
-                for method, start in starts.items():
-                    net = FCSiamDiff(widths)
-                    net.load_state_dict(start.state_dict())
-                    # epochs of one step each: few_shot_steps steps on the k pairs, however small k is
-                    train(net, la[split], lb[split], ly[split], epochs=few_shot_steps, max_minutes=None, seed=net_seed, batch=len(split),
-                          log=lambda m: None)
-                    prob = predict(net, la[rest], lb[rest])
-                    runs[method].append({**scores(prob > FEW_SHOT_THRESHOLD, ly[rest]), "train_pairs": [names[i] for i in split],
-                                         "test_pairs": len(rest), "net_seed": net_seed})
-                log(f"few-shot {name}, k={k}: split {len(runs['from scratch'])}/{few_shot_splits}")
+                net = FCSiamDiff(widths)
+                net.load_state_dict(start.state_dict())
+                # epochs of one step each: few_shot_steps steps on the k pairs, however small k is
+                train(net, la[split], lb[split], ly[split], epochs=few_shot_steps, max_minutes=None, seed=net_seed, batch=len(split),
+                      log=lambda m: None)
+                prob = predict(net, la[rest], lb[rest])
+                runs.append({**scores(prob > FEW_SHOT_THRESHOLD, ly[rest]), "train_pairs": [names[i] for i in split],
+                             "test_pairs": len(rest), "net_seed": net_seed})
             few[name][str(k)] = runs
-    return {"zero_shot": zero, "few_shot": few, "train": train_info, "figure": figure}
+    return few
+
+
+REFERENCE = "reference"  # the per-seed figures that no arm owns: the untrained net, image differencing, trained from scratch
+
+
+def _one_seed(variants: dict, real: dict, *, net_seed: int, split_seed: int, epochs: int, max_minutes, widths,
+              few_shot_k, few_shot_splits: int, few_shot_steps: int, log, cache=None, keys: dict | None = None) -> dict:
+    """Zero- and few-shot for one set of nets (one per variant) from the initial weights of ``net_seed``.
+
+    ``cache`` (a NetCache) and ``keys`` ({variant or REFERENCE: key}): each net's figures are read from the cache when
+    its key matches, else the net is trained and its figures written there as soon as they are known."""
+    torch.manual_seed(net_seed)
+    untrained = FCSiamDiff(widths)
+    fs = dict(widths=widths, net_seed=net_seed, split_seed=split_seed, few_shot_k=few_shot_k, few_shot_splits=few_shot_splits,
+              few_shot_steps=few_shot_steps)
+    first = next(iter(variants))
+    pick = variants[first][3:]  # the stored pre- and post-event images (and labels) of the generated test split
+    per_net, prediction = {}, None
+    for variant, data in variants.items():
+        key = (keys or {}).get(variant)
+        figures = cache.load(variant, net_seed, key) if cache is not None and key is not None else None
+        if figures is not None:
+            log(f"FC-Siam-diff on {_trained_on(variant)}, seed {net_seed}: figures read from {cache.folder}")
+        else:
+            net, info = _train_arm_net(variant, untrained, data, widths=widths, epochs=epochs, max_minutes=max_minutes,
+                                       net_seed=net_seed, log=log)
+            # each arm's net picks its threshold on its own arm's test split (a baseline's on the baseline's)
+            zero, predictions = _method_figures(lambda a, b, n=net: predict(n, a, b), data[3:], real)
+            if variant == first:
+                prediction = next(iter(predictions.values()))[:4]
+            log(f"few-shot runs of the net trained on {_trained_on(variant)}")
+            figures = {"train": info, "zero_shot": zero, "few_shot": _few_shot_runs(net, real, **fs)}
+            if cache is not None and key is not None:
+                cache.save(variant, net_seed, key, figures)
+        per_net[variant] = figures
+
+    key = (keys or {}).get(REFERENCE)
+    reference = cache.load(REFERENCE, net_seed, key) if cache is not None and key is not None else None
+    if reference is None or prediction is not None:  # the figure needs image differencing's predictions too
+        untrained_rows, _ = _method_figures(lambda a, b: predict(untrained, a, b), pick, real)
+        difference_rows, difference = _method_figures(image_difference, pick, real, np.arange(1, 256, 2, dtype=np.float32))
+        if reference is None:
+            reference = {"untrained": untrained_rows, "difference": difference_rows,
+                         "few_shot": _few_shot_runs(untrained, real, **fs)}
+            if cache is not None and key is not None:
+                cache.save(REFERENCE, net_seed, key, reference)
+
+    zero = {}
+    for name, (la, lb, ly, _) in real.items():
+        rows = {f"FC-Siam-diff, trained on {_trained_on(v)}": per_net[v]["zero_shot"][name] for v in variants}
+        rows["FC-Siam-diff, untrained"] = reference["untrained"][name]
+        rows["image difference (threshold from the generated data)"] = reference["difference"][name]
+        rows["everything changed"] = scores(np.ones_like(ly), ly)
+        zero[name] = rows
+    few = {name: {k: {**{f"pre-trained on {_trained_on(v)}, fine-tuned": per_net[v]["few_shot"][name][k] for v in variants},
+                      "from scratch": runs}
+                  for k, runs in reference["few_shot"][name].items()} for name in real}
+    figure = None
+    if prediction is not None:  # the first arm's net was trained now (a cached one keeps the figure already written)
+        la, lb, ly, _ = next(iter(real.values()))
+        figure = _figure(la[:4], lb[:4], ly[:4], prediction, next(iter(difference.values()))[:4])
+    return {"zero_shot": zero, "few_shot": few, "train": {v: per_net[v]["train"] for v in variants}, "figure": figure}
 
 
 def _mean_over_nets(rows: list[dict]) -> dict:

@@ -1,0 +1,127 @@
+"""More generated arms of the usefulness test (``evaluate --arm``, e.g. the inpainted samples) and the per-net figure
+files that let a long evaluation resume: a rerun reads the nets whose data and settings match and trains only the
+others; a changed dataset or setting trains its nets again. Tiny data: a few samples, one epoch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from changeanywhere_qgis.engine.dataset import DatasetSettings, generate_dataset
+from changeanywhere_qgis.engine.errors import InputError
+from model_export.evaluation.dataset_report import EvaluateSettings, evaluate_dataset
+from model_export.evaluation.net_cache import folder_identity
+from model_export.evaluation.usefulness import evaluate_change_detection
+
+REPO = Path(__file__).resolve().parents[3]
+TEST_SETS = {"whu-cd": REPO / "data" / "whu-cd"}
+KWARGS = dict(epochs=1, max_minutes=0, widths=(4, 8, 8, 16), few_shot_k=(3,), few_shot_splits=1, few_shot_steps=1)
+INPAINT_ROW = "FC-Siam-diff, trained on generated data, inpaint (pre-event real)"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory, tiny_model_dir, houston_label_path) -> dict:
+    root = tmp_path_factory.mktemp("arms")
+    out = {}
+    for name, mode in (("full", "full"), ("inpaint", "inpaint")):
+        generate_dataset(houston_label_path, root / name, DatasetSettings(count=6, tile=64, steps=1, seed=2, post_event=mode),
+                         model=tiny_model_dir, workers=1)
+        out[name] = root / name
+    return out
+
+
+def _run(datasets, cache_dir, inpaint=None, **changes):
+    trained = []
+    log = lambda m: trained.append(m) if m.startswith("training FC-Siam-diff on") else None  # noqa: E731
+    out = evaluate_change_detection([datasets["full"]], TEST_SETS, arms={"inpaint (pre-event real)": [inpaint or datasets["inpaint"]]},
+                                    cache_dir=cache_dir, log=log, **{**KWARGS, **changes})
+    return out, trained
+
+
+def test_an_extra_generated_arm_is_trained_and_listed_among_the_generated(datasets, tmp_path):
+    report = tmp_path / "report.md"
+    settings = EvaluateSettings(test_sets=[str(TEST_SETS["whu-cd"])], use_segmentation=False, cd_epochs=1, max_minutes=0,
+                                few_shot_k=(3,), few_shot_splits=1, few_shot_steps=1, arms={"inpaint": [str(datasets["inpaint"])]})
+    result = evaluate_dataset([datasets["full"]], report=report, settings=settings)
+    cd = result["results"]["change_detection"]
+    assert set(cd["train"]["variants"]) == {"generated", "arm: inpaint (pre-event generated)"}
+    assert cd["train"]["variants"]["arm: inpaint (pre-event generated)"]["samples"] == 4  # its own train and val samples
+    assert cd["arms"]["inpaint"]["post_event"] == "inpaint" and cd["arms"]["inpaint"]["datasets"] == [str(datasets["inpaint"])]
+    rows = cd["zero_shot"]["whu-cd"]
+    own = "FC-Siam-diff, trained on generated data, inpaint (pre-event generated)"  # no real images: A generated too
+    assert own in rows and "FC-Siam-diff, trained on generated data (pre-event generated)" in rows
+    assert "pre-trained on generated data, inpaint (pre-event generated), fine-tuned" in cd["few_shot"]["whu-cd"]["3"]
+    text = report.read_text()
+    assert f"| {own} |" in text and "| inpaint (pre-event generated) | inpaint | 6 |" in text
+    assert "baseline (no model)" not in text  # a generated arm, never a baseline
+    nets = sorted(p.name for p in (report.parent / "figures" / "nets").iterdir())
+    assert nets == ["arm-inpaint-pre-event-generated-seed0.json", "generated-seed0.json", "reference-seed0.json"]
+
+
+def test_one_arm_of_mixed_post_event_modes_is_refused(datasets, tmp_path):
+    settings = EvaluateSettings(test_sets=[str(TEST_SETS["whu-cd"])], use_segmentation=False,
+                                arms={"mixed": [str(datasets["full"]), str(datasets["inpaint"])]})
+    with pytest.raises(InputError, match=r"--arm mixed: .*different --post-event modes \(full: .*; inpaint: "):
+        evaluate_dataset([datasets["full"]], report=tmp_path / "r.md", settings=settings)
+    with pytest.raises(InputError, match="different --post-event modes"):  # the generated datasets alike
+        evaluate_dataset([datasets["full"], datasets["inpaint"]], report=tmp_path / "r.md",
+                         settings=EvaluateSettings(test_sets=[str(TEST_SETS["whu-cd"])], use_segmentation=False))
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_a_rerun_reads_finished_nets_and_trains_the_missing_ones(datasets, tmp_path):
+    nets = tmp_path / "nets"
+    first, trained = _run(datasets, nets)
+    assert len(trained) == 2  # the datasets' own arm and the inpainted one
+    again, trained = _run(datasets, nets)
+    assert trained == []  # every net read from its file
+    assert again["zero_shot"] == first["zero_shot"] and again["few_shot"] == first["few_shot"]
+    assert again["figure"] is None  # the figure was written with the first run
+    two, trained = _run(datasets, nets, nets_per_arm=2)
+    assert len(trained) == 2  # only the nets of the second seed
+    assert two["zero_shot"]["whu-cd"][INPAINT_ROW]["f1_per_net"][0] == pytest.approx(first["zero_shot"]["whu-cd"][INPAINT_ROW]["f1"])
+    (nets / "arm-inpaint-pre-event-real-seed1.json").unlink()
+    _, trained = _run(datasets, nets, nets_per_arm=2)
+    assert trained == ["training FC-Siam-diff on generated data, inpaint (pre-event real)"]
+    # a net trained on data read from its file gives the figures a fresh run gives: the files can be trusted
+    fresh, _ = _run(datasets, tmp_path / "fresh", nets_per_arm=2)
+    assert fresh["zero_shot"] == two["zero_shot"]
+
+
+def test_a_changed_dataset_or_setting_trains_its_nets_again(datasets, tmp_path):
+    nets = tmp_path / "nets"
+    _run(datasets, nets)
+    _, trained = _run(datasets, nets, few_shot_steps=2)  # a setting that changes every figure
+    assert len(trained) == 2
+    changed = tmp_path / "inpaint-changed"
+    shutil.copytree(datasets["inpaint"], changed)
+    spec = json.loads((changed / "dataset.json").read_text())
+    spec["settings"]["steps"] = 2  # another dataset (the pixels do not matter to the identity: its record does)
+    (changed / "dataset.json").write_text(json.dumps(spec))
+    _, trained = _run(datasets, nets, inpaint=changed, few_shot_steps=2)
+    assert trained == ["training FC-Siam-diff on generated data, inpaint (pre-event real)"]
+
+
+def test_a_dataset_remade_elsewhere_has_the_same_identity(datasets, tmp_path, tiny_model_dir, houston_label_path):
+    """The identity must survive a remake on a fresh machine (another folder, another order of manifest lines)."""
+    remade = tmp_path / "elsewhere" / "full"
+    generate_dataset(houston_label_path, remade, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
+    assert folder_identity(remade) == folder_identity(datasets["full"])
+    lines = (remade / "manifest.jsonl").read_text().splitlines()
+    (remade / "manifest.jsonl").write_text("\n".join(reversed(lines)) + "\n")
+    assert folder_identity(remade) == folder_identity(datasets["full"])
+    other = tmp_path / "seed3"
+    generate_dataset(houston_label_path, other, DatasetSettings(count=6, tile=64, steps=1, seed=3), model=tiny_model_dir, workers=1)
+    assert folder_identity(other) != folder_identity(datasets["full"])
