@@ -48,5 +48,11 @@ def render_estimates(result: dict) -> list[str]:
                       f"{est_s:.0f} | – | –" if est_s else "– | – | –")
         lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['steps']} | {run['estimate_mb']:.0f} | "
                      f"{run['peak_rss_mb']:.0f} | {run['estimate_mb'] / run['peak_rss_mb']:.2f} | {time_cells} |")
-    lines += ["", f"Machine: {sys.platform}, {os.cpu_count()} CPU cores (shared with other jobs while measured).", ""]
+    missing = [s for s in ESTIMATE_SIZES if str(s) not in {str(k) for k in result["runs"]}]
+    if missing:
+        lines += ["", "Not measured in the run that made this table: " + ", ".join(f"{s}x{s}" for s in missing)
+                  + " (hours on a 2-core machine; `CHANGEANYWHERE_BENCH_BUDGET=16384=600 python -m benchmarks.run --only "
+                  "estimates` measures it, its time projected)."]
+    lines += ["", f"Machine: {sys.platform}, {os.cpu_count()} CPU cores (shared with other jobs while measured: the time "
+              "estimate's calls and the run's meet different loads).", ""]
     return lines
