@@ -71,13 +71,13 @@ def test_an_extra_generated_arm_is_trained_and_listed_among_the_generated(datase
 
 
 def test_one_arm_of_mixed_post_event_modes_is_refused(datasets, tmp_path):
-    settings = EvaluateSettings(test_sets=[str(TEST_SETS["whu-cd"])], use_segmentation=False,
-                                arms={"mixed": [str(datasets["full"]), str(datasets["inpaint"])]})
+    tiny = dict(test_sets=[str(TEST_SETS["whu-cd"])], use_segmentation=False, cd_epochs=1, max_minutes=0, few_shot_k=())
+    settings = EvaluateSettings(**tiny, arms={"mixed": [str(datasets["full"]), str(datasets["inpaint"])]})
     with pytest.raises(InputError, match=r"--arm mixed: .*different --post-event modes \(full: .*; inpaint: "):
         evaluate_dataset([datasets["full"]], report=tmp_path / "r.md", settings=settings)
     with pytest.raises(InputError, match="different --post-event modes"):  # the generated datasets alike
         evaluate_dataset([datasets["full"], datasets["inpaint"]], report=tmp_path / "r.md",
-                         settings=EvaluateSettings(test_sets=[str(TEST_SETS["whu-cd"])], use_segmentation=False))
+                         settings=EvaluateSettings(**tiny))
     assert not (tmp_path / "r.md").exists()
 
 
@@ -115,9 +115,12 @@ def test_a_changed_dataset_or_setting_trains_its_nets_again(datasets, tmp_path):
 
 
 def test_a_dataset_remade_elsewhere_has_the_same_identity(datasets, tmp_path, tiny_model_dir, houston_label_path):
-    """The identity must survive a remake on a fresh machine (another folder, another order of manifest lines)."""
-    remade = tmp_path / "elsewhere" / "full"
-    generate_dataset(houston_label_path, remade, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
+    """The identity must survive a remake on a fresh machine (another checkout path, another order of manifest lines)."""
+    checkout = tmp_path / "another-checkout"
+    checkout.mkdir()
+    label = Path(shutil.copy(houston_label_path, checkout))  # the same map under another absolute path
+    remade = checkout / "full"
+    generate_dataset(label, remade, DatasetSettings(count=6, tile=64, steps=1, seed=2), model=tiny_model_dir, workers=1)
     assert folder_identity(remade) == folder_identity(datasets["full"])
     lines = (remade / "manifest.jsonl").read_text().splitlines()
     (remade / "manifest.jsonl").write_text("\n".join(reversed(lines)) + "\n")
