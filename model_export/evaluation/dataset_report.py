@@ -307,6 +307,10 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
             figure = cd.pop("figure")
             if figure is not None:  # None: the first net was read from its file, and its figure was written with it
                 save_figure(figures / "real_predictions.jpg", figure)
+            elif not (figures / "real_predictions.jpg").is_file():
+                notes.append(f"The figure of predictions on the real pairs is missing: the first arm's first net was read "
+                             f"from its file in {settings.nets_folder or figures / 'nets'}, and the figure is drawn only when "
+                             "that net is trained. Delete that net's file and rerun to draw it.")
             cd["baselines"] = baselines
             cd["arms"] = arms
             results["change_detection"] = cd
