@@ -11,21 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..errors import InputError
-from ..io import RasterGrid
-
-
-def _open(path: str | Path, what: str):
-    if not Path(path).exists():
-        raise InputError(f"{what} {path} does not exist. Check the path.")
-    try:
-        return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"{what} {path} cannot be read as a raster ({exc}). Give a GeoTIFF or another GDAL raster.") from exc
+from ..io import RasterGrid, open_raster
 
 
 def _check_image(ds, path, what: str, bands: int) -> None:
@@ -78,11 +67,11 @@ class ImagePair:
 
 def open_pair(before: str | Path, after: str | Path, bands: int, resample: bool = False) -> ImagePair:
     """Open and check the pair: bands, data type, and B on A's grid (or warped onto it with ``resample``)."""
-    a = _open(before, "Image A (before)")
+    a = open_raster(before, "Image A (before)")
     b = None
     try:
         _check_image(a, before, "Image A (before)", bands)
-        b = _open(after, "Image B (after)")
+        b = open_raster(after, "Image B (after)")
         _check_image(b, after, "Image B (after)", bands)
         grid = RasterGrid.of(a)
         diffs = grid.differences(RasterGrid.of(b))

@@ -72,7 +72,8 @@ class RasterGrid:
         return {**GTIFF, "width": self.width, "height": self.height, "transform": self.transform, "crs": self.crs, **extra}
 
 
-def _open(path: str | Path, what: str):
+def open_raster(path: str | Path, what: str):
+    """Open an input raster, or an InputError naming ``what`` and the path (missing, or not a raster GDAL reads)."""
     if not Path(path).exists():
         raise InputError(f"{what} {path} does not exist. Check the path.")
     try:
@@ -115,7 +116,7 @@ def read_semantic(path: str | Path, scheme: ClassScheme, band: int = 1, remap: n
     """Read a land-cover raster, remap it into the model's scheme and check its codes (window by window).
 
     With ``scratch_folder``, a large map's codes and validity are kept in files there (:mod:`.scratch`)."""
-    with _open(path, "Semantic raster") as ds:
+    with open_raster(path, "Semantic raster") as ds:
         if not 1 <= band <= ds.count:
             raise InputError(f"Semantic raster {path} has {ds.count} band(s); band {band} does not exist. Choose a band from 1 to {ds.count}.")
         nodata = ds.nodatavals[band - 1]
@@ -212,7 +213,7 @@ class ImageSource:
 
     def __init__(self, path: str | Path, grid: RasterGrid) -> None:
         self.path = str(path)
-        self.dataset = _open(path, "Image")
+        self.dataset = open_raster(path, "Image")
         ds = self.dataset
         try:
             if ds.count < 3:
