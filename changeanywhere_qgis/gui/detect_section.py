@@ -8,10 +8,9 @@ the user picks."""
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 
-from qgis.core import Qgis, QgsProcessingUtils, QgsProject, QgsRasterLayer, QgsTask, QgsApplication, QgsVectorLayer
+from qgis.core import Qgis, QgsApplication, QgsProcessingUtils, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton
@@ -19,56 +18,26 @@ from qgis.PyQt.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBo
 from ..processing import qgis_compat as compat
 from ..processing.common import raster_path
 from ..processing.detection_styles import MASK, POLYGONS, PROBABILITY, style_detection_output
+from .task import EngineTask
 
 # engine file -> (layer title, kind of style, visible)
 DETECTION_LAYERS = (("change_probability.tif", "Change probability", PROBABILITY, False),
                     ("change_mask.tif", "Change mask", MASK, False), ("changes.gpkg", "Change polygons", POLYGONS, True))
 
 
-class DetectTask(QgsTask):
-    done = pyqtSignal(dict)
-    failed = pyqtSignal(str)
-    cancelled = pyqtSignal()
+class DetectTask(EngineTask):
+    WHAT = "The detection"
 
     def __init__(self, before: str, after: str, detector: str, out_dir: str, threshold: float | None, resample: bool):
-        super().__init__("ChangeAnywhere: detecting change", QgsTask.Flag.CanCancel)
+        super().__init__("ChangeAnywhere: detecting change")
         self.args = dict(before=before, after=after, detector=detector, out_dir=out_dir, threshold=threshold, resample=resample)
-        self.result: dict | None = None
-        self.error: str | None = None
-        self.was_cancelled = False
 
-    def run(self) -> bool:
-        try:
-            from ..engine.detection import detect_changes
-            from ..engine.errors import Cancelled, ChangeAnywhereError
-            from ..engine.progress import Progress
-            from ..processing.common import run_in_python_thread
-        except ImportError as exc:
-            self.error = f"A library the detection needs is missing ({exc}); use the dock's 'Install dependencies'."
-            return False
+    def call(self, progress) -> dict:
+        from ..engine.detection import detect_changes
+
         a = self.args
-        try:
-            self.result = run_in_python_thread(  # a Python thread: pyproj crashes in QThreads
-                detect_changes, a["before"], a["after"], a["detector"], a["out_dir"], threshold=a["threshold"],
-                resample=a["resample"], progress=Progress(lambda f, m: self.setProgress(100.0 * f), self.isCanceled))
-            return True
-        except Cancelled:
-            self.was_cancelled = True
-            return False
-        except ChangeAnywhereError as exc:
-            self.error = str(exc)
-            return False
-        except Exception as exc:  # an engine bug: say so, with where it happened
-            self.error = f"Unexpected error: {exc!r}\n{traceback.format_exc(limit=6)}"
-            return False
-
-    def finished(self, ok: bool) -> None:  # main thread
-        if ok and self.result is not None:
-            self.done.emit(self.result)
-        elif self.was_cancelled or (self.isCanceled() and not self.error):
-            self.cancelled.emit()
-        else:
-            self.failed.emit(self.error or "The detection stopped without a message.")
+        return detect_changes(a["before"], a["after"], a["detector"], a["out_dir"], threshold=a["threshold"],
+                              resample=a["resample"], progress=progress)
 
 
 class DetectSection(QGroupBox):
