@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from changeanywhere_qgis.engine.errors import InputError
-from model_export.export.package import TRAINED_ON, check_out, described, licence, publish, sha256
+from model_export.export.package import TRAINED_ON, check_out, described, licence, publish, run_export, sha256
 from model_export.networks.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel
 from model_export.networks.graphs import GRAPH_IO, ExportError, export_graph, max_difference
 from model_export.training.checkpoints import load_if_present
@@ -121,17 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.resolve() == args.base.resolve():
         print("error: --out is --base: write the new package to another folder, then move it into place", file=sys.stderr)
         return 2
-    try:
-        doc = export_with_decoder(args.base, args.decoder, args.out, args.version, args.tolerance)
-    except InputError as e:  # --out is not an earlier package of this tool's (the replace guard says why)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ExportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    size = sum(f.stat().st_size for f in args.out.iterdir())
-    print(f"wrote {args.out} ({size / 1e6:.2f} MB): {doc['name']} {doc['version']}, the decoder of {args.decoder}")
-    return 0
+    return run_export(lambda: export_with_decoder(args.base, args.decoder, args.out, args.version, args.tolerance), args.out,
+                      f", the decoder of {args.decoder}")
 
 
 if __name__ == "__main__":

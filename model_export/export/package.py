@@ -274,17 +274,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--description", help="overrides the run's [export] description (the sources are added to it)")
     p.add_argument("--version", dest="package_version", help="overrides the run's [export] version")
     args = p.parse_args(argv)
+    return run_export(lambda: export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder,
+                                     args.description, args.package_version), args.out)
+
+
+def run_export(make, out: Path, what: str = "") -> int:
+    """A command's export: ``make()`` writes the package OUT and returns its manifest; the exit status, one line said.
+    2: OUT may not be replaced (the replace guard says why); 1: the graphs do not match PyTorch."""
     try:
-        doc = export(args.checkpoint, args.out, args.tolerance, args.guidance_scale, args.decoder, args.description,
-                     args.package_version)
-    except InputError as e:  # --out is not an earlier package of this tool's (the replace guard says why)
+        doc = make()
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    size = sum(p.stat().st_size for p in args.out.iterdir())
-    print(f"wrote {args.out} ({size / 1e6:.2f} MB): {doc['name']} {doc['version']}")
+    size = sum(f.stat().st_size for f in out.iterdir())
+    print(f"wrote {out} ({size / 1e6:.2f} MB): {doc['name']} {doc['version']}{what}")
     return 0
 
 
