@@ -139,3 +139,14 @@ def test_refused_port(tmp_path, tiny_model_dir, houston_label_path):
     out = tmp_path / "ds"
     done, seconds = run_dataset(f"tcp://127.0.0.1:{port}", out, tiny_model_dir, houston_label_path)
     assert_one_clear_error(done, seconds, out, "Cannot reach the Dask scheduler", "connection refused")
+
+
+def test_a_refused_port_is_told_apart_from_a_silent_one_by_a_plain_connection():
+    """Dask retries a refused connection until its timeout; on a busy machine its error may end with no reason
+    (a full run saw "no connection within 3 s ()"), so the probe asks the port itself."""
+    from changeanywhere_qgis.engine.dataset.cluster import _refused
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        assert not _refused(f"tcp://127.0.0.1:{port}")
+    assert _refused(f"tcp://127.0.0.1:{port}")  # closed now: nothing listens

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from concurrent.futures import CancelledError
@@ -66,6 +67,20 @@ def _check_form(address: str) -> str:
     return address if "://" in address else f"tcp://{address}"
 
 
+def _refused(address: str) -> bool:
+    """Whether a TCP connection to ``address`` is refused now (nothing listens on the port)."""
+    from distributed.comm.addressing import get_address_host_port
+
+    try:
+        host, port = get_address_host_port(address)
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def _probe(address: str, seconds: float) -> None:
     """Exchange one message with whatever listens at ``address``, all in ``seconds``; an InputError unless a Dask
     scheduler answers. Runs in its own thread and event loop, so a program that never answers cannot hold us."""
@@ -98,7 +113,9 @@ def _probe(address: str, seconds: float) -> None:
     if thread.is_alive() or isinstance(error, (asyncio.TimeoutError, TimeoutError)):
         raise InputError(f"{cannot} nothing answered as a Dask scheduler within {seconds:g} s (something else listens "
                          f"there, or a firewall drops the packets). {start}")
-    if isinstance(error, OSError) and "refused" in f"{error} {error.__cause__}".lower():
+    if isinstance(error, OSError) and ("refused" in f"{error} {error.__cause__}".lower() or _refused(address)):
+        # Dask retries a refused connection until its timeout and may end with no reason on a busy machine: one
+        # plain connection says whether anything listens at all
         raise InputError(f"{cannot} nothing listens there (connection refused). {start}")
     if isinstance(error, OSError) and "Timed out trying to connect" in str(error):
         raise InputError(f"{cannot} no connection within {seconds:g} s ({error.__cause__ or error}). {start}")
