@@ -90,12 +90,19 @@ def algorithms(plugin: Path, tree: Path, out: Path) -> int:
             f"SEMANTIC={label}", f"IMAGES={image}", "COUNT=2", "TILE=128", "STEPS=2", f"MODEL={tiny}", "WORKERS=1",
             "DEVICE=1", f"OUTPUT={out / 'dataset'}"],
         "changeanywhere:modelinformation": ["DEVICE=1", f"OUTPUT={out / 'model.txt'}"],
+        # the committed tiny detector on the real image and the post-event image generated above (same grid)
+        "changeanywhere:detectchanges": [
+            f"BEFORE={image}", f"AFTER={out / 'generate' / 'post.tif'}", f"DETECTOR={tree / 'tests' / 'data' / 'tiny_detector'}",
+            *(f"OUTPUT_{k}={out / 'detect' / f}" for k, f in (
+                ("PROBABILITY", "probability.tif"), ("MASK", "mask.tif"), ("POLYGONS", "changes.gpkg")))],
     }
     # Installed from the zip, the plugin has no repository checkout to train from (and this Python no PyTorch):
     # adaptation must refuse, saying how to get one, and write nothing.
     refusals = {
         "changeanywhere:adaptmodel": ([f"SEMANTIC={label}", f"IMAGE={image}", f"MODEL={tiny}", "STEPS=1",
                                        f"OUTPUT={out / 'adapted'}"], "checkout of the ChangeAnywhere repository"),
+        "changeanywhere:traindetector": ([f"DATASET={tiny}", "STEPS=1", f"OUTPUT={out / 'adapted-detector'}"],
+                                         "checkout of the ChangeAnywhere repository"),
     }
     enabled = _qgis_process(["plugins", "enable", plugin.name])
     if enabled.returncode != 0 and "already enabled" not in enabled.stdout + enabled.stderr:
