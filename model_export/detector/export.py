@@ -7,7 +7,6 @@ package (and an earlier package at ``out`` stays until the new one is whole).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from changeanywhere_qgis.engine.detection.package import FORMAT, GRAPH, INPUTS, MANIFEST, OUTPUT
+from changeanywhere_qgis.engine.io import file_sha256
 
 GRAPH_FILE = "detector.onnx"
 TOLERANCE = 1e-4  # largest difference in probability allowed between onnxruntime and torch
@@ -30,10 +30,6 @@ class WithSigmoid(nn.Module):
 
     def forward(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(before, after))
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def export_graph(net: nn.Module, path: Path, bands: int = 3, size: int = 64) -> float:
@@ -70,7 +66,7 @@ def write_package(net: nn.Module, out: Path, manifest: dict, measure=None) -> di
     tmp.mkdir(parents=True)
     try:
         worst = export_graph(net, tmp / GRAPH_FILE, bands=int(manifest["input"]["bands"]))
-        full = {"format": FORMAT, **manifest, "files": {GRAPH: {"path": GRAPH_FILE, "sha256": sha256(tmp / GRAPH_FILE)}}}
+        full = {"format": FORMAT, **manifest, "files": {GRAPH: {"path": GRAPH_FILE, "sha256": file_sha256(tmp / GRAPH_FILE)}}}
         full["export"] = {"opset": OPSET, "max_difference_from_torch": worst, "tolerance": TOLERANCE}
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2), encoding="utf-8")
         if measure is not None:

@@ -7,7 +7,6 @@ unknown format) instead of an onnxruntime stack trace deep in a run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError
+from ..io import file_sha256
 
 FORMAT = "changeanywhere-detector/1"
 MANIFEST = "detector.json"
@@ -23,14 +23,6 @@ INPUTS = ("before", "after")  # [N, bands, H, W] float32, normalised as input.sc
 OUTPUT = "probability"  # [N, 1, H, W] float32 in [0, 1]
 REQUIRED_KEYS = ("format", "name", "input", "tile", "threshold", "files")
 SCALES = {"x / 127.5 - 1": (1 / 127.5, -1.0), "x / 255": (1 / 255, 0.0)}  # uint8 pixels -> the graph's range
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _whole(value, low: int = 1) -> bool:
@@ -96,7 +88,7 @@ def read_detector_manifest(folder: str | Path, verify_hashes: bool = True) -> di
                          "graph inside its own folder, so this one may be tampered with.")
     if not graph.is_file():
         raise ModelError(f"The detector's graph {graph} is missing. Copy the whole detector folder again.")
-    if verify_hashes and _sha256(graph) != entry["sha256"]:
+    if verify_hashes and file_sha256(graph) != entry["sha256"]:
         raise ModelError(f"The detector's graph {graph.name} does not match the sha256 in {MANIFEST}: the file is corrupt or was "
                          "replaced. Copy the detector folder again, or export it again.")
     return {**manifest, "files": {**manifest["files"], GRAPH: {**entry, "path": str(graph)}}}

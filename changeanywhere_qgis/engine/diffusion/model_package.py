@@ -7,7 +7,6 @@ user asked for; with ``auto`` CUDA is used only when a session really runs there
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError
-from ..io import OwnedFiles
+from ..io import OwnedFiles, file_sha256
 from ..landcover import ClassScheme
 from .schedule import DiffusionSchedule
 
@@ -39,14 +38,6 @@ PACKAGE_FOLDER = OwnedFiles("a model package", ("model.json",),
 def default_model_dir() -> Path:
     """The model bundled with the plugin."""
     return Path(__file__).resolve().parents[2] / "models" / "default"  # changeanywhere_qgis/models/default
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # (section, key, kind, required): the numbers the engine reads from a manifest; "int" means a whole number >= 1.
@@ -122,7 +113,7 @@ def read_manifest(model_dir: str | Path, verify_hashes: bool = True) -> dict:
             )
         if not path.is_file():
             raise ModelError(f"The model's {graph} graph {path} is missing. Copy the whole model folder again.")
-        if verify_hashes and _sha256(path) != entry["sha256"]:
+        if verify_hashes and file_sha256(path) != entry["sha256"]:
             raise ModelError(
                 f"The model's {graph} graph {path.name} does not match the sha256 in model.json: the file is corrupt "
                 "or was replaced. Copy the model folder again, or re-export it."

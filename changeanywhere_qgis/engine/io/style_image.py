@@ -7,7 +7,6 @@ a side at native resolution stands for the whole raster and keeps a large mosaic
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from ..errors import InputError
+from .checksum import file_sha256
 
 STYLE_WINDOW_PX = 1024  # a side of the central window that is encoded
 # Fewer opaque pixels than this and the statistics would describe a few objects, not an appearance.
@@ -33,14 +33,6 @@ class StyleImage:
     pixels: np.ndarray  # uint8 [3, h, w]: the central window's red, green and blue
     valid: np.ndarray  # bool [h, w]: False where the alpha band is 0 (ignored)
     window: tuple[int, int, int, int]  # (row, col, height, width) of the window in the raster
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _alpha(ds) -> int | None:
@@ -98,4 +90,4 @@ def read_style_image(path: str | Path, window_px: int = STYLE_WINDOW_PX) -> Styl
     if opaque < STYLE_MIN_PIXELS:
         raise InputError(f"Style image {path} has only {opaque} opaque pixels in its central {w}x{h} px (alpha 0 is ignored); "
                          f"it needs at least {STYLE_MIN_PIXELS}. Give an image whose centre shows land.")
-    return StyleImage(str(path), _sha256(Path(path)), pixels, valid, (row, col, h, w))
+    return StyleImage(str(path), file_sha256(Path(path)), pixels, valid, (row, col, h, w))

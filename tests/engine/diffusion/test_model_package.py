@@ -8,7 +8,7 @@ import pytest
 
 from changeanywhere_qgis.engine.errors import InputError, ModelError
 from changeanywhere_qgis.engine.diffusion import load_model_package, read_manifest
-from changeanywhere_qgis.engine.diffusion.model_package import _sha256
+from changeanywhere_qgis.engine.io import file_sha256
 
 
 @pytest.fixture()
@@ -99,7 +99,7 @@ def test_missing_graph_file(model_copy):
 
 def test_a_graph_that_is_not_onnx_is_refused(model_copy):
     (model_copy / "encoder.onnx").write_bytes(b"this is not a protobuf")
-    _edit_manifest(model_copy, lambda m: m["files"]["encoder"].update(sha256=_sha256(model_copy / "encoder.onnx")))
+    _edit_manifest(model_copy, lambda m: m["files"]["encoder"].update(sha256=file_sha256(model_copy / "encoder.onnx")))
     with pytest.raises(ModelError, match="not a valid ONNX model"):
         load_model_package(model_copy, device="cpu")
 
