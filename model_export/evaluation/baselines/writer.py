@@ -26,8 +26,7 @@ import numpy as np
 
 from changeanywhere_qgis.engine.dataset.card import assign_splits
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.io import LIST_FOLDER, SPLITS, write_sample
-from changeanywhere_qgis.engine.io.replace_guard import OwnedFiles, check_replaceable
+from changeanywhere_qgis.engine.io import LIST_FOLDER, SPLITS, OwnedFiles, check_output_path, check_replaceable, write_sample
 
 BASELINE_FILE = "baseline.json"
 MANIFEST = "manifest.jsonl"
@@ -38,11 +37,8 @@ FORMAT = "changeanywhere-baseline/1"
 def check_out(out: Path, spec: dict, overwrite: bool) -> bool:
     """Whether ``out`` already holds this very baseline (then there is nothing to do); raises when it holds anything
     else that may not be replaced."""
-    if not out.exists():
-        return False
-    if not out.is_dir():
-        raise InputError(f"Output path {out} is a file. Choose a folder.")
-    if not any(out.iterdir()):
+    check_output_path(out)  # a file, or a folder under a file: refused as the engine's outputs refuse it
+    if not out.exists() or not any(out.iterdir()):
         return False
     spec_file = out / BASELINE_FILE
     if not spec_file.is_file():
