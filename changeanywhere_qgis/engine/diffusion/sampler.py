@@ -7,8 +7,16 @@ large raster's canvases are files stepped window by window (canvas.py).
 Latent mixing (ChangeAnywhere): for the first floor(S * s) of the S reverse steps, the unchanged
 area of the latent is replaced by the pre-event latent noised to the current timestep, so the
 unchanged land is held to the pre-event image while the changed land follows its new class; the
-remaining steps run freely so the whole image settles into one consistent scene. With the multistep
-solver, the cells replaced at a step take that step's first-order update (schedule.DPMSolverPP2M.step).
+remaining steps run freely so the whole image settles into one consistent scene. Two ways to hold a cell
+(``SamplerSettings.mixing``):
+
+- ``"latent"`` (the paper's): before the network call, the cell's state is replaced by the pre-event latent noised
+  to the step's timestep with a fresh draw. A multistep solver's history does not hold for such a cell, so it takes
+  that step's first-order update (schedule.DPMSolverPP2M.step).
+- ``"prediction"``: after the network call, the cell's clean-latent prediction is replaced by the pre-event latent
+  before the solver's update, as blended and inpainting samplers do. The cell then follows the solver's own
+  trajectory towards the pre-event latent with the noise it started from: no fresh draw, and a history that a
+  multistep solver can use (the held prediction is the same latent at every step).
 """
 
 from __future__ import annotations
@@ -19,11 +27,22 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import InputError
 from ..progress import Progress
 from .canvas import LatentCanvases
 from .model_package import ModelPackage
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, DPMSolverPP2M
 from .tiling import Tile, TileGrid, fuse, weighted_mean
+
+MIXINGS = ("latent", "prediction")
+DEFAULT_MIXING = "latent"  # the paper's, until a check with its rule says otherwise (issue #34)
+
+
+def check_mixing(mixing: str) -> None:
+    if mixing not in MIXINGS:
+        raise InputError(f"Unknown latent mixing {mixing!r}. Choose one of {', '.join(MIXINGS)} (latent: the unchanged "
+                         "cells' noised state replaced, the paper's; prediction: their clean-latent prediction replaced "
+                         "before the solver's update).")
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,7 @@ class SamplerSettings:
     batch_size: int = 4
     sampler: str = DEFAULT_SAMPLER  # "ddim" or "dpmpp-2m" (schedule.SAMPLERS)
     tile_px: int | None = None  # the sampler's tile, pixels; None: the model's own tile
+    mixing: str = DEFAULT_MIXING  # how latent mixing holds a cell: "latent" or "prediction" (MIXINGS, module docstring)
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,11 @@ class KnownContent:
         """float32 1 where step ``i`` replaces a cell of strength ``h`` by the known latent: pinned, or released now."""
         first = self.release(h, steps)
         return ((i < first) | ((i == first) & (first > 0))).astype(np.float32)
+
+    def pinned(self, h: np.ndarray, i: int, steps: int) -> np.ndarray:
+        """float32 1 where step ``i`` holds a cell of strength ``h`` to the known latent (``"prediction"`` mixing: a
+        released cell is already on the solver's trajectory, so it needs no restart)."""
+        return (i < self.release(h, steps)).astype(np.float32)
 
     def mixing_steps(self, steps: int) -> int:
         return int(math.floor(steps * self.correlation))
@@ -138,14 +163,16 @@ def sample(
     x = canvases.normal(rng, "x")
     prediction = canvases.canvas("prediction")
     history = canvases.canvas("history") if multistep is not None else None
+    hold = settings.mixing == "prediction"
     for i, t in enumerate(timesteps):
         if soft:
-            fresh = lambda chunk, i=i: known.mixed(chunk.of_plane(known.strength), i, settings.steps)  # noqa: E731
+            which = known.pinned if hold else known.mixed
+            fresh = lambda chunk, i=i, which=which: which(chunk.of_plane(known.strength), i, settings.steps)  # noqa: E731
             step_batches = by_step[max(k for k in by_step if k <= i)] if any(k <= i for k in by_step) else []
         else:
             fresh = (lambda chunk: chunk.of_plane(known.unchanged)) if i < mixing else None
             step_batches = batches
-        if fresh is not None:
+        if fresh is not None and not hold:
             _mix_known(canvases, x, known, schedule, int(t), rng, fresh)
 
         def denoise(_index: int, batch, t=t) -> np.ndarray:
@@ -153,8 +180,12 @@ def sample(
             return model.denoise_with(latents, np.full(len(batch), t, dtype=np.int64), condition(batch))
 
         fuse(grid, step_batches, denoise, prediction, progress)
+        if fresh is not None and hold:
+            # after the network call, so every held cell (those of tiles that did not run as well) gets its prediction
+            _hold_prediction(canvases, x, prediction, known, schedule, int(t), fresh)
         if multistep is not None:
-            _multistep_update(canvases, multistep, i, x, prediction, history, fresh)
+            # a held cell's state came from the solver's last update, so its second-order correction holds
+            _multistep_update(canvases, multistep, i, x, prediction, history, None if hold else fresh)
         else:
             _ddim_update(canvases, schedule, int(t), schedule.previous_timestep(int(t), settings.steps), x, prediction,
                          settings.eta, rng)
@@ -173,6 +204,15 @@ def _mix_known(canvases: LatentCanvases, x, known: KnownContent, schedule, t: in
         xs, keep = chunk.of(x), keep_of(chunk)
         noised = schedule.q_sample(chunk.of(known.latent), t, rng.standard_normal(xs.shape, dtype=np.float32))
         chunk.put(x, keep * noised + (1.0 - keep) * xs)
+
+
+def _hold_prediction(canvases: LatentCanvases, x, prediction, known: KnownContent, schedule, t: int, keep_of) -> None:
+    """Prediction mixing: the cells that ``keep_of(chunk)`` marks get the network output whose clean latent at their
+    state is the pre-event latent (schedule.prediction_for)."""
+    for chunk in canvases.chunks():
+        keep = keep_of(chunk)
+        held = schedule.prediction_for(chunk.of(x), t, chunk.of(known.latent))
+        chunk.put(prediction, keep * held + (1.0 - keep) * chunk.of(prediction))
 
 
 def _ddim_update(canvases: LatentCanvases, schedule, t: int, t_prev: int, x, prediction, eta: float,

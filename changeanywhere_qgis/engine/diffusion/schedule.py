@@ -113,6 +113,16 @@ class DiffusionSchedule:
             eps = sa * pred + sb * x
         return x0, eps
 
+    def prediction_for(self, x: np.ndarray, t: int, x0: np.ndarray) -> np.ndarray:
+        """The network output that :meth:`split_prediction` turns into the clean latent ``x0`` at ``x``: what a cell held
+        to a known latent hands the solver (its noise is then the one ``x`` already carries, so its trajectory stays
+        the solver's own)."""
+        a = self._alpha(t)
+        sa, sb = np.sqrt(a), np.sqrt(1.0 - a)
+        if self.prediction == "epsilon":
+            return ((x - sa * x0) / sb).astype(x.dtype, copy=False)
+        return ((sa * x - x0) / sb).astype(x.dtype, copy=False)  # v_prediction: x0 = sa x - sb v
+
     def ddim_step(
         self,
         x: np.ndarray,
