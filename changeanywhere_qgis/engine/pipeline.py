@@ -19,8 +19,8 @@ import rasterio
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
-                        check_guidance, check_memory, check_pre_event, check_sampler, decode, default_model_dir, duration, network_bytes,
+from .diffusion import (DEFAULT_ETA, DEFAULT_MIXING, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
+                        check_guidance, check_memory, check_mixing, check_pre_event, check_sampler, decode, default_model_dir, duration, network_bytes,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8, DEFAULT_STYLE_STRENGTH, apply_style, check_style_strength, load_style)
 from .diffusion import LatentCanvases, LaterDate, later_latents, series_work_units
@@ -79,6 +79,7 @@ class GenerateSettings:
     batch_size: int = 4
     tile_overlap_px: int | None = None  # None: a quarter of the model's tile
     sampler: str = DEFAULT_SAMPLER  # "ddim" or "dpmpp-2m"
+    mixing: str = DEFAULT_MIXING  # how latent mixing holds the unchanged land: "latent" (the paper's) or "prediction"
     tile_size: int | None = None  # the sampler's tile, pixels; None: the model's (a multiple of its granule, not smaller)
     pre_event: str = DEFAULT_PRE_EVENT  # with an image: "real" (as given) or "redrawn" (the autoencoder's copy)
     max_memory: int | None = None  # bytes the run may use; None: what the machine has free
@@ -100,6 +101,7 @@ class GenerateSettings:
         check_guidance(self.guidance)
         check_pre_event(self.pre_event)
         check_sampler(self.sampler, self.eta)
+        check_mixing(self.mixing)
         check_seed(self.seed)
         check_dates(self.dates)
         check_style_strength(self.style_strength)
@@ -338,7 +340,8 @@ def generate(
                               bytes_per_pixel=WINDOWED_GENERATE_BYTES_PER_PIXEL if windowed else None,
                               networks=network_bytes(pkg.tile_size, settings.batch_size, bool(image or settings.style), settings.tile_size))
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
-                 settings.sampler, settings.tile_size, canvas_folder=out.scratch_folder / "latent" if windowed else None)
+                 settings.sampler, settings.tile_size, canvas_folder=out.scratch_folder / "latent" if windowed else None,
+                 mixing=settings.mixing)
         # two RGB images at their uncompressed size (imagery hardly compresses) and the maps,
         # and a large map's working copies: its arrays and the latent canvases
         scratch = SCRATCH_BYTES_PER_PIXEL * sem.grid.width * sem.grid.height + p.canvases.disk_bytes() if windowed else 0
@@ -434,7 +437,7 @@ def generate(
                 "seed": seed, "steps": settings.steps, "eta": settings.eta, "correlation_s": s,
                 "correlation_drawn": settings.correlation is None, "guidance_scale": pkg.guidance_scale, "pre_event": pre_event,
                 "post_event": settings.post_event, **({"inpaint": region.record(p, settings.steps)} if region else {}),
-                "sampler": settings.sampler, "tiles": p.tiles, "tile_size_px": p.grid.tile * pkg.downsample,
+                "sampler": settings.sampler, "mixing": settings.mixing, "tiles": p.tiles, "tile_size_px": p.grid.tile * pkg.downsample,
                 "autoencoder_tile_px": p.coder_grid.tile * pkg.downsample, "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
                 "device": pkg.device, "device_note": pkg.device_note, "timings": timings,

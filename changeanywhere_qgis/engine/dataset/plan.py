@@ -165,7 +165,8 @@ def _comparable(spec: dict) -> dict:
 
 def _default_change_hint(old: dict, differ: list[str]) -> str:
     """The flags that finish a dataset begun under other defaults: the pre-event image and appearance shifts changed
-    their defaults (checks U1, U2, U5 of docs/research/usefulness-checks.md), so a rerun of the same command can differ in them."""
+    their defaults (checks U1, U2, U5 of docs/research/usefulness-checks.md), the post-event image and latent mixing may
+    change theirs, so a rerun of the same command can differ in them."""
     flags = []
     if "settings.pre_event" in differ:
         pre_event = _lookup(old, "settings.pre_event") or LEGACY_SETTINGS["pre_event"]  # left out of a spec while "real"
@@ -176,6 +177,9 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
     if "settings.post_event" in differ:  # its default may change by the usefulness test (diffusion/inpaint.py)
         post_event = _lookup(old, "settings.post_event") or LEGACY_SETTINGS["post_event"]  # left out of a spec while "full"
         flags.append((f"--post-event {post_event}", f"\"Post-event image\": {post_event}"))
+    if "settings.mixing" in differ:  # its default may change by the quality check of issue #34 (diffusion/sampler.py)
+        mixing = _lookup(old, "settings.mixing") or LEGACY_SETTINGS["mixing"]  # left out of a spec while "latent"
+        flags.append((f"--mixing {mixing}", f"\"Latent mixing\": {mixing}"))
     for key, flag, box in (("inpaint_margin_px", "--inpaint-margin", "Inpainting margin"),
                            ("rerender_strength", "--rerender-strength", "Inpainting: re-render strength")):
         if f"settings.{key}" in differ and _lookup(old, f"settings.{key}") is not None:

@@ -145,7 +145,7 @@ def run_sample(job: DatasetJob, index: int) -> dict:
             _write_record(record_path, skipped)
             return skipped  # no image is generated for a skipped sample
     options = dict(image=image, steps=st.steps, eta=st.eta, batch_size=st.batch_size, pre_event=st.pre_event, sampler=st.sampler,
-                   tile_px=st.sampler_tile)
+                   tile_px=st.sampler_tile, mixing=st.mixing)
     if later:  # (a series takes no style or appearance shift yet: DatasetSettings.check refuses them)
         images = change_series(pkg, maps, [masks[(k - 1, k)] for k in range(2, len(maps) + 1)], [s] + [d.s for d in later],
                                [rngs["sampler"]] + [d.rng for d in later], **options)
@@ -187,7 +187,7 @@ def sample_maps(root, record: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     spec = json.loads((Path(root) / SPEC_FILE).read_text())
     st = spec["settings"]
     scheme = ClassScheme.from_manifest(spec)
-    settings = DatasetSettings(count=1, **{**LEGACY_SETTINGS, **st})  # a spec without pre_event meant "real", without sampler "ddim"
+    settings = DatasetSettings(count=1, **{**LEGACY_SETTINGS, **st})  # a spec without an option meant its value of before it
     job = DatasetJob(out=str(root), model=spec["model"]["path"], semantic=(record["source"]["semantic"],), images=(None,),
                      settings=settings, windows=(), digits=spec["digits"])
     w = record["window"]

@@ -16,7 +16,7 @@ from .inpaint import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERE
 from .model_package import ModelPackage
 from .pixels import to_model_range, to_uint8
 from .raster_plan import Plan, image_reader, plan
-from .sampler import KnownContent, decode, encode, sample
+from .sampler import DEFAULT_MIXING, KnownContent, decode, encode, sample
 from .tiling import Tile
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS
 from .style import Style, apply_style
@@ -140,7 +140,7 @@ def autoencoder_copy(pkg: ModelPackage, image: np.ndarray, *, overlap_px: int | 
 def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.ndarray, correlation: float,
                 rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = DEFAULT_STEPS, eta: float = DEFAULT_ETA,
                 overlap_px: int | None = None, batch_size: int = 4, pre_event: str = DEFAULT_PRE_EVENT,
-                sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None, progress: Progress | None = None,
+                sampler: str = DEFAULT_SAMPLER, mixing: str = DEFAULT_MIXING, tile_px: int | None = None, progress: Progress | None = None,
                 style: Style | None = None, post_event: str = DEFAULT_POST_EVENT,
                 inpaint_margin_px: int = DEFAULT_INPAINT_MARGIN_PX,
                 rerender_strength: float = DEFAULT_RERENDER_STRENGTH) -> tuple[np.ndarray, np.ndarray]:
@@ -149,11 +149,12 @@ def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.n
     With an image, ``pre_event`` says whether t1 is the image itself ("real") or its autoencoder copy ("redrawn").
     ``style``: t2 takes a style image's appearance (style.py; the statistics over the valid pixels, ``mask`` != 255).
     ``post_event`` "inpaint": t2 is t1 beyond the change grown by ``inpaint_margin_px`` (inpaint.py).
+    ``mixing``: how latent mixing holds the unchanged land to t1's latent, "latent" or "prediction" (sampler.py).
     """
     check_pre_event(pre_event)
     check_post_event(post_event, inpaint_margin_px, rerender_strength)
     progress = progress or Progress()
-    p = plan(pkg, *pre.shape, steps, eta, overlap_px, batch_size, sampler, tile_px)
+    p = plan(pkg, *pre.shape, steps, eta, overlap_px, batch_size, sampler, tile_px, mixing=mixing)
     keep_real = image is not None and pre_event == "real"
     region = inpaint_region(pkg, p, mask, inpaint_margin_px, rerender_strength) if post_event == "inpaint" else None
     style_decodes = 1 if style is not None and style.strength > 0 else 0  # the colour match measures a decode of t2

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InputError
 from .canvas import LatentCanvases
 from .model_package import ModelPackage
-from .sampler import SamplerSettings, latent_grid
+from .sampler import DEFAULT_MIXING, SamplerSettings, check_mixing, latent_grid
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, check_sampler
 from .tiling import TileGrid, canvas_size
 
@@ -95,12 +95,14 @@ class _PaddedMap:
 
 def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DEFAULT_ETA,
          overlap_px: int | None = None, batch_size: int = 4, sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None,
-         autoencoder_tile_px: int | None = None, canvas_folder: str | Path | None = None) -> Plan:
+         autoencoder_tile_px: int | None = None, canvas_folder: str | Path | None = None, mixing: str = DEFAULT_MIXING) -> Plan:
     """The canvas and tiles of one raster. A raster that fits in one tile is one tile (TileGrid never cuts it).
 
     ``autoencoder_tile_px`` None: ``AUTOENCODER_TILE_PX``; the autoencoder's tile is never smaller than the sampler's.
-    ``canvas_folder`` (a large raster's scratch folder): the latent canvases are files there; None: arrays."""
+    ``canvas_folder`` (a large raster's scratch folder): the latent canvases are files there; None: arrays.
+    ``mixing``: how latent mixing holds the unchanged cells (sampler.MIXINGS)."""
     check_sampler(sampler, eta)
+    check_mixing(mixing)
     autoencoder_tile_px = autoencoder_tile_px or AUTOENCODER_TILE_PX
     check_tile_size(pkg, tile_px)
     check_tile_size(pkg, autoencoder_tile_px, "autoencoder's tile size")
@@ -110,7 +112,7 @@ def plan(pkg: ModelPackage, height: int, width: int, steps: int, eta: float = DE
         raise InputError(f"The tile overlap must be between 0 and {tile - 1} px (the tile is {tile} px), got {overlap}.")
     granule = max(pkg.multiple_of, pkg.downsample)
     canvas = (canvas_size(height, granule), canvas_size(width, granule))
-    settings = SamplerSettings(steps, eta, overlap, batch_size, sampler, tile_px)
+    settings = SamplerSettings(steps, eta, overlap, batch_size, sampler, tile_px, mixing)
     grid = latent_grid(pkg, *canvas, overlap, tile_px)
     canvases = LatentCanvases(pkg.latent_channels, (grid.height, grid.width), canvas_folder)
     coder_tile = max(tile, autoencoder_tile_px or 0)

@@ -19,6 +19,7 @@ from .canvas import LatentCanvases
 from .change_pair import DEFAULT_PRE_EVENT, check_pre_event, decode_array, post_event_latent, pre_event_latent
 from .raster_plan import Plan, image_reader, plan
 from .model_package import ModelPackage
+from .sampler import DEFAULT_MIXING
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS
 
 
@@ -54,13 +55,13 @@ def change_series(pkg: ModelPackage, maps: list[np.ndarray], masks: list[np.ndar
                   rngs: list[np.random.Generator], *, image: np.ndarray | None = None, steps: int = DEFAULT_STEPS,
                   eta: float = DEFAULT_ETA, overlap_px: int | None = None, batch_size: int = 4,
                   pre_event: str = DEFAULT_PRE_EVENT, sampler: str = DEFAULT_SAMPLER, tile_px: int | None = None,
-                  progress: Progress | None = None) -> list[np.ndarray]:
+                  mixing: str = DEFAULT_MIXING, progress: Progress | None = None) -> list[np.ndarray]:
     """In memory: the uint8 [3, H, W] images of dates 1..N for ``maps`` (N maps), ``masks[k]`` the change from map k to
     map k+1, ``correlations[k]`` and ``rngs[k]`` those of date k+2. ``rngs[0]`` also draws the pre-event image's noise,
     as in ``change_pair``: with two maps this is ``change_pair``'s pair exactly."""
     check_pre_event(pre_event)
     progress = progress or Progress()
-    p = plan(pkg, *maps[0].shape, steps, eta, overlap_px, batch_size, sampler, tile_px)
+    p = plan(pkg, *maps[0].shape, steps, eta, overlap_px, batch_size, sampler, tile_px, mixing=mixing)
     keep_real = image is not None and pre_event == "real"
     progress.start(p.work_units(steps, image is not None, redraw=not keep_real) + series_work_units(p, steps, len(maps) - 2))
     latent = pre_event_latent(pkg, p, maps[0], rngs[0], progress, image_reader(p, image) if image is not None else None)
