@@ -77,7 +77,7 @@ def run_dataset(args) -> int:
     settings = DatasetSettings(count=args.count, tile=args.tile, layout=args.layout, fmt=args.fmt, seed=args.seed,
                                steps=args.steps, eta=args.eta, guidance=args.guidance, max_nodata=args.max_nodata, transitions=args.transitions,
                                band=args.band, remap=args.remap, batch_size=args.batch_size, pre_event=args.pre_event,
-                               sampler=args.sampler, sampler_tile=args.tile_size)
+                               sampler=args.sampler, sampler_tile=args.tile_size, mixing=args.mixing)
     # the layout's options, kept apart from the line above so that other settings can join it there
     settings = replace(settings, split_fractions=tuple(args.splits), split_folders=args.split_folders,
                        second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change,

@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, PRE_EVENT_CHOICES, SAMPLERS
+from ..engine.diffusion import DEFAULT_MIXING, MIXINGS
 from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from ..engine.io import STYLE_WINDOW_PX
 from ..engine.landcover import builtin_remaps
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
-    """--sampler, --steps, --eta, --guidance (None: the model's own scale, which `info` shows) and --tile-size."""
+    """--sampler, --mixing, --steps, --eta, --guidance (None: the model's own scale, which `info` shows) and --tile-size."""
     p.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER,
                    help=f"the solver of the reverse diffusion: ddim, or dpmpp-2m (DPM-Solver++ 2M, second order, for fewer "
                         f"steps; deterministic, takes no --eta); default {DEFAULT_SAMPLER}")
+    p.add_argument("--mixing", choices=MIXINGS, default=DEFAULT_MIXING,
+                   help="how the unchanged land is held to the pre-event image early in the diffusion: latent (the paper's: "
+                        "its noisy state replaced at each step) or prediction (its predicted clean image replaced before each "
+                        f"solver update, meant for --sampler dpmpp-2m); default {DEFAULT_MIXING}")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
     p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
     p.add_argument("--tile-size", type=int, metavar="PX",

@@ -97,7 +97,8 @@ def _max_memory(args) -> int | None:
 def run_generate(args) -> int:
     from ..engine.pipeline import GenerateSettings, generate
 
-    settings = GenerateSettings(steps=args.steps, eta=args.eta, sampler=args.sampler, tile_size=args.tile_size, guidance=args.guidance,
+    settings = GenerateSettings(steps=args.steps, eta=args.eta, sampler=args.sampler, mixing=args.mixing, tile_size=args.tile_size,
+                                guidance=args.guidance,
                                 seed=args.seed, correlation=args.correlation,
                                 device=args.device, threads=args.threads, batch_size=args.batch_size, pre_event=args.pre_event,
                                 max_memory=_max_memory(args), dates=args.dates, style=args.style,
