@@ -66,6 +66,9 @@ POST_EVENTS = (("full", "drawn in full by the model"), ("inpaint", "inpainted: t
 DEFAULT_POST_EVENT = "full"
 # The engine's SAMPLERS, first its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
 SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
+# The engine's MIXINGS in their order, and its DEFAULT_MIXING (literals, as PRE_EVENTS; a test holds them equal)
+MIXINGS = (("latent", "latent (the paper's)"), ("prediction", "prediction (for DPM-Solver++)"))
+DEFAULT_MIXING = "latent"
 DEFAULT_STEPS = 50  # the engine's DEFAULT_STEPS (a literal for the same reason; the same test holds them equal)
 # engine output -> (layer name in the project, visible at first)
 RESULT_LAYERS = (
@@ -225,6 +228,13 @@ class ChangeAnywhereDock(QgsDockWidget):
             self.sampler_combo.addItem(label, key)
         self.sampler_combo.setToolTip("DDIM: the default. DPM-Solver++ 2M: a second-order solver meant for fewer steps "
                                       "(e.g. 20); deterministic, so it takes no eta")
+        self.mixing_combo = QComboBox()
+        for key, label in MIXINGS:
+            self.mixing_combo.addItem(label, key)
+        self.mixing_combo.setCurrentIndex(self.mixing_combo.findData(DEFAULT_MIXING))
+        self.mixing_combo.setToolTip("How the unchanged land is held to the pre-event image early in the diffusion. Latent: "
+                                     "its noisy state is replaced at each step (the paper's). Prediction: its predicted clean "
+                                     "image is replaced before each solver update, meant for DPM-Solver++")
         self.eta_spin = QDoubleSpinBox()
         self.eta_spin.setRange(0.0, 1.0)
         self.eta_spin.setSingleStep(0.1)
@@ -242,6 +252,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.output_widget.setToolTip("Each run writes a new sample-<time> folder here; empty: a temporary folder")
         form3.addRow("Sampler", self.sampler_combo)
+        form3.addRow("Latent mixing", self.mixing_combo)
         form3.addRow("Diffusion steps", self.steps_spin)
         form3.addRow("Content correlation s", self.correlation_spin)
         form3.addRow("Seed", self.seed_spin)
@@ -546,6 +557,7 @@ class ChangeAnywhereDock(QgsDockWidget):
             "seed": None if self.seed_spin.value() < 0 else self.seed_spin.value(),
             "correlation": None if self.correlation_spin.value() < 0 else self.correlation_spin.value(),
             "sampler": self.sampler_combo.currentData(),
+            "mixing": self.mixing_combo.currentData(),
             "eta": self.eta_spin.value() if self.sampler_combo.currentData() == "ddim" else 0.0,  # eta is DDIM's alone
             "guidance": self.guidance(),
             "device": self.device_combo.currentData(),

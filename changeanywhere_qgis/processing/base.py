@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, GUIDANCE_RANGE, PRE_EVENT_CHOICES, SAMPLERS
+from ..engine.diffusion import DEFAULT_MIXING, MIXINGS
 from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from . import qgis_compat as compat
 from .common import class_list, raster_path
@@ -73,6 +74,9 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     SAMPLER = "SAMPLER"
     SAMPLER_TILE = "SAMPLER_TILE"
     SAMPLER_LABELS = {"ddim": "DDIM", "dpmpp-2m": "DPM-Solver++ 2M (second order, for fewer steps; no eta)"}
+    MIXING = "MIXING"
+    MIXING_LABELS = {"latent": "latent: the unchanged land's noisy state replaced (the paper's)",
+                     "prediction": "prediction: its predicted clean image replaced before each update (for DPM-Solver++)"}
 
     def name(self):
         return self.NAME
@@ -143,9 +147,13 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             optional=True, minValue=0))
 
     def add_sampler_options(self) -> None:
-        """The solver; DDIM eta, the guidance scale and the sampler's tile, advanced: the defaults are what the model card measured."""
+        """The solver; latent mixing, DDIM eta, the guidance scale and the sampler's tile, advanced: their defaults (what the model
+        card measured; the paper's mixing) suit most runs."""
         self.addParameter(QgsProcessingParameterEnum(
             self.SAMPLER, "Sampler", options=[self.SAMPLER_LABELS[s] for s in SAMPLERS], defaultValue=SAMPLERS.index(DEFAULT_SAMPLER)))
+        self.addParameter(compat.advanced(QgsProcessingParameterEnum(
+            self.MIXING, "Latent mixing (how the unchanged land is held to the pre-event image)",
+            options=[self.MIXING_LABELS[m] for m in MIXINGS], defaultValue=MIXINGS.index(DEFAULT_MIXING))))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.SAMPLER_TILE, "Sampler tile, px (empty: the model's; larger: fewer network calls, e.g. 512 for a 256 px model)",
             type=compat.NUMBER_INTEGER, optional=True, minValue=1)))
@@ -217,9 +225,10 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
         return value or None
 
     def sampler_options(self, parameters, context) -> dict:
-        """``sampler``, ``eta`` and ``guidance`` (None: the model's own) for the engine's settings."""
+        """``sampler``, ``mixing``, ``eta`` and ``guidance`` (None: the model's own) for the engine's settings."""
         guidance = parameters.get(self.GUIDANCE)
         return {"sampler": SAMPLERS[self.parameterAsEnum(parameters, self.SAMPLER, context)],
+                "mixing": MIXINGS[self.parameterAsEnum(parameters, self.MIXING, context)],
                 "eta": self.parameterAsDouble(parameters, self.ETA, context),
                 "guidance": None if guidance in (None, "") else self.parameterAsDouble(parameters, self.GUIDANCE, context)}
 
