@@ -176,3 +176,23 @@ def test_a_style_applies_to_the_kept_land_too(pkg, scene):
     for strength, differs in ((1.0, True), (0.0, False)):
         t1, t2 = _pair(pkg, scene, image=image, post_event="inpaint", style=load_style(pkg, style_image, strength))
         assert (not np.array_equal(t2[:, kept], t1[:, kept])) == differs
+
+
+def test_prediction_mixing_inpaints_as_latent_mixing_does_at_the_same_cost(pkg, scene, monkeypatch):
+    """--mixing prediction in the inpainting mode: the pre-event image kept beyond the grown mask, the change drawn,
+    no seam, and the same tiles run at the same steps (the pinned cells' predictions need no network call)."""
+    image, labels, post, mask = scene
+    calls = []
+    original = pkg.denoise_with
+    monkeypatch.setattr(pkg, "denoise_with", lambda x, t, c: (calls.append((len(x), int(t[0]))), original(x, t, c))[1])
+    t1, t2 = _pair(pkg, scene, image=image, post_event="inpaint", mixing="prediction")
+    held = list(calls)
+    calls.clear()
+    _, latent_mixed = _pair(pkg, scene, image=image, post_event="inpaint")
+    kept = _beyond(mask, MARGIN)
+    assert np.array_equal(t2[:, kept], t1[:, kept])
+    assert (t2[:, mask == 1] != t1[:, mask == 1]).mean() > 0.5
+    assert not np.array_equal(t2, latent_mixed)  # the mixing did change how the change was drawn
+    assert held == calls
+    distance = ndimage.distance_transform_edt(mask != 1)
+    assert ring_seam_score(t2, distance, tuple(range(MARGIN // 2, MARGIN + 4)), beyond=MARGIN + 8)["worst"] < 1.5
