@@ -94,16 +94,6 @@ def test_the_int8_package_denoises_close_to_the_float_one(quantized):
     assert np.array_equal(int8_pkg.decode(x), float_pkg.decode(x))
 
 
-def test_int8_without_its_graph_is_refused_naming_the_command(tiny_model_dir):
-    with pytest.raises(ModelError, match=r"has no int8 denoiser.*python -m model_export\.export\.quantize --package .*"
-                                         r"or choose precision 'float32'"):
-        load_model_package(tiny_model_dir, "cpu", precision="int8")
-    with pytest.raises(ModelError, match="choose one of float32, int8"):
-        load_model_package(tiny_model_dir, "cpu", precision="int4")
-    with pytest.raises(ModelError, match="runs on the CPU only"):
-        load_model_package(tiny_model_dir, "cuda", precision="int8")
-
-
 def test_an_int8_graph_of_another_denoiser_is_refused_and_a_float_run_never_needs_it(quantized, tmp_path):
     package = shutil.copytree(quantized, tmp_path / "model")
     path = package / "model.json"
