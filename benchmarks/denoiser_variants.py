@@ -24,7 +24,9 @@ an option until a check of docs/research/map-following-checks.md says otherwise)
     python -m benchmarks.run --only denoiser_variants          # into docs/reference/benchmarks.md
     python -m benchmarks.denoiser_variants [--repeats 2]       # the table on stdout only (a smoke run)
 
-About 5 minutes on 2 idle cores at the default repeats; ``DENOISER_VARIANTS_REPEATS`` sets the rounds for either.
+About 6 minutes on 2 idle cores at the default repeats; ``DENOISER_VARIANTS_REPEATS`` sets the rounds for either.
+Section ``int8_end_to_end`` (``--only int8_end_to_end``, ``python -m benchmarks.denoiser_variants --end-to-end``) runs
+one change sample with each denoiser and compares the images (about 2 minutes more).
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def opset_graph(float_path: Path, out: Path, opset: int = NEWER_OPSET) -> Path:
     return out
 
 
-def int8_graphs(model_dir: Path, work: Path) -> dict:
+def int8_graphs(model_dir: Path, work: Path, every_conv: bool = True) -> dict:
     """name -> (what, graph, note): the int8 denoiser of quantize's default recipe (the package's own when it has one,
     else made now into a temporary copy) and, for comparison, one with every convolution quantised."""
     from changeanywhere_qgis.engine.diffusion import read_manifest
@@ -150,6 +152,8 @@ def int8_graphs(model_dir: Path, work: Path) -> dict:
         graph, check = made("int8-default")
         default = ("`model_export.export.quantize` default: static QDQ int8, sensitive convolutions float", graph,
                    f"made now by `python -m model_export.export.quantize` (default recipe); {check}")
+    if not every_conv:
+        return {"int8": default}
     graph, check = made("int8-all", keep_float=(NONE,), max_relative_error=1.0)
     return {"int8": default,
             "int8, every conv": ("`--keep-float none`: every Conv and MatMul int8", graph,
@@ -236,6 +240,62 @@ def bench_denoiser_variants(model_dir: Path, threads: int = THREADS, repeats: in
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    squared = (a.astype(np.float64) - b) ** 2
+    return float(10 * np.log10(255.0**2 / (squared[:, where] if where is not None else squared).mean()))
+
+
+def bench_int8_end_to_end(model_dir: Path, threads: int = THREADS) -> dict:
+    """One change sample of the bundled sample (its image and change polygons, seed 7, default settings) with the float
+    denoiser and with the int8 one (quantize's default recipe), in one process: the seconds of each, and how close the
+    int8 images are (PSNR of its post-event image against the float run's, on all of it and on the changed land; each
+    run's unchanged-land PSNR between its pre- and post-event images, the figure check S1 judges by)."""
+    from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
+
+    work = Path(tempfile.mkdtemp(prefix="int8-end-to-end."))
+    try:
+        int8 = int8_graphs(model_dir, work, every_conv=False)["int8"]
+        package = int8[1].parent if int8[1].is_relative_to(work) else model_dir  # made now: its temporary copy
+        runs = {}
+        for precision in ("float32", "int8"):
+            pkg = load_model_package(package, "cpu", threads=threads, precision=precision)
+            result = generate(SAMPLES / "houston_label.tif", work / precision,
+                              ChangeSpec(vector=str(SAMPLES / "houston_changes.geojson"), class_field="target"),
+                              image=SAMPLES / "houston_image.tif", model=pkg,
+                              settings=GenerateSettings(seed=7, device="cpu", threads=threads))
+            runs[precision] = {"seconds": sum(result["timings"].values()), "timings": result["timings"],
+                               "tiles": result["tiles"], "raster": f"{result['grid']['width']}x{result['grid']['height']}"}
+
+        def read(precision: str, name: str) -> np.ndarray:
+            with rasterio.open(work / precision / name) as ds:
+                return ds.read()
+
+        unchanged = read("float32", "change_mask.tif")[0] == 0
+        for precision, run in runs.items():
+            run["unchanged_land_psnr_db"] = _psnr(read(precision, "t1_image.tif"), read(precision, "t2_image.tif"), unchanged)
+        t2_float, t2_int8 = read("float32", "t2_image.tif"), read("int8", "t2_image.tif")
+        return {"threads": threads, "runs": runs, "int8": int8[2], "speedup": runs["float32"]["seconds"] / runs["int8"]["seconds"],
+                "int8_vs_float_post_event_psnr_db": _psnr(t2_int8, t2_float),
+                "int8_vs_float_changed_land_psnr_db": _psnr(t2_int8, t2_float, ~unchanged)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def render_int8_end_to_end(s: dict) -> list[str]:
+    f, i = s["runs"]["float32"], s["runs"]["int8"]
+    return ["## The int8 denoiser end to end", "",
+            f"One change sample of the bundled sample ({f['raster']}, its image and change polygons, seed 7, default "
+            f"settings: DDIM 50, {f['tiles']} tiles), {s['threads']} threads, with the float denoiser and with the int8 "
+            f"one ({s['int8']}), in one process. `python -m benchmarks.run --only int8_end_to_end`. The images are "
+            "compared, not judged: whether int8 keeps the quality is a check of docs/research/map-following-checks.md "
+            "(`model_export.evaluation.map_following --precision int8`).", "",
+            "| denoiser | seconds | of which post-event | unchanged-land PSNR (pre- vs post-event) |", "| --- | --- | --- | --- |",
+            f"| float32 | {f['seconds']:.1f} | {f['timings']['post_event_s']:.1f} | {f['unchanged_land_psnr_db']:.2f} dB |",
+            f"| int8 | {i['seconds']:.1f} | {i['timings']['post_event_s']:.1f} | {i['unchanged_land_psnr_db']:.2f} dB |", "",
+            f"int8 is **{s['speedup']:.2f}x** as fast; its post-event image against the float run's: PSNR "
+            f"{s['int8_vs_float_post_event_psnr_db']:.1f} dB (changed land {s['int8_vs_float_changed_land_psnr_db']:.1f} dB).", ""]
+
+
 def render_denoiser_variants(s: dict) -> list[str]:
     tiles = list(next(iter(s["rows"].values()))["tiles"])
     lines = ["## Denoiser variants: session options, graphs, int8", "",
@@ -272,11 +332,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--repeats", type=int, help=f"interleaved rounds (default {REPEATS})")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
+    p.add_argument("--end-to-end", action="store_true", help="section int8_end_to_end instead: one sample with each denoiser")
     a = p.parse_args()
-    result = bench_denoiser_variants(a.model.resolve(), a.threads, a.repeats)
+    if a.end_to_end:
+        result, render = bench_int8_end_to_end(a.model.resolve(), a.threads), render_int8_end_to_end
+    else:
+        result, render = bench_denoiser_variants(a.model.resolve(), a.threads, a.repeats), render_denoiser_variants
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
-    print("\n".join(render_denoiser_variants(result)))
+    print("\n".join(render(result)))
 
 
 if __name__ == "__main__":

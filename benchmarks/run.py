@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/reference/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,denoiser_variants,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams,inpaint]
+    python -m benchmarks.run [--out docs/reference/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,denoiser_variants,int8_end_to_end,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams,inpaint]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from changeanywhere_qgis.engine.quality import seam_score
 from benchmarks.inpaint_bench import bench_inpaint, render_inpaint
 from benchmarks.detection_bench import bench_detection, render_detection
 from benchmarks.sampler_bench import bench_sampler, render_sampler
-from benchmarks.denoiser_variants import bench_denoiser_variants, render_denoiser_variants
+from benchmarks.denoiser_variants import (bench_denoiser_variants, bench_int8_end_to_end, render_denoiser_variants,
+                                         render_int8_end_to_end)
 from benchmarks.estimate_bench import bench_estimates, render_estimates
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,6 +194,8 @@ def render(results: dict, model_dir: Path) -> str:
         lines += render_sampler(results["sampler"])
     if "denoiser_variants" in results:
         lines += render_denoiser_variants(results["denoiser_variants"])
+    if "int8_end_to_end" in results:
+        lines += render_int8_end_to_end(results["int8_end_to_end"])
     if "memory" in results:
         m = results["memory"]
         lines += ["## Memory: bounded by tiles, not by the raster", "",
@@ -279,6 +282,7 @@ SECTIONS["detection"] = bench_detection  # benchmarks/detection_bench.py (issue 
 
 SECTIONS["estimates"] = bench_estimates  # benchmarks/estimate_bench.py (issue #36)
 SECTIONS["denoiser_variants"] = bench_denoiser_variants  # benchmarks/denoiser_variants.py (issue #34)
+SECTIONS["int8_end_to_end"] = bench_int8_end_to_end
 
 
 def main() -> None:
