@@ -3,7 +3,7 @@
 Every figure is measured here, in one run, on this machine: timings are given as ratios of
 things measured side by side, since shared machines are noisy.
 
-    python -m benchmarks.run [--out docs/reference/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams,inpaint]
+    python -m benchmarks.run [--out docs/reference/benchmarks.md] [--model DIR] [--only denoiser,end_to_end,sampler,denoiser_variants,int8_end_to_end,memory,memory_stages,memory_large,memory_prepare_untimed,memory_prepare,seams,inpaint]
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from changeanywhere_qgis.engine.quality import seam_score
 from benchmarks.inpaint_bench import bench_inpaint, render_inpaint
 from benchmarks.detection_bench import bench_detection, render_detection
 from benchmarks.sampler_bench import bench_sampler, render_sampler
+from benchmarks.denoiser_variants import (bench_denoiser_variants, bench_int8_end_to_end, render_denoiser_variants,
+                                         render_int8_end_to_end)
 from benchmarks.estimate_bench import bench_estimates, render_estimates
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,6 +192,10 @@ def render(results: dict, model_dir: Path) -> str:
                   f"{e['tiles']} tiles, {THREADS} threads: **{e['seconds']:.1f} s, {e['seconds_per_megapixel']:.0f} s per megapixel**.", ""]
     if "sampler" in results:
         lines += render_sampler(results["sampler"])
+    if "denoiser_variants" in results:
+        lines += render_denoiser_variants(results["denoiser_variants"])
+    if "int8_end_to_end" in results:
+        lines += render_int8_end_to_end(results["int8_end_to_end"])
     if "memory" in results:
         m = results["memory"]
         lines += ["## Memory: bounded by tiles, not by the raster", "",
@@ -275,6 +281,8 @@ SECTIONS = {"denoiser": bench_denoiser, "end_to_end": bench_end_to_end, "sampler
 SECTIONS["detection"] = bench_detection  # benchmarks/detection_bench.py (issue #37)
 
 SECTIONS["estimates"] = bench_estimates  # benchmarks/estimate_bench.py (issue #36)
+SECTIONS["denoiser_variants"] = bench_denoiser_variants  # benchmarks/denoiser_variants.py (issue #34)
+SECTIONS["int8_end_to_end"] = bench_int8_end_to_end
 
 
 def main() -> None:

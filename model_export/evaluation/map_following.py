@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, load_model_package
+from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, PRECISIONS, load_model_package
+from changeanywhere_qgis.engine.errors import ModelError
 
 from model_export import CONFIGS
 from model_export.evaluation import segmentation
@@ -63,9 +64,10 @@ def colour_against(generated: list[np.ndarray], real: np.ndarray) -> dict:
 
 
 def score_windows(model_dir: Path, judge_dir: Path, config: Path, data: list[str], seeds: list[int],
-                  guidance: float, steps: int, eta: float, size: int, images: Path | None = None) -> list[dict]:
+                  guidance: float, steps: int, eta: float, size: int, images: Path | None = None,
+                  precision: str = "float32") -> list[dict]:
     pairs = holdout_tiles(config, data, labelled=True)
-    model = load_model_package(model_dir, "cpu", threads=torch.get_num_threads())
+    model = load_model_package(model_dir, "cpu", threads=torch.get_num_threads(), precision=precision)
     judge = segmentation.load(judge_dir)
     m = model.multiple_of
     rows = []
@@ -136,21 +138,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--images", type=Path, help="write real | copy | first seed's image per window here (PNG)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="int8: the package's optional int8 denoiser (model_export.export.quantize)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         guidance = args.guidance or json.loads((args.model / "model.json").read_text())["diffusion"]["guidance_scale"]
         rows = score_windows(args.model, args.judge, args.config, args.data, args.seeds, guidance, args.steps,
-                             args.eta, args.size, args.images)
-    except (DataError, OSError) as exc:
+                             args.eta, args.size, args.images, args.precision)
+    except (DataError, ModelError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.model}, judge {args.judge} ({segmentation.recipe(segmentation.read_record(args.judge))}); "
-          f"DDIM {args.steps} steps, eta {args.eta:g}, guidance {guidance:g}, seeds {args.seeds}:\n")
+          f"DDIM {args.steps} steps, eta {args.eta:g}, guidance {guidance:g}, seeds {args.seeds}, "
+          f"{args.precision} denoiser:\n")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "judge": str(args.judge), "guidance": guidance,
-                                         "seeds": args.seeds, "steps": args.steps, "eta": args.eta, "rows": rows}, indent=2))
+                                         "seeds": args.seeds, "steps": args.steps, "eta": args.eta,
+                                         "precision": args.precision, "rows": rows}, indent=2))
     return 0
 
 

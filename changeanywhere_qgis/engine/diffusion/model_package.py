@@ -27,6 +27,11 @@ GRAPHS = {
     "decoder": (("latent",), ("image",)),
     "denoiser": (("latent", "timestep", "semantic"), ("prediction",)),
 }
+# Optional graphs a package may carry beside the three (docs/reference/model-package.md), each standing in for one of
+# them when a precision asks for it: files key -> (the graph it replaces, the precision that loads it).
+OPTIONAL_GRAPHS = {"denoiser_int8": ("denoiser", "int8")}
+PRECISIONS = ("float32", "int8")
+QUANTIZE_COMMAND = "python -m model_export.export.quantize --package"
 REQUIRED_KEYS = ("format", "name", "classes", "image", "latent", "diffusion", "tile", "files")
 # What an export may replace (io/replace_guard.py): a package's manifest, its graphs (with ONNX's external weight
 # files) and a card; nothing in a sub-folder.
@@ -69,8 +74,13 @@ def _check_numbers(manifest: dict, manifest_path: Path) -> None:
                              "Fix model.json or re-export the model package.")
 
 
-def read_manifest(model_dir: str | Path, verify_hashes: bool = True) -> dict:
-    """Read and validate ``model.json``; returns it with ``files`` paths resolved to absolute paths."""
+def read_manifest(model_dir: str | Path, verify_hashes: bool = True, precision: str = "float32") -> dict:
+    """Read and validate ``model.json``; returns it with ``files`` paths resolved to absolute paths.
+
+    ``files`` holds the graphs that ``precision`` runs: the three, and an optional graph (``denoiser_int8``) only
+    for its precision, which alone reads and checks it: a float run never depends on an optional file."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     folder = Path(model_dir)
     manifest_path = folder / "model.json"
     if folder.is_file():
@@ -102,24 +112,47 @@ def read_manifest(model_dir: str | Path, verify_hashes: bool = True) -> dict:
     root = folder.resolve()
     resolved = {}
     for graph in GRAPHS:
-        entry = manifest["files"].get(graph)
-        if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
-            raise ModelError(f"{manifest_path}: files.{graph} must give 'path' and 'sha256'. Re-export the model package.")
-        path = (root / entry["path"]).resolve()
-        if root not in path.parents:
+        resolved[graph] = _resolved_graph(manifest, manifest_path, root, graph, verify_hashes)
+    for graph, (stands_for, wanted) in OPTIONAL_GRAPHS.items():
+        if precision != wanted:
+            continue
+        if graph not in manifest["files"]:
             raise ModelError(
-                f"{manifest_path}: files.{graph}.path {entry['path']!r} points outside the model folder. "
-                "A model package must keep its graphs inside its own folder; this one may be tampered with."
+                f"The model package {folder} has no {precision} denoiser (model.json lists no files.{graph}). "
+                f"Make one with `{QUANTIZE_COMMAND} {folder}`, or choose precision 'float32'."
             )
-        if not path.is_file():
-            raise ModelError(f"The model's {graph} graph {path} is missing. Copy the whole model folder again.")
-        if verify_hashes and file_sha256(path) != entry["sha256"]:
+        resolved[graph] = _resolved_graph(manifest, manifest_path, root, graph, verify_hashes)
+        # An int8 graph made from another denoiser (the float graph re-exported or swapped since) would sample
+        # another model than the manifest describes: refused, not loaded.
+        made_from = resolved[graph].get("quantized_from")
+        if made_from != manifest["files"][stands_for]["sha256"]:
             raise ModelError(
-                f"The model's {graph} graph {path.name} does not match the sha256 in model.json: the file is corrupt "
-                "or was replaced. Copy the model folder again, or re-export it."
+                f"{manifest_path}: the {precision} graph {Path(resolved[graph]['path']).name} was not made from this "
+                f"package's {Path(resolved[stands_for]['path']).name} (files.{graph}.quantized_from is not its sha256). "
+                f"Make it again: {QUANTIZE_COMMAND} {folder}"
             )
-        resolved[graph] = {**entry, "path": str(path)}
     return {**manifest, "files": resolved}
+
+
+def _resolved_graph(manifest: dict, manifest_path: Path, root: Path, graph: str, verify_hashes: bool) -> dict:
+    """One ``files`` entry checked (inside the folder, present, its sha256) and its path made absolute."""
+    entry = manifest["files"].get(graph)
+    if not isinstance(entry, dict) or "path" not in entry or "sha256" not in entry:
+        raise ModelError(f"{manifest_path}: files.{graph} must give 'path' and 'sha256'. Re-export the model package.")
+    path = (root / entry["path"]).resolve()
+    if root not in path.parents:
+        raise ModelError(
+            f"{manifest_path}: files.{graph}.path {entry['path']!r} points outside the model folder. "
+            "A model package must keep its graphs inside its own folder; this one may be tampered with."
+        )
+    if not path.is_file():
+        raise ModelError(f"The model's {graph} graph {path} is missing. Copy the whole model folder again.")
+    if verify_hashes and file_sha256(path) != entry["sha256"]:
+        raise ModelError(
+            f"The model's {graph} graph {path.name} does not match the sha256 in model.json: the file is corrupt "
+            "or was replaced. Copy the model folder again, or re-export it."
+        )
+    return {**entry, "path": str(path)}
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -181,6 +214,8 @@ class ModelPackage:
     # True: every call hands the memory onnxruntime's CPU arena took for it back at its end (a one-off call, such as
     # the estimate's timing, whose working memory the arena would otherwise keep beside the run's own batches)
     release_memory: bool = False
+    # "float32": the package's three graphs; "int8": its quantised denoiser (files.denoiser_int8) in the denoiser's place
+    precision: str = "float32"
 
     @property
     def scheme(self) -> ClassScheme:
@@ -309,10 +344,12 @@ class ModelPackage:
             "file_sizes_bytes": sizes,
             "device": self.device,
             "device_note": self.device_note,
+            "precision": self.precision,
         }
 
 
-def _session_options(threads: int | None, quiet: bool):
+def session_options(threads: int | None, quiet: bool = False):
+    """The engine's onnxruntime session options (benchmarks/denoiser_variants.py times others against them)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -327,14 +364,22 @@ def _session_options(threads: int | None, quiet: bool):
     return options
 
 
-def _make_sessions(files: dict, providers: list, threads: int | None, quiet: bool) -> dict:
+def graph_paths(files: dict, precision: str) -> dict:
+    """graph -> the file its session runs: the three graphs, with an optional graph in its place for its precision."""
+    paths = {graph: files[graph]["path"] for graph in GRAPHS}
+    for optional, (stands_for, wanted) in OPTIONAL_GRAPHS.items():
+        if precision == wanted:
+            paths[stands_for] = files[optional]["path"]
+    return paths
+
+
+def _make_sessions(files: dict, providers: list, threads: int | None, quiet: bool, precision: str = "float32") -> dict:
     import onnxruntime as ort
 
     sessions = {}
-    for graph in GRAPHS:
-        path = files[graph]["path"]
+    for graph, path in graph_paths(files, precision).items():
         try:
-            sessions[graph] = ort.InferenceSession(path, _session_options(threads, quiet), providers=providers)
+            sessions[graph] = ort.InferenceSession(path, session_options(threads, quiet), providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise ModelError(
                 f"onnxruntime cannot load the model's {graph} graph {Path(path).name}: {exc}. "
@@ -343,15 +388,16 @@ def _make_sessions(files: dict, providers: list, threads: int | None, quiet: boo
     return sessions
 
 
-def _check_graphs(sessions: dict, manifest: dict) -> None:
+def _check_graphs(sessions: dict, manifest: dict, folder: Path, precision: str = "float32") -> None:
     """The graphs must have the contract's inputs, and agree with the manifest's classes and latent size."""
+    optional = {stands_for for stands_for, wanted in OPTIONAL_GRAPHS.values() if wanted == precision}
     for graph, (inputs, _outputs) in GRAPHS.items():
         names = tuple(i.name for i in sessions[graph].get_inputs())
         if set(names) != set(inputs):
-            raise ModelError(
-                f"The model's {graph} graph takes inputs {list(names)}, the contract says {list(inputs)}. "
-                "Re-export the model package with model_export/export_onnx.py."
-            )
+            fix = (f"Make the {precision} graph again: {QUANTIZE_COMMAND} {folder}" if graph in optional
+                   else "Re-export the model package with model_export/export_onnx.py.")
+            raise ModelError(f"The model's {precision + ' ' if graph in optional else ''}{graph} graph takes inputs "
+                             f"{list(names)}, the contract says {list(inputs)}. {fix}")
     semantic = next(i for i in sessions["denoiser"].get_inputs() if i.name == "semantic")
     classes = len(manifest["classes"])
     if isinstance(semantic.shape[1], int) and semantic.shape[1] != classes:
@@ -369,17 +415,32 @@ def _check_graphs(sessions: dict, manifest: dict) -> None:
             )
 
 
-def load_model_package(model_dir: str | Path | None = None, device: str = "auto", threads: int | None = None) -> ModelPackage:
-    """Validate and load a model package; ``device`` is auto, cpu or cuda."""
+def _check_precision(precision: str, device: str) -> None:
+    if precision not in PRECISIONS:
+        raise ModelError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    if precision == "int8" and device == "cuda":
+        # onnxruntime's int8 (QDQ) kernels are its CPU ones: on CUDA the graph would only add conversions.
+        raise ModelError("The int8 denoiser runs on the CPU only; choose device 'cpu' (or 'auto'), or precision 'float32' "
+                         "for the GPU.")
+
+
+def load_model_package(model_dir: str | Path | None = None, device: str = "auto", threads: int | None = None,
+                       precision: str = "float32") -> ModelPackage:
+    """Validate and load a model package; ``device`` is auto, cpu or cuda; ``precision`` float32 (the package's three
+    graphs) or int8 (its optional quantised denoiser, made by model_export.export.quantize; CPU only)."""
     if device not in DEVICES:
         raise ModelError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
+    _check_precision(precision, device)
     folder = Path(model_dir) if model_dir else default_model_dir()
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, precision=precision)
     cpu = ["CPUExecutionProvider"]
     cuda = [("CUDAExecutionProvider", {}), "CPUExecutionProvider"]
 
     if device == "cpu":
-        sessions, used, note = _make_sessions(manifest["files"], cpu, threads, False), "cpu", "CPU requested"
+        sessions, used, note = _make_sessions(manifest["files"], cpu, threads, False, precision), "cpu", "CPU requested"
+    elif precision == "int8":  # auto: the int8 kernels are onnxruntime's CPU ones
+        sessions, used = _make_sessions(manifest["files"], cpu, threads, False, precision), "cpu"
+        note = "CPU: the int8 denoiser runs on the CPU only"
     else:
         reason = cuda_unavailable_reason()
         sessions = None
@@ -394,6 +455,6 @@ def load_model_package(model_dir: str | Path | None = None, device: str = "auto"
             if device == "cuda":
                 raise ModelError(f"The GPU was requested but {reason}. Fix that, or choose device 'auto' or 'cpu'.")
             sessions, used, note = _make_sessions(manifest["files"], cpu, threads, False), "cpu", f"CPU: {reason}"
-    _check_graphs(sessions, manifest)
+    _check_graphs(sessions, manifest, folder, precision)
     return ModelPackage(path=folder, manifest=manifest, device=used, device_note=note, sessions=sessions,
-                        bind_device="cuda" if used == "cuda" else None)
+                        bind_device="cuda" if used == "cuda" else None, precision=precision)

@@ -140,3 +140,15 @@ def test_a_manifest_without_a_guidance_scale_has_no_guidance(tiny_model_dir):
     assert manifest_guidance_scale(manifest) == manifest["diffusion"]["guidance_scale"] == 2.0
     del manifest["diffusion"]["guidance_scale"]
     assert manifest_guidance_scale(manifest) == 1.0
+
+
+def test_int8_without_its_graph_is_refused_naming_the_command(tiny_model_dir):
+    # the int8 denoiser is optional (model_export.export.quantize adds it; tests/model_export/export/test_quantize.py)
+    with pytest.raises(ModelError, match=r"has no int8 denoiser.*python -m model_export\.export\.quantize --package .*"
+                                         r"or choose precision 'float32'"):
+        load_model_package(tiny_model_dir, "cpu", precision="int8")
+    with pytest.raises(ModelError, match="choose one of float32, int8"):
+        load_model_package(tiny_model_dir, "cpu", precision="int4")
+    with pytest.raises(ModelError, match="runs on the CPU only"):
+        load_model_package(tiny_model_dir, "cuda", precision="int8")
+    assert load_model_package(tiny_model_dir, "cpu").describe()["precision"] == "float32"

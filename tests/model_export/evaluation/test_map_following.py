@@ -63,3 +63,10 @@ def test_a_window_whose_tile_is_missing_is_named(judge, capsys):
                  "--data", str(TRAIN / "oem"), "--seeds", "0", "--steps", "1"])  # default.toml's windows: 3 are elsewhere
     assert code == 2
     assert "'2'" in capsys.readouterr().err
+
+
+def test_the_int8_denoiser_is_asked_for_by_precision_and_refused_where_the_package_has_none(tmp_path, capsys):
+    # the judges score the int8 denoiser with --precision int8; the tiny package has none: refused before any work
+    assert main(["--model", str(REPO / "tests" / "data" / "tiny_model"), "--judge", str(tmp_path), "--config",
+                 str(TINY_CONFIG), "--data", str(TRAIN / "oem"), "--precision", "int8"]) == 2
+    assert "model_export.export.quantize --package" in capsys.readouterr().err
