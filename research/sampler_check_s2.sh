@@ -41,7 +41,16 @@ for steps in 10 15 20; do
   arm "D$steps-512" --sampler dpmpp-2m --steps "$steps" --mixing prediction --tile-size 512
 done
 
+# Rule (3): once rule (2) has named the setting (WINNER="its dataset options", e.g. WINNER="--sampler dpmpp-2m --steps 15
+# --mixing prediction"; the reference's options if none passed), rerun this script with it: the same arm with the int8
+# denoiser, from a copy of the package with its int8 graph (model_export.export.quantize)
+if [ -n "${WINNER:-}" ]; then
+  test -f "$OUT/model-int8/model.json" || "$PY" -m model_export.export.quantize --package "$MODEL" --out "$OUT/model-int8"
+  MODEL="$OUT/model-int8" arm W-int8 $WINNER --precision int8
+fi
+
 arms=("$OUT/R-ddim50-latent" "$OUT/P-ddim50-prediction" "$OUT"/D10 "$OUT"/D15 "$OUT"/D20 "$OUT"/D10-512 "$OUT"/D15-512 "$OUT"/D20-512)
+[ ! -d "$OUT/W-int8" ] || arms+=("$OUT/W-int8")
 for seed in "${JUDGE_SEEDS[@]}"; do
   # the change-detection part of the report is not part of the rule: one short epoch, no few-shot runs
   "$PY" -m model_export.evaluate "${arms[@]}" --segmentation "$JUDGES_DIR/seed$seed" \
