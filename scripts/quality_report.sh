@@ -49,6 +49,9 @@ REPORT=${REPORT:-docs/research/quality.md}
 FIGURES=${FIGURES:-docs/research/quality}
 NETS_PER_ARM=${NETS_PER_ARM:-3}
 CD_EPOCHS=${CD_EPOCHS:-20}
+# few-shot runs with k real pairs: 3 alone, what check U7 (docs/research/usefulness-checks.md) decides on; each k costs every
+# arm's few-shot runs again for every net (FEW_SHOT="1 3 5" gives the older reports' three)
+FEW_SHOT=${FEW_SHOT:-3}
 BASELINES=${BASELINES-copy-paste random-pairing}  # BASELINES="" leaves them out
 BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
 POST_EVENTS=${POST_EVENTS:-full inpaint}  # "full": the default datasets alone
@@ -92,7 +95,7 @@ if [ -f "$OUT/inpaint/oem/dataset.json" ]; then
 fi
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
   --segmentation "$SEG" --threads 2 --cd-epochs "$CD_EPOCHS" --max-minutes 0 --compare-pre-event --compare-appearance-shift \
-  --nets-per-arm "$NETS_PER_ARM" ${baseline_args[@]+"${baseline_args[@]}"} ${arm_args[@]+"${arm_args[@]}"} \
+  --nets-per-arm "$NETS_PER_ARM" --few-shot $FEW_SHOT ${baseline_args[@]+"${baseline_args[@]}"} ${arm_args[@]+"${arm_args[@]}"} \
   --test-sets data/levir-cd data/whu-cd --notes-file docs/research/quality-notes.md \
   --note "**Resumed after a kill.** \`scripts/quality_report.sh\` ran the datasets' command with 2 local workers, killed it and its workers with SIGKILL after ${KILL_AFTER_S} s ($killed_at samples of the first dataset written), and ran the same command again: $resumed. \`tests/engine/dataset/test_dataset.py\` checks that a killed-and-resumed run equals an uninterrupted one byte for byte." \
   --note "**Same on Dask.** \`python -m benchmarks.dataset_bench --dask-check $OUT/oem --samples 10\` made the first 10 samples again on a two-worker Dask LocalCluster: $same (\`tests/engine/dataset/test_dask.py\` checks the same on every test run)."
