@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from pathlib import Path
 
@@ -72,6 +73,18 @@ def tiny_model_dir() -> Path:
     """A tiny model package made by `make tiny-model` (model_export, a few training steps) and committed."""
     assert (TINY_MODEL / "model.json").is_file(), "tests/data/tiny_model is missing: run `make tiny-model`"
     return TINY_MODEL
+
+
+@pytest.fixture(scope="session")
+def int8_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A copy of the tiny package with its int8 denoiser, made once per test session by the real quantise command (a
+    second or two): the committed packages carry none (the repository's size budget)."""
+    pytest.importorskip("onnx")  # onnxruntime.quantization needs it (a development package)
+    from model_export.export.quantize import main as quantize
+
+    package = shutil.copytree(tiny_model_dir, tmp_path_factory.mktemp("int8") / "model")
+    assert quantize(["--package", str(package), "--tiles", "2", "--timesteps", "3", "--threads", "2"]) == 0
+    return package
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..engine.diffusion import DEVICES
 from ..engine.dataset import SPLIT_FRACTIONS
 from ..engine.io import FORMATS, LAYOUTS
-from .options import (add_post_event_arguments, add_pre_event_argument, add_sampler_arguments, add_series_arguments, add_style_arguments,
+from .options import (add_post_event_arguments, add_pre_event_argument, add_precision_argument, add_sampler_arguments,
+                      add_series_arguments, add_style_arguments,
                       post_event_settings, remap_help)
 from .progress_bar import progress_bar
 
@@ -60,6 +61,7 @@ def add_dataset_command(sub) -> None:
     ds.add_argument("--remap", help=remap_help("the rasters'"))
     ds.add_argument("--model", help="model package folder (default: the bundled model)")
     ds.add_argument("--device", choices=DEVICES, default="cpu", help="cpu (default), cuda or auto")
+    add_precision_argument(ds)
     ds.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
     ds.add_argument("--batch-size", type=int, default=4, help="model tiles per network call (default 4)")
     ds.add_argument("--overwrite", action="store_true",
@@ -77,7 +79,8 @@ def run_dataset(args) -> int:
     settings = DatasetSettings(count=args.count, tile=args.tile, layout=args.layout, fmt=args.fmt, seed=args.seed,
                                steps=args.steps, eta=args.eta, guidance=args.guidance, max_nodata=args.max_nodata, transitions=args.transitions,
                                band=args.band, remap=args.remap, batch_size=args.batch_size, pre_event=args.pre_event,
-                               sampler=args.sampler, sampler_tile=args.tile_size, mixing=args.mixing)
+                               sampler=args.sampler, sampler_tile=args.tile_size, mixing=args.mixing,
+                               precision=args.precision)
     # the layout's options, kept apart from the line above so that other settings can join it there
     settings = replace(settings, split_fractions=tuple(args.splits), split_folders=args.split_folders,
                        second_classes=args.second_classes, skip_hidden_change=args.skip_hidden_change,

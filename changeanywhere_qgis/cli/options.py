@@ -6,6 +6,7 @@ import argparse
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, PRE_EVENT_CHOICES, SAMPLERS
 from ..engine.diffusion import DEFAULT_MIXING, MIXINGS
+from ..engine.diffusion import DEFAULT_PRECISION, PRECISIONS
 from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from ..engine.io import STYLE_WINDOW_PX
 from ..engine.landcover import builtin_remaps
@@ -29,6 +30,14 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float,
                    help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours "
                         "(default: the model's own, which `info` shows)")
+
+
+def add_precision_argument(p: argparse.ArgumentParser) -> None:
+    """--precision, beside --device: which denoiser graph the model package runs (engine: load_model_package)."""
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                   help="the denoiser's precision: float32, or int8 (faster on the CPU; CPU only; needs a model package with "
+                        "an int8 denoiser, made by python -m model_export.export.quantize --package DIR); "
+                        f"default {DEFAULT_PRECISION}")
 
 
 def add_pre_event_argument(p: argparse.ArgumentParser) -> None:

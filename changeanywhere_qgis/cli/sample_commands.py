@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ..engine.diffusion import DEVICES
-from .options import (add_post_event_arguments, add_pre_event_argument, add_sampler_arguments, add_series_arguments, add_style_arguments,
+from .options import (add_post_event_arguments, add_pre_event_argument, add_precision_argument, add_sampler_arguments,
+                      add_series_arguments, add_style_arguments,
                       post_event_settings, remap_help)
 from .progress_bar import progress_bar
 
@@ -43,6 +44,7 @@ def add_sample_commands(sub) -> None:
     add_sampler_arguments(gen)
     gen.add_argument("--correlation", type=float, help="content correlation s in [0, 1] (default: drawn in [0.7, 1])")
     gen.add_argument("--device", choices=DEVICES, default="auto")
+    add_precision_argument(gen)
     gen.add_argument("--threads", type=int, help="CPU threads for onnxruntime (default: all cores)")
     gen.add_argument("--batch-size", type=int, default=4, help="tiles per network call (default 4)")
     add_series_arguments(gen)
@@ -100,7 +102,8 @@ def run_generate(args) -> int:
     settings = GenerateSettings(steps=args.steps, eta=args.eta, sampler=args.sampler, mixing=args.mixing, tile_size=args.tile_size,
                                 guidance=args.guidance,
                                 seed=args.seed, correlation=args.correlation,
-                                device=args.device, threads=args.threads, batch_size=args.batch_size, pre_event=args.pre_event,
+                                device=args.device, precision=args.precision, threads=args.threads, batch_size=args.batch_size,
+                                pre_event=args.pre_event,
                                 max_memory=_max_memory(args), dates=args.dates, style=args.style,
                                 style_strength=args.style_strength, **post_event_settings(args))
     progress, bar = progress_bar()

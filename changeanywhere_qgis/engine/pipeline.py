@@ -19,8 +19,8 @@ import rasterio
 from rasterio.windows import Window
 
 from . import __version__ as engine_version
-from .diffusion import (DEFAULT_ETA, DEFAULT_MIXING, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
-                        check_guidance, check_memory, check_mixing, check_pre_event, check_sampler, decode, default_model_dir, duration, network_bytes,
+from .diffusion import (DEFAULT_ETA, DEFAULT_MIXING, DEFAULT_PRECISION, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, WINDOWED_GENERATE_BYTES_PER_PIXEL, WINDOWED_SIMULATE_BYTES_PER_PIXEL, ModelPackage, Plan,
+                        check_guidance, check_memory, check_mixing, check_precision, check_pre_event, check_sampler, decode, default_model_dir, duration, network_bytes,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8, DEFAULT_STYLE_STRENGTH, apply_style, check_style_strength, load_style)
 from .diffusion import LatentCanvases, LaterDate, later_latents, series_work_units
@@ -75,6 +75,8 @@ class GenerateSettings:
     seed: int | None = None  # None: a fresh seed, recorded in sample.json
     correlation: float | None = None  # s; None: drawn per sample from CORRELATION_RANGE
     device: str = "auto"
+    # the denoiser the model package runs: "float32" (its own graph) or "int8" (its optional quantised one; CPU only)
+    precision: str = DEFAULT_PRECISION
     threads: int | None = None
     batch_size: int = 4
     tile_overlap_px: int | None = None  # None: a quarter of the model's tile
@@ -102,6 +104,7 @@ class GenerateSettings:
         check_pre_event(self.pre_event)
         check_sampler(self.sampler, self.eta)
         check_mixing(self.mixing)
+        check_precision(self.precision, self.device)  # int8 on CUDA is refused before anything is written
         check_seed(self.seed)
         check_dates(self.dates)
         check_style_strength(self.style_strength)
@@ -329,7 +332,8 @@ def generate(
 
     out = OutputFolder(out_dir, overwrite, SAMPLE_FOLDER, _input_files(semantic, changes, model, remap, image, settings.style))
     style_image = read_style_image(settings.style) if settings.style else None  # checked before anything is written
-    pkg = model if isinstance(model, ModelPackage) else load_model_package(model, settings.device, settings.threads)
+    pkg = model if isinstance(model, ModelPackage) else load_model_package(model, settings.device, settings.threads,
+                                                                                 settings.precision)
     pkg = pkg.with_guidance(settings.guidance)
     scheme = pkg.scheme
     # Entered before the map is read: a large map's whole-raster arrays live in its scratch folder (removed with it).
@@ -440,7 +444,7 @@ def generate(
                 "sampler": settings.sampler, "mixing": settings.mixing, "tiles": p.tiles, "tile_size_px": p.grid.tile * pkg.downsample,
                 "autoencoder_tile_px": p.coder_grid.tile * pkg.downsample, "tile_overlap_px": p.sampler.tile_overlap_px,
                 "events": [e.to_dict() for e in result.events], "changed_fraction": fraction,
-                "device": pkg.device, "device_note": pkg.device_note, "timings": timings,
+                "device": pkg.device, "device_note": pkg.device_note, "precision": pkg.precision, "timings": timings,
                 **({"style": styled.record} if styled else {}),  # absent without --style: the same sample.json as before
             }
             if later:  # a series: every date's events, change and s; the whole series' change from T1 to TN

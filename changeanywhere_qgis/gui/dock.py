@@ -69,6 +69,9 @@ SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
 # The engine's MIXINGS in their order, and its DEFAULT_MIXING (literals, as PRE_EVENTS; a test holds them equal)
 MIXINGS = (("latent", "latent (the paper's)"), ("prediction", "prediction (for DPM-Solver++)"))
 DEFAULT_MIXING = "latent"
+# The engine's PRECISIONS in their order, and its DEFAULT_PRECISION (literals, as PRE_EVENTS; a test holds them equal)
+PRECISIONS = (("float32", "float32 (the model's own)"), ("int8", "int8 (faster on the CPU)"))
+DEFAULT_PRECISION = "float32"
 DEFAULT_STEPS = 50  # the engine's DEFAULT_STEPS (a literal for the same reason; the same test holds them equal)
 # engine output -> (layer name in the project, visible at first)
 RESULT_LAYERS = (
@@ -248,6 +251,12 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.device_combo = QComboBox()
         for key, label in DEVICES:
             self.device_combo.addItem(label, key)
+        self.precision_combo = QComboBox()
+        for key, label in PRECISIONS:
+            self.precision_combo.addItem(label, key)
+        self.precision_combo.setCurrentIndex(self.precision_combo.findData(DEFAULT_PRECISION))
+        self.precision_combo.setToolTip("The denoiser the model runs. int8: its quantised copy, faster on the CPU (CPU only); "
+                                        "the model package needs one, made by python -m model_export.export.quantize --package DIR")
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.output_widget.setToolTip("Each run writes a new sample-<time> folder here; empty: a temporary folder")
@@ -260,6 +269,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.sampler_combo.currentIndexChanged.connect(lambda _: self.eta_spin.setEnabled(self.sampler_combo.currentData() == "ddim"))
         form3.addRow("Guidance scale", self.guidance_spin)
         form3.addRow("Device", self.device_combo)
+        form3.addRow("Denoiser precision", self.precision_combo)
         form3.addRow("Output folder", self.output_widget)
         main.addWidget(settings)
 
@@ -561,6 +571,7 @@ class ChangeAnywhereDock(QgsDockWidget):
             "eta": self.eta_spin.value() if self.sampler_combo.currentData() == "ddim" else 0.0,  # eta is DDIM's alone
             "guidance": self.guidance(),
             "device": self.device_combo.currentData(),
+            "precision": self.precision_combo.currentData(),
             "pre_event": self.pre_event_combo.currentData(),
             "post_event": self.post_event_combo.currentData(),
             "dates": dates,

@@ -116,6 +116,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.STEPS, "Diffusion steps (more: slower, finer)", type=compat.NUMBER_INTEGER, defaultValue=DEFAULT_STEPS, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=1))
+        self.add_precision_option()
         self.add_sampler_options()
         self.add_transition_inputs("the change events")
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
@@ -184,6 +185,7 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 pre_event=self.pre_event(parameters, context),
                 sampler_tile=self.sampler_tile(parameters, context),
                 dates=series_dates(self, parameters, context),
+                precision=self.precision(parameters, context),
             )
             settings = replace(settings, **self._layout_options(parameters, context, feedback))
             out = self.parameterAsString(parameters, self.OUTPUT, context)

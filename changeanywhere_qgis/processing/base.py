@@ -21,6 +21,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, GUIDANCE_RANGE, PRE_EVENT_CHOICES, SAMPLERS
 from ..engine.diffusion import DEFAULT_MIXING, MIXINGS
+from ..engine.diffusion import DEFAULT_PRECISION, PRECISIONS
 from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from . import qgis_compat as compat
 from .common import class_list, raster_path
@@ -77,6 +78,10 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     MIXING = "MIXING"
     MIXING_LABELS = {"latent": "latent: the unchanged land's noisy state replaced (the paper's)",
                      "prediction": "prediction: its predicted clean image replaced before each update (for DPM-Solver++)"}
+    PRECISION = "PRECISION"
+    PRECISION_LABELS = {"float32": "float32: the model package's own denoiser",
+                        "int8": "int8: its quantised denoiser (faster on the CPU; CPU only; made by "
+                                "python -m model_export.export.quantize --package DIR)"}
 
     def name(self):
         return self.NAME
@@ -163,6 +168,15 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.GUIDANCE, "Guidance scale (empty: the model's own; higher follows the map more, colours saturate)",
             type=compat.NUMBER_DOUBLE, optional=True, minValue=GUIDANCE_RANGE[0], maxValue=GUIDANCE_RANGE[1])))
+
+    def add_precision_option(self) -> None:
+        """Which denoiser the model package runs, advanced and beside the device: int8 needs a package that carries one."""
+        self.addParameter(compat.advanced(QgsProcessingParameterEnum(
+            self.PRECISION, "Denoiser precision", options=[self.PRECISION_LABELS[p] for p in PRECISIONS],
+            defaultValue=PRECISIONS.index(DEFAULT_PRECISION))))
+
+    def precision(self, parameters, context) -> str:
+        return PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]
 
     def add_pre_event_option(self) -> None:
         """What the pre-event image is when one is given: the image itself, or the autoencoder's copy of it."""

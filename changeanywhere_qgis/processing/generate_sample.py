@@ -90,6 +90,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
             optional=True, minValue=0.0, maxValue=1.0))
         self.add_remap_and_seed()
         self.addParameter(QgsProcessingParameterEnum(self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0))
+        self.add_precision_option()
         self.add_sampler_options()
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.THREADS, "CPU threads (empty: all cores)", type=compat.NUMBER_INTEGER, optional=True, minValue=1)))
@@ -132,6 +133,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 correlation=(None if parameters.get(self.CORRELATION) in (None, "")
                              else self.parameterAsDouble(parameters, self.CORRELATION, context)),
                 device=DEVICE_CHOICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+                precision=self.precision(parameters, context),
                 threads=None if threads in (None, "") else self.parameterAsInt(parameters, self.THREADS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 pre_event=self.pre_event(parameters, context),

@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import __version__ as engine_version
 from ..io import SPLITS, parts
-from ..diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_MIXING, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, DEFAULT_SAMPLER
+from ..diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_MIXING, DEFAULT_POST_EVENT, DEFAULT_PRECISION, DEFAULT_RERENDER_STRENGTH,
+                         DEFAULT_SAMPLER)
 from .job import LEGACY_SETTINGS, SPLIT_FRACTIONS, DatasetSettings
 
 MIN_SPLIT = 2  # np.loadtxt reads a one-name list as a 0-d array (BIT, ChangeFormer fail on it); an empty one has no samples
@@ -255,10 +256,13 @@ APPEARANCE_TEXT = ("Each post-event image (B, im2) took a random appearance shif
 
 def _solver_text(st: dict) -> str:
     """The solver, its steps and (DDIM's) eta, opening the bracket the guidance closes; a spec without a sampler is DDIM's,
-    one without a mixing the paper's latent mixing (named only when it is the other)."""
+    one without a mixing the paper's latent mixing, one without a precision the float denoiser (each named only when it
+    is the other)."""
     mixing = st.get("mixing", LEGACY_SETTINGS["mixing"])
+    precision = st.get("precision", LEGACY_SETTINGS["precision"])
     details = (f", {st['sampler_tile']} px sampler tiles" if st.get("sampler_tile") else "") + \
-        (f", {mixing} mixing" if mixing != LEGACY_SETTINGS["mixing"] else "")
+        (f", {mixing} mixing" if mixing != LEGACY_SETTINGS["mixing"] else "") + \
+        (f", the {precision} denoiser" if precision != LEGACY_SETTINGS["precision"] else "")
     if st.get("sampler", "ddim") == "ddim":
         return f"{st['steps']} DDIM steps (eta {st['eta']}{details}, "
     return f"{st['steps']} DPM-Solver++ 2M steps ({st['sampler']}{details}, "
@@ -292,6 +296,8 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     args += ["--tile-size", str(st["sampler_tile"])] if st.get("sampler_tile") else []
     mixing = st.get("mixing", LEGACY_SETTINGS["mixing"])  # a spec without one was made with latent mixing
     args += ["--mixing", mixing] if mixing != DEFAULT_MIXING else []
+    precision = st.get("precision", LEGACY_SETTINGS["precision"])  # a spec without one was made with the float denoiser
+    args += ["--precision", precision] if precision != DEFAULT_PRECISION else []
     args += ["--split-folders"] if st.get("split_folders") else []
     args += ["--second-classes", rel(st["second_classes"])] if st.get("second_classes") else []
     args += ["--skip-hidden-change"] if st.get("skip_hidden_change") else []

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion import (DEFAULT_ETA, DEFAULT_INPAINT_MARGIN_PX, DEFAULT_MIXING, DEFAULT_POST_EVENT, DEFAULT_PRE_EVENT, DEFAULT_RERENDER_STRENGTH,
-                         DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, check_guidance, check_mixing, check_post_event, check_pre_event,
-                         check_sampler, check_style_strength)
+from ..diffusion import (DEFAULT_ETA, DEFAULT_INPAINT_MARGIN_PX, DEFAULT_MIXING, DEFAULT_POST_EVENT, DEFAULT_PRE_EVENT, DEFAULT_PRECISION,
+                         DEFAULT_RERENDER_STRENGTH, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, check_guidance, check_mixing,
+                         check_post_event, check_precision, check_pre_event, check_sampler, check_style_strength)
 from ..errors import InputError
 from ..events import check_dates
 from ..io import check_layout, has_second
@@ -33,15 +33,16 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
 # when a run resumes (a setting that changes the content is in the spec whenever it is set).
 # Settings left out of dataset.json at these values, so that specs written before they existed still match
 # when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says;
-# sampler's is "ddim" and sampler_tile's None (the model's tile), mixing's "latent" (the paper's latent mixing), what
-# datasets before those options were, whatever DEFAULT_SAMPLER and DEFAULT_MIXING say.
+# sampler's is "ddim" and sampler_tile's None (the model's tile), mixing's "latent" (the paper's latent mixing),
+# precision's "float32" (the package's own denoiser), what datasets before those options were, whatever DEFAULT_SAMPLER,
+# DEFAULT_MIXING and DEFAULT_PRECISION say.
 OPTIONAL_SETTINGS = {"guidance": None, "split_fractions": SPLIT_FRACTIONS, "split_folders": False, "second_classes": None,
                      "skip_hidden_change": False, "pre_event": "real", "sampler": "ddim", "sampler_tile": None, "dates": 2,
                      "appearance_shift": False, "style": None, "style_strength": DEFAULT_STYLE_STRENGTH, "post_event": "full",
-                     "mixing": "latent"}
+                     "mixing": "latent", "precision": "float32"}
 # What a spec without them meant (read back by sample_maps and resume): the values before the options existed.
 LEGACY_SETTINGS = {"pre_event": "real", "sampler": "ddim", "sampler_tile": None, "appearance_shift": False, "post_event": "full",
-                   "mixing": "latent"}
+                   "mixing": "latent", "precision": "float32"}
 # The inpainting settings, recorded only with post_event "inpaint" (they change nothing else)
 INPAINT_SETTINGS = ("inpaint_margin_px", "rerender_strength")
 
@@ -70,6 +71,9 @@ class DatasetSettings:
     sampler: str = DEFAULT_SAMPLER  # "ddim" or "dpmpp-2m"
     sampler_tile: int | None = None  # the sampler's tile, pixels; None: the model's (``tile`` is the sample's size)
     mixing: str = DEFAULT_MIXING  # how latent mixing holds the unchanged land: "latent" (the paper's) or "prediction"
+    # the denoiser the workers load: "float32" (the package's own) or "int8" (its optional quantised one; CPU only);
+    # it changes the images, so it is part of what the dataset is
+    precision: str = DEFAULT_PRECISION
     split_fractions: tuple[float, float, float] = SPLIT_FRACTIONS  # train, val, test shares of the samples
     split_folders: bool = False  # one folder per split (train/A/, ...) instead of flat folders with list/*.txt
     second_classes: str | None = None  # JSON mapping of the model's classes into SECOND's; None: the built-in table
@@ -113,6 +117,7 @@ class DatasetSettings:
         check_pre_event(self.pre_event)
         check_sampler(self.sampler, self.eta)
         check_mixing(self.mixing)
+        check_precision(self.precision)  # the device is the run's, not the dataset's: plan_dataset checks the two together
         check_dates(self.dates)
         check_style_strength(self.style_strength)
         check_post_event(self.post_event, self.inpaint_margin_px, self.rerender_strength)

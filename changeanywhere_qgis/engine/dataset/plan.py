@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..diffusion import default_model_dir, read_manifest
+from ..diffusion import check_precision, default_model_dir, read_manifest
 from ..errors import InputError
 from ..events import load_table
 from ..io import (CLASSES_FILE, LIST_FOLDER, SERIES_FOLDER, SPLITS, STAGE_FOLDER, ImageSource, OwnedFiles, check_output_path,
@@ -71,8 +71,10 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
     if images and len(images) != len(semantic):
         raise InputError(f"Give one image per land-cover raster ({len(semantic)} rasters, {len(images)} images), or no image "
                          "(then the pre-event images are generated from the maps).")
+    check_precision(settings.precision, device)  # int8 on CUDA is refused here, not in every worker
     model_dir = Path(model) if model else default_model_dir()
-    manifest = read_manifest(model_dir)
+    # int8: a package without its int8 graph (or with a stale one) is refused now, with the command that makes it
+    manifest = read_manifest(model_dir, precision=settings.precision)
     scheme = ClassScheme.from_manifest(manifest)
     granule = _granule(manifest)
     tile = int(settings.tile)
@@ -180,6 +182,9 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
     if "settings.mixing" in differ:  # its default may change by the quality check of issue #34 (diffusion/sampler.py)
         mixing = _lookup(old, "settings.mixing") or LEGACY_SETTINGS["mixing"]  # left out of a spec while "latent"
         flags.append((f"--mixing {mixing}", f"\"Latent mixing\": {mixing}"))
+    if "settings.precision" in differ:  # and so may the denoiser's precision (issue #34: int8 kept only by a quality rule)
+        precision = _lookup(old, "settings.precision") or LEGACY_SETTINGS["precision"]  # left out of a spec while "float32"
+        flags.append((f"--precision {precision}", f"\"Denoiser precision\": {precision}"))
     for key, flag, box in (("inpaint_margin_px", "--inpaint-margin", "Inpainting margin"),
                            ("rerender_strength", "--rerender-strength", "Inpainting: re-render strength")):
         if f"settings.{key}" in differ and _lookup(old, f"settings.{key}") is not None:

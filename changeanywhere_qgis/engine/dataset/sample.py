@@ -32,12 +32,12 @@ _STATE: dict = {}  # per process: the loaded model and open images, keyed by the
 
 
 def _worker_state(job: DatasetJob) -> dict:
-    key = (job.out, job.model, job.device, job.threads)
+    key = (job.out, job.model, job.device, job.threads, job.settings.precision)
     if _STATE.get("key") != key:
         for src in _STATE.get("images", {}).values():
             src.close()
         _STATE.clear()
-        _STATE.update(key=key, pkg=load_model_package(job.model, job.device, job.threads), images={},
+        _STATE.update(key=key, pkg=load_model_package(job.model, job.device, job.threads, job.settings.precision), images={},
                       table=None, lut=load_remap(job.settings.remap))
         _STATE["table"] = load_table(job.settings.transitions, _STATE["pkg"].scheme)
         _STATE["second"] = (load_second_classes(job.settings.second_classes, _STATE["pkg"].scheme)

@@ -31,6 +31,9 @@ GRAPHS = {
 # them when a precision asks for it: files key -> (the graph it replaces, the precision that loads it).
 OPTIONAL_GRAPHS = {"denoiser_int8": ("denoiser", "int8")}
 PRECISIONS = ("float32", "int8")
+# What a run loads unless asked otherwise: the int8 denoiser is an option (issue #34: the default only if a quality
+# rule says so), and the bundled model carries none (the repository's size budget).
+DEFAULT_PRECISION = "float32"
 QUANTIZE_COMMAND = "python -m model_export.export.quantize --package"
 REQUIRED_KEYS = ("format", "name", "classes", "image", "latent", "diffusion", "tile", "files")
 # What an export may replace (io/replace_guard.py): a package's manifest, its graphs (with ONNX's external weight
@@ -415,7 +418,9 @@ def _check_graphs(sessions: dict, manifest: dict, folder: Path, precision: str =
             )
 
 
-def _check_precision(precision: str, device: str) -> None:
+def check_precision(precision: str, device: str = "cpu") -> None:
+    """A precision a run may ask for on ``device`` (the settings check it before anything is written, with the same
+    words as the loading)."""
     if precision not in PRECISIONS:
         raise ModelError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     if precision == "int8" and device == "cuda":
@@ -430,7 +435,7 @@ def load_model_package(model_dir: str | Path | None = None, device: str = "auto"
     graphs) or int8 (its optional quantised denoiser, made by model_export.export.quantize; CPU only)."""
     if device not in DEVICES:
         raise ModelError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
-    _check_precision(precision, device)
+    check_precision(precision, device)
     folder = Path(model_dir) if model_dir else default_model_dir()
     manifest = read_manifest(folder, precision=precision)
     cpu = ["CPUExecutionProvider"]
