@@ -4,7 +4,10 @@
 ``python -m benchmarks.run --only estimates`` measures 512, 4096 and 16384 px, each generated whole (random events,
 pre-event image generated, ESTIMATE_STEPS steps). At 16384 px that is hours on a 2-core machine: with
 ``CHANGEANYWHERE_BENCH_BUDGET=16384=600`` (SIZE=SECONDS, comma-separated) a size's run stops that many seconds into
-its network stages, and its time is projected as its progress bar projects it (the page marks such rows).
+its network stages, and its time is projected as its progress bar projects it (the page marks such rows). A stopped
+run has not yet held every graph's working memory (the decoder's comes after the pre-event image's sampling), so such
+a size's memory is measured by a second run at one step (the memory does not depend on the steps), stopped after the
+decoder's second batch call: the pre-event image sampled, both graphs' working memory held.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 ESTIMATE_SIZES = (512, 4096, 16384)
 ESTIMATE_STEPS = 50  # the default; the peak does not depend on the steps, and a denoising-dominated run is what users wait for
+PEAK_STOP = ("--stop-after-decodes", "2")  # a stopped size's memory run: after the decoder's second batch call
 
 
 def bench_estimates(model_dir: Path, sizes=ESTIMATE_SIZES, steps: int = ESTIMATE_STEPS) -> dict:
@@ -27,6 +31,11 @@ def bench_estimates(model_dir: Path, sizes=ESTIMATE_SIZES, steps: int = ESTIMATE
         runs.update(_probe_each_size((size,), lambda label, tmp: ["-m", "benchmarks.estimate_probe", str(label),
                                                                   str(tmp / f"out_{label.stem}"), "--model", str(model_dir),
                                                                   "--steps", str(steps), *extra]))
+        if extra:  # the time run stopped early: the peak from a one-step run stopped once both graphs' memory is held
+            peak = _probe_each_size((size,), lambda label, tmp: ["-m", "benchmarks.estimate_probe", str(label),
+                                                                 str(tmp / f"peak_{label.stem}"), "--model", str(model_dir),
+                                                                 "--steps", "1", *PEAK_STOP])[size]
+            runs[size]["peak_run"] = {k: peak[k] for k in ("peak_rss_mb", "estimate_mb", "steps")} | {"stop": " ".join(PEAK_STOP)}
     return {"steps": steps, "runs": runs}
 
 
@@ -37,8 +46,10 @@ def render_estimates(result: dict) -> list[str]:
              "image generated. Memory: the estimate `--max-memory` limits (the whole process's peak) against the measured "
              "peak (VmHWM); target within 30 %. Time: the estimate the run prints against the run's wall time; target "
              "within a factor 1.5. A row marked *projected* was stopped some minutes into its network stages (too long for "
-             "the session that measured it): its peak is the one reached by then, and its time is projected as its "
-             "progress bar projects it (`--budget`).", "",
+             "the session that measured it): its time is projected as its progress bar projects it (`--budget`), and its "
+             f"memory comes from a second run of one step stopped after the decoder's {PEAK_STOP[1]}nd batch call "
+             f"(`{' '.join(PEAK_STOP)}`): the pre-event image sampled, both graphs' working memory held (the memory does not "
+             "depend on the steps).", "",
              "| raster | steps | memory estimate (MB) | measured peak (MB) | ratio | time estimate (s) | measured (s) | ratio |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for size, run in sorted(((int(k), v) for k, v in result["runs"].items())):
@@ -46,13 +57,14 @@ def render_estimates(result: dict) -> list[str]:
         est_s, s = run.get("estimated_seconds"), run.get("seconds") or run.get("projected_seconds")
         time_cells = (f"{est_s:.0f} | {s:.0f} | {est_s / s:.2f}" if est_s and s else
                       f"{est_s:.0f} | – | –" if est_s else "– | – | –")
-        lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['steps']} | {run['estimate_mb']:.0f} | "
-                     f"{run['peak_rss_mb']:.0f} | {run['estimate_mb'] / run['peak_rss_mb']:.2f} | {time_cells} |")
+        memory = run.get("peak_run", run)  # a stopped run's peak is the one-step run's
+        lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['steps']} | {memory['estimate_mb']:.0f} | "
+                     f"{memory['peak_rss_mb']:.0f} | {memory['estimate_mb'] / memory['peak_rss_mb']:.2f} | {time_cells} |")
     missing = [s for s in ESTIMATE_SIZES if str(s) not in {str(k) for k in result["runs"]}]
     if missing:
         lines += ["", "Not measured in the run that made this table: " + ", ".join(f"{s}x{s}" for s in missing)
                   + " (hours on a 2-core machine; `CHANGEANYWHERE_BENCH_BUDGET=16384=600 python -m benchmarks.run --only "
                   "estimates` measures it, its time projected)."]
-    lines += ["", f"Machine: {sys.platform}, {os.cpu_count()} CPU cores (shared with other jobs while measured: the time "
-              "estimate's calls and the run's meet different loads).", ""]
+    lines += ["", f"Machine: {sys.platform}, {os.cpu_count()} CPU cores. The time columns need idle cores (the estimate's "
+              "timed calls and the run must meet the same load); the memory columns do not depend on the load.", ""]
     return lines
