@@ -69,9 +69,10 @@ def render_estimates(result: dict) -> list[str]:
         est_s, s = run.get("estimated_seconds"), run.get("seconds") or run.get("projected_seconds")
         time_cells = (f"{est_s:.0f} | {s:.0f} | {est_s / s:.2f}" if est_s and s else
                       f"{est_s:.0f} | – | –" if est_s else "– | – | –")
-        memory = run.get("peak_run", run)  # a stopped run's peak is the one-step run's
-        lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['steps']} | {memory['estimate_mb']:.0f} | "
-                     f"{memory['peak_rss_mb']:.0f} | {memory['estimate_mb'] / memory['peak_rss_mb']:.2f} | {time_cells} |")
+        memory = run.get("peak_run", run if finished else None)  # a stopped run's peak is the one-step run's
+        memory_cells = (f"{memory['estimate_mb']:.0f} | {memory['peak_rss_mb']:.0f} | {memory['estimate_mb'] / memory['peak_rss_mb']:.2f}"
+                        if memory else f"{run['estimate_mb']:.0f} | – | –")  # a stopped run has not reached its peak
+        lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['steps']} | {memory_cells} | {time_cells} |")
     missing = [s for s in ESTIMATE_SIZES if str(s) not in {str(k) for k in result["runs"]}]
     if missing:
         lines += ["", "Not measured in the run that made this table: " + ", ".join(f"{s}x{s}" for s in missing)
