@@ -61,7 +61,9 @@ def render_estimates(result: dict) -> list[str]:
              "memory comes from a second run of one step (the memory does not depend on the steps): whole for a map held "
              "in memory (up to 4096x4096 px), and for a larger one, whose arrays and latent canvases are files read by "
              f"window, stopped after the decoder's second batch call (`{' '.join(PEAK_STOP)}`), the pre-event image "
-             "sampled and both graphs' working memory held.", "",
+             "sampled and both graphs' working memory held: a lower bound of the whole run's peak (*stopped*; an "
+             "interrupted one-step 16384 px run was still climbing 40 % into decoding its pre-event image, at 1109 MB, "
+             "read from /proc, not by this command).", "",
              "| raster | steps | memory estimate (MB) | measured peak (MB) | ratio | time estimate (s) | measured (s) | ratio |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for size, run in sorted(((int(k), v) for k, v in result["runs"].items())):
@@ -72,6 +74,9 @@ def render_estimates(result: dict) -> list[str]:
         memory = run.get("peak_run", run if finished else None)  # a stopped run's peak is the one-step run's
         memory_cells = (f"{memory['estimate_mb']:.0f} | {memory['peak_rss_mb']:.0f} | {memory['estimate_mb'] / memory['peak_rss_mb']:.2f}"
                         if memory else f"{run['estimate_mb']:.0f} | – | –")  # a stopped run has not reached its peak
+        if memory and memory.get("stop"):  # stopped early: the whole run's peak is at least this
+            memory_cells = (f"{memory['estimate_mb']:.0f} | ≥ {memory['peak_rss_mb']:.0f} (stopped) | "
+                            f"≤ {memory['estimate_mb'] / memory['peak_rss_mb']:.2f}")
         lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['steps']} | {memory_cells} | {time_cells} |")
     missing = [s for s in ESTIMATE_SIZES if str(s) not in {str(k) for k in result["runs"]}]
     if missing:
