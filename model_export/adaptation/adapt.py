@@ -27,7 +27,6 @@ manifest (the bundled one) is read back with this config's architecture.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -39,7 +38,7 @@ import torch
 
 from changeanywhere_qgis.engine.diffusion import load_model_package
 from changeanywhere_qgis.engine.errors import InputError, ModelError
-from changeanywhere_qgis.engine.io import check_output_path, check_writable
+from changeanywhere_qgis.engine.io import check_output_path, check_writable, file_sha256
 
 from model_export import CONFIGS
 from model_export.adaptation.area import build_cache, check_trainable, choose_holdout, read_area
@@ -290,14 +289,6 @@ def trained_networks(decoder: dict | None) -> str:
     psnr = decoder["held_out_reconstruction_psnr_db"]
     return (f"denoiser only: the tuned decoder copied the held-out block at {psnr['tuned']:.2f} dB against the base's "
             f"{psnr['base']:.2f} dB, so the base's decoder was kept (encoder and codebook are the base's)")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def report(out: Path, a: dict) -> str:

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model_export.export.package import TRAINED_ON, check_out, described, licence, publish, run_export, sha256
+from changeanywhere_qgis.engine.io import file_sha256
+from model_export.export.package import TRAINED_ON, check_out, described, licence, publish, run_export
 from model_export.networks.autoencoder import DecoderGraph, EncoderGraph, build_vqmodel
 from model_export.networks.graphs import GRAPH_IO, ExportError, export_graph, max_difference
 from model_export.training.checkpoints import load_if_present
@@ -97,7 +98,7 @@ def export_with_decoder(base: Path, run: Path, out: Path, version: str | None = 
                "description": described(manifest["description"].split(TRAINED_ON)[0], sources),
                "license": licence(sources),
                "training": {**training, "data": sources, "decoder_finetune": record},
-               "files": {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in ("encoder", "decoder", "denoiser")}}
+               "files": {name: {"path": f"{name}.onnx", "sha256": file_sha256(tmp / f"{name}.onnx")} for name in ("encoder", "decoder", "denoiser")}}
         publish(tmp, out, doc, base, run)
     finally:
         if tmp.exists():

@@ -27,7 +27,7 @@ import torch
 
 from changeanywhere_qgis.engine.diffusion.model_package import PACKAGE_FOLDER
 from changeanywhere_qgis.engine.errors import InputError
-from changeanywhere_qgis.engine.io import check_replaceable
+from changeanywhere_qgis.engine.io import check_replaceable, file_sha256
 from model_export.networks.autoencoder import (FROZEN_FOR_DECODER, DecoderGraph, EncoderGraph, build_vqmodel,
                                                downsample_factor)
 from model_export.networks.denoiser import SemanticUNet
@@ -96,10 +96,6 @@ def load_networks(checkpoint_dir: Path, decoder_dir: Path | None = None) -> tupl
     unet.eval()
     mean, std = ae["latent_mean"], ae["latent_std"]
     return ckpt, EncoderGraph(vq, mean, std).eval(), DecoderGraph(vq, mean, std).eval(), unet
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def training_sources(data_args: list[str]) -> list[str]:
@@ -254,7 +250,7 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float = 1e-3, guidance: f
         if failures:
             raise ExportError("ONNX Runtime does not match PyTorch: " + "; ".join(failures))
 
-        files = {name: {"path": f"{name}.onnx", "sha256": sha256(tmp / f"{name}.onnx")} for name in modules}
+        files = {name: {"path": f"{name}.onnx", "sha256": file_sha256(tmp / f"{name}.onnx")} for name in modules}
         g = guidance if guidance is not None else ckpt["config"]["export"]["guidance_scale"]
         doc = manifest(ckpt, unet, files, g, description, version)
         publish(tmp, out, doc, checkpoint_dir, decoder_dir)
