@@ -1,6 +1,6 @@
 """Latent mixing as a user sets it (issue #34): "latent" (the paper's) or "prediction" reaches the sampler from every
 entry of the engine (a raster, a change pair, a series, a dataset), is recorded in sample.json and in a dataset's spec
-and card, a dataset made before the option resumes as "latent", and a bad value is a clear error.
+and card, and a bad value is a clear error (a dataset of before the option resumes: tests/engine/dataset/test_resume_settings.py).
 The real Houston sample and the tiny model (64 px tile)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from changeanywhere_qgis.engine.dataset import DatasetSettings, dataset_command, generate_dataset
-from changeanywhere_qgis.engine.dataset.job import LEGACY_SETTINGS
 from changeanywhere_qgis.engine.diffusion import (DEFAULT_MIXING, MIXINGS, change_pair, change_series, load_model_package,
                                                   plan)
 from changeanywhere_qgis.engine.errors import InputError
@@ -102,33 +101,3 @@ def test_a_dataset_records_prediction_mixing_and_refuses_a_resume_under_the_othe
         generate_dataset(houston_label_path, new, DatasetSettings(**base), model=tiny_model_dir, workers=1)
     with pytest.raises(InputError, match=r"settings\.mixing was None, now 'prediction'.*To finish it, add --mixing latent "):
         generate_dataset(houston_label_path, latent, DatasetSettings(**base, mixing="prediction"), model=tiny_model_dir, workers=1)
-
-
-def test_an_old_spec_without_the_key_resumes_as_latent(tmp_path, tiny_model_dir, houston_label_path):
-    """A dataset.json written before the option (no mixing key) resumes under today's default, byte for byte."""
-    assert LEGACY_SETTINGS["mixing"] == "latent" and "mixing" not in DatasetSettings(count=2).recorded()
-    assert DatasetSettings(count=2, mixing="prediction").recorded()["mixing"] == "prediction"
-    out = tmp_path / "ds"
-    generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=2, seed=3), model=tiny_model_dir, workers=1)
-    spec_before = (out / "dataset.json").read_bytes()
-    settings = json.loads(spec_before)["settings"]
-    assert "mixing" not in settings
-    assert DatasetSettings(count=1, **{**LEGACY_SETTINGS, **settings}).mixing == "latent"
-    assert "--mixing" not in dataset_command(json.loads(spec_before), 2, ".")
-    result = generate_dataset(houston_label_path, out, DatasetSettings(count=3, tile=64, steps=2, seed=3), model=tiny_model_dir,
-                              workers=1)
-    assert result["skipped"] == 2 and result["generated"] == 1
-    assert json.loads((out / "dataset.json").read_bytes())["settings"] == settings
-
-
-def test_the_card_s_command_keeps_latent_mixing_when_the_default_changes(monkeypatch):
-    """Should the quality check make "prediction" the default, a card's command still remakes a latent-mixing dataset."""
-    from changeanywhere_qgis.engine.dataset import card
-
-    spec = {"semantic": ["map.tif"], "images": [], "model": {"path": "model"},
-            "settings": DatasetSettings(count=2, tile=64).recorded()}
-    assert "--mixing" not in card.dataset_command(spec, 2, ".")
-    monkeypatch.setattr(card, "DEFAULT_MIXING", "prediction")
-    assert " --mixing latent " in card.dataset_command(spec, 2, ".")
-    spec["settings"] = DatasetSettings(count=2, tile=64, mixing="prediction").recorded()
-    assert "--mixing" not in card.dataset_command(spec, 2, ".")

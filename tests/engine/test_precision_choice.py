@@ -1,7 +1,8 @@
 """The denoiser's precision as a user sets it (issue #34): "float32" (the default, the package's own denoiser) or
 "int8" (its optional quantised one, made by model_export.export.quantize) reaches the model's loading from a raster
-run and from a dataset's workers, is recorded in sample.json and in a dataset's spec and card, a dataset made before
-the option resumes as float32, and int8 without its graph, on CUDA or misspelt is refused before anything is written.
+run and from a dataset's workers, is recorded in sample.json and in a dataset's spec and card (one made before
+the option resumes: tests/engine/dataset/test_resume_settings.py), and int8 without its graph, on CUDA or misspelt is
+refused before anything is written.
 The real Houston sample and the tiny model (64 px tile) with an int8 denoiser made by the real quantise command."""
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import pytest
 
 from changeanywhere_qgis.engine.dataset import DatasetSettings, dataset_command, generate_dataset, plan_dataset
 from changeanywhere_qgis.engine.dataset import sample as dataset_sample
-from changeanywhere_qgis.engine.dataset.job import LEGACY_SETTINGS
 from changeanywhere_qgis.engine.diffusion import DEFAULT_PRECISION, PRECISIONS
 from changeanywhere_qgis.engine.errors import InputError, ModelError
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
@@ -107,33 +107,3 @@ def test_a_dataset_records_int8_and_refuses_a_resume_under_the_other(tmp_path, i
     result = generate_dataset(houston_label_path, int8_ds, DatasetSettings(**{**base, "count": 3}, precision="int8"),
                               model=int8_model_dir, workers=1)
     assert result["skipped"] == 2 and result["generated"] == 1
-
-
-def test_an_old_spec_without_the_key_resumes_as_float32(tmp_path, tiny_model_dir, houston_label_path):
-    """A dataset.json written before the option (no precision key) resumes under today's default, byte for byte."""
-    assert LEGACY_SETTINGS["precision"] == "float32" and "precision" not in DatasetSettings(count=2).recorded()
-    assert DatasetSettings(count=2, precision="int8").recorded()["precision"] == "int8"
-    out = tmp_path / "ds"
-    generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=2, seed=3), model=tiny_model_dir, workers=1)
-    spec_before = (out / "dataset.json").read_bytes()
-    settings = json.loads(spec_before)["settings"]
-    assert "precision" not in settings
-    assert DatasetSettings(count=1, **{**LEGACY_SETTINGS, **settings}).precision == "float32"
-    assert "--precision" not in dataset_command(json.loads(spec_before), 2, ".")
-    result = generate_dataset(houston_label_path, out, DatasetSettings(count=3, tile=64, steps=2, seed=3), model=tiny_model_dir,
-                              workers=1)
-    assert result["skipped"] == 2 and result["generated"] == 1
-    assert json.loads((out / "dataset.json").read_bytes())["settings"] == settings
-
-
-def test_the_card_s_command_keeps_float32_when_the_default_changes(monkeypatch):
-    """Should a quality rule make int8 the default, a card's command still remakes a float dataset."""
-    from changeanywhere_qgis.engine.dataset import card
-
-    spec = {"semantic": ["map.tif"], "images": [], "model": {"path": "model"},
-            "settings": DatasetSettings(count=2, tile=64).recorded()}
-    assert "--precision" not in card.dataset_command(spec, 2, ".")
-    monkeypatch.setattr(card, "DEFAULT_PRECISION", "int8")
-    assert " --precision float32 " in card.dataset_command(spec, 2, ".")
-    spec["settings"] = DatasetSettings(count=2, tile=64, precision="int8").recorded()
-    assert "--precision" not in card.dataset_command(spec, 2, ".")

@@ -1,5 +1,6 @@
-"""The sampler and the sampler's tile as a user sets them: recorded in sample.json and the dataset spec, datasets made
-before the options resume, bad values are clear errors, and the tile plan never cuts a raster that fits in one tile.
+"""The sampler and the sampler's tile as a user sets them: recorded in sample.json and the dataset spec, bad
+values are clear errors, and the tile plan never cuts a raster that fits in one tile (a dataset of before the options
+resumes: tests/engine/dataset/test_resume_settings.py).
 The real Houston sample, the tiny model (64 px tile, size granule 8) and the bundled model's manifest."""
 
 from __future__ import annotations
@@ -90,20 +91,3 @@ def test_datasets_record_a_new_sampler_and_keep_the_spec_of_before(tmp_path, tin
         generate_dataset(houston_label_path, tmp_path / "bad", DatasetSettings(count=2, tile=64, sampler_tile=70),
                          model=tiny_model_dir, workers=1)
     assert not (tmp_path / "bad").exists()
-
-
-def test_an_old_spec_without_the_options_resumes_as_ddim(tmp_path, tiny_model_dir, houston_label_path):
-    """A dataset.json written before the options (no sampler keys at all) resumes with today's default settings."""
-    out = tmp_path / "ds"
-    generate_dataset(houston_label_path, out, DatasetSettings(count=2, tile=64, steps=2, seed=3), model=tiny_model_dir, workers=1)
-    path = out / "dataset.json"
-    spec = json.loads(path.read_text())
-    spec["settings"].pop("sampler", None), spec["settings"].pop("sampler_tile", None)
-    path.write_text(json.dumps(spec, indent=2))
-    result = generate_dataset(houston_label_path, out, DatasetSettings(count=3, tile=64, steps=2, seed=3), model=tiny_model_dir, workers=1)
-    assert result["skipped"] == 2 and result["generated"] == 1
-    from changeanywhere_qgis.engine.dataset import sample_maps
-
-    record = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
-    pre, post, valid = sample_maps(out, record)
-    assert pre.shape == post.shape == (64, 64) and valid.any()

@@ -29,8 +29,6 @@ WORK = ".work"  # private temporary folders of samples being written
 CORRELATION_RANGE = (0.7, 1.0)  # s ~ U(0.7, 1.0) per sample, as in the authors' generator
 STREAMS = ("events", "correlation", "sampler", "window")  # independent random streams of one sample
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test
-# Settings left out of dataset.json while at their default, so that specs written before they existed still match
-# when a run resumes (a setting that changes the content is in the spec whenever it is set).
 # Settings left out of dataset.json at these values, so that specs written before they existed still match
 # when a run resumes. pre_event's is "real", what datasets before the option were, whatever DEFAULT_PRE_EVENT says;
 # sampler's is "ddim" and sampler_tile's None (the model's tile), mixing's "latent" (the paper's latent mixing),

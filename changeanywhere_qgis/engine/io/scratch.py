@@ -2,9 +2,10 @@
 
 A 40,000 px square map is 1.6 GB per byte per pixel: its codes, validity, post-event map, change flags and
 component ids would not fit in memory together. Above :data:`SCRATCH_PIXELS` they live in raw files (removed
-with the temporary folder) and every access maps only the rows it touches, for as long as it takes
-(``numpy.memmap`` of those rows, unmapped at once): the pages read or written return to the page cache, so
-the process's resident memory stays bounded by the window, not the raster, and so does its address space.
+with the temporary folder) and every access reads or writes only the window it touches, with positional reads
+and writes (``os.preadv``/``os.pwrite``) into a numpy array of the window's size: nothing of the file is mapped, so
+its pages stay in the system's page cache, outside the process's resident memory and address space, which stay
+bounded by the window, not the raster.
 Smaller maps stay numpy arrays, the same code working on both through ``array[rows, cols]``.
 """
 

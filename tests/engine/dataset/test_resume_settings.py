@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,48 @@ def test_another_batch_size_resumes_and_makes_the_same_samples(tmp_path, tiny_mo
     assert result["skipped"] == 2 and result["generated"] == 2
     _make(whole, tiny_model_dir, houston_label_path, 4, batch_size=4)
     assert _files(resumed) == _files(whole)
+
+
+def test_a_spec_of_before_the_options_resumes_byte_for_byte(tmp_path, tiny_model_dir, houston_label_path):
+    """A dataset.json written before sampler, mixing, precision, post-event... existed holds none of their keys; it
+    resumes under the values of before (LEGACY_SETTINGS, what the card's command names), whatever the defaults are now,
+    into the same files a fresh run with those values makes."""
+    from changeanywhere_qgis.engine.dataset import sample_maps
+    from changeanywhere_qgis.engine.dataset.job import LEGACY_SETTINGS
+
+    resumed, whole = tmp_path / "resumed", tmp_path / "whole"
+    _make(resumed, tiny_model_dir, houston_label_path, 2, tile=64, **LEGACY_SETTINGS)
+    path = resumed / "dataset.json"
+    spec = json.loads(path.read_text())
+    assert not set(LEGACY_SETTINGS) & set(spec["settings"])  # the legacy values are the spec of before: left out
+    for key in LEGACY_SETTINGS:  # a spec that never had the keys, should a default have written one
+        spec["settings"].pop(key, None)
+    path.write_text(json.dumps(spec, indent=2))
+    old = DatasetSettings(count=1, **{**LEGACY_SETTINGS, **spec["settings"]})
+    assert old == DatasetSettings(count=1, tile=64, steps=2, seed=3, **LEGACY_SETTINGS)
+    result = _make(resumed, tiny_model_dir, houston_label_path, 3, tile=64, **LEGACY_SETTINGS)
+    assert result["skipped"] == 2 and result["generated"] == 1
+    _make(whole, tiny_model_dir, houston_label_path, 3, tile=64, **LEGACY_SETTINGS)
+    assert _files(resumed) == _files(whole)
+    record = json.loads((resumed / "manifest.jsonl").read_text().splitlines()[0])
+    pre, post, valid = sample_maps(resumed, record)
+    assert pre.shape == post.shape == (64, 64) and valid.any()
+
+
+@pytest.mark.parametrize("default, new_default, named", [
+    ("DEFAULT_SAMPLER", "dpmpp-2m", "--sampler ddim"), ("DEFAULT_MIXING", "prediction", "--mixing latent"),
+    ("DEFAULT_PRECISION", "int8", "--precision float32"), ("DEFAULT_POST_EVENT", "inpaint", "--post-event full")])
+def test_the_card_s_command_keeps_a_dataset_s_setting_when_the_default_changes(monkeypatch, default, new_default, named):
+    """Should a quality check change a default, the command on an older dataset's card still makes that dataset; and
+    a dataset made at the new default no longer names the old value."""
+    from changeanywhere_qgis.engine.dataset import card
+
+    option, value = named.split()
+    key = option[2:].replace("-", "_")
+    spec = {"semantic": ["map.tif"], "images": [], "model": {"path": "model"},
+            "settings": DatasetSettings(count=2, tile=64).recorded()}
+    assert option not in card.dataset_command(spec, 2, ".")  # at today's default
+    monkeypatch.setattr(card, default, new_default)
+    assert f" {named} " in card.dataset_command(spec, 2, ".")
+    spec["settings"] = {**spec["settings"], key: new_default}
+    assert f" {named} " not in card.dataset_command(spec, 2, ".")
