@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from changeanywhere_qgis.engine.diffusion import autoencoder_copy, load_model_package, plan, to_model_range, to_uint8
+from changeanywhere_qgis.engine.diffusion import autoencoder_copy, plan, to_model_range, to_uint8
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 
 RASTER_PLAN = importlib.import_module("changeanywhere_qgis.engine.diffusion.raster_plan")
-
-
-@pytest.fixture(scope="module")
-def pkg(tiny_model_dir):
-    return load_model_package(tiny_model_dir, "cpu", threads=2)
 
 
 def _image(path, size):

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from changeanywhere_qgis.engine.diffusion import change_pair, inpaint_region, load_model_package, plan
+from changeanywhere_qgis.engine.diffusion import change_pair, inpaint_region, plan
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, generate
 from changeanywhere_qgis.engine.quality import ring_seam_score
@@ -19,11 +19,6 @@ from changeanywhere_qgis.engine.quality import ring_seam_score
 SAMPLER = importlib.import_module("changeanywhere_qgis.engine.diffusion.sampler")
 
 MARGIN = 16  # px: 4 latent cells of the tiny model (factor 4, 64 px tiles)
-
-
-@pytest.fixture(scope="module")
-def pkg(tiny_model_dir):
-    return load_model_package(tiny_model_dir, "cpu", threads=2)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,6 @@ from changeanywhere_qgis.engine.progress import Progress
 
 
 @pytest.fixture(scope="module")
-def pkg(tiny_model_dir):
-    return load_model_package(tiny_model_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
 def real_crop(houston_image_path, houston_label_path):
     window = Window(0, 0, 192, 160)
     with rasterio.open(houston_image_path) as ds:

@@ -9,58 +9,28 @@ give exactly the plain run.
 
 import numpy as np
 import pytest
-import rasterio
 
-from changeanywhere_qgis.engine.diffusion import (DPMSolverPP2M, KnownContent, SamplerSettings, encode, latent_grid,
-                                                  load_model_package, sample)
+from changeanywhere_qgis.engine.diffusion import DPMSolverPP2M, KnownContent, SamplerSettings, sample
 from changeanywhere_qgis.engine.progress import Progress
 
 SEED = 5
 
 
-class Recorder:
-    """The real model package, recording every denoiser call's latent input and output."""
-
-    def __init__(self, pkg):
-        self.pkg, self.calls = pkg, []
-
-    def __getattr__(self, name):
-        return getattr(self.pkg, name)
-
-    def denoise_with(self, latent, timestep, condition):
-        out = self.pkg.denoise_with(latent, timestep, condition)
-        self.calls.append((latent.copy(), int(timestep[0]), out.copy()))
-        return out
-
-
 @pytest.fixture(scope="module")
-def pkg(tiny_model_dir):
-    return load_model_package(tiny_model_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def scene(pkg, houston_image_path, houston_label_path):
-    """One model tile of real land cover and the real image's latent (one tile: the recorder sees the whole canvas)."""
-    n = pkg.tile_size
-    with rasterio.open(houston_image_path) as ds:
-        image = ds.read(window=((0, n), (0, n))).astype(np.float32) / 127.5 - 1
-    with rasterio.open(houston_label_path) as ds:
-        labels = ds.read(1, window=((0, n), (0, n)))
-    settings = SamplerSettings(steps=12, tile_overlap_px=16, sampler="dpmpp-2m")
-    grid = latent_grid(pkg, n, n, settings.tile_overlap_px)
-    assert len(grid.tiles) == 1
-    pre = encode(pkg, lambda r, c, h, w: image[:, r : r + h, c : c + w], grid, settings, Progress())
+def scene(one_tile):
+    labels, grid, pre, overlap = one_tile
+    settings = SamplerSettings(steps=12, tile_overlap_px=overlap, sampler="dpmpp-2m")
     unchanged = np.ones((grid.height, grid.width), dtype=np.float32)
     unchanged[4:12, 2:10] = 0  # a changed block
     return labels, grid, settings, pre, unchanged
 
 
-def test_known_area_is_the_noised_pre_event_latent_at_every_mixing_step(pkg, scene):
+def test_known_area_is_the_noised_pre_event_latent_at_every_mixing_step(pkg, scene, denoiser_recorder):
     labels, grid, settings, pre, unchanged = scene
     known = KnownContent(pre, unchanged, 0.75)
     mixing = known.mixing_steps(settings.steps)
     assert 1 < mixing < settings.steps
-    spy = Recorder(pkg)
+    spy = denoiser_recorder(pkg)
     sample(spy, labels, grid, settings, np.random.default_rng(SEED), Progress(), known)
     assert len(spy.calls) == settings.steps
 
@@ -72,17 +42,17 @@ def test_known_area_is_the_noised_pre_event_latent_at_every_mixing_step(pkg, sce
     for i in range(mixing):
         latent, t, _ = spy.calls[i]
         noised = pkg.schedule.q_sample(pre, t, rng.standard_normal(shape, dtype=np.float32))
-        np.testing.assert_array_equal(latent[0][:, keep], noised[:, keep], err_msg=f"mixing step {i}")
+        np.testing.assert_array_equal(latent[:, keep], noised[:, keep], err_msg=f"mixing step {i}")
 
     # The first free step starts from the solver's update of the last mixed state: first order where that state
     # was replaced, second order (the previous prediction is on the same trajectory there) where it was not.
     first, second = DPMSolverPP2M(pkg.schedule, settings.steps), DPMSolverPP2M(pkg.schedule, settings.steps)
     for i in range(mixing - 1):
-        second.step(i, spy.calls[i][0][0], spy.calls[i][2][0])
+        second.step(i, spy.calls[i][0], spy.calls[i][2])
     x, _, pred = spy.calls[mixing - 1]
-    want_second = second.step(mixing - 1, x[0], pred[0])
-    want_first = first.step(mixing - 1, x[0], pred[0])  # no history: the first-order update
-    got = spy.calls[mixing][0][0]
+    want_second = second.step(mixing - 1, x, pred)
+    want_first = first.step(mixing - 1, x, pred)  # no history: the first-order update
+    got = spy.calls[mixing][0]
     assert np.abs(want_first - want_second)[:, keep].max() > 1e-3  # the two orders differ here, so the check can tell
     np.testing.assert_allclose(got[:, keep], want_first[:, keep], atol=1e-5)
     np.testing.assert_allclose(got[:, ~keep], want_second[:, ~keep], atol=1e-5)

@@ -9,64 +9,36 @@ exactly (the paper's latent mixing only comes near it).
 
 import numpy as np
 import pytest
-import rasterio
 
-from changeanywhere_qgis.engine.diffusion import (DPMSolverPP2M, KnownContent, SamplerSettings, check_mixing, encode,
-                                                  latent_grid, load_model_package, sample)
+from changeanywhere_qgis.engine.diffusion import DPMSolverPP2M, KnownContent, SamplerSettings, check_mixing, sample
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.progress import Progress
 
 SEED = 11
 STEPS = 10
-
-
-class Recorder:
-    """The real model package, recording every denoiser call's latent input, timestep and output."""
-
-    def __init__(self, pkg):
-        self.pkg, self.calls = pkg, []
-
-    def __getattr__(self, name):
-        return getattr(self.pkg, name)
-
-    def denoise_with(self, latent, timestep, condition):
-        out = self.pkg.denoise_with(latent, timestep, condition)
-        self.calls.append((latent[0].copy(), int(timestep[0]), out[0].copy()))
-        return out
+OVERLAP_PX = 16  # one_tile's
 
 
 @pytest.fixture(scope="module")
-def pkg(tiny_model_dir):
-    return load_model_package(tiny_model_dir, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def scene(pkg, houston_image_path, houston_label_path):
-    """One model tile of real land cover, the real image's latent and a changed block."""
-    n = pkg.tile_size
-    with rasterio.open(houston_image_path) as ds:
-        image = ds.read(window=((0, n), (0, n))).astype(np.float32) / 127.5 - 1
-    with rasterio.open(houston_label_path) as ds:
-        labels = ds.read(1, window=((0, n), (0, n)))
-    grid = latent_grid(pkg, n, n, 16)
-    assert len(grid.tiles) == 1  # one tile: the recorder sees the whole canvas
-    pre = encode(pkg, lambda r, c, h, w: image[:, r : r + h, c : c + w], grid, SamplerSettings(tile_overlap_px=16), Progress())
+def scene(one_tile):
+    labels, grid, pre, overlap = one_tile
+    assert overlap == OVERLAP_PX
     unchanged = np.ones((grid.height, grid.width), dtype=np.float32)
-    unchanged[3:11, 5:13] = 0
+    unchanged[3:11, 5:13] = 0  # a changed block
     return labels, grid, pre, unchanged
 
 
 def _settings(sampler: str, mixing: str) -> SamplerSettings:
-    return SamplerSettings(steps=STEPS, tile_overlap_px=16, sampler=sampler, mixing=mixing)
+    return SamplerSettings(steps=STEPS, tile_overlap_px=OVERLAP_PX, sampler=sampler, mixing=mixing)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
-def test_held_cells_hand_the_solver_the_pre_event_latent_and_nothing_else_changes(pkg, scene, sampler):
+def test_held_cells_hand_the_solver_the_pre_event_latent_and_nothing_else_changes(pkg, scene, sampler, denoiser_recorder):
     labels, grid, pre, unchanged = scene
     known = KnownContent(pre, unchanged, 0.6)
     mixing = known.mixing_steps(STEPS)
     assert 1 < mixing < STEPS - 1
-    spy = Recorder(pkg)
+    spy = denoiser_recorder(pkg)
     out = sample(spy, labels, grid, _settings(sampler, "prediction"), np.random.default_rng(SEED), Progress(), known)
     assert len(spy.calls) == STEPS
 
