@@ -6,11 +6,8 @@ pre-event image generated, ESTIMATE_STEPS steps). At 16384 px that is hours on a
 ``CHANGEANYWHERE_BENCH_BUDGET=16384=600`` (SIZE=SECONDS, comma-separated) a size's run stops that many seconds into
 its network stages, and its time is projected as its progress bar projects it (the page marks such rows). A stopped
 run has not yet held every graph's working memory (the decoder's comes after the pre-event image's sampling), so such
-a size's memory is measured by a second run at one step (the memory does not depend on the steps): whole for a map held
-in memory (up to 4096x4096 px: its post-event latent canvases are arrays that come on top of the pre-event image's), and
-for a larger map, whose arrays and latent canvases are files read by window (a bounded part), stopped after the
-decoder's second batch call: the pre-event image sampled, both graphs' working memory held (a one-step run of a 16384
-px map gets there in minutes; decoding all of its pre-event image takes hours).
+a size's memory is measured by a second, whole run at one step (the memory does not depend on the steps; at 16384 px
+about two hours on 2 cores, most of it the decoder's two passes over the raster).
 """
 
 from __future__ import annotations
@@ -21,14 +18,6 @@ from pathlib import Path
 
 ESTIMATE_SIZES = (512, 4096, 16384)
 ESTIMATE_STEPS = 50  # the default; the peak does not depend on the steps, and a denoising-dominated run is what users wait for
-PEAK_STOP = ("--stop-after-decodes", "2")  # a windowed size's memory run: after the decoder's second batch call
-
-
-def _peak_stop(size: int) -> tuple[str, ...]:
-    """A stopped size's memory run: whole for a map held in memory, stopped early for a windowed one (see above)."""
-    from changeanywhere_qgis.engine.io.scratch import SCRATCH_PIXELS
-
-    return () if size * size <= SCRATCH_PIXELS else PEAK_STOP
 
 
 def bench_estimates(model_dir: Path, sizes=ESTIMATE_SIZES, steps: int = ESTIMATE_STEPS) -> dict:
@@ -41,12 +30,11 @@ def bench_estimates(model_dir: Path, sizes=ESTIMATE_SIZES, steps: int = ESTIMATE
         runs.update(_probe_each_size((size,), lambda label, tmp: ["-m", "benchmarks.estimate_probe", str(label),
                                                                   str(tmp / f"out_{label.stem}"), "--model", str(model_dir),
                                                                   "--steps", str(steps), *extra]))
-        if extra:  # the time run stopped early: the peak from a one-step run stopped once both graphs' memory is held
+        if extra:  # the time run stopped early: the peak from a whole run of one step
             peak = _probe_each_size((size,), lambda label, tmp: ["-m", "benchmarks.estimate_probe", str(label),
                                                                  str(tmp / f"peak_{label.stem}"), "--model", str(model_dir),
-                                                                 "--steps", "1", *_peak_stop(size)])[size]
-            runs[size]["peak_run"] = ({k: peak[k] for k in ("peak_rss_mb", "estimate_mb", "steps", "finished")}
-                                      | {"stop": " ".join(_peak_stop(size))})
+                                                                 "--steps", "1"])[size]
+            runs[size]["peak_run"] = {k: peak[k] for k in ("peak_rss_mb", "estimate_mb", "steps", "finished")}
     return {"steps": steps, "runs": runs}
 
 
@@ -58,12 +46,7 @@ def render_estimates(result: dict) -> list[str]:
              "peak (VmHWM); target within 30 %. Time: the estimate the run prints against the run's wall time; target "
              "within a factor 1.5. A row marked *projected* was stopped some minutes into its network stages (too long for "
              "the session that measured it): its time is projected as its progress bar projects it (`--budget`), and its "
-             "memory comes from a second run of one step (the memory does not depend on the steps): whole for a map held "
-             "in memory (up to 4096x4096 px), and for a larger one, whose arrays and latent canvases are files read by "
-             f"window, stopped after the decoder's second batch call (`{' '.join(PEAK_STOP)}`), the pre-event image "
-             "sampled and both graphs' working memory held: a lower bound of the whole run's peak (*stopped*; an "
-             "interrupted one-step 16384 px run was still climbing 40 % into decoding its pre-event image, at 1109 MB, "
-             "read from /proc, not by this command).", "",
+             "memory comes from a second, whole run of one step (the memory does not depend on the steps).", "",
              "| raster | steps | memory estimate (MB) | measured peak (MB) | ratio | time estimate (s) | measured (s) | ratio |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for size, run in sorted(((int(k), v) for k, v in result["runs"].items())):
@@ -74,9 +57,6 @@ def render_estimates(result: dict) -> list[str]:
         memory = run.get("peak_run", run if finished else None)  # a stopped run's peak is the one-step run's
         memory_cells = (f"{memory['estimate_mb']:.0f} | {memory['peak_rss_mb']:.0f} | {memory['estimate_mb'] / memory['peak_rss_mb']:.2f}"
                         if memory else f"{run['estimate_mb']:.0f} | – | –")  # a stopped run has not reached its peak
-        if memory and memory.get("stop"):  # stopped early: the whole run's peak is at least this
-            memory_cells = (f"{memory['estimate_mb']:.0f} | ≥ {memory['peak_rss_mb']:.0f} (stopped) | "
-                            f"≤ {memory['estimate_mb'] / memory['peak_rss_mb']:.2f}")
         lines.append(f"| {size}x{size}{'' if finished else ' (*projected*)'} | {run['steps']} | {memory_cells} | {time_cells} |")
     missing = [s for s in ESTIMATE_SIZES if str(s) not in {str(k) for k in result["runs"]}]
     if missing:

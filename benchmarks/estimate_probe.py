@@ -1,7 +1,6 @@
 """The engine's estimates against what one run measures, in this process (`make bench`'s estimate section).
 
-Usage: python -m benchmarks.estimate_probe SEMANTIC.tif OUT_DIR [--steps N] [--model DIR] [--prepare-only | --budget S |
-       --stop-in STAGE:UNITS | --stop-after-decodes K]
+Usage: python -m benchmarks.estimate_probe SEMANTIC.tif OUT_DIR [--steps N] [--model DIR] [--prepare-only | --budget S]
 
 Runs the real ``generate`` (random events, pre-event image generated) and prints one JSON line: the memory
 estimate the run made (the whole process's peak, as ``--max-memory`` limits it), the peak it reached (VmHWM), the
@@ -10,12 +9,7 @@ time estimate it printed (the estimate's timed calls are made whatever the map's
 the memory figures are then the preparation's, the time estimate is made all the same). ``--budget S`` stops the run
 S seconds into its network stages and projects its time as its progress bar does: the preparation's seconds plus
 the network seconds so far times all the run's work units over those done (a run too long to finish; the peak is
-then the one reached so far, the networks' memory included). ``--stop-in STAGE:UNITS`` stops the run once the stage
-whose name starts with STAGE has done UNITS work units: the peak of a run too long to finish, taken once every graph's
-working memory is held (e.g. ``"generating the post-event:8"`` after the pre-event image was sampled and decoded).
-``--stop-after-decodes K`` stops it after the decoder's K-th batch call: the pre-event image sampled, both the denoiser's
-and the decoder's working memory held, whatever the raster's size (a one-step run of a 16384 px map gets there in
-minutes, where decoding the whole pre-event image takes hours).
+then the one reached so far, the networks' memory included).
 """
 
 import argparse
@@ -30,11 +24,10 @@ from changeanywhere_qgis.engine.progress import Progress
 
 
 class _Recorder(Progress):
-    def __init__(self, stop_at_networks: bool, budget: float | None, stop_in: tuple[str, int] | None = None) -> None:
+    def __init__(self, stop_at_networks: bool, budget: float | None) -> None:
         super().__init__()
-        self.stop, self.budget, self.lines, self.stop_in = stop_at_networks, budget, [], stop_in
+        self.stop, self.budget, self.lines = stop_at_networks, budget, []
         self.clock, self.networks_from, self.last = time.perf_counter(), None, None
-        self.stage_name, self.stage_from = "", 0
 
     def info(self, text: str) -> None:
         self.lines.append(text)
@@ -46,7 +39,6 @@ class _Recorder(Progress):
             if self.networks_from is None:
                 self.networks_from = time.perf_counter()
         super().stage(name)
-        self.stage_name, self.stage_from = name, self.done
 
     def advance(self, units: int = 1) -> None:
         super().advance(units)
@@ -54,8 +46,6 @@ class _Recorder(Progress):
             self.last = (time.perf_counter(), self.done)
             if self.budget is not None and self.last[0] - self.networks_from > self.budget:
                 raise Cancelled("budget")
-        if self.stop_in and self.stage_name.startswith(self.stop_in[0]) and self.done - self.stage_from >= self.stop_in[1]:
-            raise Cancelled(self.stage_name)
 
     def projected_seconds(self) -> float | None:
         if self.networks_from is None or self.last is None or not self.last[1]:
@@ -78,8 +68,6 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--prepare-only", action="store_true")
     p.add_argument("--budget", type=float, help="seconds of network stages before the run is stopped and its time projected")
-    p.add_argument("--stop-in", help="STAGE:UNITS: stop once the stage named STAGE... has done UNITS work units (a peak)")
-    p.add_argument("--stop-after-decodes", type=int, help="stop after the decoder's K-th batch call (a peak)")
     a = p.parse_args()
     seen: dict = {}
     check, timed = pipeline.check_memory, pipeline.estimate_seconds
@@ -95,23 +83,7 @@ def main() -> None:
 
     pipeline.check_memory, pipeline.estimate_seconds = recording_check, recording_seconds
     estimate.LONG_WORK_TILE_CALLS = 0  # the time estimate on every map, small ones too
-    stop_in = (a.stop_in.rsplit(":", 1)[0], int(a.stop_in.rsplit(":", 1)[1])) if a.stop_in else None
-    if a.stop_after_decodes:
-        from changeanywhere_qgis.engine.diffusion.model_package import ModelPackage
-
-        decode, calls = ModelPackage.decode, []
-
-        def counting_decode(self, *args, **kwargs):
-            out = decode(self, *args, **kwargs)  # the call completes: its working memory is in the peak
-            if progress.networks_from is None:  # the time estimate's own calls, before the run's networks
-                return out
-            calls.append(1)
-            if len(calls) >= a.stop_after_decodes:
-                raise Cancelled("decodes")
-            return out
-
-        ModelPackage.decode = counting_decode
-    progress = _Recorder(a.prepare_only, a.budget, stop_in)
+    progress = _Recorder(a.prepare_only, a.budget)
     clock = time.perf_counter()
     try:
         generate(a.semantic, a.out, ChangeSpec(random=True), model=a.model, overwrite=True, progress=progress,
