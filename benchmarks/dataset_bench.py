@@ -63,7 +63,7 @@ def measure(model_dir: Path, samples: int = 8, steps: int = DEFAULT_STEPS, tile:
 
 
 def _setting_words(m: dict) -> str:
-    """'50 DDIM steps (the default), latent mixing, float32 denoiser': each marked as the engine's default or not."""
+    """'50 DDIM steps, latent mixing, float32 denoiser (the engine's defaults)', or '(not the engine's defaults)'."""
     sampler = {"ddim": "DDIM", "dpmpp-2m": "DPM-Solver++ 2M"}.get(m.get("sampler", "ddim"), m.get("sampler"))
     chosen = (m["steps"], m.get("sampler", "ddim"), m.get("mixing", "latent"), m.get("precision", "float32"))
     default = chosen == (DEFAULT_STEPS, DEFAULT_SAMPLER, DEFAULT_MIXING, DEFAULT_PRECISION)
