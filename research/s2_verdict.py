@@ -113,7 +113,7 @@ def render(judges: list[str], arms: dict[str, Arm], speed: dict[str, float], v: 
     if v["int8"] is not None:
         lines.append(f"- Rule (3): W-int8 {'passes' if v['int8'] else 'does not pass'} the margins: int8 "
                      + ("becomes the default precision." if v["int8"] else "stays an option."))
-    elif v["winner"] or v["passing"] == []:
+    else:
         lines.append("- Rule (3): not run yet (WINNER=\"<the winner's options>\" research/sampler_check_s2.sh).")
     return "\n".join(lines)
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from changeanywhere_qgis.engine.diffusion import SamplerSettings, encode, latent_grid, load_model_package
+from changeanywhere_qgis.engine.diffusion import SamplerSettings, encode, latent_grid, load_model_package, to_model_range
 from changeanywhere_qgis.engine.progress import Progress
-
 
 
 class DenoiserRecorder:
@@ -54,7 +53,7 @@ def one_tile(pkg, houston_image_path, houston_label_path):
     sees the whole canvas)."""
     n, overlap = pkg.tile_size, 16
     with rasterio.open(houston_image_path) as ds:
-        image = ds.read(window=((0, n), (0, n))).astype(np.float32) / 127.5 - 1
+        image = to_model_range(ds.read(window=((0, n), (0, n))))
     with rasterio.open(houston_label_path) as ds:
         labels = ds.read(1, window=((0, n), (0, n)))
     grid = latent_grid(pkg, n, n, overlap)

@@ -16,30 +16,28 @@ from changeanywhere_qgis.engine.progress import Progress
 
 SEED = 11
 STEPS = 10
-OVERLAP_PX = 16  # one_tile's
 
 
 @pytest.fixture(scope="module")
 def scene(one_tile):
     labels, grid, pre, overlap = one_tile
-    assert overlap == OVERLAP_PX
     unchanged = np.ones((grid.height, grid.width), dtype=np.float32)
     unchanged[3:11, 5:13] = 0  # a changed block
-    return labels, grid, pre, unchanged
+    return labels, grid, pre, unchanged, overlap
 
 
-def _settings(sampler: str, mixing: str) -> SamplerSettings:
-    return SamplerSettings(steps=STEPS, tile_overlap_px=OVERLAP_PX, sampler=sampler, mixing=mixing)
+def _settings(sampler: str, mixing: str, overlap: int) -> SamplerSettings:
+    return SamplerSettings(steps=STEPS, tile_overlap_px=overlap, sampler=sampler, mixing=mixing)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
 def test_held_cells_hand_the_solver_the_pre_event_latent_and_nothing_else_changes(pkg, scene, sampler, denoiser_recorder):
-    labels, grid, pre, unchanged = scene
+    labels, grid, pre, unchanged, overlap = scene
     known = KnownContent(pre, unchanged, 0.6)
     mixing = known.mixing_steps(STEPS)
     assert 1 < mixing < STEPS - 1
     spy = denoiser_recorder(pkg)
-    out = sample(spy, labels, grid, _settings(sampler, "prediction"), np.random.default_rng(SEED), Progress(), known)
+    out = sample(spy, labels, grid, _settings(sampler, "prediction", overlap), np.random.default_rng(SEED), Progress(), known)
     assert len(spy.calls) == STEPS
 
     # The starting noise is the run's only draw: no fresh noise at the mixing steps (the paper's mixing draws one each).
@@ -65,11 +63,11 @@ def test_held_cells_hand_the_solver_the_pre_event_latent_and_nothing_else_change
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
 def test_held_for_every_step_the_unchanged_cells_end_as_the_pre_event_latent(pkg, scene, sampler):
-    labels, grid, pre, unchanged = scene
+    labels, grid, pre, unchanged, overlap = scene
     keep = unchanged == 1
     out = {}
     for mixing in ("latent", "prediction"):
-        out[mixing] = sample(pkg, labels, grid, _settings(sampler, mixing), np.random.default_rng(SEED), Progress(),
+        out[mixing] = sample(pkg, labels, grid, _settings(sampler, mixing, overlap), np.random.default_rng(SEED), Progress(),
                              KnownContent(pre, unchanged, 1.0))
     np.testing.assert_allclose(out["prediction"][:, keep], pre[:, keep], atol=1e-5)
     assert np.abs(out["latent"] - pre)[:, keep].max() > 1e-2  # the paper's mixing only comes near it
@@ -79,10 +77,10 @@ def test_held_for_every_step_the_unchanged_cells_end_as_the_pre_event_latent(pkg
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp-2m"])
 def test_without_mixing_steps_both_mixings_are_the_plain_run(pkg, scene, sampler):
-    labels, grid, pre, unchanged = scene
-    plain = sample(pkg, labels, grid, _settings(sampler, "latent"), np.random.default_rng(SEED), Progress())
+    labels, grid, pre, unchanged, overlap = scene
+    plain = sample(pkg, labels, grid, _settings(sampler, "latent", overlap), np.random.default_rng(SEED), Progress())
     for mixing in ("latent", "prediction"):
-        none = sample(pkg, labels, grid, _settings(sampler, mixing), np.random.default_rng(SEED), Progress(),
+        none = sample(pkg, labels, grid, _settings(sampler, mixing, overlap), np.random.default_rng(SEED), Progress(),
                       KnownContent(pre, unchanged, 0.0))
         np.testing.assert_array_equal(none, plain)
 
