@@ -103,7 +103,8 @@ def check_replaceable(folder: str | Path, owned: OwnedFiles, inputs: Iterable = 
     inputs = list(inputs)
     for _ in range(_LOOKS):
         # Other runs into the same folder may swap it while we look (OutputFolder's moves): a refusal counts only
-        # when the folder we judged is still the one there, so judge again when it changed under us.
+        # when the folder we judged is still the one there, so judge again when it changed under us. A folder absent at
+        # both looks may have come and gone in between (what was judged then was another run's): judge again too.
         before = _identity(folder)
         try:
             _check_replaceable(folder, owned, inputs)
@@ -111,17 +112,17 @@ def check_replaceable(folder: str | Path, owned: OwnedFiles, inputs: Iterable = 
         except FileNotFoundError:  # moved away while we looked: judge what is there now
             continue
         except InputError:
-            if _identity(folder) == before:
+            if before is not None and _identity(folder) == before:
                 raise
     raise InputError(f"Output folder {folder} kept being replaced by other runs; rerun when they have finished.")
 
 
-def _identity(folder: Path) -> tuple[int, int] | None:
+def _identity(folder: Path) -> tuple[int, int, int] | None:
     try:
         stat = folder.stat()
     except FileNotFoundError:
         return None
-    return stat.st_dev, stat.st_ino
+    return stat.st_dev, stat.st_ino, stat.st_ctime_ns  # a rename sets ctime: an inode reused by a new folder differs
 
 
 def _check_replaceable(folder: Path, owned: OwnedFiles, inputs: Iterable) -> None:

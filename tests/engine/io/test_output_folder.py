@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import rasterio
 
 from changeanywhere_qgis.engine.errors import InputError
 from changeanywhere_qgis.engine.io import OutputFolder, OwnedFiles, remove_orphans
+from changeanywhere_qgis.engine.io.replace_guard import check_replaceable
 
 # What these runs write: the folder another run left may be replaced (replace_guard.py).
 WHO = OwnedFiles("a test run's folder", ("who.txt",), lambda rel, is_dir: str(rel) == "who.txt")
@@ -42,6 +44,35 @@ def test_runs_overwriting_the_same_folder_at_once_all_succeed(tmp_path):
         assert failures == []
         assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no .partial or .old folder left
         assert [p.name for p in out.iterdir()] == ["who.txt"] and 0 <= int((out / "who.txt").read_text()) < runs
+
+
+def test_a_folder_that_came_and_went_while_it_was_judged_is_judged_again(tmp_path, monkeypatch):
+    # The race behind a CI failure of the test above, made to happen at once: the folder is absent at the judge's
+    # first look, another run moves a whole folder in just before it is listed and moves it away again before its
+    # marker is read. Absent at both looks, the "no who.txt" refusal was taken for a final one.
+    out = tmp_path / "out"
+    other = tmp_path / ".other-run"
+    other.mkdir()
+    (other / "who.txt").write_text("1")
+    real_is_dir, real_is_file = Path.is_dir, Path.is_file
+    moves = []
+
+    def is_dir(path):
+        if path == out and not moves:
+            os.replace(other, out)  # the other run moves its folder into place
+            moves.append("in")
+        return real_is_dir(path)
+
+    def is_file(path):
+        if path == out / "who.txt" and moves == ["in"]:
+            os.replace(out, other)  # and away again (a third run's swap)
+            moves.append("out")
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    monkeypatch.setattr(Path, "is_file", is_file)
+    check_replaceable(out, WHO)  # what it saw was a folder of this tool's: no refusal is right
+    assert moves == ["in", "out"]
 
 
 def test_runs_racing_without_overwrite_refuse_the_losers(tmp_path):
