@@ -12,17 +12,11 @@ MODEL=${MODEL:-changeanywhere_qgis/models/default}
 OUT=${OUT:-build/check-s1}
 COUNT=${COUNT:-40}
 JUDGES_DIR=${JUDGES_DIR:-$OUT/judges}
-JUDGE_SEEDS=(0 1 2)  # the project's judge (seed 0) and two of its recipe
 export OMP_WAIT_POLICY=PASSIVE
-mkdir -p "$OUT" "$JUDGES_DIR"
+mkdir -p "$OUT"
 
-# The judges: the project's recipe at a fixed step count (a busy machine gives the same judge), on the real
-# OpenEarthMap and LoveDA tiles and on those tiles as the bundled package's autoencoder redraws them.
-for seed in "${JUDGE_SEEDS[@]}"; do
-  test -f "$JUDGES_DIR/seed$seed/segmentation.pt" || "$PY" -m model_export.segmentation \
-    --data data/train/oem data/train/loveda@loveda --redrawn-by "$MODEL" --max-steps 2500 --threads 2 \
-    --seed "$seed" --out "$JUDGES_DIR/seed$seed" 2>&1 | tail -1
-done
+source research/judges.sh
+train_judges
 sems=(data/train/oem/labels/*.tif)
 imgs=(); for s in "${sems[@]}"; do imgs+=("data/train/oem/images/$(basename "$s")"); done
 

@@ -6,7 +6,8 @@
 # the four sources' held-out windows grown to 512 px (research/holdout_windows.py), then model_export.evaluate on all
 # of them under each of check S1's judges: map-following (mIoU against the map / against it rotated 180 degrees),
 # unchanged-land PSNR (consistency table) and the seams at model-tile boundaries.
-# About two hours on 2 idle cores (the two DDIM 50 arms are most of it).   OUT=build/check-s2 research/sampler_check_s2.sh
+# About two hours on 2 idle cores (the two DDIM 50 arms are most of it), and an hour more for check S1's judges
+# where they are missing.   OUT=build/check-s2 research/sampler_check_s2.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -14,15 +15,11 @@ MODEL=${MODEL:-changeanywhere_qgis/models/default}
 OUT=${OUT:-build/check-s2}
 COUNT=${COUNT:-40}
 JUDGES_DIR=${JUDGES_DIR:-build/check-s1/judges}  # check S1's judges, the same recipe and seeds
-JUDGE_SEEDS=(0 1 2)
 export OMP_WAIT_POLICY=PASSIVE
-mkdir -p "$OUT" "$JUDGES_DIR"
+mkdir -p "$OUT"
 
-for seed in "${JUDGE_SEEDS[@]}"; do  # check S1's recipe at a fixed step count: a busy machine gives the same judge
-  test -f "$JUDGES_DIR/seed$seed/segmentation.pt" || "$PY" -m model_export.segmentation \
-    --data data/train/oem data/train/loveda@loveda --redrawn-by "$MODEL" --max-steps 2500 --threads 2 \
-    --seed "$seed" --out "$JUDGES_DIR/seed$seed" 2>&1 | tail -1
-done
+source research/judges.sh  # check S1's judges, trained where missing
+train_judges
 test -d "$OUT/windows/labels" || "$PY" -m research.holdout_windows "$OUT/windows" --size 512
 sems=("$OUT"/windows/labels/*.tif)
 imgs=(); for s in "${sems[@]}"; do imgs+=("$OUT/windows/images/$(basename "$s")"); done
