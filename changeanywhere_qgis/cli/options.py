@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, PRE_EVENT_CHOICES, SAMPLERS
-from ..engine.diffusion import DEFAULT_MIXING, MIXINGS
+from ..engine.diffusion import DEFAULT_MIXING, MIXINGS, default_tile_text
 from ..engine.diffusion import DEFAULT_PRECISION, PRECISIONS
 from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from ..engine.io import STYLE_WINDOW_PX
@@ -25,8 +25,8 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
     p.add_argument("--tile-size", type=int, metavar="PX",
                    help="the sampler's tile in pixels, a multiple of the model's size granule and at least its tile, e.g. 512 "
-                        "for the 256 px bundled model: fewer network calls per megapixel (default: the model's tile, which `info` shows; "
-                        "a raster that fits in one tile is never cut)")
+                        "for the 256 px bundled model: fewer network calls per megapixel (default: " + default_tile_text() + "; the model's "
+                        "tile is what `info` shows; a raster that fits in one tile is never cut)")
     p.add_argument("--guidance", type=float,
                    help="classifier-free guidance scale, 1 = none; higher follows the map more closely but saturates colours "
                         "(default: the model's own, which `info` shows)")

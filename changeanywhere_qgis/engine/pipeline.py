@@ -23,7 +23,7 @@ from .diffusion import (DEFAULT_ETA, DEFAULT_MIXING, DEFAULT_PRECISION, DEFAULT_
                         check_guidance, check_memory, check_mixing, check_precision, check_pre_event, check_sampler, decode, default_model_dir, duration, network_bytes,
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8, DEFAULT_STYLE_STRENGTH, apply_style, check_style_strength, load_style)
-from .diffusion import LatentCanvases, LaterDate, later_latents, series_work_units
+from .diffusion import LatentCanvases, LaterDate, later_latents, resolve_tile_px, series_work_units
 from .diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, check_post_event, decode_inpainted,
                         inpaint_decoder, inpaint_region, pair_work_units)
 from .errors import InputError
@@ -82,7 +82,7 @@ class GenerateSettings:
     tile_overlap_px: int | None = None  # None: a quarter of the model's tile
     sampler: str = DEFAULT_SAMPLER  # "ddim" or "dpmpp-2m"
     mixing: str = DEFAULT_MIXING  # how latent mixing holds the unchanged land: "latent" (the paper's) or "prediction"
-    tile_size: int | None = None  # the sampler's tile, pixels; None: the model's (a multiple of its granule, not smaller)
+    tile_size: int | None = None  # the sampler's tile, pixels (a multiple of the model's granule, not below its tile); None: DEFAULT_TILE_PX
     pre_event: str = DEFAULT_PRE_EVENT  # with an image: "real" (as given) or "redrawn" (the autoencoder's copy)
     max_memory: int | None = None  # bytes the run may use; None: what the machine has free
     dates: int = 2  # dates of the series: 2 is a change pair; each later date changes the one before it
@@ -336,15 +336,16 @@ def generate(
                                                                                  settings.precision)
     pkg = pkg.with_guidance(settings.guidance)
     scheme = pkg.scheme
+    tile_px = resolve_tile_px(pkg.tile_size, max(pkg.multiple_of, pkg.downsample), settings.tile_size)  # None: the model's
     # Entered before the map is read: a large map's whole-raster arrays live in its scratch folder (removed with it).
     with out:
         sem = read_semantic(semantic, scheme, band, load_remap(remap), scratch_folder=out.scratch_folder)
         windowed = is_scratch(sem.labels)  # a large map: its arrays and the latent canvases are files read by window
         memory = check_memory(sem.grid.height, sem.grid.width, "Generating a change sample", settings.max_memory,
                               bytes_per_pixel=WINDOWED_GENERATE_BYTES_PER_PIXEL if windowed else None,
-                              networks=network_bytes(pkg.tile_size, settings.batch_size, bool(image or settings.style), settings.tile_size))
+                              networks=network_bytes(pkg.tile_size, settings.batch_size, bool(image or settings.style), tile_px))
         p = plan(pkg, sem.grid.height, sem.grid.width, settings.steps, settings.eta, settings.tile_overlap_px, settings.batch_size,
-                 settings.sampler, settings.tile_size, canvas_folder=out.scratch_folder / "latent" if windowed else None,
+                 settings.sampler, tile_px, canvas_folder=out.scratch_folder / "latent" if windowed else None,
                  mixing=settings.mixing)
         # two RGB images at their uncompressed size (imagery hardly compresses) and the maps,
         # and a large map's working copies: its arrays and the latent canvases
@@ -373,7 +374,7 @@ def generate(
             # a style's colour match decodes each styled image once more to measure it (its image's encoding: a few tiles)
             style_decodes = 1 if style_image is not None and settings.style_strength > 0 else 0
             decodes = (1 if pre_event == "real" else 2) + style_decodes
-            seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, settings.tile_size,
+            seconds = estimate_seconds(pkg, p.tiles, settings.steps, settings.batch_size, source is not None, tile_px,
                                        decodes=decodes)
             units = (pair_work_units(p, settings.steps, source is not None, pre_event != "real", region)
                      + style_decodes * (p.coder_tiles if region is None else region.decoded_tiles(p)))

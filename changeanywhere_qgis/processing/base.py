@@ -20,7 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, GUIDANCE_RANGE, PRE_EVENT_CHOICES, SAMPLERS
-from ..engine.diffusion import DEFAULT_MIXING, MIXINGS
+from ..engine.diffusion import DEFAULT_MIXING, MIXINGS, default_tile_text
 from ..engine.diffusion import DEFAULT_PRECISION, PRECISIONS
 from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
 from . import qgis_compat as compat
@@ -160,7 +160,8 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
             self.MIXING, "Latent mixing (how the unchanged land is held to the pre-event image)",
             options=[self.MIXING_LABELS[m] for m in MIXINGS], defaultValue=MIXINGS.index(DEFAULT_MIXING))))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
-            self.SAMPLER_TILE, "Sampler tile, px (empty: the model's; larger: fewer network calls, e.g. 512 for a 256 px model)",
+            self.SAMPLER_TILE, f"Sampler tile, px (empty: {default_tile_text()}; larger: fewer network calls, e.g. 512 for a "
+                               "256 px model)",
             type=compat.NUMBER_INTEGER, optional=True, minValue=1)))
         self.addParameter(compat.advanced(QgsProcessingParameterNumber(
             self.ETA, "DDIM eta (0: deterministic updates)", type=compat.NUMBER_DOUBLE, defaultValue=DEFAULT_ETA,

@@ -42,7 +42,7 @@ def test_a_dataset_records_the_mixing_and_a_resume_under_the_other_is_refused(ti
     card = (out / "README.md").read_text()
     assert "2 DPM-Solver++ 2M steps (dpmpp-2m, prediction mixing, " in card
     command = next(line.strip() for line in card.splitlines() if line.strip().startswith("python -m changeanywhere_qgis dataset"))
-    assert "--sampler dpmpp-2m --mixing prediction" in command
+    assert "--sampler dpmpp-2m --tile-size 64 --mixing prediction" in command
     refused = cli(*base, "--sampler", "dpmpp-2m")  # today's default mixing, latent
     assert refused.returncode == 2 and "settings.mixing was 'prediction', now None" in refused.stderr, refused.stderr
     assert "To finish it, add --mixing prediction" in refused.stderr and "Traceback" not in refused.stderr

@@ -91,3 +91,45 @@ def test_datasets_record_a_new_sampler_and_keep_the_spec_of_before(tmp_path, tin
         generate_dataset(houston_label_path, tmp_path / "bad", DatasetSettings(count=2, tile=64, sampler_tile=70),
                          model=tiny_model_dir, workers=1)
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("default, model_tile, asked, resolved", [
+    (None, 256, None, None),  # None: the model's own tile
+    (None, 256, 512, 512),
+    (512, 256, None, 512),
+    (500, 256, None, 512),  # raised to a multiple of the size granule (32 here)
+    (512, 512, None, None),  # a model whose tile is not smaller than the default keeps its own
+    (512, 1024, None, None),
+    (512, 256, 256, None),  # the model's tile asked for by number is the model's tile
+    (512, 256, 768, 768)])
+def test_a_run_s_tile_resolves_against_the_default_and_the_model(monkeypatch, default, model_tile, asked, resolved):
+    from changeanywhere_qgis.engine.diffusion import raster_plan
+
+    monkeypatch.setattr(raster_plan, "DEFAULT_TILE_PX", default)
+    assert raster_plan.resolve_tile_px(model_tile, 32, asked) == resolved
+
+
+def test_a_new_default_tile_reaches_generate_and_datasets_and_an_older_dataset_still_resumes(
+        tmp_path, monkeypatch, tiny_model_dir, houston_label_path):
+    """Should check S2 make a larger tile the default: generate and new datasets use it, a dataset begun at the
+    model's tile is refused on resume with the flag that finishes it, and that flag finishes it."""
+    from changeanywhere_qgis.engine.diffusion import raster_plan
+
+    old = tmp_path / "old"
+    generate_dataset(houston_label_path, old, DatasetSettings(count=2, tile=128, steps=2, seed=3), model=tiny_model_dir, workers=1)
+    assert "sampler_tile" not in json.loads((old / "dataset.json").read_text())["settings"]
+    assert "--tile-size 64" in (old / "README.md").read_text()  # the card names the tile whatever the default becomes
+    monkeypatch.setattr(raster_plan, "DEFAULT_TILE_PX", 128)
+
+    generate(houston_label_path, tmp_path / "sample", ChangeSpec(random=True), model=tiny_model_dir,
+             settings=GenerateSettings(steps=2, seed=4, correlation=0.8, device="cpu", threads=2))
+    assert json.loads((tmp_path / "sample" / "sample.json").read_text())["tile_size_px"] == 128
+    new = tmp_path / "new"
+    generate_dataset(houston_label_path, new, DatasetSettings(count=2, tile=128, steps=2, seed=3), model=tiny_model_dir, workers=1)
+    assert json.loads((new / "dataset.json").read_text())["settings"]["sampler_tile"] == 128
+
+    with pytest.raises(InputError, match=r"To finish it, add --tile-size 64 \(Processing: \"Sampler tile, px\": 64\)"):
+        generate_dataset(houston_label_path, old, DatasetSettings(count=3, tile=128, steps=2, seed=3), model=tiny_model_dir, workers=1)
+    result = generate_dataset(houston_label_path, old, DatasetSettings(count=3, tile=128, steps=2, seed=3, sampler_tile=64),
+                              model=tiny_model_dir, workers=1)
+    assert result["skipped"] == 2 and result["generated"] == 1

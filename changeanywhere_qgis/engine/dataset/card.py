@@ -293,7 +293,10 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
         args += ["--splits", *(f"{f:g}" for f in st["split_fractions"])]
     sampler = st.get("sampler", LEGACY_SETTINGS["sampler"])  # a spec without one was made with DDIM
     args += ["--sampler", sampler] if sampler != DEFAULT_SAMPLER else []
-    args += ["--tile-size", str(st["sampler_tile"])] if st.get("sampler_tile") else []
+    # the sampler's tile named either way, as --pre-event is: its default may change (check S2), and a spec without one
+    # was made with the model's tile
+    tile = st.get("sampler_tile") or spec.get("model_tile", {}).get("size")
+    args += ["--tile-size", str(tile)] if tile else []
     mixing = st.get("mixing", LEGACY_SETTINGS["mixing"])  # a spec without one was made with latent mixing
     args += ["--mixing", mixing] if mixing != DEFAULT_MIXING else []
     precision = st.get("precision", LEGACY_SETTINGS["precision"])  # a spec without one was made with the float denoiser

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..diffusion import check_precision, default_model_dir, read_manifest
+from ..diffusion import check_precision, default_model_dir, read_manifest, default_tile_text, resolve_tile_px
 from ..errors import InputError
 from ..events import load_table
 from ..io import (CLASSES_FILE, LIST_FOLDER, SERIES_FOLDER, SPLITS, STAGE_FOLDER, ImageSource, OwnedFiles, check_output_path,
@@ -82,10 +83,13 @@ def plan_dataset(semantic, out_dir, settings: DatasetSettings, *, images=None, m
         raise InputError(f"The tile size must be a multiple of {granule} px for this model (its size granule); "
                          f"{tile} is not. Try {max(granule, tile // granule * granule)} or {(tile // granule + 1) * granule}.")
     model_tile = int(manifest["tile"]["size"])
+    # recorded resolved, None for the model's own tile (as in every spec before the default could be another): a
+    # spec's tile then stays what it was made with whatever DEFAULT_TILE_PX becomes
+    settings = replace(settings, sampler_tile=resolve_tile_px(model_tile, granule, settings.sampler_tile))
     if settings.sampler_tile is not None and (settings.sampler_tile % granule or settings.sampler_tile < model_tile):
         raise InputError(f"The sampler's tile size must be a multiple of {granule} px (the model's size granule) and at least the "
-                         f"model's tile of {model_tile} px, got {settings.sampler_tile}. Leave it empty for the model's tile, "
-                         f"or give e.g. {2 * model_tile}.")
+                         f"model's tile of {model_tile} px, got {settings.sampler_tile}. Leave it empty for the default "
+                         f"({default_tile_text()}), or give e.g. {2 * model_tile}.")
     load_table(settings.transitions, scheme)  # a bad table fails now, not in every worker
     style = read_style_image(settings.style) if settings.style else None  # and a bad style image
     second = load_second_classes(settings.second_classes, scheme) if has_second(settings.layout) else None
@@ -179,6 +183,14 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
     if "settings.post_event" in differ:  # its default may change by the usefulness test (diffusion/inpaint.py)
         post_event = _lookup(old, "settings.post_event") or LEGACY_SETTINGS["post_event"]  # left out of a spec while "full"
         flags.append((f"--post-event {post_event}", f"\"Post-event image\": {post_event}"))
+    if "settings.sampler" in differ:  # the solver, its steps and its tile may change by check S2 (issue #34)
+        sampler = _lookup(old, "settings.sampler") or LEGACY_SETTINGS["sampler"]  # left out of a spec while "ddim"
+        flags.append((f"--sampler {sampler}", f"\"Sampler\": {sampler}"))
+    if "settings.steps" in differ:
+        flags.append((f"--steps {_lookup(old, 'settings.steps')}", f"\"Diffusion steps\": {_lookup(old, 'settings.steps')}"))
+    if "settings.sampler_tile" in differ:  # left out of a spec for the model's own tile
+        tile = _lookup(old, "settings.sampler_tile") or _lookup(old, "model_tile.size")
+        flags.append((f"--tile-size {tile}", f"\"Sampler tile, px\": {tile}"))
     if "settings.mixing" in differ:  # its default may change by the quality check of issue #34 (diffusion/sampler.py)
         mixing = _lookup(old, "settings.mixing") or LEGACY_SETTINGS["mixing"]  # left out of a spec while "latent"
         flags.append((f"--mixing {mixing}", f"\"Latent mixing\": {mixing}"))

@@ -12,7 +12,7 @@ from .model_package import (DEFAULT_PRECISION, DEVICES, GUIDANCE_RANGE, PRECISIO
                             cuda_unavailable_reason, default_model_dir,
                             load_model_package, manifest_guidance_scale, read_manifest)
 from .pixels import to_model_range, to_uint8
-from .raster_plan import Plan, check_tile_size, plan
+from .raster_plan import DEFAULT_TILE_PX, Plan, check_tile_size, default_tile_text, plan, resolve_tile_px
 from .sampler import DEFAULT_MIXING, MIXINGS, KnownContent, SamplerSettings, check_mixing, decode, encode, latent_grid, sample
 from .series import LaterDate, change_series, later_latents, series_work_units
 from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, DiffusionSchedule, DPMSolverPP2M, check_sampler
@@ -20,7 +20,7 @@ from .style import (DEFAULT_STYLE_STRENGTH, DecodedStatistics, Styled, apply_sty
                     load_style, measure_decoded, restyle)
 from .tiling import Tile, TileGrid, canvas_size, fuse, tile_starts
 
-__all__ = ["DEFAULT_MIXING", "MIXINGS", "check_mixing", "DEFAULT_INPAINT_MARGIN_PX", "DEFAULT_POST_EVENT", "DEFAULT_RERENDER_STRENGTH", "POST_EVENT_CHOICES", "InpaintRegion", "check_post_event", "decode_inpainted", "inpaint_decoder", "inpaint_region", "pair_work_units", "LaterDate", "change_series", "later_latents", "series_work_units", "DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "LatentCanvases", "LatentFile", "MemoryEstimate", "ModelPackage", "PRECISIONS", "DEFAULT_PRECISION", "check_precision",
+__all__ = ["DEFAULT_MIXING", "MIXINGS", "check_mixing", "DEFAULT_INPAINT_MARGIN_PX", "DEFAULT_POST_EVENT", "DEFAULT_RERENDER_STRENGTH", "POST_EVENT_CHOICES", "InpaintRegion", "check_post_event", "decode_inpainted", "inpaint_decoder", "inpaint_region", "pair_work_units", "LaterDate", "change_series", "later_latents", "series_work_units", "DEFAULT_ETA", "DEFAULT_PRE_EVENT", "DEFAULT_SAMPLER", "DEFAULT_STEPS", "SAMPLERS", "DPMSolverPP2M", "check_sampler", "check_tile_size", "DEFAULT_TILE_PX", "default_tile_text", "resolve_tile_px", "DEVICES", "DiffusionSchedule", "GUIDANCE_RANGE", "KnownContent", "LatentCanvases", "LatentFile", "MemoryEstimate", "ModelPackage", "PRECISIONS", "DEFAULT_PRECISION", "check_precision",
            "PEAK_BYTES_PER_PIXEL", "WINDOWED_GENERATE_BYTES_PER_PIXEL", "WINDOWED_SIMULATE_BYTES_PER_PIXEL", "available_memory", "check_memory", "duration", "estimate_seconds", "network_bytes", "parse_size",
            "PRE_EVENT_CHOICES", "Plan", "SamplerSettings", "Tile", "TileGrid", "autoencoder_copy", "canvas_size", "change_pair",
            "check_guidance", "check_pre_event", "cuda_unavailable_reason", "decode", "decode_array", "default_model_dir", "encode",

@@ -60,6 +60,30 @@ class Plan:
         return n * steps * (1 if with_image else 2) + c * decodes + (c if with_image else 0)
 
 
+# The sampler's tile when a run asks for none, in pixels; None: the model's own tile. Check S2 of
+# docs/research/map-following-checks.md decides it: larger tiles mean fewer network calls per megapixel.
+DEFAULT_TILE_PX: int | None = None
+
+
+def resolve_tile_px(model_tile: int, granule: int, tile_px: int | None) -> int | None:
+    """The sampler's tile of a run that asked for ``tile_px`` (None: ``DEFAULT_TILE_PX``), in the form every lower layer
+    and every dataset spec reads: None for the model's own tile, else the pixels.
+
+    The default is raised to a multiple of the model's size granule, and a model whose tile is not smaller than the
+    default keeps its own. An explicit tile is returned as it is (check_tile_size judges it), but the model's own tile
+    given by number is None: a dataset begun with no tile and resumed with the model's named is the same dataset."""
+    if tile_px is None:
+        if DEFAULT_TILE_PX is None or DEFAULT_TILE_PX <= model_tile:
+            return None
+        tile_px = -(-DEFAULT_TILE_PX // granule) * granule
+    return None if tile_px == model_tile else tile_px
+
+
+def default_tile_text() -> str:
+    """The default tile in words, for help texts."""
+    return "the model's tile" if DEFAULT_TILE_PX is None else f"{DEFAULT_TILE_PX} px, or the model's tile where that is larger"
+
+
 def check_tile_size(pkg: ModelPackage, tile_px: int | None, what: str = "tile size") -> None:
     """The sampler's tile (None: the model's): a whole multiple of the package's size granule, at least the model's tile.
 
@@ -73,7 +97,7 @@ def check_tile_size(pkg: ModelPackage, tile_px: int | None, what: str = "tile si
     if isinstance(tile_px, bool) or not isinstance(tile_px, (int, np.integer)) or tile_px < pkg.tile_size or tile_px % granule:
         raise InputError(f"The {what} must be a whole number of pixels, a multiple of {granule} (the model's size granule) "
                          f"and at least the model's tile of {pkg.tile_size} px, got {tile_px!r}. "
-                         f"Leave it empty for the model's tile, or give e.g. {2 * pkg.tile_size}.")
+                         f"Leave it empty for the default ({default_tile_text()}), or give e.g. {2 * pkg.tile_size}.")
 
 
 class _PaddedMap:
