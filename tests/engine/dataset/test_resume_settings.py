@@ -30,6 +30,7 @@ def test_a_refused_resume_names_only_the_settings_that_differ(tmp_path, tiny_mod
         _make(out, tiny_model_dir, houston_label_path, 2, tile=64, steps=3, max_nodata=0.25)
     message = str(caught.value)
     assert "settings.max_nodata was 0.5, now 0.25; settings.steps was 2, now 3" in message
+    assert 'To finish it, add --steps 2 (Processing: "Diffusion steps": 2)' in message  # a default check S2 may change
     for unchanged in ("'tile'", "levir", "sha256", "classes", "bareland"):
         assert unchanged not in message, message  # not the whole settings lists
 
