@@ -64,8 +64,9 @@ DEFAULT_PRE_EVENT = "real"
 # The engine's POST_EVENT_CHOICES in their order, and its DEFAULT_POST_EVENT (literals, as PRE_EVENTS; a test holds them equal)
 POST_EVENTS = (("full", "drawn in full by the model"), ("inpaint", "inpainted: the pre-event image, the change drawn"))
 DEFAULT_POST_EVENT = "full"
-# The engine's SAMPLERS, first its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
+# The engine's SAMPLERS in their order, and its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
 SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
+DEFAULT_SAMPLER = "ddim"
 # The engine's MIXINGS in their order, and its DEFAULT_MIXING (literals, as PRE_EVENTS; a test holds them equal)
 MIXINGS = (("latent", "latent (the paper's)"), ("prediction", "prediction (for DPM-Solver++)"))
 DEFAULT_MIXING = "latent"
@@ -229,8 +230,10 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.sampler_combo = QComboBox()
         for key, label in SAMPLERS:
             self.sampler_combo.addItem(label, key)
-        self.sampler_combo.setToolTip("DDIM: the default. DPM-Solver++ 2M: a second-order solver meant for fewer steps "
-                                      "(e.g. 20); deterministic, so it takes no eta")
+        self.sampler_combo.setCurrentIndex(self.sampler_combo.findData(DEFAULT_SAMPLER))
+        self.sampler_combo.setToolTip(f"The solver of the reverse diffusion (default: {dict(SAMPLERS)[DEFAULT_SAMPLER]}). DDIM: "
+                                      "first order. DPM-Solver++ 2M: second order, for fewer steps; deterministic, so it "
+                                      "takes no eta")
         self.mixing_combo = QComboBox()
         for key, label in MIXINGS:
             self.mixing_combo.addItem(label, key)

@@ -155,10 +155,12 @@ def test_sampler_settings_default_to_the_engine_and_the_model(dock):
     from changeanywhere_qgis.engine.diffusion import GUIDANCE_RANGE, default_model_dir, read_manifest
     from changeanywhere_qgis.engine.diffusion import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
     from changeanywhere_qgis.gui.dock import DEFAULT_STEPS as DOCK_STEPS
+    from changeanywhere_qgis.gui.dock import DEFAULT_SAMPLER as DOCK_SAMPLER
     from changeanywhere_qgis.gui.dock import SAMPLERS as DOCK_SAMPLERS
 
     assert dock.eta_spin.value() == DEFAULT_ETA and DOCK_STEPS == DEFAULT_STEPS  # the fixture sets 2 steps for speed
-    assert tuple(key for key, _ in DOCK_SAMPLERS) == SAMPLERS and dock.sampler_combo.currentData() == DEFAULT_SAMPLER
+    assert tuple(key for key, _ in DOCK_SAMPLERS) == SAMPLERS and DOCK_SAMPLER == DEFAULT_SAMPLER
+    assert dock.sampler_combo.currentData() == DEFAULT_SAMPLER
     dock.sampler_combo.setCurrentIndex(SAMPLERS.index("dpmpp-2m"))
     assert not dock.eta_spin.isEnabled()  # eta is DDIM's alone
     dock.sampler_combo.setCurrentIndex(SAMPLERS.index("ddim"))
