@@ -14,6 +14,9 @@
 # POST_EVENTS="full inpaint" also makes, per source, the same dataset command (same maps, images, count, seed, steps) with
 # --post-event inpaint (image B is image A beyond the change; docs/guide/inpainting.md) into $OUT/inpaint/<source>, an arm
 # of its own for `evaluate --arm inpaint=...`; its card names the mode. Default: full (the datasets in $OUT/<source>).
+# MIXING=latent (the default here): the latent mixing that check U7's datasets were made with, before check S2 made
+# prediction the engine's default; its committed nets (docs/research/quality/nets) were trained on those datasets, so
+# a rerun must make the same ones. MIXING=prediction measures the engine's default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -26,6 +29,7 @@ STORED=${STORED:-real}
 BASELINES=${BASELINES:-}
 BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
 POST_EVENTS=${POST_EVENTS:-full}
+MIXING=${MIXING:-latent}
 for mode in $POST_EVENTS; do
   case "$mode" in full|inpaint) ;; *) echo "usefulness_datasets.sh: POST_EVENTS holds 'full' and/or 'inpaint', not '$mode'" >&2; exit 2 ;; esac
 done
@@ -53,7 +57,7 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
     # unshifted
     "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" "${stored_args[@]}" "${remap_args[@]}" "${table_args[@]}" \
       --post-event "$mode" --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
-      --model "$MODEL" --out "$out" 2>&1 | tail -2
+      --mixing "$MIXING" --model "$MODEL" --out "$out" 2>&1 | tail -2
   done
   for method in $BASELINES; do
     local extra=(); [ "$method" != copy-paste ] || [ -z "$TRANSITIONS" ] || extra=(--transitions "$TRANSITIONS")

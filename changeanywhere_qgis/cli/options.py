@@ -20,7 +20,7 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixing", choices=MIXINGS, default=DEFAULT_MIXING,
                    help="how the unchanged land is held to the pre-event image early in the diffusion: latent (the paper's: "
                         "its noisy state replaced at each step) or prediction (its predicted clean image replaced before each "
-                        f"solver update, meant for --sampler dpmpp-2m); default {DEFAULT_MIXING}")
+                        f"solver update: as faithful under DDIM, and a history --sampler dpmpp-2m can use); default {DEFAULT_MIXING}")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
     p.add_argument("--eta", type=float, default=DEFAULT_ETA, help=f"DDIM eta, 0 = deterministic updates (default {DEFAULT_ETA:g})")
     p.add_argument("--tile-size", type=int, metavar="PX",

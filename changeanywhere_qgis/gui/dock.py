@@ -68,8 +68,8 @@ DEFAULT_POST_EVENT = "full"
 SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
 DEFAULT_SAMPLER = "ddim"
 # The engine's MIXINGS in their order, and its DEFAULT_MIXING (literals, as PRE_EVENTS; a test holds them equal)
-MIXINGS = (("latent", "latent (the paper's)"), ("prediction", "prediction (for DPM-Solver++)"))
-DEFAULT_MIXING = "latent"
+MIXINGS = (("latent", "latent (the paper's)"), ("prediction", "prediction"))
+DEFAULT_MIXING = "prediction"
 # The engine's PRECISIONS in their order, and its DEFAULT_PRECISION (literals, as PRE_EVENTS; a test holds them equal)
 PRECISIONS = (("float32", "float32 (the model's own)"), ("int8", "int8 (faster on the CPU)"))
 DEFAULT_PRECISION = "float32"
@@ -240,7 +240,8 @@ class ChangeAnywhereDock(QgsDockWidget):
         self.mixing_combo.setCurrentIndex(self.mixing_combo.findData(DEFAULT_MIXING))
         self.mixing_combo.setToolTip("How the unchanged land is held to the pre-event image early in the diffusion. Latent: "
                                      "its noisy state is replaced at each step (the paper's). Prediction: its predicted clean "
-                                     "image is replaced before each solver update, meant for DPM-Solver++")
+                                     "image is replaced before each solver update (the default: as faithful under DDIM, and a "
+                                     "history DPM-Solver++ can use)")
         self.eta_spin = QDoubleSpinBox()
         self.eta_spin.setRange(0.0, 1.0)
         self.eta_spin.setSingleStep(0.1)

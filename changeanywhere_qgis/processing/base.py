@@ -77,7 +77,7 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     SAMPLER_LABELS = {"ddim": "DDIM", "dpmpp-2m": "DPM-Solver++ 2M (second order, for fewer steps; no eta)"}
     MIXING = "MIXING"
     MIXING_LABELS = {"latent": "latent: the unchanged land's noisy state replaced (the paper's)",
-                     "prediction": "prediction: its predicted clean image replaced before each update (for DPM-Solver++)"}
+                     "prediction": "prediction: its predicted clean image replaced before each update"}
     PRECISION = "PRECISION"
     PRECISION_LABELS = {"float32": "float32: the model package's own denoiser",
                         "int8": "int8: its quantised denoiser (faster on the CPU; CPU only; made by "
@@ -153,7 +153,7 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
 
     def add_sampler_options(self) -> None:
         """The solver; latent mixing, DDIM eta, the guidance scale and the sampler's tile, advanced: their defaults (what the model
-        card measured; the paper's mixing) suit most runs."""
+        card and check S2 measured) suit most runs."""
         self.addParameter(QgsProcessingParameterEnum(
             self.SAMPLER, "Sampler", options=[self.SAMPLER_LABELS[s] for s in SAMPLERS], defaultValue=SAMPLERS.index(DEFAULT_SAMPLER)))
         self.addParameter(compat.advanced(QgsProcessingParameterEnum(

@@ -24,8 +24,8 @@ def tiny(tiny_model_dir):
 
 
 def test_the_default_stays_the_paper_s_latent_mixing_everywhere(tiny):
-    # DEFAULT_MIXING changes only by the quality check of issue #34
-    assert DEFAULT_MIXING == "latent" and MIXINGS == ("latent", "prediction")
+    # prediction mixing by rule (1) of check S2 (docs/research/map-following-checks.md): DDIM 50 kept its figures
+    assert DEFAULT_MIXING == "prediction" and MIXINGS == ("latent", "prediction")
     assert GenerateSettings().mixing == DatasetSettings(count=2).mixing == DEFAULT_MIXING
     assert plan(tiny, 128, 128, 2).sampler.mixing == DEFAULT_MIXING
     p = plan(tiny, 128, 128, 2, mixing="prediction", autoencoder_tile_px=128)
@@ -53,7 +53,7 @@ def test_a_change_pair_and_a_series_take_the_mixing(tiny, houston_label):
     assert 0 < (mask == 1).mean() < 0.9
     kw = dict(steps=3, batch_size=4)
     pairs = {m: change_pair(tiny, pre, post, mask, 0.9, np.random.default_rng(1), mixing=m, **kw) for m in MIXINGS}
-    assert np.array_equal(change_pair(tiny, pre, post, mask, 0.9, np.random.default_rng(1), **kw)[1], pairs["latent"][1])
+    assert np.array_equal(change_pair(tiny, pre, post, mask, 0.9, np.random.default_rng(1), **kw)[1], pairs["prediction"][1])
     assert np.array_equal(pairs["latent"][0], pairs["prediction"][0])  # the pre-event image is no mixing's
     assert not np.array_equal(pairs["latent"][1], pairs["prediction"][1])
     third = random_events(post, scheme, np.random.default_rng(6), nodata=scheme.nodata_code).post
@@ -81,13 +81,13 @@ def test_sample_json_records_the_mixing_and_a_series_takes_it(tmp_path, tiny, ti
 def test_a_dataset_records_prediction_mixing_and_refuses_a_resume_under_the_other(tmp_path, tiny_model_dir, houston_label_path):
     base = dict(count=2, tile=64, steps=2, seed=3)
     latent = tmp_path / "latent"
-    generate_dataset(houston_label_path, latent, DatasetSettings(**base), model=tiny_model_dir, workers=1)
+    generate_dataset(houston_label_path, latent, DatasetSettings(**base, mixing="latent"), model=tiny_model_dir, workers=1)
     spec = json.loads((latent / "dataset.json").read_text())
     assert "mixing" not in spec["settings"]  # a latent-mixing dataset's spec is the spec of before the option
     card = (latent / "README.md").read_text()
-    assert "mixing" not in card.split("## Sources")[0] and "--mixing" not in card
+    assert "mixing" not in card.split("## Sources")[0] and " --mixing latent " in card  # named: the default changed
     new = tmp_path / "prediction"
-    generate_dataset(houston_label_path, new, DatasetSettings(**base, mixing="prediction"), model=tiny_model_dir, workers=1)
+    generate_dataset(houston_label_path, new, DatasetSettings(**base), model=tiny_model_dir, workers=1)  # the default
     spec = json.loads((new / "dataset.json").read_text())
     assert spec["settings"]["mixing"] == "prediction"
     card = (new / "README.md").read_text()
@@ -98,6 +98,6 @@ def test_a_dataset_records_prediction_mixing_and_refuses_a_resume_under_the_othe
     assert [p.read_bytes() for p in sorted((latent / "B").iterdir())] != [p.read_bytes() for p in sorted((new / "B").iterdir())]
     with pytest.raises(InputError, match=r"settings\.mixing was 'prediction', now None.*To finish it, add --mixing prediction "
                                          r"\(Processing: \"Latent mixing\": prediction\)"):
-        generate_dataset(houston_label_path, new, DatasetSettings(**base), model=tiny_model_dir, workers=1)
+        generate_dataset(houston_label_path, new, DatasetSettings(**base, mixing="latent"), model=tiny_model_dir, workers=1)
     with pytest.raises(InputError, match=r"settings\.mixing was None, now 'prediction'.*To finish it, add --mixing latent "):
-        generate_dataset(houston_label_path, latent, DatasetSettings(**base, mixing="prediction"), model=tiny_model_dir, workers=1)
+        generate_dataset(houston_label_path, latent, DatasetSettings(**base), model=tiny_model_dir, workers=1)  # the default

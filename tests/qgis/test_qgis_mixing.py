@@ -24,7 +24,7 @@ def test_generate_algorithm_runs_the_chosen_mixing(processing_run, tiny_model_di
     assert [o.split(":")[0] for o in param.options()] == list(MIXINGS)
     assert not _is_advanced(alg.parameterDefinition("SAMPLER")) and len(alg.parameterDefinition("SAMPLER").options()) == len(SAMPLERS)
     records = {}
-    for name, extra in (("default", {}), ("prediction", {"MIXING": MIXINGS.index("prediction")})):
+    for name, extra in (("default", {}), ("latent", {"MIXING": MIXINGS.index("latent")})):
         processing_run("changeanywhere:generatechangesample", {
             "SEMANTIC": str(houston_label_path), "RANDOM_EVENTS": True, "MODEL": str(tiny_model_dir), "STEPS": 2, "SEED": 2,
             "DEVICE": 1, **extra,
@@ -33,7 +33,7 @@ def test_generate_algorithm_runs_the_chosen_mixing(processing_run, tiny_model_di
             "OUTPUT_RECORD": str(tmp_path / f"{name}.json"),
         })
         records[name] = json.loads((tmp_path / f"{name}.json").read_text())
-    assert (records["default"]["mixing"], records["prediction"]["mixing"]) == ("latent", "prediction")
+    assert (records["default"]["mixing"], records["latent"]["mixing"]) == ("prediction", "latent")
 
 
 def test_dataset_algorithm_passes_the_mixing(processing_run, provider, tiny_model_dir, houston_label_path, tmp_path):
@@ -44,9 +44,9 @@ def test_dataset_algorithm_passes_the_mixing(processing_run, provider, tiny_mode
     out = tmp_path / "ds"
     processing_run("changeanywhere:generatechangedataset", {
         "SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "MODEL": str(tiny_model_dir), "STEPS": 1, "DEVICE": 1,
-        "WORKERS": 1, "MIXING": MIXINGS.index("prediction"), "OUTPUT": str(out)})
-    assert json.loads((out / "dataset.json").read_text())["settings"]["mixing"] == "prediction"
-    assert "--mixing prediction" in (out / "README.md").read_text()
+        "WORKERS": 1, "MIXING": MIXINGS.index("latent"), "OUTPUT": str(out)})
+    assert "mixing" not in json.loads((out / "dataset.json").read_text())["settings"]  # latent: the spec of before the option
+    assert "--mixing latent" in (out / "README.md").read_text()
 
 
 def test_dock_mixing_reaches_the_task(qgis_iface, qgis_canvas, clean_project, tiny_model_dir, houston_label_path):
@@ -66,12 +66,12 @@ def test_dock_mixing_reaches_the_task(qgis_iface, qgis_canvas, clean_project, ti
         dock.semantic_combo.setLayer(label)
         dock.model_widget.setFilePath(str(tiny_model_dir))
         dock.set_target_class("water")
-        dock.mixing_combo.setCurrentIndex(MIXINGS.index("prediction"))
+        dock.mixing_combo.setCurrentIndex(MIXINGS.index("latent"))
         e = label.extent()
         ring = [QgsPointXY(e.xMinimum() + e.width() * f, e.yMinimum() + e.height() * g) for f, g in ((.4, .4), (.6, .4), (.6, .6), (.4, .6))]
         assert dock.add_polygon(QgsGeometry.fromPolygonXY([ring])) is not None
         task = dock.start_generation()
-        assert task.settings_kwargs["mixing"] == "prediction" and task.settings_kwargs["sampler"] == "ddim"
+        assert task.settings_kwargs["mixing"] == "latent" and task.settings_kwargs["sampler"] == "ddim"
         task.cancel()
     finally:
         dock.cleanup()

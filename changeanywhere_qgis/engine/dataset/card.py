@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import __version__ as engine_version
 from ..io import SPLITS, parts
-from ..diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_MIXING, DEFAULT_POST_EVENT, DEFAULT_PRECISION, DEFAULT_RERENDER_STRENGTH,
+from ..diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_PRECISION, DEFAULT_RERENDER_STRENGTH,
                          DEFAULT_SAMPLER)
 from .job import LEGACY_SETTINGS, SPLIT_FRACTIONS, DatasetSettings
 
@@ -297,8 +297,8 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     # was made with the model's tile
     tile = st.get("sampler_tile") or spec.get("model_tile", {}).get("size")
     args += ["--tile-size", str(tile)] if tile else []
-    mixing = st.get("mixing", LEGACY_SETTINGS["mixing"])  # a spec without one was made with latent mixing
-    args += ["--mixing", mixing] if mixing != DEFAULT_MIXING else []
+    # named either way: its default changed (prediction by check S2), and a spec without one was made with latent mixing
+    args += ["--mixing", st.get("mixing", LEGACY_SETTINGS["mixing"])]
     precision = st.get("precision", LEGACY_SETTINGS["precision"])  # a spec without one was made with the float denoiser
     args += ["--precision", precision] if precision != DEFAULT_PRECISION else []
     args += ["--split-folders"] if st.get("split_folders") else []

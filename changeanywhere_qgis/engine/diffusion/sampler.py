@@ -35,7 +35,7 @@ from .schedule import DEFAULT_ETA, DEFAULT_SAMPLER, DEFAULT_STEPS, DPMSolverPP2M
 from .tiling import Tile, TileGrid, fuse, weighted_mean
 
 MIXINGS = ("latent", "prediction")
-DEFAULT_MIXING = "latent"  # the paper's, until a check with its rule says otherwise (issue #34)
+DEFAULT_MIXING = "prediction"  # by rule (1) of check S2 (docs/research/map-following-checks.md): DDIM 50 keeps its figures
 
 
 def check_mixing(mixing: str) -> None:

@@ -71,7 +71,7 @@ def test_a_spec_of_before_the_options_resumes_byte_for_byte(tmp_path, tiny_model
 
 
 @pytest.mark.parametrize("default, new_default, named", [
-    ("DEFAULT_SAMPLER", "dpmpp-2m", "--sampler ddim"), ("DEFAULT_MIXING", "prediction", "--mixing latent"),
+    ("DEFAULT_SAMPLER", "dpmpp-2m", "--sampler ddim"),
     ("DEFAULT_PRECISION", "int8", "--precision float32"), ("DEFAULT_POST_EVENT", "inpaint", "--post-event full")])
 def test_the_card_s_command_keeps_a_dataset_s_setting_when_the_default_changes(monkeypatch, default, new_default, named):
     """Should a quality check change a default, the command on an older dataset's card still makes that dataset; and

@@ -183,7 +183,7 @@ def test_prediction_mixing_inpaints_as_latent_mixing_does_at_the_same_cost(pkg, 
     t1, t2 = _pair(pkg, scene, image=image, post_event="inpaint", mixing="prediction")
     held = list(calls)
     calls.clear()
-    _, latent_mixed = _pair(pkg, scene, image=image, post_event="inpaint")
+    _, latent_mixed = _pair(pkg, scene, image=image, post_event="inpaint", mixing="latent")
     kept = _beyond(mask, MARGIN)
     assert np.array_equal(t2[:, kept], t1[:, kept])
     assert (t2[:, mask == 1] != t1[:, mask == 1]).mean() > 0.5

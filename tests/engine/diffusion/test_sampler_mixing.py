@@ -19,7 +19,7 @@ SEED = 5
 @pytest.fixture(scope="module")
 def scene(one_tile):
     labels, grid, pre, overlap = one_tile
-    settings = SamplerSettings(steps=12, tile_overlap_px=overlap, sampler="dpmpp-2m")
+    settings = SamplerSettings(steps=12, tile_overlap_px=overlap, sampler="dpmpp-2m", mixing="latent")  # the paper's
     unchanged = np.ones((grid.height, grid.width), dtype=np.float32)
     unchanged[4:12, 2:10] = 0  # a changed block
     return labels, grid, settings, pre, unchanged
