@@ -1,5 +1,5 @@
-"""`make bench`, sampler section: today's default (DDIM 50, the paper's latent mixing, model tiles) against the arms of
-check S2 (docs/research/map-following-checks.md): DDIM 50 with prediction mixing, DPM-Solver++ 2M at 10, 15 and 20 steps
+"""`make bench`, sampler section: check S2's reference (DDIM 50, the paper's latent mixing, model tiles) against its arms
+(docs/research/map-following-checks.md): DDIM 50 with prediction mixing, DPM-Solver++ 2M at 10, 15 and 20 steps
 with prediction mixing at model tiles and at 512 px tiles, on the same bundled sample in one run; and the denoiser's
 achieved GFLOP/s beside a numpy sgemm.
 
@@ -24,8 +24,8 @@ from changeanywhere_qgis.engine.pipeline import ChangeSpec, GenerateSettings, ge
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "changeanywhere_qgis" / "samples"
-RUNS = (("DDIM, 50 steps, latent mixing, model tiles (today's default)", {"sampler": "ddim", "steps": 50, "mixing": "latent"}),
-        ("DDIM, 50 steps, prediction mixing, model tiles", {"sampler": "ddim", "steps": 50, "mixing": "prediction"}),
+RUNS = (("DDIM, 50 steps, latent mixing, model tiles (check S2's reference; the default before it)", {"sampler": "ddim", "steps": 50, "mixing": "latent"}),
+        ("DDIM, 50 steps, prediction mixing, model tiles (the default since check S2)", {"sampler": "ddim", "steps": 50, "mixing": "prediction"}),
         *((f"DPM-Solver++ 2M, {n} steps, prediction mixing, {tiles}",
            {"sampler": "dpmpp-2m", "steps": n, "mixing": "prediction", **({"tile_size": 512} if tiles != "model tiles" else {})})
           for tiles in ("model tiles", "512 px tiles") for n in (10, 15, 20)))
@@ -115,13 +115,13 @@ def bench_sampler(model_dir: Path, threads: int = 2) -> dict:
 
 def render_sampler(s: dict) -> list[str]:
     runs = s["runs"]
-    lines = ["## Sampler: today's default against the arms of check S2", "",
+    lines = ["## Sampler: check S2's reference and arms", "",
              f"One change sample of the bundled sample ({runs[0]['raster']}, with its image and its change polygons, seed 7) "
              f"for each row, in one run, {s['threads']} threads, guidance scale {s['guidance_scale']:g} (two denoiser halves "
              "per call). `python -m benchmarks.run --only sampler`; the ratios are of runs made minutes apart in the same process, "
              "so they hold on idle cores only. Speed only: whether a setting keeps DDIM 50's fidelity is check S2 of "
-             "docs/research/map-following-checks.md (check S1 found DPM-Solver++ 20 under the paper's latent mixing held the "
-             "unchanged land 0.5-0.7 dB less closely).", "",
+             "docs/research/map-following-checks.md: it found no DPM-Solver++ setting here that does (the sampler stays DDIM 50), "
+             "and made prediction mixing the default.", "",
              "The seconds are the whole run; of them, the pre-event image (the real image encoded and redrawn: no "
              "sampling) and the post-event image (sampling, then decoding) are given apart: only the sampling depends on "
              "the solver and its steps.", "",

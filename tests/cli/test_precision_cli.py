@@ -54,7 +54,7 @@ def test_a_dataset_records_the_precision_and_a_resume_under_the_other_is_refused
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "dataset.json").read_text())["settings"]["precision"] == "int8"
     card = (out / "README.md").read_text()
-    assert "2 DDIM steps (eta 0.0, the int8 denoiser, " in card
+    assert "2 DDIM steps (eta 0.0, prediction mixing, the int8 denoiser, " in card
     command = next(line.strip() for line in card.splitlines() if line.strip().startswith("python -m changeanywhere_qgis dataset"))
     assert " --precision int8" in command
     refused = cli(*base)  # today's default precision, float32

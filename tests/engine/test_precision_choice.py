@@ -95,7 +95,7 @@ def test_a_dataset_records_int8_and_refuses_a_resume_under_the_other(tmp_path, i
     spec = json.loads((int8_ds / "dataset.json").read_text())
     assert spec["settings"]["precision"] == "int8" and "denoiser_int8" in spec["model"]["sha256"]
     card = (int8_ds / "README.md").read_text()
-    assert "2 DDIM steps (eta 0.0, the int8 denoiser, " in card and " --precision int8 " in card
+    assert "2 DDIM steps (eta 0.0, prediction mixing, the int8 denoiser, " in card and " --precision int8 " in card
     assert dataset_command(spec, 2, ".").count("--precision int8") == 1
     assert [p.read_bytes() for p in sorted((float_ds / "A").iterdir())] == [p.read_bytes() for p in sorted((int8_ds / "A").iterdir())]
     assert [p.read_bytes() for p in sorted((float_ds / "B").iterdir())] != [p.read_bytes() for p in sorted((int8_ds / "B").iterdir())]
