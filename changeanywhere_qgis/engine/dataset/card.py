@@ -16,7 +16,7 @@ from .. import __version__ as engine_version
 from ..io import SPLITS, parts
 from ..diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_PRECISION, DEFAULT_RERENDER_STRENGTH,
                          DEFAULT_SAMPLER)
-from .job import LEGACY_SETTINGS, SPLIT_FRACTIONS, DatasetSettings
+from .job import LEGACY_SETTINGS, SPLIT_FRACTIONS, DatasetSettings, spec_sampler_tile
 
 MIN_SPLIT = 2  # np.loadtxt reads a one-name list as a 0-d array (BIT, ChangeFormer fail on it); an empty one has no samples
 
@@ -293,9 +293,7 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
         args += ["--splits", *(f"{f:g}" for f in st["split_fractions"])]
     sampler = st.get("sampler", LEGACY_SETTINGS["sampler"])  # a spec without one was made with DDIM
     args += ["--sampler", sampler] if sampler != DEFAULT_SAMPLER else []
-    # the sampler's tile named either way, as --pre-event is: its default may change (check S2), and a spec without one
-    # was made with the model's tile
-    tile = st.get("sampler_tile") or spec.get("model_tile", {}).get("size")
+    tile = spec_sampler_tile(spec)  # named either way, as --pre-event is: its default may change (check S2)
     args += ["--tile-size", str(tile)] if tile else []
     # named either way: its default changed (prediction by check S2), and a spec without one was made with latent mixing
     args += ["--mixing", st.get("mixing", LEGACY_SETTINGS["mixing"])]

@@ -179,6 +179,11 @@ class DatasetJob:
         return Path(self.out) / RECORDS / f"{self.name(index)}.json"
 
 
+def spec_sampler_tile(spec: dict) -> int | None:
+    """The sampler's tile a dataset was made with, in pixels: a spec without one was made with the model's tile."""
+    return spec.get("settings", {}).get("sampler_tile") or spec.get("model_tile", {}).get("size")
+
+
 def sample_seed(dataset_seed: int, index: int) -> int:
     """The seed of sample ``index``: reproducible, independent of every other sample."""
     return int(np.random.SeedSequence([int(dataset_seed), int(index)]).generate_state(1, np.uint32)[0])

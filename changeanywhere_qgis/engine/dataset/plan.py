@@ -16,7 +16,7 @@ from ..io import (CLASSES_FILE, LIST_FOLDER, SERIES_FOLDER, SPLITS, STAGE_FOLDER
                   check_replaceable, check_writable, every_folder, has_second, load_second_classes, parts, read_semantic,
                   read_style_image)
 from ..landcover import ClassScheme, load_remap
-from .job import CARD, LEGACY_SETTINGS, MANIFEST, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed
+from .job import CARD, LEGACY_SETTINGS, MANIFEST, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed, spec_sampler_tile
 
 
 def _granule(manifest: dict) -> int:
@@ -188,8 +188,8 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
         flags.append((f"--sampler {sampler}", f"\"Sampler\": {sampler}"))
     if "settings.steps" in differ:
         flags.append((f"--steps {_lookup(old, 'settings.steps')}", f"\"Diffusion steps\": {_lookup(old, 'settings.steps')}"))
-    if "settings.sampler_tile" in differ:  # left out of a spec for the model's own tile
-        tile = _lookup(old, "settings.sampler_tile") or _lookup(old, "model_tile.size")
+    if "settings.sampler_tile" in differ:
+        tile = spec_sampler_tile(old)
         flags.append((f"--tile-size {tile}", f"\"Sampler tile, px\": {tile}"))
     if "settings.mixing" in differ:  # its default may change by the quality check of issue #34 (diffusion/sampler.py)
         mixing = _lookup(old, "settings.mixing") or LEGACY_SETTINGS["mixing"]  # left out of a spec while "latent"
