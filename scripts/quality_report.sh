@@ -92,6 +92,8 @@ done
 arm_args=()  # the inpainted samples: one more generated arm, all four sources joined, when they were made
 if [ -f "$OUT/inpaint/oem/dataset.json" ]; then
   arm_args+=(--arm "inpaint=$OUT/inpaint/oem,$OUT/inpaint/loveda,$OUT/inpaint/dubai,$OUT/inpaint/flair")
+  # check U8: the same inpainted samples with B shifted in appearance as --appearance-shift would have made them
+  arm_args+=(--compare-arm-appearance-shift inpaint)
 fi
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
   --segmentation "$SEG" --threads 2 --cd-epochs "$CD_EPOCHS" --max-minutes 0 --compare-pre-event --compare-appearance-shift \

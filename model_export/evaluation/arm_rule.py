@@ -9,7 +9,7 @@ arms that need no model (the baselines, image differencing, "everything changed"
 k = 3 against the net trained from scratch and the copy-paste-pretrained one.
 
     python -m model_export.evaluation.arm_rule docs/research/quality/results.json \
-        --reference "generated data (pre-event real)" --candidate "inpaint" --candidate "redrawn, B appearance-shifted"
+        --reference "generated data (pre-event real)" --candidate "inpaint (pre-event real)" --candidate "redrawn, B appearance-shifted"
 
 Arms are named by any part of their row name in the report; the table lists every arm.
 """

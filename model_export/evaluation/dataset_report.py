@@ -21,7 +21,8 @@ With PyTorch (``--no-torch`` skips these), also:
   ``--compare-appearance-shift``, once more with every generated post-event image shifted in appearance, each by its
   sample's own draw (what ``dataset --appearance-shift`` makes).
   ``--baseline NAME=DIR,...`` adds arms made without the model (``baselines/``); ``--arm NAME=DIR,...`` adds generated arms
-  made another way (e.g. ``--post-event inpaint``), each trained on its own samples and reported among the generated ones.
+  made another way (e.g. ``--post-event inpaint``), each trained on its own samples and reported among the generated ones;
+  ``--compare-arm-appearance-shift NAME`` trains such an arm once more with its post-event images shifted as above.
   Each net's figures go to one JSON file in FIGURES/nets (``net_cache.py``) as soon as they are known; a rerun with the
   same data and settings reads them and trains only the missing nets.
 
@@ -77,6 +78,9 @@ class EvaluateSettings:
     # arm name -> folders of datasets generated another way (e.g. --post-event inpaint): arms reported among the generated
     # ones, each trained on its own samples
     arms: dict = field(default_factory=dict)
+    # names of some of those arms: each is trained once more with its post-event images shifted in appearance, as
+    # compare_appearance_shift does for the generated datasets
+    shift_arms: list = field(default_factory=list)
     # one JSON file per change-detection net (net_cache.py): a rerun trains only the nets whose file is missing or stale;
     # None: a "nets" folder in the figures folder
     nets_folder: str | None = None
@@ -227,6 +231,7 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
         raise InputError(f"--nets-per-arm must be at least 1, not {settings.nets_per_arm}.")
     baselines = _baselines(settings.baselines)  # a wrong folder fails now, not after hours of training
     arms = _arms(settings.arms)
+    _check_shift_arms(settings.shift_arms, arms)
     modes = sorted({spec["settings"].get("post_event", "full") for _, spec, _ in opened})
     if len(modes) > 1:
         raise InputError(f"The generated datasets were made with different --post-event modes ({', '.join(modes)}): one net "
@@ -299,7 +304,9 @@ def evaluate_dataset(datasets, report=None, figures=None, settings: EvaluateSett
                 nets_per_arm=settings.nets_per_arm, stored=stored_arm,
                 threads=settings.threads, few_shot_k=tuple(settings.few_shot_k), few_shot_splits=settings.few_shot_splits,
                 few_shot_steps=settings.few_shot_steps, redraw=_redrawer(opened[0][1]) if settings.compare_pre_event else None,
-                shift=_shifter() if settings.compare_appearance_shift else None,
+                shift=_shifter() if settings.compare_appearance_shift or settings.shift_arms else None,
+                shift_generated=settings.compare_appearance_shift,
+                shifted_arms={arms[n]["variant"]: arms[n]["shifted_variant"] for n in settings.shift_arms},
                 baselines={name: b["datasets"] for name, b in baselines.items()},
                 arms={a["variant"]: a["datasets"] for a in arms.values()},
                 cache_dir=Path(settings.nets_folder) if settings.nets_folder else figures / "nets",
@@ -364,6 +371,19 @@ def _arms(given: dict) -> dict:
                      "samples": sum(len(r) for _, _, r in opened), "variant": f"{name} (pre-event {stored})",
                      "commands": [dataset_command(spec, len(r), str(root)) for root, spec, r in opened]}
     return out
+
+
+def _check_shift_arms(names: list, arms: dict) -> None:
+    """--compare-arm-appearance-shift NAME: NAME is an --arm whose post-event images are not shifted yet; each such arm
+    gets the name of its shifted copy."""
+    for name in names:
+        if name not in arms:
+            raise InputError(f"--compare-arm-appearance-shift {name}: no --arm is named {name!r} "
+                             f"({', '.join(arms) or 'none given'}). Give the arm with --arm {name}=DIR[,DIR...] as well.")
+        if "B appearance-shifted" in arms[name]["pre_event"]:
+            raise InputError(f"--compare-arm-appearance-shift {name}: its datasets already hold shifted post-event images "
+                             f"({', '.join(arms[name]['datasets'])}). Make them without --appearance-shift, or leave the option out.")
+        arms[name]["shifted_variant"] = f"{name} (pre-event {arms[name]['pre_event']}, B appearance-shifted)"
 
 
 def _resolve(path) -> Path:
@@ -583,6 +603,9 @@ def render(r: dict, settings: EvaluateSettings, report: Path, figures: Path) -> 
             for name, a in cd["arms"].items():
                 folders = ", ".join(f"`{f}`" for f in a["datasets"])
                 lines.append(f"| {a['variant']} | {a['post_event']} | {a['samples']} | {folders} |")
+                if a.get("shifted_variant"):  # --compare-arm-appearance-shift: the same samples, B shifted when read
+                    lines.append(f"| {a['shifted_variant']} | {a['post_event']}, B shifted by each sample's draw here | "
+                                 f"{a['samples']} | the same |")
             lines.append("")
         seeds = t.get("net_seeds", [settings.seed])
         if len(seeds) > 1:
@@ -672,6 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one more generated arm, made by the dataset command another way (e.g. --post-event inpaint), its "
                          "datasets joined by commas; trained on its own samples and reported among the generated arms (not a "
                          "baseline); all of one arm's datasets must share one --post-event mode; repeatable")
+    ev.add_argument("--compare-arm-appearance-shift", action="append", default=[], metavar="NAME",
+                    help="train the --arm named NAME once more with every post-event image shifted in appearance by its "
+                         "sample's draw, as --compare-appearance-shift does for the generated datasets; repeatable")
     ev.add_argument("--nets-folder", metavar="DIR",
                     help="one JSON file per change-detection net with its figures (default: FIGURES/nets); a rerun with the "
                          "same data and settings reads them and trains only the missing nets, so a long run resumes across "
@@ -719,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
                                     compare_appearance_shift=args.compare_appearance_shift, nets_per_arm=args.nets_per_arm,
                                     baselines=_baseline_args(args.baseline),
                                     arms=_baseline_args(args.arm, "--arm", "inpaint=build/usefulness/inpaint/oem"),
+                                    shift_arms=list(args.compare_arm_appearance_shift),
                                     nets_folder=args.nets_folder,
                                     use_torch=not args.no_torch, seed=args.seed, threads=args.threads, notes=notes,
                                     rerender=args.rerender, command="python -m model_export.evaluation.dataset_report " + shlex.join(argv))

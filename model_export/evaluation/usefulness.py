@@ -195,7 +195,8 @@ def _few_shot_splits(n: int, k: int, splits: int, seed: int) -> list[list[int]]:
 def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, max_minutes: float | None = 10.0, seed: int = 0,
                               threads: int | None = None, widths=(16, 32, 64, 128), few_shot_k=(1, 3, 5), few_shot_splits: int = 3,
                               few_shot_steps: int = 150, redraw=None, shift=None, nets_per_arm: int = 1, stored: str = "real",
-                              baselines: dict | None = None, arms: dict | None = None, cache_dir=None, log=print) -> dict:
+                              baselines: dict | None = None, arms: dict | None = None, shifted_arms: dict | None = None,
+                              shift_generated: bool = True, cache_dir=None, log=print) -> dict:
     """Is the generated data useful? FC-Siam-diff trained only on the generated datasets, tested on real pairs.
 
     ``datasets``: generated datasets (LEVIR-CD layout): train and val splits train, the test split picks thresholds.
@@ -205,11 +206,14 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     is trained with every generated pre-event image redrawn by it, as ``--pre-event redrawn`` would have made them (the
     post-event images are the same). ``shift``: None, or a function (uint8 [3,H,W] image B, the sample's seed) -> image
     B as ``dataset --appearance-shift`` would have made it; then one more net is trained with every generated B
-    shifted, on the last variant's pre-event images. ``baselines``: {name: [datasets in the LEVIR-CD layout made without
+    shifted, on the last variant's pre-event images (``shift_generated=False``: not for the generated datasets, only for
+    ``shifted_arms``). ``baselines``: {name: [datasets in the LEVIR-CD layout made without
     the model, e.g. by ``python -m model_export.evaluation.baselines``]}: one more arm each, trained and judged exactly as
     the generated arms (its own train/val splits, its threshold picked on its own test split). ``arms``: {name: [datasets
     generated another way, e.g. with ``--post-event inpaint``]}: arms trained the same way on their own samples, but
     reported among the generated arms (``name`` says how they were made, e.g. "inpaint (pre-event real)").
+    ``shifted_arms``: {name of one of ``arms``: the name of its shifted copy, e.g. "inpaint (pre-event real, B
+    appearance-shifted)"}: that arm once more with every post-event image shifted by ``shift`` (its samples' own draws).
 
     ``cache_dir``: a folder of one JSON file per net (``net_cache.py``): a net whose file matches (same arm, seed, data
     identity and settings) is not trained again; every net trained now writes its file as soon as its figures are known.
@@ -236,7 +240,9 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
     if redraw is not None:
         log("redrawing the generated pre-event images with the model's autoencoder")
         variants["redrawn"] = (np.stack([redraw(x) for x in ta]), tb, ty, np.stack([redraw(x) for x in pa]), pb, py)
-    if shift is not None:
+    if shifted_arms and shift is None:
+        raise ValueError("shifted_arms needs the shift function")
+    if shift is not None and shift_generated:
         log("shifting the generated post-event images' appearance (the samples' own draws)")
         last, (a_train, _, _, a_pick, _, _) = list(variants.items())[-1]
         shifted = lambda b, seeds: np.stack([shift(x, s) for x, s in zip(b, seeds)])  # noqa: E731
@@ -246,8 +252,14 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         variants[BASELINE + name] = (*_generated([Path(f) for f in folders], ("train", "val"))[:3],
                                      *_generated([Path(f) for f in folders], ("test",))[:3])
     for name, folders in (arms or {}).items():
-        variants[ARM + name] = (*_generated([Path(f) for f in folders], ("train", "val"))[:3],
-                                *_generated([Path(f) for f in folders], ("test",))[:3])
+        folders = [Path(f) for f in folders]
+        variants[ARM + name] = (*_generated(folders, ("train", "val"))[:3], *_generated(folders, ("test",))[:3])
+        if name in (shifted_arms or {}):
+            log(f"shifting the post-event images' appearance of {name} (the samples' own draws)")
+            a_train, b_train, y_train, a_pick, b_pick, y_pick = variants[ARM + name]
+            variants[ARM + shifted_arms[name]] = (
+                a_train, np.stack([shift(x, s) for x, s in zip(b_train, _generated_seeds(folders, ("train", "val")))]), y_train,
+                a_pick, np.stack([shift(x, s) for x, s in zip(b_pick, _generated_seeds(folders, ("test",)))]), y_pick)
     real = {name: load_levir_folder(Path(folder)) for name, folder in test_sets.items()}
     cache, keys = None, None
     if cache_dir is not None:
@@ -260,6 +272,8 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         keys = {v: {**settings, "arm": v, "data": generated} for v in variants}  # redrawn and shifted: the stored samples, made over
         keys |= {BASELINE + n: {**settings, "arm": BASELINE + n, "data": folders_identity(f)} for n, f in (baselines or {}).items()}
         keys |= {ARM + n: {**settings, "arm": ARM + n, "data": folders_identity(f)} for n, f in (arms or {}).items()}
+        keys |= {ARM + shifted: {**settings, "arm": ARM + shifted, "data": folders_identity(arms[n])}
+                 for n, shifted in (shifted_arms or {}).items()}
         # the untrained net's and image differencing's thresholds are picked on the first arm's test split
         keys[REFERENCE] = {**settings, "arm": REFERENCE, "pick": stored, "data": generated}
         cache = NetCache(cache_dir)
@@ -284,7 +298,8 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         "train": {"samples": len(train_names), "datasets": [str(d) for d in datasets], "tile": int(ta.shape[-1]), "widths": list(widths),
                   "epochs": epochs, "max_minutes": max_minutes, "crop": min(128, ta.shape[-1]), "variants": train_info,
                   "net_seeds": net_seeds, "baselines": {name: [str(f) for f in folders] for name, folders in (baselines or {}).items()},
-                  "arms": {name: [str(f) for f in folders] for name, folders in (arms or {}).items()}},
+                  "arms": {name: [str(f) for f in folders] for name, folders in (arms or {}).items()},
+                  "shifted_arms": dict(shifted_arms or {})},
         "threshold_samples": len(pick_names),
         "test_sets": {name: {"pairs": len(v[3]), "path": str(test_sets[name]), "changed_share": float(v[2].mean())} for name, v in real.items()},
         "figure": runs[0]["figure"],  # None when the first arm's first net was read from the cache

@@ -128,3 +128,55 @@ def test_a_dataset_remade_elsewhere_has_the_same_identity(datasets, tmp_path, ti
     other = tmp_path / "seed3"
     generate_dataset(houston_label_path, other, DatasetSettings(count=6, tile=64, steps=1, seed=3), model=tiny_model_dir, workers=1)
     assert folder_identity(other) != folder_identity(datasets["full"])
+
+
+def _manifest_seeds(folder: Path) -> list[int]:
+    lines = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    return sorted(int(r["seed"]) for r in lines)
+
+
+def test_an_arm_shifted_at_evaluation_trains_once_more_on_its_own_samples_with_b_shifted(datasets, tmp_path):
+    shifted_seeds = []
+
+    def shift(b, seed):  # records which samples it shifts; any change of B will do for the test
+        shifted_seeds.append(seed)
+        return 255 - b
+
+    trained = []
+    out = evaluate_change_detection([datasets["full"]], TEST_SETS, arms={"inpaint (pre-event real)": [datasets["inpaint"]]},
+                                    shift=shift, shift_generated=False,
+                                    shifted_arms={"inpaint (pre-event real)": "inpaint (pre-event real, B appearance-shifted)"},
+                                    cache_dir=tmp_path / "nets", log=lambda m: trained.append(m), **KWARGS)
+    # every sample of the arm (train, val and the threshold's test split) shifted with its own seed; the generated
+    # datasets' own B untouched (shift_generated=False)
+    assert sorted(shifted_seeds) == _manifest_seeds(datasets["inpaint"])
+    assert "training FC-Siam-diff on generated data, inpaint (pre-event real, B appearance-shifted)" in trained
+    assert "training FC-Siam-diff on generated data (pre-event real, B appearance-shifted)" not in trained
+    assert set(out["train"]["variants"]) == {"real", "arm: inpaint (pre-event real)", "arm: inpaint (pre-event real, B appearance-shifted)"}
+    rows = out["zero_shot"]["whu-cd"]
+    shifted_row = "FC-Siam-diff, trained on generated data, inpaint (pre-event real, B appearance-shifted)"
+    assert shifted_row in rows and INPAINT_ROW in rows
+    assert (tmp_path / "nets" / "arm-inpaint-pre-event-real-b-appearance-shifted-seed0.json").is_file()
+
+
+def test_the_evaluate_command_shifts_a_named_arm_and_refuses_what_it_cannot_shift(datasets, tmp_path, tiny_model_dir,
+                                                                                 houston_label_path):
+    tiny = dict(test_sets=[str(TEST_SETS["whu-cd"])], use_segmentation=False, cd_epochs=1, max_minutes=0, few_shot_k=(3,),
+                few_shot_splits=1, few_shot_steps=1)
+    report = tmp_path / "report.md"
+    result = evaluate_dataset([datasets["full"]], report=report, settings=EvaluateSettings(
+        **tiny, arms={"inpaint": [str(datasets["inpaint"])]}, shift_arms=["inpaint"]))
+    variants = set(result["results"]["change_detection"]["train"]["variants"])
+    assert variants == {"generated", "arm: inpaint (pre-event generated)", "arm: inpaint (pre-event generated, B appearance-shifted)"}
+    assert "| inpaint (pre-event generated, B appearance-shifted) | inpaint, B shifted" in report.read_text()
+
+    with pytest.raises(InputError, match=r"--compare-arm-appearance-shift paste: no --arm is named 'paste' \(inpaint\)"):
+        evaluate_dataset([datasets["full"]], report=tmp_path / "r1.md", settings=EvaluateSettings(
+            **tiny, arms={"inpaint": [str(datasets["inpaint"])]}, shift_arms=["paste"]))
+    already = tmp_path / "inpaint-shifted"
+    generate_dataset(houston_label_path, already, DatasetSettings(count=6, tile=64, steps=1, seed=2, post_event="inpaint",
+                                                                  appearance_shift=True), model=tiny_model_dir, workers=1)
+    with pytest.raises(InputError, match="already hold shifted post-event images"):
+        evaluate_dataset([datasets["full"]], report=tmp_path / "r2.md", settings=EvaluateSettings(
+            **tiny, arms={"inpaint": [str(already)]}, shift_arms=["inpaint"]))
+    assert not (tmp_path / "r1.md").exists() and not (tmp_path / "r2.md").exists()
