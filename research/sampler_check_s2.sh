@@ -46,21 +46,19 @@ if [ -n "${WINNER:-}" ]; then
   MODEL="$OUT/model-int8" arm W-int8 $WINNER --precision int8
 fi
 
-if [ -n "${WINNER:-}" ] && [ -n "${INT8_ONLY:-}" ]; then
-  # rule (3) alone (INT8_ONLY=1): R and W-int8 under each judge, into $OUT/int8 (each arm's figures are its own: the
-  # other arms' rows do not move them); then python -m research.s2_verdict "$OUT/int8"
-  for seed in "${JUDGE_SEEDS[@]}"; do
-    "$PY" -m model_export.evaluate "$OUT/R-ddim50-latent" "$OUT/W-int8" --segmentation "$JUDGES_DIR/seed$seed" \
-      --threads 2 --cd-epochs 1 --max-minutes 1 --few-shot --report "$OUT/int8/report-seed$seed.md" --figures "$OUT/int8/figures-seed$seed"
-  done
-  echo "reports: $OUT/int8/report-seed*.md; verdict: python -m research.s2_verdict $OUT/int8"
-  exit 0
-fi
 arms=("$OUT/R-ddim50-latent" "$OUT/P-ddim50-prediction" "$OUT"/D10 "$OUT"/D15 "$OUT"/D20 "$OUT"/D10-512 "$OUT"/D15-512 "$OUT"/D20-512)
 [ ! -d "$OUT/W-int8" ] || arms+=("$OUT/W-int8")
+reports=$OUT
+if [ -n "${WINNER:-}" ] && [ -n "${INT8_ONLY:-}" ]; then
+  # rule (3) alone (INT8_ONLY=1): R and W-int8, into $OUT/int8 (each arm's figures are its own: the other arms' rows do
+  # not move them); then python -m research.s2_verdict "$OUT/int8"
+  arms=("$OUT/R-ddim50-latent" "$OUT/W-int8")
+  reports=$OUT/int8
+fi
 for seed in "${JUDGE_SEEDS[@]}"; do
   # the change-detection part of the report is not part of the rule: one short epoch, no few-shot runs
   "$PY" -m model_export.evaluate "${arms[@]}" --segmentation "$JUDGES_DIR/seed$seed" \
-    --threads 2 --cd-epochs 1 --max-minutes 1 --few-shot --report "$OUT/report-seed$seed.md" --figures "$OUT/figures-seed$seed"
+    --threads 2 --cd-epochs 1 --max-minutes 1 --few-shot --report "$reports/report-seed$seed.md" --figures "$reports/figures-seed$seed"
 done
-echo "reports: $OUT/report-seed*.md (map-following ratio per arm and judge; unchanged-land PSNR in the consistency table; seams)"
+echo "reports: $reports/report-seed*.md (map-following ratio per arm and judge; unchanged-land PSNR in the consistency table;"\
+  "seams); verdict: python -m research.s2_verdict $reports"

@@ -181,6 +181,15 @@ def _generated_seeds(datasets: list[Path], split_names: tuple[str, ...]) -> list
     return seeds
 
 
+def _b_shifted(variant: tuple, shift, datasets: list[Path]) -> tuple:
+    """A variant's six arrays with every image B shifted by ``shift`` with its own sample's seed (``datasets``: the
+    folders its samples were read from, in ``_generated``'s order)."""
+    a_train, b_train, y_train, a_pick, b_pick, y_pick = variant
+    shifted = lambda b, seeds: np.stack([shift(x, s) for x, s in zip(b, seeds)])  # noqa: E731
+    return (a_train, shifted(b_train, _generated_seeds(datasets, ("train", "val"))), y_train,
+            a_pick, shifted(b_pick, _generated_seeds(datasets, ("test",))), y_pick)
+
+
 def _zero_shot(score: np.ndarray, truth: np.ndarray, t: float) -> dict:
     """Scores on a real test set at a threshold picked on the generated test split."""
     return {**scores(score > t, truth), "threshold": float(t), "prediction": score > t}
@@ -244,10 +253,8 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         raise ValueError("shifted_arms needs the shift function")
     if shift is not None and shift_generated:
         log("shifting the generated post-event images' appearance (the samples' own draws)")
-        last, (a_train, _, _, a_pick, _, _) = list(variants.items())[-1]
-        shifted = lambda b, seeds: np.stack([shift(x, s) for x, s in zip(b, seeds)])  # noqa: E731
-        variants[f"{last}, B appearance-shifted"] = (a_train, shifted(tb, _generated_seeds(datasets, ("train", "val"))), ty,
-                                                     a_pick, shifted(pb, _generated_seeds(datasets, ("test",))), py)
+        last = list(variants)[-1]  # its pre-event images; every variant so far has the stored B and labels
+        variants[f"{last}, B appearance-shifted"] = _b_shifted(variants[last], shift, datasets)
     for name, folders in (baselines or {}).items():
         variants[BASELINE + name] = (*_generated([Path(f) for f in folders], ("train", "val"))[:3],
                                      *_generated([Path(f) for f in folders], ("test",))[:3])
@@ -256,10 +263,7 @@ def evaluate_change_detection(datasets, test_sets: dict, *, epochs: int = 20, ma
         variants[ARM + name] = (*_generated(folders, ("train", "val"))[:3], *_generated(folders, ("test",))[:3])
         if name in (shifted_arms or {}):
             log(f"shifting the post-event images' appearance of {name} (the samples' own draws)")
-            a_train, b_train, y_train, a_pick, b_pick, y_pick = variants[ARM + name]
-            variants[ARM + shifted_arms[name]] = (
-                a_train, np.stack([shift(x, s) for x, s in zip(b_train, _generated_seeds(folders, ("train", "val")))]), y_train,
-                a_pick, np.stack([shift(x, s) for x, s in zip(b_pick, _generated_seeds(folders, ("test",)))]), y_pick)
+            variants[ARM + shifted_arms[name]] = _b_shifted(variants[ARM + name], shift, folders)
     real = {name: load_levir_folder(Path(folder)) for name, folder in test_sets.items()}
     cache, keys = None, None
     if cache_dir is not None:
