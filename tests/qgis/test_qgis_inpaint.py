@@ -74,3 +74,63 @@ def test_dock_choices_are_the_engines_and_reach_the_task(qgis_iface, qgis_canvas
     finally:
         dock.cleanup()
         dock.deleteLater()
+
+
+def test_a_series_dataset_is_drawn_in_full_and_the_log_says_so(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+    """The enum always holds a mode, the pairs' default or a choice alike: with a series, "inpaint" is drawn in full
+    (a series cannot be inpainted yet) rather than refused, and the log says so."""
+    from qgis.core import QgsProcessingFeedback
+
+    from changeanywhere_qgis.engine.diffusion import POST_EVENT_CHOICES, SERIES_IN_FULL
+
+    feedback = QgsProcessingFeedback()
+    processing_run("changeanywhere:generatechangedataset", {
+        "SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "SEED": 4, "DATES": 3, "MODEL": str(tiny_model_dir),
+        "STEPS": 1, "DEVICE": 1, "WORKERS": 1, "POST_EVENT": POST_EVENT_CHOICES.index("inpaint"), "OUTPUT": str(tmp_path / "ds")},
+        feedback=feedback)
+    settings = json.loads((tmp_path / "ds" / "dataset.json").read_text())["settings"]
+    assert settings["dates"] == 3 and "post_event" not in settings  # full: the spec of before the option
+    assert SERIES_IN_FULL in feedback.textLog()
+
+
+def test_the_processing_default_is_the_engine_s(qgis_app, flip_default):
+    """Should the usefulness test make "inpaint" the default, both algorithms offer it first; a pair keeps the choice
+    without a word, a series is drawn in full with one."""
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from changeanywhere_qgis.engine.diffusion import POST_EVENT_CHOICES, SERIES_IN_FULL
+    from changeanywhere_qgis.processing.alg_dataset import GenerateChangeDataset
+    from changeanywhere_qgis.processing.generate_sample import GenerateChangeSample
+
+    flip_default("DEFAULT_POST_EVENT", "inpaint")
+    for alg in (GenerateChangeSample(), GenerateChangeDataset()):
+        alg.initAlgorithm()
+        default = alg.parameterDefinition("POST_EVENT").defaultValue()
+        assert POST_EVENT_CHOICES[default] == "inpaint"
+        params = {"POST_EVENT": default, "INPAINT_MARGIN": 16, "RERENDER_STRENGTH": 0.0}
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        assert alg.post_event_settings(params, context, feedback, 2)["post_event"] == "inpaint"
+        assert SERIES_IN_FULL not in feedback.textLog()
+        assert alg.post_event_settings(params, context, feedback, 3)["post_event"] == "full"
+        assert SERIES_IN_FULL in feedback.textLog()
+
+
+def test_the_dock_draws_a_series_in_full(qgis_iface, clean_project, flip_default):
+    """The dock's combo under an "inpaint" default (its literal flipped with the engine's): a series shows "full" and
+    rests, saying why; at 2 dates the pairs' mode comes back."""
+    from changeanywhere_qgis.gui.dock import ChangeAnywhereDock
+
+    flip_default("DEFAULT_POST_EVENT", "inpaint")
+    dock = ChangeAnywhereDock(qgis_iface)
+    try:
+        combo = dock.post_event_combo
+        assert combo.currentData() == "inpaint" and combo.isEnabled()
+        dock.series.dates_spin.setValue(3)
+        assert combo.currentData() == "full" and not combo.isEnabled() and "drawn in full" in combo.toolTip()
+        dock.series.dates_spin.setValue(4)
+        assert combo.currentData() == "full" and not combo.isEnabled()
+        dock.series.dates_spin.setValue(2)
+        assert combo.currentData() == "inpaint" and combo.isEnabled() and "drawn in full" not in combo.toolTip()
+    finally:
+        dock.cleanup()
+        dock.deleteLater()
