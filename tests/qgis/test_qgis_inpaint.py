@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import rasterio
 from scipy import ndimage
 
@@ -76,21 +77,29 @@ def test_dock_choices_are_the_engines_and_reach_the_task(qgis_iface, qgis_canvas
         dock.deleteLater()
 
 
-def test_a_series_dataset_is_drawn_in_full_and_the_log_says_so(processing_run, tiny_model_dir, houston_label_path, tmp_path):
+@pytest.mark.parametrize("algorithm", ["generatechangesample", "generatechangedataset"])
+def test_a_series_is_drawn_in_full_and_the_log_says_so(processing_run, tiny_model_dir, houston_label_path, tmp_path, algorithm):
     """The enum always holds a mode, the pairs' default or a choice alike: with a series, "inpaint" is drawn in full
     (a series cannot be inpainted yet) rather than refused, and the log says so."""
     from qgis.core import QgsProcessingFeedback
 
     from changeanywhere_qgis.engine.diffusion import POST_EVENT_CHOICES, SERIES_IN_FULL
 
+    common = {"MODEL": str(tiny_model_dir), "STEPS": 1, "DEVICE": 1, "DATES": 3, "POST_EVENT": POST_EVENT_CHOICES.index("inpaint")}
+    if algorithm == "generatechangedataset":
+        params = {"SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "SEED": 4, "WORKERS": 1, "OUTPUT": str(tmp_path / "ds")}
+    else:
+        params = {"SEMANTIC": str(houston_label_path), "RANDOM_EVENTS": True, "SEED": 2, "OUTPUT_SERIES": str(tmp_path / "series"),
+                  **{name: str(tmp_path / f"{name}.tif") for name in ("OUTPUT_PRE_IMAGE", "OUTPUT_POST_IMAGE", "OUTPUT_POST_MAP",
+                                                                       "OUTPUT_CHANGE_MASK")}}
     feedback = QgsProcessingFeedback()
-    processing_run("changeanywhere:generatechangedataset", {
-        "SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "SEED": 4, "DATES": 3, "MODEL": str(tiny_model_dir),
-        "STEPS": 1, "DEVICE": 1, "WORKERS": 1, "POST_EVENT": POST_EVENT_CHOICES.index("inpaint"), "OUTPUT": str(tmp_path / "ds")},
-        feedback=feedback)
-    settings = json.loads((tmp_path / "ds" / "dataset.json").read_text())["settings"]
-    assert settings["dates"] == 3 and "post_event" not in settings  # full: the spec of before the option
+    processing_run(f"changeanywhere:{algorithm}", {**common, **params}, feedback=feedback)  # not refused
     assert SERIES_IN_FULL in feedback.textLog()
+    if algorithm == "generatechangedataset":
+        settings = json.loads((tmp_path / "ds" / "dataset.json").read_text())["settings"]
+        assert settings["dates"] == 3 and "post_event" not in settings  # full: the spec of before the option
+    else:
+        assert (tmp_path / "series" / "t2_image.tif").exists()
 
 
 def test_the_processing_default_is_the_engine_s(qgis_app, flip_default):
