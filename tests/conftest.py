@@ -90,3 +90,20 @@ def int8_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def houston_image_path() -> Path:
     return SAMPLES / "houston_image.tif"
+
+
+@pytest.fixture()
+def flip_default(monkeypatch):
+    """A function that gives a default (e.g. ``flip("DEFAULT_POST_EVENT", "inpaint")``) another value in every loaded module
+    of the package that holds it by name, as a quality check that changed it at home would: a test of code that copied
+    it at import then sees the change too. Undone after the test."""
+    import sys
+
+    def flip(name: str, value) -> None:
+        holders = [m for n, m in list(sys.modules.items()) if n.split(".")[0] == "changeanywhere_qgis"
+                   and name in getattr(m, "__dict__", {})]
+        assert holders, f"no loaded module holds {name}"
+        for module in holders:
+            monkeypatch.setattr(module, name, value)
+
+    return flip

@@ -51,11 +51,14 @@ def add_pre_event_argument(p: argparse.ArgumentParser) -> None:
 def add_post_event_arguments(p: argparse.ArgumentParser) -> None:
     """--post-event, --inpaint-margin, --rerender-strength: whether the model draws the whole post-event image or only
     the change (diffusion/inpaint.py, docs/guide/inpainting.md)."""
-    p.add_argument("--post-event", choices=POST_EVENT_CHOICES, default=DEFAULT_POST_EVENT,
+    # default None: the engine's default for the dates (resolve_post_event), so that a series left without the option is
+    # drawn in full whatever the pairs' default
+    p.add_argument("--post-event", choices=POST_EVENT_CHOICES, default=None,
                    help="'full': the model draws the whole post-event image; 'inpaint': the post-event image is the pre-event "
                         "image wherever the land did not change, the model draws the change and a margin around it, blended "
-                        "without a seam, and only the tiles near the change cost anything "
-                        f"(default {DEFAULT_POST_EVENT}, see docs/guide/inpainting.md)")
+                        "without a seam, and only the tiles near the change cost anything, for change pairs "
+                        f"(default {DEFAULT_POST_EVENT} for pairs; a series, --dates 3 and more, is drawn in full; see "
+                        "docs/guide/inpainting.md)")
     p.add_argument("--inpaint-margin", type=int, default=DEFAULT_INPAINT_MARGIN_PX, metavar="PX", dest="inpaint_margin_px",
                    help="with --post-event inpaint: pixels around the change that the model draws (the inner half) and fades "
                         f"into the pre-event image (the outer half); default {DEFAULT_INPAINT_MARGIN_PX}")

@@ -24,8 +24,8 @@ from .diffusion import (DEFAULT_ETA, DEFAULT_MIXING, DEFAULT_PRECISION, DEFAULT_
                         estimate_seconds, load_model_package, plan, post_event_latent, pre_event_kind, pre_event_latent,
                         read_manifest, to_uint8, DEFAULT_STYLE_STRENGTH, apply_style, check_style_strength, load_style)
 from .diffusion import LatentCanvases, LaterDate, later_latents, resolve_tile_px, series_work_units
-from .diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, check_post_event, decode_inpainted,
-                        inpaint_decoder, inpaint_region, pair_work_units)
+from .diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_RERENDER_STRENGTH, check_post_event, decode_inpainted,
+                        inpaint_decoder, inpaint_region, pair_work_units, resolve_post_event)
 from .errors import InputError
 from .events import (ChangeResult, change_mask, change_polygons, change_polygons_by_window, events_from_polygons, load_table, random_events,
                      write_change_polygons)
@@ -88,10 +88,15 @@ class GenerateSettings:
     dates: int = 2  # dates of the series: 2 is a change pair; each later date changes the one before it
     style: str | None = None  # an RGB raster whose appearance the post-event images take (diffusion/style.py)
     style_strength: float = DEFAULT_STYLE_STRENGTH  # 0: none, 1: the style image's statistics (latent and colour)
-    post_event: str = DEFAULT_POST_EVENT  # "full": drawn everywhere; "inpaint": the pre-event image beyond the change (diffusion/inpaint.py)
+    # "full": drawn everywhere; "inpaint": the pre-event image beyond the change (diffusion/inpaint.py); None: the default
+    # for the dates (resolve_post_event), resolved when the settings are made, so sample.json records the mode it made
+    post_event: str | None = None
     inpaint_margin_px: int = DEFAULT_INPAINT_MARGIN_PX  # inpaint: how far around the change the model draws and fades
     rerender_strength: float = DEFAULT_RERENDER_STRENGTH  # inpaint: the noise level the kept land is re-rendered at; 0: pixel-exact
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.post_event = resolve_post_event(self.post_event, self.dates)
 
     def check(self) -> None:
         if not 1 <= self.steps <= 1000:

@@ -64,6 +64,9 @@ DEFAULT_PRE_EVENT = "real"
 # The engine's POST_EVENT_CHOICES in their order, and its DEFAULT_POST_EVENT (literals, as PRE_EVENTS; a test holds them equal)
 POST_EVENTS = (("full", "drawn in full by the model"), ("inpaint", "inpainted: the pre-event image, the change drawn"))
 DEFAULT_POST_EVENT = "full"
+POST_EVENT_TIP = ("Inpainted: the post-event image is the pre-event image wherever the land did not change; the model draws "
+                  "only the change and a margin around it, and only the tiles near it cost time (docs/guide/inpainting.md)")
+SERIES_POST_EVENT_TIP = "A series of dates is drawn in full: inpainting applies to change pairs"
 # The engine's SAMPLERS in their order, and its DEFAULT_SAMPLER (literals, as PRE_EVENTS; a test holds them equal)
 SAMPLERS = (("ddim", "DDIM"), ("dpmpp-2m", "DPM-Solver++ 2M"))
 DEFAULT_SAMPLER = "ddim"
@@ -152,9 +155,8 @@ class ChangeAnywhereDock(QgsDockWidget):
         for key, label in POST_EVENTS:
             self.post_event_combo.addItem(label, key)
         self.post_event_combo.setCurrentIndex(self.post_event_combo.findData(DEFAULT_POST_EVENT))
-        self.post_event_combo.setToolTip("Inpainted: the post-event image is the pre-event image wherever the land did not "
-                                         "change; the model draws only the change and a margin around it, and only the "
-                                         "tiles near it cost time (docs/guide/inpainting.md)")
+        self.post_event_combo.setToolTip(POST_EVENT_TIP)
+        self._pair_post_event: str | None = None  # the pairs' mode, kept while a series shows "full"
         # the bundled model and the packages in the user's models folder ("Adapt the model to my area" writes
         # there); any other package folder through the file widget below, which wins when it is filled
         self.model_combo = ModelCombo(self.refresh_models)
@@ -205,6 +207,7 @@ class ChangeAnywhereDock(QgsDockWidget):
         form2.addRow("Target-class field", self.field_combo)
         self.series = SeriesControls()  # the dates: their number, the polygons' date field, the date of drawn polygons
         self.series.add_rows(form2)
+        self.series.dates_spin.valueChanged.connect(self._post_event_for_dates)
         box.addLayout(form2)
         self.draw_button = QPushButton("Draw change polygons")
         self.draw_button.setCheckable(True)
@@ -460,6 +463,20 @@ class ChangeAnywhereDock(QgsDockWidget):
 
     def polygons_layer(self) -> QgsVectorLayer | None:
         return self.polygons_combo.currentLayer()
+
+    def _post_event_for_dates(self, dates: int) -> None:
+        """A series is drawn in full (the engine inpaints change pairs only): the combo always holds a mode, the default
+        or a choice alike, so for a series it shows "full" and rests, its tooltip saying why, and at 2 dates it gets the
+        pairs' mode back."""
+        series = dates > 2
+        if series and self._pair_post_event is None:
+            self._pair_post_event = self.post_event_combo.currentData()
+            self.post_event_combo.setCurrentIndex(self.post_event_combo.findData("full"))
+        elif not series and self._pair_post_event is not None:
+            self.post_event_combo.setCurrentIndex(self.post_event_combo.findData(self._pair_post_event))
+            self._pair_post_event = None
+        self.post_event_combo.setEnabled(not series)
+        self.post_event_combo.setToolTip(SERIES_POST_EVENT_TIP if series else POST_EVENT_TIP)
 
     def _polygons_layer_changed(self, layer: QgsMapLayer | None) -> None:
         self.field_combo.setLayer(layer)

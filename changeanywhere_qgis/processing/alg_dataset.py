@@ -148,7 +148,8 @@ class GenerateChangeDataset(ChangeAnywhereAlgorithm):
                 "second_classes": self.parameterAsFile(parameters, self.SECOND_CLASSES, context) or None,
                 "skip_hidden_change": self.parameterAsBool(parameters, self.SKIP_HIDDEN_CHANGE, context),
                 "appearance_shift": self._appearance_shift(parameters, context, feedback),
-                **style_settings(self, parameters, context), **self.post_event_settings(parameters, context)}
+                **style_settings(self, parameters, context),
+                **self.post_event_settings(parameters, context, feedback, series_dates(self, parameters, context))}
 
     def _appearance_shift(self, parameters, context, feedback) -> bool | None:
         """The box, for pairs. A series takes no shifts yet: a ticked box is then left to the engine's default for series,

@@ -22,7 +22,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..engine.diffusion import DEFAULT_ETA, DEFAULT_PRE_EVENT, DEFAULT_SAMPLER, GUIDANCE_RANGE, PRE_EVENT_CHOICES, SAMPLERS
 from ..engine.diffusion import DEFAULT_MIXING, MIXINGS, default_tile_text
 from ..engine.diffusion import DEFAULT_PRECISION, PRECISIONS
-from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES
+from ..engine.diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, POST_EVENT_CHOICES, ui_post_event
 from . import qgis_compat as compat
 from .common import class_list, raster_path
 
@@ -255,9 +255,14 @@ class ChangeAnywhereAlgorithm(QgsProcessingAlgorithm):
     def pre_event(self, parameters, context) -> str:
         return PRE_EVENT_CHOICES[self.parameterAsEnum(parameters, self.PRE_EVENT, context)]
 
-    def post_event_settings(self, parameters, context) -> dict:
-        """``post_event``, ``inpaint_margin_px`` and ``rerender_strength`` for the engine's settings."""
-        return {"post_event": POST_EVENT_CHOICES[self.parameterAsEnum(parameters, self.POST_EVENT, context)],
+    def post_event_settings(self, parameters, context, feedback, dates: int) -> dict:
+        """``post_event``, ``inpaint_margin_px`` and ``rerender_strength`` for the engine's settings. The enum always
+        holds a mode, the pairs' default or a choice alike: "inpaint" with a series is drawn in full (the engine's
+        ui_post_event), and the log says so."""
+        post_event, note = ui_post_event(POST_EVENT_CHOICES[self.parameterAsEnum(parameters, self.POST_EVENT, context)], dates)
+        if note:
+            feedback.pushWarning(note)
+        return {"post_event": post_event,
                 "inpaint_margin_px": self.parameterAsInt(parameters, self.INPAINT_MARGIN, context),
                 "rerender_strength": self.parameterAsDouble(parameters, self.RERENDER_STRENGTH, context)}
 

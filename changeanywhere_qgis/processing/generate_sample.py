@@ -140,7 +140,7 @@ class GenerateChangeSample(ChangeAnywhereAlgorithm):
                 tile_size=self.sampler_tile(parameters, context),
                 dates=dates,
                 **style_settings(self, parameters, context),
-                **self.post_event_settings(parameters, context),
+                **self.post_event_settings(parameters, context, feedback, dates),
             )
             destinations = self.destinations(parameters, context, file_outputs=(self.OUTPUT_RECORD,))
             series_folder = series.series_folder(self, parameters, context, dates)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import rasterio
 from scipy import ndimage
 
@@ -71,6 +72,74 @@ def test_dock_choices_are_the_engines_and_reach_the_task(qgis_iface, qgis_canvas
         task = dock.start_generation()
         assert task.settings_kwargs["post_event"] == "inpaint"
         task.cancel()
+    finally:
+        dock.cleanup()
+        dock.deleteLater()
+
+
+@pytest.mark.parametrize("algorithm", ["generatechangesample", "generatechangedataset"])
+def test_a_series_is_drawn_in_full_and_the_log_says_so(processing_run, tiny_model_dir, houston_label_path, tmp_path, algorithm):
+    """The enum always holds a mode, the pairs' default or a choice alike: with a series, "inpaint" is drawn in full
+    (a series cannot be inpainted yet) rather than refused, and the log says so."""
+    from qgis.core import QgsProcessingFeedback
+
+    from changeanywhere_qgis.engine.diffusion import POST_EVENT_CHOICES, SERIES_IN_FULL
+
+    common = {"MODEL": str(tiny_model_dir), "STEPS": 1, "DEVICE": 1, "DATES": 3, "POST_EVENT": POST_EVENT_CHOICES.index("inpaint")}
+    if algorithm == "generatechangedataset":
+        params = {"SEMANTIC": [str(houston_label_path)], "COUNT": 2, "TILE": 64, "SEED": 4, "WORKERS": 1, "OUTPUT": str(tmp_path / "ds")}
+    else:
+        params = {"SEMANTIC": str(houston_label_path), "RANDOM_EVENTS": True, "SEED": 2, "OUTPUT_SERIES": str(tmp_path / "series"),
+                  **{name: str(tmp_path / f"{name}.tif") for name in ("OUTPUT_PRE_IMAGE", "OUTPUT_POST_IMAGE", "OUTPUT_POST_MAP",
+                                                                       "OUTPUT_CHANGE_MASK")}}
+    feedback = QgsProcessingFeedback()
+    processing_run(f"changeanywhere:{algorithm}", {**common, **params}, feedback=feedback)  # not refused
+    assert SERIES_IN_FULL in feedback.textLog()
+    if algorithm == "generatechangedataset":
+        settings = json.loads((tmp_path / "ds" / "dataset.json").read_text())["settings"]
+        assert settings["dates"] == 3 and "post_event" not in settings  # full: the spec of before the option
+    else:
+        assert (tmp_path / "series" / "t2_image.tif").exists()
+
+
+def test_the_processing_default_is_the_engine_s(qgis_app, flip_default):
+    """Should the usefulness test make "inpaint" the default, both algorithms offer it first; a pair keeps the choice
+    without a word, a series is drawn in full with one."""
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    from changeanywhere_qgis.engine.diffusion import POST_EVENT_CHOICES, SERIES_IN_FULL
+    from changeanywhere_qgis.processing.alg_dataset import GenerateChangeDataset
+    from changeanywhere_qgis.processing.generate_sample import GenerateChangeSample
+
+    flip_default("DEFAULT_POST_EVENT", "inpaint")
+    for alg in (GenerateChangeSample(), GenerateChangeDataset()):
+        alg.initAlgorithm()
+        default = alg.parameterDefinition("POST_EVENT").defaultValue()
+        assert POST_EVENT_CHOICES[default] == "inpaint"
+        params = {"POST_EVENT": default, "INPAINT_MARGIN": 16, "RERENDER_STRENGTH": 0.0}
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        assert alg.post_event_settings(params, context, feedback, 2)["post_event"] == "inpaint"
+        assert SERIES_IN_FULL not in feedback.textLog()
+        assert alg.post_event_settings(params, context, feedback, 3)["post_event"] == "full"
+        assert SERIES_IN_FULL in feedback.textLog()
+
+
+def test_the_dock_draws_a_series_in_full(qgis_iface, clean_project, flip_default):
+    """The dock's combo under an "inpaint" default (its literal flipped with the engine's): a series shows "full" and
+    rests, saying why; at 2 dates the pairs' mode comes back."""
+    from changeanywhere_qgis.gui.dock import ChangeAnywhereDock
+
+    flip_default("DEFAULT_POST_EVENT", "inpaint")
+    dock = ChangeAnywhereDock(qgis_iface)
+    try:
+        combo = dock.post_event_combo
+        assert combo.currentData() == "inpaint" and combo.isEnabled()
+        dock.series.dates_spin.setValue(3)
+        assert combo.currentData() == "full" and not combo.isEnabled() and "drawn in full" in combo.toolTip()
+        dock.series.dates_spin.setValue(4)
+        assert combo.currentData() == "full" and not combo.isEnabled()
+        dock.series.dates_spin.setValue(2)
+        assert combo.currentData() == "inpaint" and combo.isEnabled() and "drawn in full" not in combo.toolTip()
     finally:
         dock.cleanup()
         dock.deleteLater()

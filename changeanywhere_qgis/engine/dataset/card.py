@@ -14,8 +14,7 @@ import numpy as np
 
 from .. import __version__ as engine_version
 from ..io import SPLITS, parts
-from ..diffusion import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_PRECISION, DEFAULT_RERENDER_STRENGTH,
-                         DEFAULT_SAMPLER)
+from ..diffusion import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_PRECISION, DEFAULT_RERENDER_STRENGTH, DEFAULT_SAMPLER, resolve_post_event
 from .job import LEGACY_SETTINGS, SPLIT_FRACTIONS, DatasetSettings, spec_sampler_tile
 
 MIN_SPLIT = 2  # np.loadtxt reads a one-name list as a 0-d array (BIT, ChangeFormer fail on it); an empty one has no samples
@@ -308,11 +307,13 @@ def dataset_command(spec: dict, count: int, out: str, relative: bool = True) -> 
     if st.get("dates", 2) == 2:
         args += ["--appearance-shift" if st.get("appearance_shift") else "--no-appearance-shift"]
     args += ["--style", rel(spec["style"]["path"]), "--style-strength", f"{st.get('style_strength', 1.0):g}"] if spec.get("style") else []
-    post_event = st.get("post_event", LEGACY_SETTINGS["post_event"])  # named whenever it is not what the default then makes
+    # named whenever it is not what the default then makes for these dates (a series: full, whatever the pairs' default);
+    # inpaint always, with the margin and re-render strength that go with it
+    post_event = st.get("post_event", LEGACY_SETTINGS["post_event"])
     if post_event == "inpaint":
         args += ["--post-event", "inpaint", "--inpaint-margin", str(st.get("inpaint_margin_px", DEFAULT_INPAINT_MARGIN_PX)),
                  "--rerender-strength", f"{st.get('rerender_strength', DEFAULT_RERENDER_STRENGTH):g}"]
-    elif post_event != DEFAULT_POST_EVENT:
+    elif post_event != resolve_post_event(None, st.get("dates", 2)):
         args += ["--post-event", post_event]
     args += ["--model", rel(spec["model"]["path"]), "--out", rel(out)]
     return shlex.join(args)

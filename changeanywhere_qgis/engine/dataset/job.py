@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diffusion import (DEFAULT_ETA, DEFAULT_INPAINT_MARGIN_PX, DEFAULT_MIXING, DEFAULT_POST_EVENT, DEFAULT_PRE_EVENT, DEFAULT_PRECISION,
+from ..diffusion import (DEFAULT_ETA, DEFAULT_INPAINT_MARGIN_PX, DEFAULT_MIXING, DEFAULT_PRE_EVENT, DEFAULT_PRECISION,
                          DEFAULT_RERENDER_STRENGTH, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_STYLE_STRENGTH, check_guidance, check_mixing,
-                         check_post_event, check_precision, check_pre_event, check_sampler, check_style_strength)
+                         check_post_event, check_precision, check_pre_event, check_sampler, check_style_strength,
+                         resolve_post_event)
 from ..errors import InputError
 from ..events import check_dates
 from ..io import check_layout, has_second
@@ -79,11 +80,14 @@ class DatasetSettings:
     dates: int = 2  # dates per sample: 2 is a pair; more, a series (io/layouts/series.py: its folder and its pairs)
     # each image B gets a random appearance shift (appearance.py), recorded in the manifest; None: the default, on for
     # pairs (DEFAULT_APPEARANCE_SHIFT) and off for series, which take none yet; resolved when the settings are made, so
-    # a replace() that changes the dates gives appearance_shift=None with them
+    # a replace() that changes the dates gives appearance_shift=None (and post_event=None) with them
     appearance_shift: bool | None = None
     style: str | None = None  # every image B takes this RGB raster's appearance (diffusion/style.py)
     style_strength: float = DEFAULT_STYLE_STRENGTH
-    post_event: str = DEFAULT_POST_EVENT  # "full", or "inpaint": image B is image A beyond the change (diffusion/inpaint.py)
+    # "full", or "inpaint": image B is image A beyond the change (diffusion/inpaint.py); None: the default for the dates
+    # (resolve_post_event: a series is drawn in full), resolved as appearance_shift is, so that dataset.json, the card and
+    # a resume's comparison hold the mode made
+    post_event: str | None = None
     inpaint_margin_px: int = DEFAULT_INPAINT_MARGIN_PX
     rerender_strength: float = DEFAULT_RERENDER_STRENGTH
 
@@ -92,6 +96,7 @@ class DatasetSettings:
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
         if self.appearance_shift is None:
             object.__setattr__(self, "appearance_shift", DEFAULT_APPEARANCE_SHIFT and self.dates == 2)
+        object.__setattr__(self, "post_event", resolve_post_event(self.post_event, self.dates))
 
     def check(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 1:

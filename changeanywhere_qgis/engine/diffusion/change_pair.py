@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import InputError
 from ..progress import Progress
 from .canvas import LatentCanvases
-from .inpaint import DEFAULT_INPAINT_MARGIN_PX, DEFAULT_POST_EVENT, DEFAULT_RERENDER_STRENGTH, InpaintRegion, check_post_event, decode_inpainted, inpaint_region
+from .inpaint import (DEFAULT_INPAINT_MARGIN_PX, DEFAULT_RERENDER_STRENGTH, InpaintRegion, check_post_event, decode_inpainted, inpaint_region,
+                      resolve_post_event)
 from .model_package import ModelPackage
 from .pixels import to_model_range, to_uint8
 from .raster_plan import Plan, image_reader, plan
@@ -141,17 +142,18 @@ def change_pair(pkg: ModelPackage, pre: np.ndarray, post: np.ndarray, mask: np.n
                 rng: np.random.Generator, *, image: np.ndarray | None = None, steps: int = DEFAULT_STEPS, eta: float = DEFAULT_ETA,
                 overlap_px: int | None = None, batch_size: int = 4, pre_event: str = DEFAULT_PRE_EVENT,
                 sampler: str = DEFAULT_SAMPLER, mixing: str = DEFAULT_MIXING, tile_px: int | None = None, progress: Progress | None = None,
-                style: Style | None = None, post_event: str = DEFAULT_POST_EVENT,
+                style: Style | None = None, post_event: str | None = None,
                 inpaint_margin_px: int = DEFAULT_INPAINT_MARGIN_PX,
                 rerender_strength: float = DEFAULT_RERENDER_STRENGTH) -> tuple[np.ndarray, np.ndarray]:
     """In memory: (t1, t2) uint8 [3, H, W] images for a pre/post map pair; ``image`` is an optional uint8 pre-event image.
 
     With an image, ``pre_event`` says whether t1 is the image itself ("real") or its autoencoder copy ("redrawn").
     ``style``: t2 takes a style image's appearance (style.py; the statistics over the valid pixels, ``mask`` != 255).
-    ``post_event`` "inpaint": t2 is t1 beyond the change grown by ``inpaint_margin_px`` (inpaint.py).
+    ``post_event`` "inpaint": t2 is t1 beyond the change grown by ``inpaint_margin_px`` (inpaint.py); None: the pairs' default.
     ``mixing``: how latent mixing holds the unchanged land to t1's latent, "latent" or "prediction" (sampler.py).
     """
     check_pre_event(pre_event)
+    post_event = resolve_post_event(post_event)  # read when called: the default may change (usefulness test)
     check_post_event(post_event, inpaint_margin_px, rerender_strength)
     progress = progress or Progress()
     p = plan(pkg, *pre.shape, steps, eta, overlap_px, batch_size, sampler, tile_px, mixing=mixing)

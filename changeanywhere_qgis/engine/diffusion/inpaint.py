@@ -40,13 +40,39 @@ from .sampler import KnownContent, decode
 from .tiling import Tile
 
 # "full": the post-event image is the decoder's everywhere, unchanged land held to the pre-event image by latent mixing
-# for the first s of the steps (ChangeAnywhere); "inpaint": as above. The default stays "full" until the usefulness
-# test (docs/research/usefulness-checks.md) says otherwise; the choices keep their order (Processing's enum index).
+# for the first s of the steps (ChangeAnywhere); "inpaint": as above. The default (of pairs: a series is drawn in full
+# whichever it is, resolve_post_event) stays "full" until the usefulness test (docs/research/usefulness-checks.md) says
+# otherwise; the choices keep their order (Processing's enum index).
 POST_EVENT_CHOICES = ("full", "inpaint")
 DEFAULT_POST_EVENT = "full"
 # 32 px = 8 latent cells of a factor-4 model: 4 cells drawn around the change, 16 px of fade (docs/guide/inpainting.md)
 DEFAULT_INPAINT_MARGIN_PX = 32
 DEFAULT_RERENDER_STRENGTH = 0.0
+# What Processing and the dock say when they draw a series in full although "inpaint" is chosen (ui_post_event)
+SERIES_IN_FULL = "a series is drawn in full: Post-event image 'inpaint' applies to change pairs"
+
+
+def _is_series(dates) -> bool:
+    # a bad number of dates is check_dates' to refuse, clearly, when the settings are checked: not here
+    return not isinstance(dates, bool) and isinstance(dates, (int, np.integer)) and dates > 2
+
+
+def resolve_post_event(post_event: str | None, dates=2) -> str:
+    """The post-event mode a run makes and records: the one given, or for None the default of what it makes,
+    DEFAULT_POST_EVENT for a change pair and "full" for a series (``dates`` > 2), which inpainting cannot make yet; so a
+    series runs under either default. An "inpaint" given for a series is kept, for the settings' check to refuse."""
+    if post_event is not None:
+        return post_event
+    return "full" if _is_series(dates) else DEFAULT_POST_EVENT
+
+
+def ui_post_event(chosen: str, dates) -> tuple[str, str | None]:
+    """(mode, note) for a UI whose control always holds a mode (Processing's enum, the dock's combo), so that it cannot
+    tell a choice from the default it shows: "inpaint" with a series is drawn in full, with SERIES_IN_FULL to show,
+    rather than refused, since it may be only the pairs' default."""
+    if chosen == "inpaint" and _is_series(dates):
+        return "full", SERIES_IN_FULL
+    return chosen, None
 
 
 def check_post_event(post_event: str, margin_px=DEFAULT_INPAINT_MARGIN_PX, rerender=DEFAULT_RERENDER_STRENGTH) -> None:

@@ -73,7 +73,7 @@ def test_a_spec_of_before_the_options_resumes_byte_for_byte(tmp_path, tiny_model
 @pytest.mark.parametrize("default, new_default, named", [
     ("DEFAULT_SAMPLER", "dpmpp-2m", "--sampler ddim"),
     ("DEFAULT_PRECISION", "int8", "--precision float32"), ("DEFAULT_POST_EVENT", "inpaint", "--post-event full")])
-def test_the_card_s_command_keeps_a_dataset_s_setting_when_the_default_changes(monkeypatch, default, new_default, named):
+def test_the_card_s_command_keeps_a_dataset_s_setting_when_the_default_changes(flip_default, default, new_default, named):
     """Should a quality check change a default, the command on an older dataset's card still makes that dataset; and
     a dataset made at the new default no longer names the old value."""
     from changeanywhere_qgis.engine.dataset import card
@@ -83,7 +83,33 @@ def test_the_card_s_command_keeps_a_dataset_s_setting_when_the_default_changes(m
     spec = {"semantic": ["map.tif"], "images": [], "model": {"path": "model"},
             "settings": DatasetSettings(count=2, tile=64).recorded()}
     assert option not in card.dataset_command(spec, 2, ".")  # at today's default
-    monkeypatch.setattr(card, default, new_default)
+    flip_default(default, new_default)  # wherever it is held by name (the card reads the post-event one through the engine)
     assert f" {named} " in card.dataset_command(spec, 2, ".")
     spec["settings"] = {**spec["settings"], key: new_default}
     assert f" {named} " not in card.dataset_command(spec, 2, ".")
+
+
+def test_a_pair_dataset_of_before_an_inpaint_default_is_refused_with_the_flag_that_finishes_it(
+        flip_default, tmp_path, tiny_model_dir, houston_label_path):
+    """Should the usefulness test make "inpaint" the default, rerunning an older (full) pair dataset's command without
+    --post-event is refused naming the flag that finishes it, and the resume with it finishes it. (The other defaults
+    are the settings' field defaults, fixed at import: a monkeypatch cannot flip them for this test.)"""
+    out = tmp_path / "ds"
+    _make(out, tiny_model_dir, houston_label_path, 2, tile=64)  # today's default: full
+    flip_default("DEFAULT_POST_EVENT", "inpaint")
+    with pytest.raises(InputError, match=r"settings\.post_event was None, now 'inpaint'.*To finish it, add --post-event full "
+                                         r"\(Processing: \"Post-event image\": full\)"):
+        _make(out, tiny_model_dir, houston_label_path, 3, tile=64)
+    result = _make(out, tiny_model_dir, houston_label_path, 3, tile=64, post_event="full")
+    assert result["skipped"] == 2 and result["generated"] == 1
+
+
+def test_a_series_dataset_resumes_under_an_inpaint_default(flip_default, tmp_path, tiny_model_dir, houston_label_path):
+    """A series is drawn in full under either post-event default (inpainting makes pairs): a series dataset of today
+    resumes under an "inpaint" default without --post-event, rather than being refused as inpainted series."""
+    out = tmp_path / "series"
+    _make(out, tiny_model_dir, houston_label_path, 2, tile=64, steps=1, dates=3)
+    flip_default("DEFAULT_POST_EVENT", "inpaint")
+    result = _make(out, tiny_model_dir, houston_label_path, 2, tile=64, steps=1, dates=3)
+    assert result["skipped"] == 2 and result["generated"] == 0
+    assert "post_event" not in json.loads((out / "dataset.json").read_text())["settings"]  # full: the spec of before
