@@ -48,7 +48,7 @@ def test_a_dataset_records_the_mode_and_a_resume_under_the_other_is_refused(tiny
     command = next(line.strip() for line in card.splitlines() if line.strip().startswith("python -m changeanywhere_qgis dataset"))
     assert "--post-event inpaint --inpaint-margin 16 --rerender-strength 0" in command
     refused = cli(*base)  # today's default, full
-    assert refused.returncode == 2 and "post_event was 'inpaint', now None" in refused.stderr
+    assert refused.returncode == 2 and "post_event was 'inpaint', now 'full'" in refused.stderr
     assert "To finish it, add --post-event inpaint --inpaint-margin 16 --rerender-strength 0" in refused.stderr, refused.stderr
     args = shlex.split(command)[3:]  # the card's command resumes it (its --out is ".": the folder it lies in)
     args[args.index("--out") + 1] = str(out)

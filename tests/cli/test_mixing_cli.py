@@ -44,7 +44,7 @@ def test_a_dataset_records_the_mixing_and_a_resume_under_the_other_is_refused(ti
     command = next(line.strip() for line in card.splitlines() if line.strip().startswith("python -m changeanywhere_qgis dataset"))
     assert "--sampler dpmpp-2m --tile-size 64 --mixing prediction" in command
     refused = cli(*base, "--sampler", "dpmpp-2m", "--mixing", "latent")
-    assert refused.returncode == 2 and "settings.mixing was 'prediction', now None" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "settings.mixing was 'prediction', now 'latent'" in refused.stderr, refused.stderr
     assert "To finish it, add --mixing prediction" in refused.stderr and "Traceback" not in refused.stderr
     args = shlex.split(command)[3:]  # the card's command resumes it (its --out is ".": the folder it lies in)
     args[args.index("--out") + 1] = str(out)

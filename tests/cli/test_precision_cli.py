@@ -58,7 +58,7 @@ def test_a_dataset_records_the_precision_and_a_resume_under_the_other_is_refused
     command = next(line.strip() for line in card.splitlines() if line.strip().startswith("python -m changeanywhere_qgis dataset"))
     assert " --precision int8" in command
     refused = cli(*base)  # today's default precision, float32
-    assert refused.returncode == 2 and "settings.precision was 'int8', now None" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "settings.precision was 'int8', now 'float32'" in refused.stderr, refused.stderr
     assert "To finish it, add --precision int8" in refused.stderr and "Traceback" not in refused.stderr
     args = shlex.split(command)[3:]  # the card's command resumes it (its --out is ".": the folder it lies in)
     args[args.index("--out") + 1] = str(out)

@@ -96,8 +96,8 @@ def test_a_dataset_records_prediction_mixing_and_refuses_a_resume_under_the_othe
     a = sorted((latent / "A").iterdir())
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in sorted((new / "A").iterdir())]
     assert [p.read_bytes() for p in sorted((latent / "B").iterdir())] != [p.read_bytes() for p in sorted((new / "B").iterdir())]
-    with pytest.raises(InputError, match=r"settings\.mixing was 'prediction', now None.*To finish it, add --mixing prediction "
+    with pytest.raises(InputError, match=r"settings\.mixing was 'prediction', now 'latent'.*To finish it, add --mixing prediction "
                                          r"\(Processing: \"Latent mixing\": prediction\)"):
         generate_dataset(houston_label_path, new, DatasetSettings(**base, mixing="latent"), model=tiny_model_dir, workers=1)
-    with pytest.raises(InputError, match=r"settings\.mixing was None, now 'prediction'.*To finish it, add --mixing latent "):
+    with pytest.raises(InputError, match=r"settings\.mixing was 'latent', now 'prediction'.*To finish it, add --mixing latent "):
         generate_dataset(houston_label_path, latent, DatasetSettings(**base), model=tiny_model_dir, workers=1)  # the default

@@ -99,10 +99,10 @@ def test_a_dataset_records_int8_and_refuses_a_resume_under_the_other(tmp_path, i
     assert dataset_command(spec, 2, ".").count("--precision int8") == 1
     assert [p.read_bytes() for p in sorted((float_ds / "A").iterdir())] == [p.read_bytes() for p in sorted((int8_ds / "A").iterdir())]
     assert [p.read_bytes() for p in sorted((float_ds / "B").iterdir())] != [p.read_bytes() for p in sorted((int8_ds / "B").iterdir())]
-    with pytest.raises(InputError, match=r"settings\.precision was 'int8', now None.*To finish it, add --precision int8 "
+    with pytest.raises(InputError, match=r"settings\.precision was 'int8', now 'float32'.*To finish it, add --precision int8 "
                                          r"\(Processing: \"Denoiser precision\": int8\)"):
         generate_dataset(houston_label_path, int8_ds, DatasetSettings(**base), model=int8_model_dir, workers=1)
-    with pytest.raises(InputError, match=r"settings\.precision was None, now 'int8'.*To finish it, add --precision float32 "):
+    with pytest.raises(InputError, match=r"settings\.precision was 'float32', now 'int8'.*To finish it, add --precision float32 "):
         generate_dataset(houston_label_path, float_ds, DatasetSettings(**base, precision="int8"), model=int8_model_dir, workers=1)
     result = generate_dataset(houston_label_path, int8_ds, DatasetSettings(**{**base, "count": 3}, precision="int8"),
                               model=int8_model_dir, workers=1)

@@ -16,7 +16,7 @@ from ..io import (CLASSES_FILE, LIST_FOLDER, SERIES_FOLDER, SPLITS, STAGE_FOLDER
                   check_replaceable, check_writable, every_folder, has_second, load_second_classes, parts, read_semantic,
                   read_style_image)
 from ..landcover import ClassScheme, load_remap
-from .job import CARD, LEGACY_SETTINGS, MANIFEST, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed, spec_sampler_tile
+from .job import CARD, LEGACY_SETTINGS, MANIFEST, OPTIONAL_SETTINGS, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed, spec_sampler_tile
 
 
 def _granule(manifest: dict) -> int:
@@ -162,6 +162,16 @@ def _lookup(spec: dict, dotted: str):
     return spec
 
 
+def _shown(spec: dict, dotted: str):
+    """A setting as a refusal names it: a spec leaves an optional setting out at its value of before (OPTIONAL_SETTINGS),
+    which the user knows, not as None."""
+    value = _lookup(spec, dotted)
+    group, _, key = dotted.partition(".")
+    if group == "settings" and key in OPTIONAL_SETTINGS and key not in (spec.get("settings") or {}):
+        return OPTIONAL_SETTINGS[key]
+    return value
+
+
 def _comparable(spec: dict) -> dict:
     settings = {k: v for k, v in spec.get("settings", {}).items() if k not in SPEED_SETTINGS}
     if not spec.get("images"):  # without images the pre-event image is generated: the setting changes nothing (and a
@@ -251,7 +261,7 @@ def _check_out(out: Path, spec: dict, overwrite: bool, inputs=()) -> None:
                          "version, choose another folder, or pass --overwrite to start it again.")
     differ = _differences(_comparable(old), _comparable(spec))
     if differ:
-        detail = "; ".join(f"{k} was {_lookup(old, k)!r}, now {_lookup(spec, k)!r}" for k in differ[:5])
+        detail = "; ".join(f"{k} was {_shown(old, k)!r}, now {_shown(spec, k)!r}" for k in differ[:5])
         more = f" (and {len(differ) - 5} more)" if len(differ) > 5 else ""
         hint = _default_change_hint(old, differ)
         raise InputError(f"Output folder {out} holds a dataset made with other settings: {detail}{more}. Rerun with the "

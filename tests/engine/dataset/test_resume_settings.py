@@ -97,7 +97,7 @@ def test_a_pair_dataset_of_before_an_inpaint_default_is_refused_with_the_flag_th
     out = tmp_path / "ds"
     _make(out, tiny_model_dir, houston_label_path, 2, tile=64)  # today's default: full
     flip_default("DEFAULT_POST_EVENT", "inpaint")
-    with pytest.raises(InputError, match=r"settings\.post_event was None, now 'inpaint'.*To finish it, add --post-event full "
+    with pytest.raises(InputError, match=r"settings\.post_event was 'full', now 'inpaint'.*To finish it, add --post-event full "
                                          r"\(Processing: \"Post-event image\": full\)"):
         _make(out, tiny_model_dir, houston_label_path, 3, tile=64)
     result = _make(out, tiny_model_dir, houston_label_path, 3, tile=64, post_event="full")
