@@ -16,7 +16,7 @@ from ..io import (CLASSES_FILE, LIST_FOLDER, SERIES_FOLDER, SPLITS, STAGE_FOLDER
                   check_replaceable, check_writable, every_folder, has_second, load_second_classes, parts, read_semantic,
                   read_style_image)
 from ..landcover import ClassScheme, load_remap
-from .job import CARD, LEGACY_SETTINGS, MANIFEST, OPTIONAL_SETTINGS, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed, spec_sampler_tile
+from .job import CARD, MANIFEST, OPTIONAL_SETTINGS, RECORDS, SPEC_FILE, WORK, DatasetJob, DatasetSettings, sample_rngs, sample_seed, spec_sampler_tile
 
 
 def _granule(manifest: dict) -> int:
@@ -163,8 +163,9 @@ def _lookup(spec: dict, dotted: str):
 
 
 def _shown(spec: dict, dotted: str):
-    """A setting as a refusal names it: a spec leaves an optional setting out at its value of before (OPTIONAL_SETTINGS),
-    which the user knows, not as None."""
+    """A setting as a refusal and its hint name it: a spec leaves an optional setting out at its value of before
+    (OPTIONAL_SETTINGS, which holds LEGACY_SETTINGS' values: a spec older than the option meant the same), which the
+    user knows, not as None."""
     value = _lookup(spec, dotted)
     group, _, key = dotted.partition(".")
     if group == "settings" and key in OPTIONAL_SETTINGS and key not in (spec.get("settings") or {}):
@@ -185,16 +186,16 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
     change theirs, so a rerun of the same command can differ in them."""
     flags = []
     if "settings.pre_event" in differ:
-        pre_event = _lookup(old, "settings.pre_event") or LEGACY_SETTINGS["pre_event"]  # left out of a spec while "real"
+        pre_event = _shown(old, "settings.pre_event")
         flags.append((f"--pre-event {pre_event}", f"\"Pre-event image is\": {pre_event}"))
     if "settings.appearance_shift" in differ:
         flags.append(("--appearance-shift", "tick \"Random appearance shifts\"") if _lookup(old, "settings.appearance_shift")
                      else ("--no-appearance-shift", "untick \"Random appearance shifts\""))
     if "settings.post_event" in differ:  # its default may change by the usefulness test (diffusion/inpaint.py)
-        post_event = _lookup(old, "settings.post_event") or LEGACY_SETTINGS["post_event"]  # left out of a spec while "full"
+        post_event = _shown(old, "settings.post_event")
         flags.append((f"--post-event {post_event}", f"\"Post-event image\": {post_event}"))
     if "settings.sampler" in differ:  # the solver, its steps and its tile may change by check S2 (issue #34)
-        sampler = _lookup(old, "settings.sampler") or LEGACY_SETTINGS["sampler"]  # left out of a spec while "ddim"
+        sampler = _shown(old, "settings.sampler")
         flags.append((f"--sampler {sampler}", f"\"Sampler\": {sampler}"))
     if "settings.steps" in differ:
         flags.append((f"--steps {_lookup(old, 'settings.steps')}", f"\"Diffusion steps\": {_lookup(old, 'settings.steps')}"))
@@ -202,10 +203,10 @@ def _default_change_hint(old: dict, differ: list[str]) -> str:
         tile = spec_sampler_tile(old)
         flags.append((f"--tile-size {tile}", f"\"Sampler tile, px\": {tile}"))
     if "settings.mixing" in differ:  # its default may change by the quality check of issue #34 (diffusion/sampler.py)
-        mixing = _lookup(old, "settings.mixing") or LEGACY_SETTINGS["mixing"]  # left out of a spec while "latent"
+        mixing = _shown(old, "settings.mixing")
         flags.append((f"--mixing {mixing}", f"\"Latent mixing\": {mixing}"))
     if "settings.precision" in differ:  # and so may the denoiser's precision (issue #34: int8 kept only by a quality rule)
-        precision = _lookup(old, "settings.precision") or LEGACY_SETTINGS["precision"]  # left out of a spec while "float32"
+        precision = _shown(old, "settings.precision")
         flags.append((f"--precision {precision}", f"\"Denoiser precision\": {precision}"))
     for key, flag, box in (("inpaint_margin_px", "--inpaint-margin", "Inpainting margin"),
                            ("rerender_strength", "--rerender-strength", "Inpainting: re-render strength")):
