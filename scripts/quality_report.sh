@@ -10,7 +10,7 @@
 #      one and the baselines, NETS_PER_ARM nets each) -> docs/research/quality.md;
 #   4. seams inside 512 px tiles -> docs/research/quality-seams.md.
 # Several hours on 2 idle CPU cores at the defaults: each change-detection net trains CD_EPOCHS epochs (20: 2,000 steps
-# on the 800 training samples, about 12 minutes here), 6 arms (5 without the inpainted one) x NETS_PER_ARM nets, and their few-shot runs.
+# on the 800 training samples, about 12 minutes here), 8 arms (5 without the inpainted ones) x NETS_PER_ARM nets, and their few-shot runs.
 # 20 DDIM steps, not the engine's 50: the usefulness checks U1 and U2 (docs/research/usefulness-checks.md) were measured
 # at 20, and 1,000 samples take about half an hour at 20 against an hour at 50 (about 16 samples a minute with 2
 # workers); STEPS=50 measures the engine's default.
@@ -21,7 +21,9 @@
 # TRANSITIONS=buildings makes the datasets with building change alone (scripts/usefulness_datasets.sh).
 # POST_EVENTS="full inpaint" (the default) also makes each source's dataset with --post-event inpaint (same maps, images,
 # count, seed, steps) in $OUT/inpaint/<source>, and evaluate trains it as one more generated arm (--arm inpaint=...,
-# rows "inpaint (pre-event real)"), never as a baseline; POST_EVENTS=full leaves it out.
+# rows "inpaint (pre-event real)"), never as a baseline; POST_EVENTS=full leaves it out. "inpaint-rerender" (in the
+# default too) makes them once more with the kept land re-rendered at RERENDER (default 0.2), the arm
+# "inpaint re-rendered 0.2 (pre-event real)" of check U9.
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
 #
 # Over several sessions (it takes longer than one, and the next may start on a fresh machine without build/):
@@ -54,8 +56,9 @@ CD_EPOCHS=${CD_EPOCHS:-20}
 FEW_SHOT=${FEW_SHOT:-3}
 BASELINES=${BASELINES-copy-paste random-pairing}  # BASELINES="" leaves them out
 BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
-POST_EVENTS=${POST_EVENTS:-full inpaint}  # "full": the default datasets alone
-export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS BASELINES BASELINES_OUT POST_EVENTS
+POST_EVENTS=${POST_EVENTS:-full inpaint inpaint-rerender}  # "full": the default datasets alone
+RERENDER=${RERENDER:-0.2}
+export OMP_WAIT_POLICY=PASSIVE PY MODEL OUT STEPS COUNTS BASELINES BASELINES_OUT POST_EVENTS RERENDER
 mkdir -p "$OUT"
 
 STEP=${FROM_STEP:-1}
@@ -94,6 +97,10 @@ if [ -f "$OUT/inpaint/oem/dataset.json" ]; then
   arm_args+=(--arm "inpaint=$OUT/inpaint/oem,$OUT/inpaint/loveda,$OUT/inpaint/dubai,$OUT/inpaint/flair")
   # check U8: the same inpainted samples with B shifted in appearance as --appearance-shift would have made them
   arm_args+=(--compare-arm-appearance-shift inpaint)
+fi
+rerendered=$OUT/inpaint-rerender-$RERENDER  # check U9: the inpainted samples with the kept land re-rendered
+if [ -f "$rerendered/oem/dataset.json" ]; then
+  arm_args+=(--arm "inpaint re-rendered $RERENDER=$rerendered/oem,$rerendered/loveda,$rerendered/dubai,$rerendered/flair")
 fi
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
   --segmentation "$SEG" --threads 2 --cd-epochs "$CD_EPOCHS" --max-minutes 0 --compare-pre-event --compare-appearance-shift \

@@ -14,6 +14,8 @@
 # POST_EVENTS="full inpaint" also makes, per source, the same dataset command (same maps, images, count, seed, steps) with
 # --post-event inpaint (image B is image A beyond the change; docs/guide/inpainting.md) into $OUT/inpaint/<source>, an arm
 # of its own for `evaluate --arm inpaint=...`; its card names the mode. Default: full (the datasets in $OUT/<source>).
+# "inpaint-rerender" makes the inpainted datasets once more with the kept land re-rendered at RERENDER (default 0.2,
+# check U9) into $OUT/inpaint-rerender-$RERENDER/<source>.
 # MIXING=latent (the default here): the latent mixing that check U7's datasets were made with, before check S2 made
 # prediction the engine's default; its committed nets (docs/research/quality/nets) were trained on those datasets, so
 # a rerun must make the same ones. MIXING=prediction measures the engine's default.
@@ -30,8 +32,11 @@ BASELINES=${BASELINES:-}
 BASELINES_OUT=${BASELINES_OUT:-$OUT/baselines}
 POST_EVENTS=${POST_EVENTS:-full}
 MIXING=${MIXING:-latent}
+RERENDER=${RERENDER:-0.2}
 for mode in $POST_EVENTS; do
-  case "$mode" in full|inpaint) ;; *) echo "usefulness_datasets.sh: POST_EVENTS holds 'full' and/or 'inpaint', not '$mode'" >&2; exit 2 ;; esac
+  case "$mode" in full|inpaint|inpaint-rerender) ;;
+    *) echo "usefulness_datasets.sh: POST_EVENTS holds 'full', 'inpaint' and/or 'inpaint-rerender', not '$mode'" >&2; exit 2 ;;
+  esac
 done
 case "$STORED" in
   real) stored_args=(--pre-event real --no-appearance-shift) ;;
@@ -48,15 +53,19 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
   for s in $sem_glob; do sems+=("$s"); imgs+=("$img_dir/$(basename "${s%.*}").$img_ext"); done
   local remap_args=(); [ "$remap" = none ] || remap_args=(--remap "$remap")
   local table_args=(); [ -z "$TRANSITIONS" ] || table_args=(--transitions "$TRANSITIONS")
-  local mode out
+  local mode out mode_args
   for mode in $POST_EVENTS; do
-    out=$OUT/$name; [ "$mode" = full ] || out=$OUT/$mode/$name
-    echo "dataset $name (post-event $mode): $count samples from ${#sems[@]} maps"
+    case "$mode" in
+      full) out=$OUT/$name; mode_args=(--post-event full) ;;
+      inpaint) out=$OUT/inpaint/$name; mode_args=(--post-event inpaint) ;;
+      inpaint-rerender) out=$OUT/inpaint-rerender-$RERENDER/$name; mode_args=(--post-event inpaint --rerender-strength "$RERENDER") ;;
+    esac
+    echo "dataset $name (post-event ${mode_args[*]}): $count samples from ${#sems[@]} maps"
     # STORED=real (--pre-event real --no-appearance-shift): the evaluation makes the redrawn and the shifted variants itself
     # from the same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land
     # unshifted
     "$PY" -m changeanywhere_qgis dataset --semantic "${sems[@]}" --image "${imgs[@]}" "${stored_args[@]}" "${remap_args[@]}" "${table_args[@]}" \
-      --post-event "$mode" --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
+      "${mode_args[@]}" --count "$count" --tile 256 --layout levir --format png --seed 0 --steps "$STEPS" --workers "$WORKERS" \
       --mixing "$MIXING" --model "$MODEL" --out "$out" 2>&1 | tail -2
   done
   for method in $BASELINES; do
