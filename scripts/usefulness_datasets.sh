@@ -60,7 +60,7 @@ source_dataset() {  # name count remap semantic-glob image-folder image-suffix
       inpaint) out=$OUT/inpaint/$name; mode_args=(--post-event inpaint) ;;
       inpaint-rerender) out=$OUT/inpaint-rerender-$RERENDER/$name; mode_args=(--post-event inpaint --rerender-strength "$RERENDER") ;;
     esac
-    echo "dataset $name (post-event ${mode_args[*]}): $count samples from ${#sems[@]} maps"
+    echo "dataset $name (${mode_args[*]}): $count samples from ${#sems[@]} maps"
     # STORED=real (--pre-event real --no-appearance-shift): the evaluation makes the redrawn and the shifted variants itself
     # from the same samples (--compare-pre-event, --compare-appearance-shift), and measures the generator's unchanged land
     # unshifted
