@@ -19,8 +19,8 @@
 # again and repeats the few-shot runs. The nets stop after CD_EPOCHS epochs, never by a time limit (--max-minutes 0),
 # so that a busy machine does not change a figure.
 # TRANSITIONS=buildings makes the datasets with building change alone (scripts/usefulness_datasets.sh).
-# POST_EVENTS="full inpaint inpaint-rerender" (the default) also makes each source's dataset with --post-event inpaint (same maps, images,
-# count, seed, steps) in $OUT/inpaint/<source>, and evaluate trains it as one more generated arm (--arm inpaint=...,
+# POST_EVENTS="full inpaint inpaint-rerender" (the default) also makes each source's dataset with --post-event inpaint
+# (same maps, images, count, seed, steps) in $OUT/inpaint/<source>, and evaluate trains it as one more generated arm (--arm inpaint=...,
 # rows "inpaint (pre-event real)"), never as a baseline; POST_EVENTS=full leaves it out. "inpaint-rerender" (in the
 # default too) makes them once more with the kept land re-rendered at RERENDER (default 0.2), the arm
 # "inpaint re-rendered 0.2 (pre-event real)" of check U9.
