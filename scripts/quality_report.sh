@@ -20,8 +20,8 @@
 # so that a busy machine does not change a figure.
 # TRANSITIONS=buildings makes the datasets with building change alone (scripts/usefulness_datasets.sh).
 # POST_EVENTS="full inpaint inpaint-rerender" (the default) also makes each source's dataset with --post-event inpaint
-# (same maps, images, count, seed, steps) in $OUT/inpaint/<source>, and evaluate trains it as one more generated arm (--arm inpaint=...,
-# rows "inpaint (pre-event real)"), never as a baseline; POST_EVENTS=full leaves it out. "inpaint-rerender" (in the
+# (same maps, images, count, seed, steps) in $OUT/inpaint/<source>, and evaluate trains it as one more generated arm
+# (--arm inpaint=..., rows "inpaint (pre-event real)"), never as a baseline; POST_EVENTS=full leaves it out. "inpaint-rerender" (in the
 # default too) makes them once more with the kept land re-rendered at RERENDER (default 0.2), the arm
 # "inpaint re-rendered 0.2 (pre-event real)" of check U9.
 # Logs go to $OUT/*.log. FROM_STEP=3 evaluates datasets made earlier.
@@ -88,19 +88,22 @@ d = json.load(open(sys.argv[1]))
 n = d["files_identical"] + d["files_different"]
 print("{} of {} image and label files byte-identical to the local run, manifest records {}".format(
     d["files_identical"], n, "equal" if d["manifest_records_equal"] else "DIFFERENT"))' "$OUT/dask.json")
+sources() {  # an arm's four datasets, one per labelled source, joined by commas as --baseline and --arm take them
+  echo "$1/oem,$1/loveda,$1/dubai,$1/flair"
+}
 baseline_args=()  # one arm per baseline, all four sources' datasets joined as the generated arm joins them
 for method in $BASELINES; do
-  baseline_args+=(--baseline "$method=$BASELINES_OUT/$method/oem,$BASELINES_OUT/$method/loveda,$BASELINES_OUT/$method/dubai,$BASELINES_OUT/$method/flair")
+  baseline_args+=(--baseline "$method=$(sources "$BASELINES_OUT/$method")")
 done
 arm_args=()  # the inpainted samples: one more generated arm, all four sources joined, when they were made
 if [ -f "$OUT/inpaint/oem/dataset.json" ]; then
-  arm_args+=(--arm "inpaint=$OUT/inpaint/oem,$OUT/inpaint/loveda,$OUT/inpaint/dubai,$OUT/inpaint/flair")
+  arm_args+=(--arm "inpaint=$(sources "$OUT/inpaint")")
   # check U8: the same inpainted samples with B shifted in appearance as --appearance-shift would have made them
   arm_args+=(--compare-arm-appearance-shift inpaint)
 fi
 rerendered=$OUT/inpaint-rerender-$RERENDER  # check U9: the inpainted samples with the kept land re-rendered
 if [ -f "$rerendered/oem/dataset.json" ]; then
-  arm_args+=(--arm "inpaint re-rendered $RERENDER=$rerendered/oem,$rerendered/loveda,$rerendered/dubai,$rerendered/flair")
+  arm_args+=(--arm "inpaint re-rendered $RERENDER=$(sources "$rerendered")")
 fi
 "$PY" -m model_export.evaluate "$OUT/oem" "$OUT/loveda" "$OUT/dubai" "$OUT/flair" --report "$REPORT" --figures "$FIGURES" \
   --segmentation "$SEG" --threads 2 --cd-epochs "$CD_EPOCHS" --max-minutes 0 --compare-pre-event --compare-appearance-shift \
